@@ -1,0 +1,13 @@
+"""lmerpy: lme4's mixed-model formulas and results in Python, extended to neural networks."""
+
+from __future__ import annotations
+
+from . import datasets
+from .errors import DataError, FormulaError, LmerpyError, ModelError
+from .design import ModelDesign, design
+from .formula import Formula, parse
+
+__version__ = "0.1.0"
+
+__all__ = ["DataError", "Formula", "FormulaError", "LmerpyError", "ModelError", "datasets",
+           "parse", "design", "ModelDesign", "__version__"]

@@ -1,0 +1,148 @@
+"""Covariance structures of random terms: maps from θ to the relative covariance factor Λ.
+
+The covariance of a term's effects is D = σ² Λ Λ' (lme4 JSS eq. 4). For grouped terms Λ is
+block diagonal, I_q ⊗ T with a p×p template T; for a spatial term it is one dense q×q block.
+Engines only call ``theta0``, ``lower``, ``template`` / ``block`` and ``Lambda``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.spatial.distance import cdist
+
+
+class CovarianceSpec(ABC):
+    """θ ↔ Λ for one random term."""
+
+    @property
+    @abstractmethod
+    def n_theta(self) -> int: ...
+
+    @abstractmethod
+    def theta0(self) -> np.ndarray:
+        """Starting values (lme4 starts at Λ = I)."""
+
+    @abstractmethod
+    def lower(self) -> np.ndarray:
+        """Lower bounds of θ (diagonals of Λ are non-negative)."""
+
+    @abstractmethod
+    def theta_names(self, term_names: list[str]) -> list[str]: ...
+
+    @abstractmethod
+    def Lambda(self, theta: np.ndarray, q: int) -> sp.csc_matrix:
+        """The term's block of Λ, of size (q·p) × (q·p)."""
+
+
+@dataclass(frozen=True)
+class Unstructured(CovarianceSpec):
+    """A full p×p covariance: T lower triangular, θ its lower triangle column by column."""
+
+    p: int
+
+    @property
+    def n_theta(self) -> int:
+        return self.p * (self.p + 1) // 2
+
+    def _tril(self) -> tuple[np.ndarray, np.ndarray]:
+        # lme4 stores θ column-major over the lower triangle: (1,1), (2,1), ..., (2,2), ...
+        cols, rows = np.triu_indices(self.p)
+        return rows, cols
+
+    def theta0(self) -> np.ndarray:
+        rows, cols = self._tril()
+        return (rows == cols).astype(np.float64)
+
+    def lower(self) -> np.ndarray:
+        rows, cols = self._tril()
+        return np.where(rows == cols, 0.0, -np.inf)
+
+    def template(self, theta: np.ndarray) -> np.ndarray:
+        T = np.zeros((self.p, self.p))
+        rows, cols = self._tril()
+        T[rows, cols] = theta
+        return T
+
+    def theta_names(self, term_names: list[str]) -> list[str]:
+        rows, cols = self._tril()
+        return [term_names[r] if r == c else f"{term_names[r]}.{term_names[c]}"
+                for r, c in zip(rows, cols)]
+
+    def Lambda(self, theta: np.ndarray, q: int) -> sp.csc_matrix:
+        return sp.kron(sp.identity(q, format="csc"), sp.csc_matrix(self.template(theta)),
+                       format="csc")
+
+
+@dataclass(frozen=True)
+class Diagonal(CovarianceSpec):
+    """Independent effects with their own variances: T = diag(θ)."""
+
+    p: int
+
+    @property
+    def n_theta(self) -> int:
+        return self.p
+
+    def theta0(self) -> np.ndarray:
+        return np.ones(self.p)
+
+    def lower(self) -> np.ndarray:
+        return np.zeros(self.p)
+
+    def template(self, theta: np.ndarray) -> np.ndarray:
+        return np.diag(np.asarray(theta, dtype=np.float64))
+
+    def theta_names(self, term_names: list[str]) -> list[str]:
+        return list(term_names)
+
+    def Lambda(self, theta: np.ndarray, q: int) -> sp.csc_matrix:
+        return sp.kron(sp.identity(q, format="csc"), sp.diags(np.asarray(theta, float)),
+                       format="csc")
+
+
+@dataclass(frozen=True)
+class RBFKernel(CovarianceSpec):
+    """A spatial effect over q locations: D = σ_s² exp(-‖s_i − s_j‖² / (2 ℓ²)).
+
+    θ = (σ_s / σ, ℓ): the relative standard deviation and the lengthscale. Λ is
+    θ₀ · chol(K_ℓ + jitter·I), a dense lower-triangular q×q block.
+    """
+
+    coords: np.ndarray = field(repr=False)  # q × d unique locations
+    jitter: float = 1e-6
+
+    @property
+    def n_theta(self) -> int:
+        return 2
+
+    def theta0(self) -> np.ndarray:
+        return np.array([1.0, float(np.median(self._scales()))])
+
+    def _scales(self) -> np.ndarray:
+        spread = self.coords.std(axis=0)
+        return np.where(spread > 0, spread, 1.0)
+
+    def lower(self) -> np.ndarray:
+        return np.array([0.0, 1e-8])
+
+    def theta_names(self, term_names: list[str]) -> list[str]:
+        return ["sd", "lengthscale"]
+
+    def kernel(self, lengthscale: float, a: np.ndarray | None = None,
+               b: np.ndarray | None = None) -> np.ndarray:
+        a = self.coords if a is None else a
+        b = self.coords if b is None else b
+        d2 = cdist(a, b, "sqeuclidean")
+        return np.exp(-d2 / (2.0 * lengthscale**2))
+
+    def block(self, theta: np.ndarray) -> np.ndarray:
+        K = self.kernel(float(theta[1]))
+        L = np.linalg.cholesky(K + self.jitter * np.eye(len(K)))
+        return float(theta[0]) * L
+
+    def Lambda(self, theta: np.ndarray, q: int) -> sp.csc_matrix:
+        return sp.csc_matrix(self.block(theta))

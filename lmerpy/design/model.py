@@ -1,0 +1,211 @@
+"""``design(formula, data)``: everything an engine needs, as numbers (formula -> design)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..errors import DataError, FormulaError, ModelError
+from ..formula import nodes as N
+from ..formula import parse
+from ..formula.terms import Formula, Term, TermList
+from .encoding import MatrixEncoder
+from .evaluate import LITERAL_NAMES, evaluate
+from .frame import check_frame, drop_missing, require_columns
+from .nn import NNInput, nn_input
+from .random import RandomTermDesign, build_Z, grouping_codes, random_design, rbf_design
+
+
+@dataclass
+class NewDataDesign:
+    """A model's encodings applied to new rows (for prediction)."""
+
+    X: np.ndarray
+    random: list[sp.csc_matrix]        # Z_k of the new rows in the training columns
+    codes: list[np.ndarray]            # level codes per random term (-1: unseen level)
+    unseen: dict[str, list[str]]       # grouping factor -> levels not seen in training
+    nn: list[np.ndarray]
+    offset: np.ndarray | None
+    index: pd.Index
+
+
+@dataclass
+class ModelDesign:
+    """The numbers of one model: y, X, nn inputs and the random terms with Z_k and Λ_k(θ)."""
+
+    formula: Formula
+    y: np.ndarray                      # n, or n × 2 for cbind(successes, failures)
+    X: np.ndarray                      # n × p fixed-effects matrix
+    X_names: list[str]
+    random: list[RandomTermDesign]
+    nn: list[NNInput]
+    offset: np.ndarray | None
+    n_dropped: int
+    index: pd.Index                    # the training rows used (data's index)
+    dropped_index: pd.Index
+    fixed_encoder: MatrixEncoder = field(repr=False)
+
+    @property
+    def n(self) -> int:
+        return len(self.index)
+
+    @property
+    def Z(self) -> sp.csc_matrix:
+        """All random terms' columns side by side (n × Σ q_k p_k)."""
+        if not self.random:
+            return sp.csc_matrix((self.n, 0))
+        return sp.hstack([r.Z for r in self.random], format="csc")
+
+    @property
+    def theta_sizes(self) -> list[int]:
+        return [r.cov.n_theta for r in self.random]
+
+    def theta0(self) -> np.ndarray:
+        return np.concatenate([r.cov.theta0() for r in self.random] or [np.zeros(0)])
+
+    def theta_lower(self) -> np.ndarray:
+        return np.concatenate([r.cov.lower() for r in self.random] or [np.zeros(0)])
+
+    def split_theta(self, theta: np.ndarray) -> list[np.ndarray]:
+        bounds = np.cumsum([0] + self.theta_sizes)
+        return [np.asarray(theta[a:b], dtype=np.float64) for a, b in zip(bounds, bounds[1:])]
+
+    def Lambda(self, theta: np.ndarray) -> sp.csc_matrix:
+        """The relative covariance factor Λ(θ): block diagonal over the random terms."""
+        blocks = [r.Lambda(t) for r, t in zip(self.random, self.split_theta(theta))]
+        if not blocks:
+            return sp.csc_matrix((0, 0))
+        return sp.block_diag(blocks, format="csc")
+
+    @property
+    def ngrps(self) -> dict[str, int]:
+        return {r.group: r.q for r in self.random}
+
+    def for_new_data(self, newdata: pd.DataFrame, na_action: str = "raise") -> NewDataDesign:
+        """Apply the training encodings to ``newdata``; unseen levels are reported by name."""
+        newdata = check_frame(newdata, "newdata")
+        needed = [n for n in _rhs_variables(self.formula) if n not in LITERAL_NAMES]
+        require_columns(newdata, needed, "newdata")
+        clean = drop_missing(newdata, needed, na_action)
+        data = clean.data
+        X = self.fixed_encoder.transform(data)
+        Zs, codes_all, unseen = [], [], {}
+        for r in self.random:
+            if r.encoder is None:  # rbf: new locations are handled by the engines (kriging)
+                coords = np.column_stack([data[c].to_numpy(float) for c in r.term.coords])
+                lookup = {tuple(row): i for i, row in enumerate(r.cov.coords)}
+                codes = np.array([lookup.get(tuple(row), -1) for row in coords])
+                Xk = np.ones((len(data), 1))
+            else:
+                codes, _ = grouping_codes(data, r.term.group, r.levels)
+                Xk = r.encoder.transform(data)
+                missing = sorted({str(v) for v in _group_labels(data, r.term.group)[codes < 0]})
+                if missing:
+                    unseen[r.group] = missing
+            codes_all.append(codes)
+            Zs.append(build_Z(codes, Xk, r.q))
+        nns = [inp.transform(data) for inp in self.nn]
+        offset = _offset(self.formula, data)
+        return NewDataDesign(X, Zs, codes_all, unseen, nns, offset, data.index)
+
+
+def _group_labels(data: pd.DataFrame, group: tuple[str, ...]) -> np.ndarray:
+    from .encoding import as_labels
+
+    parts = [as_labels(data[g]) for g in group]
+    if len(parts) == 1:
+        return parts[0]
+    return np.array([":".join(p) for p in zip(*parts)], dtype=object)
+
+
+def _rhs_variables(formula: Formula) -> list[str]:
+    rhs = Formula(None, formula.fixed, formula.random, formula.nn, formula.rbf, formula.offsets)
+    return rhs.variables()
+
+
+def _offset(formula: Formula, data: pd.DataFrame) -> np.ndarray | None:
+    if not formula.offsets:
+        return None
+    return sum(evaluate(o, data, f"offset({o})") for o in formula.offsets)
+
+
+def _expand_dot(formula: Formula, data: pd.DataFrame) -> Formula:
+    """Replace '.' by every column the formula does not otherwise use (R's meaning)."""
+    if not any(t.is_dot for t in formula.fixed.terms):
+        for t in formula.fixed.terms:
+            if any(isinstance(f, N.Dot) for f in t.factors):
+                raise FormulaError("'.' cannot be part of an interaction")
+        return formula
+    for t in formula.fixed.terms:
+        if any(isinstance(f, N.Dot) for f in t.factors) and not t.is_dot:
+            raise FormulaError("'.' cannot be part of an interaction")
+    used = set(formula.variables())
+    others = [Term((N.Name(str(c)),)) for c in data.columns if str(c) not in used]
+    terms: list[Term] = []
+    for t in formula.fixed.terms:
+        for new in (others if t.is_dot else [t]):
+            if new not in terms:
+                terms.append(new)
+    terms.sort(key=lambda t: t.degree)
+    return Formula(formula.response, TermList(formula.fixed.intercept, tuple(terms)),
+                   formula.random, formula.nn, formula.rbf, formula.offsets, formula.text)
+
+
+def _response(formula: Formula, data: pd.DataFrame) -> np.ndarray:
+    node = formula.response
+    if node is None:
+        raise FormulaError("the formula has no response (nothing on the left of '~')")
+    if isinstance(node, N.Call) and node.fn == "cbind":
+        cols = [evaluate(a, data, str(a)) for a in node.args]
+        return np.column_stack(cols).astype(np.float64)
+    y = evaluate(node, data, str(node))
+    if y.dtype == bool:
+        y = y.astype(np.float64)
+    return y
+
+
+def lme4_term_order(random: list[RandomTermDesign]) -> list[RandomTermDesign]:
+    """lme4's mkReTrms: if any later term has more levels, order terms by decreasing levels.
+
+    (``rev(order(nl))``: ties end up in reverse order, exactly as lme4 does.)
+    """
+    nl = [r.q for r in random]
+    if not any(b > a for a, b in zip(nl, nl[1:])):
+        return random
+    order = list(reversed(np.argsort(nl, kind="stable")))
+    return [random[i] for i in order]
+
+
+def design(formula: Formula | str, data: pd.DataFrame, na_action: str = "omit",
+           require_response: bool = True) -> ModelDesign:
+    """Evaluate a formula on a DataFrame: y, X (formulaic), nn inputs and random terms."""
+    if isinstance(formula, str):
+        formula = parse(formula)
+    data = check_frame(data)
+    data.columns = [str(c) for c in data.columns] if not all(
+        isinstance(c, str) for c in data.columns) else data.columns
+    needed = [n for n in formula.variables() if n not in LITERAL_NAMES or n in data.columns]
+    require_columns(data, needed)
+    formula = _expand_dot(formula, data)
+    needed = [n for n in formula.variables() if n not in LITERAL_NAMES or n in data.columns]
+    clean = drop_missing(data, needed, na_action)
+    data = clean.data
+    y = _response(formula, data) if (require_response or formula.response is not None) \
+        else np.zeros(len(data))
+    fixed = MatrixEncoder(formula.fixed, "fixed effects")
+    X = fixed.fit(data)
+    random = [random_design(t, data) for t in formula.random]
+    random = lme4_term_order(random)
+    random += [rbf_design(t, data) for t in formula.rbf]
+    for r in random:
+        if r.q < 1:
+            raise ModelError(f"grouping factor '{r.group}' has no levels")
+    nns = [nn_input(t, data) for t in formula.nn]
+    offset = _offset(formula, data)
+    if len(data) == 0:
+        raise DataError("no rows left after dropping missing values")
+    return ModelDesign(formula, y, X, fixed.names, random, nns, offset, clean.n_dropped,
+                       data.index, clean.dropped_index, fixed)

@@ -1,0 +1,35 @@
+"""The exception hierarchy: every error lmerpy raises on bad input derives from LmerpyError."""
+
+from __future__ import annotations
+
+
+class LmerpyError(Exception):
+    """Base class of every error lmerpy raises on purpose."""
+
+
+class FormulaError(LmerpyError, ValueError):
+    """A formula that cannot be parsed or has no meaning; carries the 1-based column."""
+
+    def __init__(self, message: str, column: int | None = None, text: str | None = None):
+        self.message = message
+        self.column = column
+        self.text = text
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        if self.column is None:
+            return self.message
+        head = f"{self.message} at column {self.column}"
+        if self.text is None:
+            return head
+        # Show the formula on one line with a caret under the offending character.
+        line = self.text.replace("\n", " ").replace("\t", " ")
+        return f"{head}\n  {line}\n  {' ' * (self.column - 1)}^"
+
+
+class DataError(LmerpyError, ValueError):
+    """Data that does not fit the formula: missing columns, bad types, unseen levels, ..."""
+
+
+class ModelError(LmerpyError, ValueError):
+    """A model that cannot be fitted as specified (too many random effects, ...)."""
