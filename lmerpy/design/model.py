@@ -142,7 +142,7 @@ def _expand_dot(formula: Formula, data: pd.DataFrame) -> Formula:
     for t in formula.fixed.terms:
         if any(isinstance(f, N.Dot) for f in t.factors) and not t.is_dot:
             raise FormulaError("'.' cannot be part of an interaction")
-    used = set(formula.variables())
+    used = set(formula.variables()) | set(formula.dot_excluded)
     others = [Term((N.Name(str(c)),)) for c in data.columns if str(c) not in used]
     terms: list[Term] = []
     for t in formula.fixed.terms:
@@ -152,6 +152,7 @@ def _expand_dot(formula: Formula, data: pd.DataFrame) -> Formula:
     terms.sort(key=lambda t: t.degree)
     return Formula(formula.response, TermList(formula.fixed.intercept, tuple(terms)),
                    formula.random, formula.nn, formula.rbf, formula.offsets, formula.text)
+
 
 
 def _response(formula: Formula, data: pd.DataFrame) -> np.ndarray:

@@ -64,7 +64,9 @@ def build_Z(codes: np.ndarray, X: np.ndarray, q: int) -> sp.csc_matrix:
     rows = np.repeat(np.arange(n)[keep], p)
     cols = (codes[keep][:, None] * p + np.arange(p)[None, :]).ravel()
     vals = X[keep].ravel()
-    return sp.csc_matrix((vals, (rows, cols)), shape=(n, q * p))
+    Z = sp.csc_matrix((vals, (rows, cols)), shape=(n, q * p))
+    Z.eliminate_zeros()  # lme4 stores no explicit zeros (e.g. Days = 0)
+    return Z
 
 
 def factor_codes(series: pd.Series, levels: list[str] | None = None

@@ -54,6 +54,7 @@ class _Algebra:
     def __init__(self, vars_: _Vars, where: str) -> None:
         self.vars = vars_
         self.where = where
+        self.dot_excluded: list[str] = []  # `. - x`: columns '.' must leave out
 
     def termlist(self, node: N.Node, intercept: bool = True) -> TermList:
         terms, flag = self.sum(node)
@@ -87,6 +88,11 @@ class _Algebra:
                     if t not in terms:
                         terms.append(t)
             else:
+                if any(len(t) == 1 and isinstance(next(iter(t)), N.Dot) for t in terms):
+                    for t in part:
+                        (f,) = t if len(t) == 1 else (None,)
+                        if isinstance(f, N.Name) and f.id not in self.dot_excluded:
+                            self.dot_excluded.append(f.id)
                 terms = [t for t in terms if t not in part]
         return terms, intercept
 
@@ -438,7 +444,8 @@ def build_formula(lhs: N.Node | None, rhs: N.Node, text: str) -> Formula:
     if fixed_items:
         expr = _rebuild_sum(fixed_items)
         fixed = algebra.termlist(expr)
-    return Formula(lhs, fixed, tuple(random), tuple(nns), tuple(rbfs), tuple(offsets), text)
+    return Formula(lhs, fixed, tuple(random), tuple(nns), tuple(rbfs), tuple(offsets), text,
+                   tuple(algebra.dot_excluded))
 
 
 def _rebuild_sum(items: list[tuple[str, N.Node]]) -> N.Node:

@@ -124,9 +124,10 @@ class Formula:
     rbf: tuple[RBFTerm, ...] = ()
     offsets: tuple[N.Node, ...] = ()
     text: str = field(default="", compare=False)
+    dot_excluded: tuple[str, ...] = ()  # `y ~ . - x`: columns the '.' leaves out
 
     def __str__(self) -> str:
-        parts = [str(self.fixed)]
+        parts = [str(self.fixed) + "".join(f" - {N.Name(c)}" for c in self.dot_excluded)]
         parts += [f"offset({o})" for o in self.offsets]
         parts += [str(t) for t in self.nn]
         parts += [str(t) for t in self.random]
