@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from . import datasets
-from .errors import DataError, FormulaError, LmerpyError, ModelError
 from .design import ModelDesign, design
+from .errors import DataError, FormulaError, LmerpyError, ModelError
 from .formula import Formula, parse
 
 __version__ = "0.1.0"

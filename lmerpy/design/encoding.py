@@ -1,30 +1,40 @@
-"""Model matrices for a TermList through formulaic, with R's column names.
+"""Model matrices for a TermList with R's model.matrix rules, names and column order.
 
-Each factor of the terms is first turned into one safe alias column (``_v0``, ``_v1``, ...):
-columns are copied, expressions are computed by the whitelist evaluator, categorical values
-are recoded to ``L0``, ``L1``, ... in R's level order. formulaic then only ever sees a
-formula made of those aliases and its own stateful transforms (poly, scale, center, C), so
-no user text reaches it, and its column names can be mapped back to R's exactly.
+formulaic supplies the pieces: contrast coding matrices (treatment, sum, Helmert,
+polynomial) and the stateful transforms poly(), scale(), center(), whose training
+statistics are kept for new data. lmerpy assembles terms from them with R's rule for when a
+factor in a term is coded by contrasts or by indicators (R's ``TermCode``, "Statistical
+Models in S" p. 38): by contrasts if the term without that factor is empty or contained in
+an earlier term, else by indicators; without an intercept the first factor is coded by
+indicators. Columns of an interaction vary fastest in its first factor, as R's do.
+No expression is ever handed to ``eval``: factors are computed by the whitelist evaluator.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from formulaic import Formula as FFormula
-from formulaic import ModelSpec, model_matrix
+from formulaic.transforms import center as f_center
+from formulaic.transforms import poly as f_poly
+from formulaic.transforms import scale as f_scale
+from formulaic.transforms.contrasts import (
+    HelmertContrasts,
+    PolyContrasts,
+    SumContrasts,
+    TreatmentContrasts,
+)
 
-from ..errors import DataError, FormulaError
+from ..errors import DataError
 from ..formula import nodes as N
 from ..formula.expand import contrast_name, poly_degree
 from ..formula.functions import CATEGORICAL, TRANSFORMS, literal
 from ..formula.terms import TermList
-from .evaluate import evaluate, is_numeric
+from .evaluate import evaluate, is_numeric, numeric_column
 
-_PIECE = re.compile(r"^(?P<expr>.*?)(\[(?P<tag>[^\]]*)\])?$")
+_CONTRASTS = {"contr.treatment": TreatmentContrasts, "contr.sum": SumContrasts,
+              "contr.helmert": HelmertContrasts, "contr.poly": PolyContrasts}
 
 
 def level_order(series: pd.Series) -> list[str]:
@@ -52,24 +62,115 @@ def _label(value) -> str:
     return str(value)
 
 
-def as_labels(series: pd.Series | np.ndarray) -> np.ndarray:
+def as_labels(values) -> np.ndarray:
     """Values as R level labels (strings)."""
-    values = series.astype(object) if isinstance(series, pd.Series) else series
+    if isinstance(values, pd.Series):
+        values = values.astype(object).to_numpy()
     return np.array([_label(v) for v in np.asarray(values, dtype=object)], dtype=object)
+
+
+def codes_of(values, levels: list[str], column: str) -> np.ndarray:
+    """Level index of every value; a DataError names levels the training data did not have."""
+    inverse, uniques = pd.factorize(pd.Series(values).astype(object), use_na_sentinel=True)
+    lookup = {lvl: i for i, lvl in enumerate(levels)}
+    mapped = np.array([lookup.get(v, -1) for v in as_labels(uniques)] + [-1], dtype=np.int64)
+    codes = mapped[inverse]
+    if (codes < 0).any():
+        unseen = sorted({str(u) for u, m in zip(uniques, mapped) if m < 0})
+        raise DataError(f"'{column}' has level(s) not seen in the training data: "
+                        f"{', '.join(unseen[:10])}" + (" ..." if len(unseen) > 10 else ""))
+    return codes
 
 
 @dataclass
 class _Factor:
+    """One variable of the terms and how it turns into columns."""
+
     node: N.Node
-    label: str          # R's name of the factor, e.g. "I(Days^2)"
-    alias: str          # safe column name handed to formulaic
-    expr: str           # formulaic expression for the factor
-    levels: list[str] | None = None   # for categorical factors
-    contrast: str | None = None
+    label: str                         # R's name, e.g. "I(Days^2)"
+    levels: list[str] | None = None    # categorical factors only
+    contrast: str = "contr.treatment"
+    state: dict = field(default_factory=dict)   # poly / scale / center statistics
+
+    @property
+    def categorical(self) -> bool:
+        return self.levels is not None
+
+    def _inner(self) -> N.Node:
+        node = self.node
+        if isinstance(node, N.Call) and (node.fn in CATEGORICAL or node.fn in TRANSFORMS):
+            return node.args[0]
+        return node
+
+    def raw(self, data: pd.DataFrame):
+        """The variable's values: labels for categoricals, floats otherwise."""
+        inner = self._inner()
+        if isinstance(inner, N.Name) and inner.id in data.columns:
+            if self.categorical:
+                return data[inner.id]
+            return numeric_column(data, inner.id, self.label)
+        return evaluate(inner, data, self.label)
+
+    def columns(self, data: pd.DataFrame, full: bool) -> tuple[np.ndarray, list[str]]:
+        """The factor's columns: contrasts (full=False) or indicators (full=True)."""
+        values = self.raw(data)
+        if self.categorical:
+            column = self._inner().id if isinstance(self._inner(), N.Name) else self.label
+            codes = codes_of(values, self.levels, column)
+            coding = _CONTRASTS[self.contrast]().get_coding_matrix(self.levels,
+                                                                   reduced_rank=not full)
+            matrix = np.asarray(coding, dtype=np.float64)
+            if full:
+                names = list(self.levels)
+            elif self.contrast in {"contr.sum", "contr.helmert"}:
+                names = [str(i + 1) for i in range(matrix.shape[1])]
+            elif self.contrast == "contr.poly":
+                names = [str(c) for c in coding.columns]
+            else:
+                names = list(self.levels[1:])
+            return matrix[codes], [self.label + n for n in names]
+        node = self.node
+        if isinstance(node, N.Call) and node.fn == "poly":
+            raw = bool(literal(dict(node.kwargs).get("raw", N.Name("FALSE")), "raw"))
+            out = np.asarray(f_poly(values, degree=poly_degree(node), raw=raw,
+                                    _state=self.state), dtype=np.float64)
+            return out, [f"{self.label}{k + 1}" for k in range(out.shape[1])]
+        if isinstance(node, N.Call) and node.fn == "scale":
+            kw = dict(node.kwargs)
+            out = f_scale(values, center=bool(literal(kw.get("center", N.Name("TRUE")), "c")),
+                          scale=bool(literal(kw.get("scale", N.Name("TRUE")), "s")),
+                          _state=self.state)
+            return np.asarray(out, dtype=np.float64).reshape(-1, 1), [self.label]
+        if isinstance(node, N.Call) and node.fn == "center":
+            out = f_center(values, _state=self.state)
+            return np.asarray(out, dtype=np.float64).reshape(-1, 1), [self.label]
+        return np.asarray(values, dtype=np.float64).reshape(-1, 1), [self.label]
 
 
-def _is_categorical(series: pd.Series) -> bool:
-    return not is_numeric(series)
+def _make_factor(node: N.Node, data: pd.DataFrame) -> _Factor:
+    label = str(node)
+    if isinstance(node, N.Name):
+        series = data[node.id]
+        if is_numeric(series):
+            return _Factor(node, label)
+        ordered = isinstance(series.dtype, pd.CategoricalDtype) and series.cat.ordered
+        return _Factor(node, label, level_order(series),
+                       "contr.poly" if ordered else "contr.treatment")
+    if isinstance(node, N.Call) and node.fn in CATEGORICAL:
+        arg = node.args[0]
+        series = data[arg.id] if isinstance(arg, N.Name) and arg.id in data.columns else \
+            pd.Series(evaluate(arg, data, label), index=data.index)
+        extra = list(node.args[1:]) + [v for _, v in node.kwargs]
+        ordered = isinstance(series.dtype, pd.CategoricalDtype) and series.cat.ordered
+        contrast = contrast_name(extra[0]) if extra else (
+            "contr.poly" if ordered else "contr.treatment")
+        return _Factor(node, label, level_order(series), contrast)
+    if isinstance(node, N.Call) and node.fn in TRANSFORMS:
+        return _Factor(node, label)
+    values = evaluate(node, data, label)
+    if values.dtype == bool:  # I(x > 0): a logical, coded like R's FALSE/TRUE factor
+        return _Factor(node, label, level_order(pd.Series(values)))
+    return _Factor(node, label)
 
 
 class MatrixEncoder:
@@ -78,145 +179,62 @@ class MatrixEncoder:
     def __init__(self, terms: TermList, what: str = "fixed effects"):
         self.terms = terms
         self.what = what
-        self.factors: list[_Factor] = []
-        self.spec: ModelSpec | None = None
+        self.factors: dict[N.Node, _Factor] = {}
+        self.plan: list[list[tuple[_Factor, bool]]] = []   # per term: (factor, indicators?)
         self.names: list[str] = []
         self.term_of_column: list[str] = []
 
-    # -- training ---------------------------------------------------------------------------
     def fit(self, data: pd.DataFrame) -> np.ndarray:
         """Encode ``data``; remembers levels and transform statistics for new data."""
         for term in self.terms.terms:
-            for f in term.factors:
-                if all(f != g.node for g in self.factors):
-                    self.factors.append(self._make_factor(f, data))
-        frame = self._alias_frame(data)
-        ff = self._formulaic_formula()
-        mm = model_matrix(FFormula(ff, _ordering="none"), frame, na_action="raise",
-                          output="numpy")
-        self.spec = mm.model_spec
-        self.names, self.term_of_column = self._r_names(self.spec)
-        return np.asarray(mm, dtype=np.float64).reshape(len(data), -1)
+            for node in term.factors:
+                if node not in self.factors:
+                    self.factors[node] = _make_factor(node, data)
+        self.plan = self._coding_plan()
+        X, self.names, self.term_of_column = self._build(data)
+        return X
 
-    def _make_factor(self, node: N.Node, data: pd.DataFrame) -> _Factor:
-        alias = f"_v{len(self.factors)}"
-        label = str(node)
-        if isinstance(node, N.Dot):
-            raise FormulaError("'.' must be expanded before encoding")
-        if isinstance(node, N.Name):
-            series = data[node.id]
-            if _is_categorical(series):
-                return _Factor(node, label, alias, f"C({alias}, contr.treatment)",
-                               level_order(series), "contr.treatment")
-            return _Factor(node, label, alias, alias)
-        assert isinstance(node, N.Call)
-        if node.fn in CATEGORICAL:
-            arg = node.args[0]
-            series = data[arg.id] if isinstance(arg, N.Name) else pd.Series(
-                evaluate(arg, data, label), index=data.index)
-            contrast = "contr.treatment"
-            extra = list(node.args[1:]) + [v for _, v in node.kwargs]
-            if extra:
-                contrast = contrast_name(extra[0])
-            return _Factor(node, label, alias, f"C({alias}, {contrast})", level_order(series),
-                           contrast)
-        if node.fn in TRANSFORMS:
-            if node.fn == "poly":
-                raw = bool(literal(dict(node.kwargs).get("raw", N.Name("FALSE")), "raw"))
-                expr = f"poly({alias}, degree={poly_degree(node)}, raw={raw})"
-            elif node.fn == "scale":
-                kw = dict(node.kwargs)
-                center = bool(literal(kw.get("center", N.Name("TRUE")), "center"))
-                scale = bool(literal(kw.get("scale", N.Name("TRUE")), "scale"))
-                expr = f"scale({alias}, center={center}, scale={scale})"
-            else:
-                expr = f"center({alias})"
-            return _Factor(node, label, alias, expr)
-        values = evaluate(node, data, label)
-        if values.dtype == bool:
-            return _Factor(node, label, alias, f"C({alias}, contr.treatment)",
-                           level_order(pd.Series(values)), "contr.treatment")
-        return _Factor(node, label, alias, alias)
-
-    def _alias_frame(self, data: pd.DataFrame) -> pd.DataFrame:
-        cols = {}
-        for f in self.factors:
-            node = f.node
-            if isinstance(node, N.Call) and (node.fn in CATEGORICAL or node.fn in TRANSFORMS):
-                inner = node.args[0]
-            else:
-                inner = node
-            if f.levels is not None:
-                if isinstance(inner, N.Name):
-                    raw = data[inner.id]
-                else:
-                    raw = pd.Series(evaluate(inner, data, f.label), index=data.index)
-                labels = as_labels(raw)
-                lookup = {lvl: i for i, lvl in enumerate(f.levels)}
-                codes = np.array([lookup.get(v, -1) for v in labels])
-                if (codes < 0).any():
-                    unseen = sorted({str(v) for v in labels[codes < 0]})
-                    col = inner.id if isinstance(inner, N.Name) else f.label
-                    raise DataError(f"'{col}' has level(s) not seen in the training data: "
-                                    f"{', '.join(unseen[:10])}"
-                                    + (" ..." if len(unseen) > 10 else ""))
-                cats = [f"L{i}" for i in range(len(f.levels))]
-                cols[f.alias] = pd.Categorical.from_codes(codes, categories=cats)
-            elif isinstance(inner, N.Name):
-                from .evaluate import numeric_column
-
-                cols[f.alias] = numeric_column(data, inner.id, f.label)
-            else:
-                cols[f.alias] = evaluate(inner, data, f.label)
-        return pd.DataFrame(cols, index=data.index)
-
-    def _formulaic_formula(self) -> str:
-        by_node = {f.node: f for f in self.factors}
-        parts = ["1" if self.terms.intercept else "0"]
-        for term in self.terms.terms:
-            parts.append(":".join(by_node[f].expr for f in term.factors))
-        return " + ".join(parts)
-
-    def _r_names(self, spec: ModelSpec) -> tuple[list[str], list[str]]:
-        by_expr = {f.expr: f for f in self.factors}
-        names: list[str] = []
-        terms: list[str] = []
-        r_terms = {self._formulaic_term(t): str(t) for t in self.terms.terms}
-        for block in spec.structure:
-            term_label = r_terms.get(str(block.term), "(Intercept)")
-            for col in block.columns:
-                if col == "Intercept":
-                    names.append("(Intercept)")
-                else:
-                    names.append(":".join(self._r_piece(p, by_expr) for p in col.split(":")))
-                terms.append(term_label)
-        return names, terms
-
-    def _formulaic_term(self, term) -> str:
-        by_node = {f.node: f for f in self.factors}
-        return ":".join(by_node[f].expr for f in term.factors)
-
-    @staticmethod
-    def _r_piece(piece: str, by_expr: dict[str, _Factor]) -> str:
-        m = _PIECE.match(piece)
-        expr, tag = m.group("expr"), m.group("tag")
-        f = by_expr.get(expr)
-        if f is None:  # formulaic spelled the expression differently; match on the alias
-            f = next(g for g in by_expr.values() if expr.startswith(g.expr.split(",")[0]))
-        if tag is None:
-            return f.label
-        if f.levels is None:  # poly(x, 2)[1] -> poly(x, 2)1
-            return f.label + tag
-        kind, _, code = tag.rpartition(".")
-        index = int(code[1:])
-        if kind in {"S", "H"}:  # R numbers sum / Helmert contrast columns 1, 2, ...
-            return f.label + str(index + 1 if kind == "S" else index)
-        return f.label + f.levels[index]
-
-    # -- new data -----------------------------------------------------------------------------
     def transform(self, data: pd.DataFrame) -> np.ndarray:
         """The same encoding (levels, contrasts, transform statistics) applied to new rows."""
-        assert self.spec is not None, "fit() first"
-        frame = self._alias_frame(data)
-        mm = self.spec.get_model_matrix(frame, output="numpy", na_action="raise")
-        return np.asarray(mm, dtype=np.float64).reshape(len(data), -1)
+        return self._build(data)[0]
+
+    def _coding_plan(self) -> list[list[tuple[_Factor, bool]]]:
+        earlier: list[frozenset] = []
+        plan = []
+        first_pending = not self.terms.intercept
+        for term in self.terms.terms:
+            members = frozenset(term.factors)
+            coding = []
+            for node in term.factors:
+                f = self.factors[node]
+                rest = members - {node}
+                contrasts = not rest or any(rest <= t for t in earlier)
+                full = f.categorical and not contrasts
+                if first_pending and f.categorical and len(f.levels) > 1:
+                    full, first_pending = True, False
+                coding.append((f, full))
+            plan.append(coding)
+            earlier.append(members)
+        return plan
+
+    def _build(self, data: pd.DataFrame) -> tuple[np.ndarray, list[str], list[str]]:
+        n = len(data)
+        blocks = [np.ones((n, 1))] if self.terms.intercept else []
+        names = ["(Intercept)"] if self.terms.intercept else []
+        terms = ["(Intercept)"] if self.terms.intercept else []
+        cache: dict[tuple[int, bool], tuple[np.ndarray, list[str]]] = {}
+        for term, coding in zip(self.terms.terms, self.plan):
+            M, labels = np.ones((n, 1)), [""]
+            for f, full in coding:
+                key = (id(f), full)
+                if key not in cache:
+                    cache[key] = f.columns(data, full)
+                B, bnames = cache[key]
+                # earlier factors vary fastest, as in R's model.matrix
+                M = (B[:, :, None] * M[:, None, :]).reshape(n, -1)
+                labels = [f"{a}:{b}" if a else b for b in bnames for a in labels]
+            blocks.append(M)
+            names += labels
+            terms += [str(term)] * len(labels)
+        X = np.hstack(blocks) if blocks else np.zeros((n, 0))
+        return X, names, terms

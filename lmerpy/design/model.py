@@ -70,6 +70,7 @@ class ModelDesign:
         return np.concatenate([r.cov.lower() for r in self.random] or [np.zeros(0)])
 
     def split_theta(self, theta: np.ndarray) -> list[np.ndarray]:
+        theta = np.atleast_1d(np.asarray(theta, dtype=np.float64))
         bounds = np.cumsum([0] + self.theta_sizes)
         return [np.asarray(theta[a:b], dtype=np.float64) for a, b in zip(bounds, bounds[1:])]
 

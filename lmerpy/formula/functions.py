@@ -93,7 +93,7 @@ def check_arithmetic(node: N.Node) -> None:
     for n in N.walk(node):
         if isinstance(n, N.Call):
             if n.fn in MATH_FUNCTIONS or n.fn in IDENTITY:
-                if len(n.args) != 1 or (n.kwargs and not (n.fn in {"log", "round"})):
+                if len(n.args) != 1 or (n.kwargs and n.fn not in {"log", "round"}):
                     raise FormulaError(f"{n.fn}() takes exactly one argument", n.pos + 1)
                 for key, value in n.kwargs:
                     if key not in {"base", "digits"}:

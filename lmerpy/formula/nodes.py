@@ -155,9 +155,29 @@ def walk(node: Node):
 
 
 def names_in(node: Node) -> list[str]:
-    """Column names referenced by an expression, in order of first appearance."""
+    """Column names referenced by an expression, in order of first appearance.
+
+    Keyword arguments are options, not variables, and so is everything after the first
+    argument of C() (its contrasts: ``C(f, sum)``).
+    """
     seen: dict[str, None] = {}
-    for n in walk(node):
+
+    def visit(n: Node) -> None:
         if isinstance(n, Name):
             seen.setdefault(n.id, None)
+        elif isinstance(n, Call):
+            for a in n.args[:1] if n.fn == "C" else n.args:
+                visit(a)
+        elif isinstance(n, Paren):
+            visit(n.expr)
+        elif isinstance(n, Unary):
+            visit(n.operand)
+        elif isinstance(n, BinOp):
+            visit(n.left)
+            visit(n.right)
+        elif isinstance(n, Seq):
+            for i in n.items:
+                visit(i)
+
+    visit(node)
     return list(seen)
