@@ -1,0 +1,25 @@
+"""Every script in examples/ runs to the end."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_example_runs(path, capsys):
+    runpy.run_path(str(path), run_name="__main__")
+    assert capsys.readouterr().out.strip()
+
+
+def test_cli_demo(capsys):
+    from lmerpy.cli import main
+
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "Reaction ~ 1 + Days + (1 + Days | Subject)" in out
+    assert main(["parse", "y ~ (x"]) == 2
