@@ -41,7 +41,7 @@ def _show_design(console: Console, formula: str, data_name: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lmerpy", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="show the design of sleepstudy's Reaction ~ Days + (Days | Subject)")
+    sub.add_parser("demo", help=f"fit sleepstudy's {DEMO_FORMULA}")
     p = sub.add_parser("parse", help="print the canonical form of a formula")
     p.add_argument("formula")
     d = sub.add_parser("design", help="evaluate a formula on an embedded data set")
