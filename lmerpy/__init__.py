@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from . import datasets
+from .api import lmer
 from .design import ModelDesign, design
+from .engines.exact import (
+    ConvergenceWarning,
+    LmerControl,
+    RankDeficiencyWarning,
+    SingularFitWarning,
+)
+from .results.model import LmerResult
 from .errors import DataError, FormulaError, LmerpyError, ModelError
 from .formula import Formula, parse
 
 __version__ = "0.1.0"
 
 __all__ = ["DataError", "Formula", "FormulaError", "LmerpyError", "ModelError", "datasets",
-           "parse", "design", "ModelDesign", "__version__"]
+           "parse", "design", "ModelDesign", "lmer", "LmerResult", "LmerControl",
+           "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "__version__"]

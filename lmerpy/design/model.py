@@ -182,8 +182,12 @@ def lme4_term_order(random: list[RandomTermDesign]) -> list[RandomTermDesign]:
 
 
 def design(formula: Formula | str, data: pd.DataFrame, na_action: str = "omit",
-           require_response: bool = True) -> ModelDesign:
-    """Evaluate a formula on a DataFrame: y, X (formulaic), nn inputs and random terms."""
+           require_response: bool = True, extra_columns: list[str] | None = None
+           ) -> ModelDesign:
+    """Evaluate a formula on a DataFrame: y, X, nn inputs and random terms.
+
+    ``extra_columns`` (e.g. prior weights) take part in dropping rows with missing values.
+    """
     if isinstance(formula, str):
         formula = parse(formula)
     data = check_frame(data)
@@ -193,7 +197,7 @@ def design(formula: Formula | str, data: pd.DataFrame, na_action: str = "omit",
     require_columns(data, needed)
     formula = _expand_dot(formula, data)
     needed = [n for n in formula.variables() if n not in LITERAL_NAMES or n in data.columns]
-    clean = drop_missing(data, needed, na_action)
+    clean = drop_missing(data, needed + list(extra_columns or []), na_action)
     data = clean.data
     y = _response(formula, data) if (require_response or formula.response is not None) \
         else np.zeros(len(data))

@@ -11,6 +11,7 @@ first). lme4's rules: ``(x || g)`` becomes ``(1 | g) + (0 + x | g)``; ``(1 | a/b
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from ..errors import FormulaError
 from . import nodes as N
@@ -445,7 +446,39 @@ def build_formula(lhs: N.Node | None, rhs: N.Node, text: str) -> Formula:
         expr = _rebuild_sum(fixed_items)
         fixed = algebra.termlist(expr)
     return Formula(lhs, fixed, tuple(random), tuple(nns), tuple(rbfs), tuple(offsets), text,
-                   tuple(algebra.dot_excluded))
+                   tuple(algebra.dot_excluded), lme4_deparse(lhs, rhs))
+
+
+@dataclass(frozen=True)
+class _Verbatim(N.Node):
+    """Already-deparsed text inside a tree that is being printed."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def lme4_deparse(lhs: N.Node | None, rhs: N.Node) -> str:
+    """The formula as lme4 prints it: R's deparse, with ``(x || g)`` expanded the way
+    lme4's expandDoubleVerts writes it: ``((1 | g) + (0 + x | g))``."""
+
+    def expand(node: N.Node) -> N.Node:
+        if isinstance(node, N.Paren) and isinstance(node.expr, N.BinOp) \
+                and node.expr.op == "||":
+            bar = node.expr
+            lhs_terms = _Algebra(_Vars(), "inside a random-effect term").termlist(bar.left)
+            parts = (["1"] if lhs_terms.intercept else []) + [
+                f"0 + {t}" for t in lhs_terms.terms]
+            group = str(bar.right)
+            text = " + ".join(f"({p} | {group})" for p in parts)
+            return _Verbatim(f"({text})")
+        if isinstance(node, N.BinOp) and node.op in {"+", "-"}:
+            return N.BinOp(node.op, expand(node.left), expand(node.right))
+        return node
+
+    right = str(expand(rhs))
+    return f"{lhs} ~ {right}" if lhs is not None else f"~{right}"
 
 
 def _rebuild_sum(items: list[tuple[str, N.Node]]) -> N.Node:

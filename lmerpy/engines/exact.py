@@ -1,0 +1,299 @@
+"""The exact engine: Gaussian linear mixed models fitted as lme4 does.
+
+θ is found by minimising the profiled deviance (or REML criterion) of ``pls.PLS`` with
+BOBYQA under bounds (diagonal elements of Λ ≥ 0), as lme4's default ``nloptwrap``; then
+lme4's convergence checks run on finite-difference derivatives at the optimum.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import nlopt
+import numpy as np
+import scipy.sparse as sp
+
+from ..design.model import ModelDesign
+from ..errors import DataError, ModelError
+from .pls import PLS, CrossProducts, PLSSolution
+
+
+class ConvergenceWarning(UserWarning):
+    """The optimiser stopped without meeting lme4's convergence criteria."""
+
+
+class SingularFitWarning(UserWarning):
+    """A variance component or correlation is on the boundary (lme4's isSingular)."""
+
+
+class RankDeficiencyWarning(UserWarning):
+    """Aliased fixed-effect columns were dropped, as lme4 does."""
+
+
+@dataclass
+class LmerControl:
+    """Optimiser and check settings, named after lme4's lmerControl()."""
+
+    xtol_abs: float = 1e-8
+    ftol_abs: float = 1e-8
+    maxeval: int = 100_000
+    check_conv_grad_tol: float = 2e-3
+    boundary_tol: float = 1e-5
+    singular_tol: float = 1e-4
+    calc_derivs: bool = True
+    rank_tol: float = 1e-7
+
+
+@dataclass
+class ExactFit:
+    """What the exact engine returns: estimates plus what the result object needs."""
+
+    design: ModelDesign
+    REML: bool
+    X: np.ndarray
+    fixef_names: list[str]
+    dropped: list[str]
+    y: np.ndarray
+    offset: np.ndarray
+    weights: np.ndarray | None
+    theta: np.ndarray
+    solution: PLSSolution
+    sigma: float
+    b: np.ndarray                      # all random effects, Λ û, in Z's column order
+    pls: PLS = field(repr=False)
+    optinfo: dict = field(default_factory=dict)
+
+    @property
+    def objective(self) -> float:
+        return self.solution.reml if self.REML else self.solution.ml
+
+
+def drop_aliased(X: np.ndarray, names: list[str], tol: float = 1e-7
+                 ) -> tuple[np.ndarray, list[str], list[str]]:
+    """Keep the columns of X that are not linear combinations of earlier ones.
+
+    R's ``qr()`` (LINPACK dqrdc2) keeps columns in order and moves a column whose remaining
+    norm is below ``tol`` times its original norm to the end; lme4 then drops those.
+    """
+    keep: list[int] = []
+    Q = np.zeros((X.shape[0], 0))
+    for j in range(X.shape[1]):
+        col = X[:, j]
+        norm = np.linalg.norm(col)
+        resid = col - Q @ (Q.T @ col)
+        resid = resid - Q @ (Q.T @ resid)  # re-orthogonalise for accuracy
+        rnorm = np.linalg.norm(resid)
+        if norm == 0 or rnorm <= tol * norm:
+            continue
+        keep.append(j)
+        Q = np.column_stack([Q, resid / rnorm])
+    dropped = [names[j] for j in range(X.shape[1]) if j not in keep]
+    return X[:, keep], [names[j] for j in keep], dropped
+
+
+def _check_design(design: ModelDesign, n: int) -> None:
+    if not design.random:
+        raise ModelError("no random-effects terms in the formula: add e.g. (1 | group)")
+    if design.y.ndim != 1:
+        raise ModelError("lmer() needs a single numeric response; use glmer() for cbind()")
+    for r in design.random:
+        if r.encoder is None:
+            continue
+        if r.q < 2:
+            raise ModelError(f"grouping factor '{r.group}' must have more than 1 sampled "
+                             f"level (it has {r.q})")
+        if r.q >= n:
+            raise ModelError(f"number of levels of each grouping factor must be < number of "
+                             f"observations ('{r.group}' has {r.q} levels, n = {n})")
+        if r.q * r.p >= n:
+            raise ModelError(f"number of observations (= {n}) <= number of random effects "
+                             f"(= {r.q * r.p}) for term {r.term}; the random-effects "
+                             f"parameters and the residual variance are probably "
+                             f"unidentifiable")
+
+
+def _weights(weights, n: int) -> np.ndarray | None:
+    if weights is None:
+        return None
+    w = np.asarray(weights, dtype=np.float64).ravel()
+    if w.shape[0] != n:
+        raise DataError(f"weights has length {w.shape[0]}, but the model uses {n} rows")
+    if not np.isfinite(w).all():
+        raise DataError("weights must be finite")
+    if (w < 0).any():
+        rows = list(np.flatnonzero(w < 0)[:5])
+        raise DataError(f"weights must be non-negative (negative at rows {rows})")
+    return w
+
+
+def fit_lmer(design: ModelDesign, REML: bool = True, weights=None,
+             control: LmerControl | None = None, start: np.ndarray | None = None) -> ExactFit:
+    """Fit a linear mixed model by (RE)ML, exactly as lme4's lmer() does."""
+    control = control or LmerControl()
+    n = design.n
+    _check_design(design, n)
+    w = _weights(weights, n)
+    X, names, dropped = drop_aliased(design.X, design.X_names, control.rank_tol)
+    messages: list[str] = []
+    if dropped:
+        k = len(dropped)
+        msg = (f"fixed-effect model matrix is rank deficient so dropping {k} column"
+               f"{'s' if k > 1 else ''} / coefficient{'s' if k > 1 else ''}")
+        messages.append(msg)
+        warnings.warn(f"{msg} ({', '.join(dropped)})", RankDeficiencyWarning, stacklevel=3)
+    if n <= X.shape[1] and REML:
+        raise ModelError(f"REML needs more observations (n = {n}) than fixed effects "
+                         f"(p = {X.shape[1]})")
+    offset = design.offset if design.offset is not None else np.zeros(n)
+    y = design.y.astype(np.float64)
+    Z = design.Z
+    cp = CrossProducts.build(X, Z, y - offset, w)
+    pls = PLS(design.random, cp, design.split_theta)
+
+    lower = design.theta_lower()
+    theta0 = design.theta0() if start is None else np.asarray(start, dtype=np.float64)
+
+    def objective(theta: np.ndarray) -> float:
+        value = pls.deviance(theta, REML)
+        return value if np.isfinite(value) else 1e300
+
+    theta, code, evals = _bobyqa(objective, theta0, lower, control)
+    solution = pls.solve(theta)
+    sigma = float(np.sqrt(solution.pwrss / (n - X.shape[1] if REML else n)))
+    lam = pls.Lambda(theta)
+    b = np.asarray(lam @ solution.u).ravel()
+    optinfo = {"optimizer": "bobyqa", "code": code, "evals": evals, "messages": messages,
+               "warnings": []}
+    fit = ExactFit(design, REML, X, names, dropped, y, offset, w, theta, solution, sigma, b,
+                   pls, optinfo)
+    _check_convergence(fit, objective, lower, control)
+    return fit
+
+
+def _bobyqa(objective, theta0: np.ndarray, lower: np.ndarray, control: LmerControl):
+    k = len(theta0)
+    if k == 1:  # nlopt's BOBYQA needs at least 2 parameters; lme4 uses Nelder-Mead/brent too
+        opt = nlopt.opt(nlopt.LN_COBYLA, 1)
+    else:
+        opt = nlopt.opt(nlopt.LN_BOBYQA, k)
+    opt.set_lower_bounds(np.where(np.isfinite(lower), lower, -np.inf))
+    opt.set_upper_bounds(np.full(k, np.inf))
+    opt.set_min_objective(lambda x, grad: objective(np.asarray(x)))
+    opt.set_xtol_abs(control.xtol_abs)
+    opt.set_ftol_abs(control.ftol_abs)
+    opt.set_maxeval(control.maxeval)
+    try:
+        theta = opt.optimize(np.maximum(theta0, lower))
+        code = opt.last_optimize_result()
+    except nlopt.RoundoffLimited:
+        theta, code = opt.last_optimum_x() if hasattr(opt, "last_optimum_x") else theta0, -4
+    return np.asarray(theta, dtype=np.float64), int(code), int(opt.get_numevals())
+
+
+def derivatives(fn, x: np.ndarray, lower: np.ndarray, delta: float = 1e-4):
+    """Gradient and Hessian by central differences (lme4's deriv12), one-sided at bounds."""
+    k = len(x)
+    f0 = fn(x)
+    grad = np.zeros(k)
+    hess = np.zeros((k, k))
+    step = np.full(k, delta)
+    fp, fm = np.zeros(k), np.zeros(k)
+    for i in range(k):
+        e = np.zeros(k)
+        e[i] = step[i]
+        up = fn(x + e)
+        if x[i] - step[i] < lower[i]:  # forward differences at the boundary
+            up2 = fn(x + 2 * e)
+            grad[i] = (-3 * f0 + 4 * up - up2) / (2 * step[i])
+            hess[i, i] = (f0 - 2 * up + up2) / step[i] ** 2
+            fp[i], fm[i] = up, np.nan
+        else:
+            down = fn(x - e)
+            grad[i] = (up - down) / (2 * step[i])
+            hess[i, i] = (up - 2 * f0 + down) / step[i] ** 2
+            fp[i], fm[i] = up, down
+    for i in range(k):
+        for j in range(i):
+            ei, ej = np.zeros(k), np.zeros(k)
+            ei[i], ej[j] = step[i], step[j]
+            if np.isnan(fm[i]) or np.isnan(fm[j]):
+                value = (fn(x + ei + ej) - fp[i] - fp[j] + f0) / (step[i] * step[j])
+            else:
+                value = (fn(x + ei + ej) - fn(x + ei - ej) - fn(x - ei + ej)
+                         + fn(x - ei - ej)) / (4 * step[i] * step[j])
+            hess[i, j] = hess[j, i] = value
+    return grad, hess
+
+
+def is_singular(theta: np.ndarray, lower: np.ndarray, tol: float = 1e-4) -> bool:
+    """lme4's isSingular: a θ with lower bound 0 (a diagonal of Λ) is below ``tol``."""
+    at_zero = lower == 0
+    return bool(np.any(np.asarray(theta)[at_zero] < tol))
+
+
+def _check_convergence(fit: ExactFit, objective, lower: np.ndarray,
+                       control: LmerControl) -> None:
+    info = fit.optinfo
+    if info["code"] < 0 or info["code"] == 5:
+        msg = f"optimizer (bobyqa) stopped with code {info['code']}: did not converge"
+        info["warnings"].append(msg)
+        warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+    if is_singular(fit.theta, lower, control.singular_tol):
+        msg = "boundary (singular) fit: see help('isSingular')"
+        info["messages"].append(msg)
+        warnings.warn(msg, SingularFitWarning, stacklevel=3)
+        return
+    if not control.calc_derivs:
+        return
+    grad, hess = derivatives(objective, fit.theta, lower)
+    info["gradient"], info["hessian"] = grad, hess
+    try:
+        chol = np.linalg.cholesky(hess)
+        scgrad = np.linalg.solve(chol, grad)  # lme4: solve(chol(H), g)
+    except np.linalg.LinAlgError:
+        eig = np.linalg.eigvalsh(hess)
+        neg = int((eig < 0).sum())
+        msg = (f"Model failed to converge: degenerate Hessian with {neg} negative "
+               f"eigenvalue{'s' if neg != 1 else ''}") if neg else \
+            "unable to evaluate scaled gradient"
+        info["warnings"].append(msg)
+        warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+        return
+    mingrad = np.minimum(np.abs(scgrad), np.abs(grad))
+    worst = float(mingrad.max()) if len(mingrad) else 0.0
+    if worst > control.check_conv_grad_tol:
+        msg = (f"Model failed to converge with max|grad| = {worst:.6g} (tol = "
+               f"{control.check_conv_grad_tol:g}, component {int(mingrad.argmax()) + 1})")
+        info["warnings"].append(msg)
+        warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+
+
+def conditional_variances(fit: ExactFit) -> list[np.ndarray]:
+    """Per term, the (q, p, p) conditional covariances σ² Λ A⁻¹ Λ' of the random effects."""
+    pls = fit.pls
+    lam = pls.Lambda(fit.theta).tocsc()
+    out = []
+    start = 0
+    for r in fit.design.random:
+        width = r.q * r.p
+        cols = lam[:, start:start + width].T.tocsr()  # rows of Λ for this term's effects
+        # (Λ A⁻¹ Λ')_term = Λ_t A⁻¹ Λ_t'; compute A⁻¹ Λ_t' in column chunks
+        blocks = np.zeros((r.q, r.p, r.p))
+        chunk = max(1, 4096 // max(r.p, 1)) * r.p
+        for a in range(0, width, chunk):
+            rows = cols[a:a + chunk]
+            sol = pls.factor.solve(rows.T.toarray())
+            full = np.asarray(rows @ sol)
+            m = full.shape[0] // r.p
+            for lvl in range(m):
+                sl = slice(lvl * r.p, (lvl + 1) * r.p)
+                blocks[a // r.p + lvl] = full[sl, sl]
+        out.append(fit.sigma**2 * blocks)
+        start += width
+    return out
+
+
+__all__ = ["ConvergenceWarning", "ExactFit", "LmerControl", "RankDeficiencyWarning",
+           "SingularFitWarning", "conditional_variances", "drop_aliased", "fit_lmer",
+           "is_singular", "sp"]

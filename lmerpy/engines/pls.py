@@ -1,0 +1,116 @@
+"""lme4's penalised least squares for one θ (Bates et al., JSS 2015, section 3).
+
+Everything is expressed through solves with A(θ) = Λ'Z'WZΛ + I (see ``factor.py``):
+
+    S = A⁻¹ [Λ'Z'X, Λ'Z'y]                      (lme4's R_ZX and c_u, jointly)
+    R_X'R_X = X'X − (Λ'Z'X)' S_X                (JSS eq. 38)
+    β̂ = (R_X'R_X)⁻¹ (X'y − (Λ'Z'X)' S_y),  û = S_y − S_X β̂
+    r²(θ) = y'y − (Λ'Z'y)' S_y − β̂'(X'y − (Λ'Z'X)' S_y)     (penalised RSS)
+    ML:   d(θ) = log|A| + n (1 + log(2π r²/n)) − Σ log w          (JSS eq. 34)
+    REML: d(θ) = log|A| + log|R_X'R_X| + (n−p)(1 + log(2π r²/(n−p))) − Σ log w  (eq. 41)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+
+from ..design.random import RandomTermDesign
+from .factor import make_factor
+
+
+@dataclass
+class CrossProducts:
+    """The sums of squares and products the profiled deviance needs, computed once."""
+
+    ZtZ: sp.csc_matrix
+    ZtX: np.ndarray
+    Zty: np.ndarray
+    XtX: np.ndarray
+    Xty: np.ndarray
+    yty: float
+    n: int
+    p: int
+    sum_log_w: float
+
+    @classmethod
+    def build(cls, X: np.ndarray, Z: sp.csc_matrix, y: np.ndarray,
+              weights: np.ndarray | None) -> CrossProducts:
+        if weights is not None:
+            sw = np.sqrt(weights)
+            X = X * sw[:, None]
+            Z = sp.diags(sw) @ Z
+            y = y * sw
+            sum_log_w = float(np.log(weights[weights > 0]).sum())
+        else:
+            sum_log_w = 0.0
+        Zt = Z.T.tocsr()
+        return cls(ZtZ=(Zt @ Z).tocsc(), ZtX=np.asarray(Zt @ X), Zty=np.asarray(Zt @ y).ravel(),
+                   XtX=X.T @ X, Xty=X.T @ y, yty=float(y @ y), n=len(y), p=X.shape[1],
+                   sum_log_w=sum_log_w)
+
+
+@dataclass
+class PLSSolution:
+    """Everything the penalised least squares gives at one θ."""
+
+    theta: np.ndarray
+    beta: np.ndarray
+    u: np.ndarray              # spherical random effects
+    pwrss: float               # penalised weighted residual sum of squares r²(θ)
+    logdet_A: float            # log|L_θ|²
+    logdet_RX: float           # log|R_X|²
+    RX: np.ndarray             # Cholesky factor (upper) of R_X'R_X
+    ml: float                  # ML deviance at θ (profiled over β, σ)
+    reml: float                # REML criterion at θ
+
+
+class PLS:
+    """Evaluates the profiled deviance over θ for one model (the function lme4 optimises)."""
+
+    def __init__(self, terms: list[RandomTermDesign], cp: CrossProducts,
+                 split_theta) -> None:
+        self.terms = terms
+        self.cp = cp
+        self.split_theta = split_theta
+        self.factor = make_factor(terms, cp.ZtZ)
+
+    def Lambda(self, theta: np.ndarray) -> sp.csc_matrix:
+        return sp.block_diag([t.Lambda(th) for t, th in zip(self.terms,
+                                                             self.split_theta(theta))],
+                             format="csc")
+
+    def solve(self, theta: np.ndarray) -> PLSSolution:
+        cp = self.cp
+        thetas = self.split_theta(theta)
+        self.factor.update(thetas)
+        lam = self.Lambda(theta)
+        BX = np.asarray(lam.T @ cp.ZtX)
+        by = np.asarray(lam.T @ cp.Zty).ravel()
+        S = self.factor.solve(np.column_stack([BX, by]))
+        SX, Sy = S[:, : cp.p], S[:, cp.p]
+        RtR = cp.XtX - BX.T @ SX
+        rhs = cp.Xty - BX.T @ Sy
+        if cp.p:
+            RX = sla.cholesky(RtR, lower=False, check_finite=False)
+            beta = sla.cho_solve((RX, False), rhs, check_finite=False)
+            logdet_RX = float(2.0 * np.log(np.diag(RX)).sum())
+        else:
+            RX, beta, logdet_RX = np.zeros((0, 0)), np.zeros(0), 0.0
+        u = Sy - SX @ beta
+        pwrss = float(cp.yty - by @ Sy - beta @ rhs)
+        pwrss = max(pwrss, 1e-300)
+        n, p = cp.n, cp.p
+        logdet_A = self.factor.logdet
+        ml = logdet_A + n * (1.0 + np.log(2.0 * np.pi * pwrss / n)) - cp.sum_log_w
+        reml = (logdet_A + logdet_RX + (n - p) * (1.0 + np.log(2.0 * np.pi * pwrss / (n - p)))
+                - cp.sum_log_w) if n > p else np.inf
+        return PLSSolution(np.asarray(theta, float).copy(), beta, u, pwrss, logdet_A,
+                           logdet_RX, RX, float(ml), float(reml))
+
+    def deviance(self, theta: np.ndarray, REML: bool) -> float:
+        sol = self.solve(theta)
+        return sol.reml if REML else sol.ml

@@ -1,0 +1,335 @@
+"""The fitted-model object: lme4's accessors (fixef, ranef, VarCorr, predict, ...) in Python.
+
+Everything here reads an engine's fit; nothing re-parses strings or refits by itself except
+``refit`` (used by ``anova``, which refits REML fits by ML as lme4 does).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import scipy.stats as st
+
+from ..design.random import build_Z
+from ..engines.exact import ExactFit, conditional_variances, fit_lmer, is_singular
+from ..errors import DataError, FormulaError
+from ..formula import parse
+from .summary import Summary
+from .varcorr import VarCorr, VarCorrTerm
+
+
+class LogLik(float):
+    """A log-likelihood with its degrees of freedom, printed as R's logLik."""
+
+    df: int
+    nobs: int
+
+    def __new__(cls, value: float, df: int, nobs: int):
+        obj = super().__new__(cls, value)
+        obj.df, obj.nobs = df, nobs
+        return obj
+
+    def __repr__(self) -> str:
+        return f"'log Lik.' {float(self):.7g} (df={self.df})"
+
+
+class Ranef(dict):
+    """ranef(): one DataFrame per grouping factor (rows = levels, columns = terms)."""
+
+    def to_frame(self) -> pd.DataFrame:
+        """lme4's as.data.frame(ranef(m)): grpvar, term, grp, condval (and condsd)."""
+        rows = []
+        for group, df in self.items():
+            post = df.attrs.get("condsd")
+            for j, term in enumerate(df.columns):
+                for i, level in enumerate(df.index):
+                    row = {"grpvar": group, "term": term, "grp": level,
+                           "condval": df.iat[i, j]}
+                    if post is not None:
+                        row["condsd"] = post[i, j]
+                    rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def _unique_labels(groups: list[str]) -> list[str]:
+    """R's make.unique: Subject, Subject.1, ..."""
+    seen: dict[str, int] = {}
+    out = []
+    for g in groups:
+        if g in seen:
+            seen[g] += 1
+            out.append(f"{g}.{seen[g]}")
+        else:
+            seen[g] = 0
+            out.append(g)
+    return out
+
+
+class LmerResult:
+    """A fitted linear mixed model (lme4's merMod), shared by the engines."""
+
+    def __init__(self, fit: ExactFit, data_name: str = "data", weights_name: str | None = None,
+                 data: pd.DataFrame | None = None):
+        self.fit = fit
+        self.design = fit.design
+        self.data_name = data_name
+        self.weights_name = weights_name
+        self._data = data
+        info = fit.optinfo
+        # what lme4's print shows: optimizer messages (singular, convergence) and fit notes
+        self.optinfo = {
+            "optimizer": "nloptwrap", "code_r": 0,
+            "messages_conv": [m for m in info["messages"] if "rank deficient" not in m]
+            + list(info["warnings"]),
+            "fit_messages": [m for m in info["messages"] if "rank deficient" in m],
+            "warnings": [], "evals": info["evals"], "nlopt_code": info["code"],
+        }
+
+    # -- basic facts --------------------------------------------------------------------------
+    @property
+    def formula(self):
+        return self.design.formula
+
+    @property
+    def REML(self) -> bool:
+        return self.fit.REML
+
+    @property
+    def title(self) -> str:
+        how = "REML" if self.REML else "maximum likelihood "
+        return f"Linear mixed model fit by {how} ['lmerMod']"
+
+    @property
+    def nobs(self) -> int:
+        return self.design.n
+
+    @property
+    def ngrps(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.design.random:
+            out.setdefault(r.group, r.q)
+        return out
+
+    @property
+    def sigma(self) -> float:
+        return self.fit.sigma
+
+    @property
+    def theta(self) -> np.ndarray:
+        return self.fit.theta.copy()
+
+    @property
+    def fixef_names(self) -> list[str]:
+        return list(self.fit.fixef_names)
+
+    @property
+    def n_params(self) -> int:
+        return len(self.fit.fixef_names) + len(self.fit.theta) + 1
+
+    @property
+    def df_resid(self) -> int:
+        return self.nobs - self.n_params
+
+    # -- estimates ---------------------------------------------------------------------------
+    def fixef(self) -> pd.Series:
+        return pd.Series(self.fit.solution.beta, index=self.fit.fixef_names, name="fixef")
+
+    def _term_effects(self) -> list[np.ndarray]:
+        """Random effects per term as (q, p) arrays."""
+        out, start = [], 0
+        for r in self.design.random:
+            width = r.q * r.p
+            out.append(self.fit.b[start:start + width].reshape(r.q, r.p))
+            start += width
+        return out
+
+    @cached_property
+    def _condvar(self) -> list[np.ndarray]:
+        return conditional_variances(self.fit)
+
+    def ranef(self, condVar: bool = False) -> Ranef:
+        """Conditional modes per grouping factor; with condVar, their conditional sds
+        (``.attrs['condsd']``) and covariances (``.attrs['postVar']``, q × p × p per term)."""
+        result = Ranef()
+        effects = self._term_effects()
+        cvs = self._condvar if condVar else [None] * len(effects)
+        for r, eff, cv in zip(self.design.random, effects, cvs):
+            df = pd.DataFrame(eff, index=pd.Index(r.levels, name=r.group), columns=r.names)
+            sd = None if cv is None else np.sqrt(np.diagonal(cv, axis1=1, axis2=2))
+            if r.group in result:  # (x || g): several terms, one grouping factor
+                old = result[r.group]
+                merged = pd.concat([old, df], axis=1)
+                if condVar:
+                    merged.attrs["condsd"] = np.hstack([old.attrs["condsd"], sd])
+                    merged.attrs["postVar"] = old.attrs["postVar"] + [cv]
+                result[r.group] = merged
+            else:
+                if condVar:
+                    df.attrs["condsd"] = sd
+                    df.attrs["postVar"] = [cv]
+                result[r.group] = df
+        return result
+
+    def coef(self) -> dict[str, pd.DataFrame]:
+        """Fixed effects plus each level's random effects, per grouping factor (lme4 coef)."""
+        fe = self.fixef()
+        out = {}
+        for group, re in self.ranef().items():
+            df = pd.DataFrame(np.tile(fe.to_numpy(), (len(re), 1)), index=re.index,
+                              columns=fe.index)
+            for col in re.columns:
+                if col in df.columns:
+                    df[col] = df[col] + re[col]
+                else:
+                    df[col] = re[col]
+            out[group] = df
+        return out
+
+    def VarCorr(self) -> VarCorr:
+        s = self.sigma
+        labels = _unique_labels([r.group for r in self.design.random])
+        terms = []
+        for r, label, th in zip(self.design.random, labels, self.design.split_theta(self.theta)):
+            if hasattr(r.cov, "template"):
+                T = r.cov.template(th)
+                cov = s**2 * T @ T.T
+                names = r.names
+            else:  # spatial: report the kernel variance (and the lengthscale separately)
+                cov = np.array([[s**2 * th[0] ** 2]])
+                names = ["(Intercept)"]
+            terms.append(VarCorrTerm(label, list(names), cov))
+        return VarCorr(terms, s)
+
+    def vcov(self) -> pd.DataFrame:
+        RX = self.fit.solution.RX
+        inv = np.linalg.inv(RX)
+        V = self.sigma**2 * inv @ inv.T
+        return pd.DataFrame(V, index=self.fit.fixef_names, columns=self.fit.fixef_names)
+
+    # -- criteria ----------------------------------------------------------------------------
+    def REMLcrit(self) -> float:
+        return self.fit.solution.reml
+
+    def deviance(self, REML: bool | None = None) -> float:
+        """ML deviance; for REML fits, deviance(REML=False) is the ML deviance at the REML
+        estimates and deviance() the REML criterion, as lme4."""
+        if REML is None:
+            REML = self.REML
+        return self.fit.solution.reml if REML else self.fit.solution.ml
+
+    def logLik(self, REML: bool | None = None) -> LogLik:
+        return LogLik(-self.deviance(REML) / 2.0, self.n_params, self.nobs)
+
+    def AIC(self) -> float:
+        return -2.0 * float(self.logLik()) + 2.0 * self.n_params
+
+    def BIC(self) -> float:
+        return -2.0 * float(self.logLik()) + np.log(self.nobs) * self.n_params
+
+    def isSingular(self, tol: float = 1e-4) -> bool:
+        return is_singular(self.theta, self.design.theta_lower(), tol)
+
+    # -- fitted values and residuals -------------------------------------------------------------
+    def fitted(self) -> pd.Series:
+        f = self.fit
+        mu = f.X @ f.solution.beta + self.design.Z @ f.b + f.offset
+        return pd.Series(mu, index=self.design.index, name="fitted")
+
+    def residuals(self, type: str = "response", scaled: bool = False) -> pd.Series:
+        if type not in {"response", "pearson", "working", "deviance"}:
+            raise ValueError("type must be 'response', 'pearson', 'working' or 'deviance'")
+        r = self.fit.y - self.fitted().to_numpy()
+        if type in {"pearson", "deviance"} and self.fit.weights is not None:
+            r = r * np.sqrt(self.fit.weights)
+        if scaled:
+            r = r / self.sigma
+        return pd.Series(r, index=self.design.index, name="residuals")
+
+    # -- inference ---------------------------------------------------------------------------
+    def confint(self, method: str = "Wald", level: float = 0.95) -> pd.DataFrame:
+        """Wald intervals for the fixed effects (lme4 gives NA for the variance parameters)."""
+        if method != "Wald":
+            raise ValueError("only method='Wald' is available")
+        z = st.norm.ppf(0.5 + level / 2.0)
+        fe = self.fixef()
+        se = np.sqrt(np.diag(self.vcov().to_numpy()))
+        lo, hi = f"{100 * (1 - level) / 2:g} %", f"{100 * (1 + level) / 2:g} %"
+        k = len(self.theta)
+        names = [f".sig{i + 1:02d}" for i in range(k)] + [".sigma"]
+        na = pd.DataFrame(np.nan, index=names, columns=[lo, hi])
+        beta = pd.DataFrame({lo: fe - z * se, hi: fe + z * se})
+        return pd.concat([na, beta])
+
+    # -- prediction --------------------------------------------------------------------------
+    def predict(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,
+                allow_new_levels: bool = False) -> pd.Series:
+        """Predictions; ``re_form="~0"`` (or "NA") gives population-level predictions, a
+        formula such as ``"~(1 | Subject)"`` keeps only those random terms."""
+        keep = self._re_terms(re_form)
+        f = self.fit
+        if newdata is None:
+            eta = f.X @ f.solution.beta + f.offset
+            start = 0
+            for k, r in enumerate(self.design.random):
+                width = r.q * r.p
+                if k in keep:
+                    eta = eta + r.Z @ f.b[start:start + width]
+                start += width
+            return pd.Series(eta, index=self.design.index, name="predict")
+        nd = self.design.for_new_data(newdata)
+        Xn = nd.X[:, [self.design.X_names.index(n) for n in f.fixef_names]]
+        eta = Xn @ f.solution.beta + (nd.offset if nd.offset is not None else 0.0)
+        start = 0
+        for k, r in enumerate(self.design.random):
+            width = r.q * r.p
+            if k in keep:
+                unseen = nd.unseen.get(r.group)
+                if unseen and not allow_new_levels:
+                    raise DataError(f"new levels in grouping factor '{r.group}': "
+                                    f"{', '.join(unseen[:10])}; use allow_new_levels=True "
+                                    f"to predict them at the population level")
+                eta = eta + nd.random[k] @ f.b[start:start + width]
+            start += width
+        return pd.Series(eta, index=nd.index, name="predict")
+
+    def _re_terms(self, re_form: str | None) -> set[int]:
+        everything = set(range(len(self.design.random)))
+        if re_form is None:
+            return everything
+        text = str(re_form).strip()
+        if text in {"NA", "~0", "~ 0", "0"}:
+            return set()
+        wanted = parse(text if "~" in text else f"~{text}")
+        keys = {(str(t.expr), t.group) for t in wanted.random}
+        chosen = {k for k, r in enumerate(self.design.random)
+                  if (str(r.term.expr), r.term.group) in keys}
+        if len(chosen) != len(keys):
+            raise FormulaError(f"re_form {re_form!r} names random terms not in the model")
+        return chosen
+
+    # -- refitting ---------------------------------------------------------------------------
+    def refit(self, REML: bool) -> LmerResult:
+        """The same model fitted by REML or ML (anova compares ML fits, as lme4)."""
+        if REML == self.REML:
+            return self
+        fit = fit_lmer(self.design, REML=REML, weights=self.fit.weights,
+                       start=self.theta)
+        return LmerResult(fit, self.data_name, self.weights_name, self._data)
+
+    # -- output ------------------------------------------------------------------------------
+    def summary(self) -> Summary:
+        return Summary(self)
+
+    def __repr__(self) -> str:
+        return str(self.summary())
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
+    def __rich__(self):
+        return self.summary().__rich__()
+
+
+__all__ = ["LmerResult", "LogLik", "Ranef", "build_Z"]

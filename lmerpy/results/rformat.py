@@ -1,0 +1,185 @@
+"""R's number formatting and printing rules, so lmerpy prints what lme4 prints.
+
+``format_numbers`` is R's ``format(x, digits=, nsmall=)`` (formatReal: common number of
+decimals, fixed unless scientific is narrower); ``abbreviate`` is R's ``abbreviate``;
+``print_matrix`` is ``print.default`` of a character matrix with ``quote = FALSE``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def _scientific(x: float, digits: int) -> tuple[bool, int, int, bool]:
+    """R's scientific(): sign, decimal exponent and significant digits at ``digits``."""
+    if x == 0:
+        return False, 0, 1, False
+    neg = x < 0
+    alpha = abs(x)
+    kp = math.floor(math.log10(alpha)) - digits + 1
+    r_prec = alpha / 10.0**kp if kp > -300 else alpha * 10.0**-kp
+    if r_prec < 10.0 ** (digits - 1):
+        r_prec *= 10.0
+        kp -= 1
+    alpha_i = round(r_prec)  # nearbyint: round half to even, as C's default
+    nsig = digits
+    for _ in range(digits):
+        alpha_i /= 10.0
+        if alpha_i == math.floor(alpha_i):
+            nsig -= 1
+        else:
+            break
+    if nsig == 0 and digits > 0:
+        nsig = 1
+        kp += 1
+    kpower = kp + digits - 1
+    # does rounding to `digits` significant digits add a digit to the left (9.99 -> 10.0)?
+    rgt = max(0, min(digits - kpower, 22))
+    fuzz = 0.5 / 10.0**rgt
+    widens = 0 < kpower <= 22 and abs(x) < 10.0**kpower - fuzz
+    return neg, kpower, nsig, widens
+
+
+def format_numbers(values: Sequence[float], digits: int = 7, nsmall: int = 0,
+                   width: int = 0) -> list[str]:
+    """R's ``format(values, digits=digits, nsmall=nsmall)``: one common layout, right-aligned."""
+    vals = [float(v) for v in values]
+    finite = [v for v in vals if math.isfinite(v)]
+    neg = 0
+    mxsl = rgt = mxns = -(10**9)
+    mxe, mne = -(10**9), 10**9
+    for v in finite:
+        sgn, kpower, nsig, widens = _scientific(v, digits)
+        left = kpower + 1
+        if widens:
+            left -= 1
+        sleft = int(sgn) + (1 if left <= 0 else left)
+        right = nsig - left
+        if sgn:
+            neg = 1
+        rgt = max(rgt, right)
+        mxsl = max(mxsl, sleft)
+        mxns = max(mxns, nsig)
+        mxe = max(mxe, kpower)
+        mne = min(mne, kpower)
+    out: list[str] = []
+    if finite:
+        if rgt < 0:
+            rgt = 0
+        wF = mxsl + rgt + (rgt != 0)
+        e = 2 if (mxe >= 100 or mne <= -99) else 1
+        d = mxns - 1
+        wE = neg + (d > 0) + d + 4 + e
+        fixed = wF <= wE
+        if fixed:
+            rgt = max(rgt, nsmall)
+    for v in vals:
+        if math.isnan(v):
+            out.append("NaN" if not np.isnan(v) or True else "NA")
+        elif math.isinf(v):
+            out.append("Inf" if v > 0 else "-Inf")
+        elif fixed:
+            out.append(f"{v:.{rgt}f}")
+        else:
+            mant, _, exp = f"{v:.{d}e}".partition("e")
+            sign, digits_e = exp[0], exp[1:].lstrip("0")
+            out.append(f"{mant}e{sign}{digits_e.rjust(e + 1, '0')}")
+    w = max([len(s) for s in out] + [width])
+    return [s.rjust(w) for s in out]
+
+
+def format_number(value: float, digits: int = 7) -> str:
+    return format_numbers([value], digits)[0]
+
+
+def r_round(x, digits: int = 0):
+    """R's round(): IEC 60559 half-to-even at the given decimals (numpy agrees)."""
+    return np.round(np.asarray(x, dtype=np.float64), digits)
+
+
+def signif(x: float, digits: int) -> float:
+    if x == 0 or not math.isfinite(x):
+        return x
+    return float(f"{x:.{digits - 1}e}")
+
+
+def cat_number(x: float) -> str:
+    """How R's cat() writes one number (up to 7 significant digits)."""
+    return format_number(x, 7).strip()
+
+
+def zapsmall(x: np.ndarray, digits: int) -> np.ndarray:
+    """R's zapsmall(): round to ``digits`` decimals relative to the largest magnitude."""
+    x = np.asarray(x, dtype=np.float64)
+    mx = np.max(np.abs(x[np.isfinite(x)])) if np.isfinite(x).any() else 0.0
+    dig = max(0, digits - math.ceil(math.log10(mx))) if mx > 0 else digits
+    return np.round(x, dig)
+
+
+def abbreviate(name: str, minlength: int = 4) -> str:
+    """R's abbreviate() (method 'left.kept'): drop lower-case vowels, then lower-case letters,
+    from the right, until the name is at most ``minlength`` characters."""
+    s = list(name.strip())
+    if len(s) <= minlength:
+        return "".join(s)
+
+    def first_char(i: int) -> bool:
+        return s[i - 1].isspace()
+
+    def last_char(i: int) -> bool:
+        return not s[i - 1].isspace() and (i + 1 >= len(s) or s[i + 1].isspace())
+
+    def vowel(i: int) -> bool:
+        return s[i] in "aeiou"
+
+    def spaces() -> int:
+        return sum(1 for c in s[1:] if c.isspace())
+
+    def done() -> bool:
+        return len(s) - spaces() <= minlength
+
+    passes = [
+        lambda i: vowel(i) and last_char(i),
+        lambda i: vowel(i) and not first_char(i),
+        lambda i: s[i].islower() and last_char(i),
+        lambda i: s[i].islower() and not first_char(i),
+        lambda i: not first_char(i) and not s[i].isspace(),
+    ]
+    for rule in passes:
+        i = len(s) - 1
+        while i > 0:
+            if i < len(s) and rule(i):
+                del s[i]
+            if done():
+                break
+            i -= 1
+        if done():
+            break
+    if len(s) > minlength:
+        s = [c for k, c in enumerate(s) if k == 0 or not c.isspace()]
+    return "".join(s)
+
+
+def print_matrix(cells: list[list[str]], colnames: list[str], rownames: list[str],
+                 right: bool = False) -> list[str]:
+    """R's print.default of a character matrix, quote = FALSE (left-aligned unless right)."""
+    rw = max([len(r) for r in rownames] + [0])
+    widths = [max([len(c)] + [len(row[j]) for row in cells]) for j, c in enumerate(colnames)]
+
+    def cell(text: str, w: int) -> str:
+        return text.rjust(w) if right else text.ljust(w)
+
+    lines = [" " * rw + "".join(" " + cell(c, w) for c, w in zip(colnames, widths))]
+    for name, row in zip(rownames, cells):
+        lines.append(name.ljust(rw) + "".join(" " + cell(v, w) for v, w in zip(row, widths)))
+    return lines
+
+
+def print_named(values: list[str], names: list[str]) -> list[str]:
+    """R's print of a named vector: one common column width, each field then a space."""
+    w = max(len(x) for x in list(values) + list(names))
+    return ["".join(n.rjust(w) + " " for n in names),
+            "".join(v.rjust(w) + " " for v in values)]

@@ -1,0 +1,199 @@
+"""lme4's print(summary(m)), line by line, plus HTML and rich renderings of the same blocks."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .rformat import (
+    abbreviate,
+    cat_number,
+    format_numbers,
+    print_matrix,
+    print_named,
+    r_round,
+    zapsmall,
+)
+
+if TYPE_CHECKING:
+    from .model import LmerResult
+
+SUMMARY_DIGITS = 4  # lme4: max(3, getOption("digits") - 3)
+COR_MAX = 12        # lme4.summary.cor.max
+
+
+def coef_table_lines(names: list[str], est: np.ndarray, se: np.ndarray, stat: np.ndarray,
+                     stat_name: str = "t value", digits: int = SUMMARY_DIGITS) -> list[str]:
+    """R's printCoefmat() for Estimate, Std. Error and a test statistic (no p-values)."""
+    coef_se = np.column_stack([est, se])
+    acs = np.abs(coef_se[np.isfinite(coef_se)])
+    acs = acs[acs != 0]
+    if len(acs):
+        digmin = 1 + np.floor(np.log10([acs.min(), acs.max()]))
+        dec = int(max(1, *(digits - digmin)))
+    else:
+        dec = digits
+    cs = format_numbers(r_round(coef_se, dec).ravel(), digits)
+    cs = np.array(cs, dtype=object).reshape(-1, 2)
+    # values that are not 0 but print as 0 get more digits (printCoefmat's not.both.0)
+    flat = coef_se.ravel()
+    shown = cs.ravel()
+    redo = [i for i in range(len(flat)) if flat[i] != 0 and float(shown[i]) == 0]
+    if redo:
+        again = format_numbers(flat[redo], max(1, digits - 1))
+        for i, text in zip(redo, again):
+            shown[i] = text
+        cs = shown.reshape(-1, 2)
+    dig_tst = max(1, min(5, digits - 1))
+    ts = format_numbers(r_round(stat, dig_tst), digits)
+    cells = [[cs[i, 0], cs[i, 1], ts[i]] for i in range(len(names))]
+    return print_matrix(cells, ["Estimate", "Std. Error", stat_name], names, right=True)
+
+
+def correlation_lines(names: list[str], corr: np.ndarray) -> list[str]:
+    """lme4's "Correlation of Fixed Effects" block."""
+    p = len(names)
+    if p <= 1:
+        return []
+    if p > COR_MAX:
+        return ["", f"Correlation matrix not shown by default, as p = {p} > {COR_MAX}.",
+                "Use print(summary(m), correlation=True)  or",
+                "    m.vcov()        if you need it", ""]
+    text = np.array(format_numbers(r_round(corr, 3).ravel(), 7, nsmall=3),
+                    dtype=object).reshape(p, p)
+    rows = [abbreviate(n, 11) for n in names]
+    cols = [abbreviate(n, 6) for n in names]
+    cells = [[text[i, j] if j < i else "" for j in range(p - 1)] for i in range(1, p)]
+    return ["", "Correlation of Fixed Effects:"] + print_matrix(cells, cols[:-1], rows[1:])
+
+
+def residual_lines(scaled: np.ndarray, digits: int = SUMMARY_DIGITS) -> list[str]:
+    q = np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1.0])  # R's type 7
+    q = zapsmall(q, digits + 1)
+    return ["Scaled residuals: "] + print_named(format_numbers(q, digits),
+                                                ["Min", "1Q", "Median", "3Q", "Max"]) + [""]
+
+
+def groups_line(nobs: int, ngrps: dict[str, int]) -> str:
+    parts = "; ".join(f"{g}, {k}" for g, k in ngrps.items())
+    return f"Number of obs: {nobs}, groups:  {parts}"
+
+
+def aic_lines(m: LmerResult) -> list[str]:
+    ll = m.logLik()
+    values = r_round([m.AIC(), m.BIC(), float(ll), m.deviance(REML=False), m.df_resid], 1)
+    text = format_numbers(values[:4], 7)
+    text = [t.strip() for t in text] + [cat_number(values[4])]
+    return print_named(text, ["AIC", "BIC", "logLik", "deviance", "df.resid"])
+
+
+def summary_lines(m: LmerResult) -> list[str]:
+    """The text of lme4's ``print(summary(m))`` for a linear mixed model."""
+    lines = [m.title]
+    lines.append(f"Formula: {m.formula.as_written}")
+    lines.append(f"   Data: {m.data_name}")
+    if m.weights_name is not None:
+        lines.append(f"Weights: {m.weights_name}")
+    lines.append("")
+    if m.REML:
+        lines.append(f"REML criterion at convergence: {cat_number(float(r_round(m.REMLcrit(), 1)))}")
+    else:
+        lines += aic_lines(m)
+    lines.append("")
+    lines += residual_lines(m.residuals(type="pearson", scaled=True))
+    lines.append("Random effects:")
+    lines += m.VarCorr().format_lines(SUMMARY_DIGITS, ("Variance", "Std.Dev."))
+    lines.append(groups_line(m.nobs, m.ngrps))
+    lines += fixed_effects_lines(m)
+    lines += warning_lines(m)
+    return lines
+
+
+def fixed_effects_lines(m: LmerResult) -> list[str]:
+    names = m.fixef_names
+    if not names:
+        return ["", "No fixed effect coefficients"]
+    est = m.fixef().to_numpy()
+    se = np.sqrt(np.diag(m.vcov().to_numpy()))
+    lines = ["", "Fixed effects:"] + coef_table_lines(names, est, se, est / se)
+    V = m.vcov().to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = V / np.outer(np.sqrt(np.diag(V)), np.sqrt(np.diag(V)))
+    return lines + correlation_lines(names, corr)
+
+
+def warning_lines(m: LmerResult) -> list[str]:
+    info = m.optinfo
+    messages = list(info.get("messages_conv", []))
+    lines: list[str] = []
+    code = info.get("code_r", 0)
+    if code > 0 or messages or info.get("warnings"):
+        lines.append(f"optimizer ({info.get('optimizer', 'nloptwrap')}) convergence code: "
+                     f"{code} ({'OK' if code == 0 else info.get('message', '')})")
+        if messages:
+            lines += messages + [""]
+        if info.get("warnings"):
+            lines += ["optimizer warnings:"] + list(info["warnings"])
+    if info.get("fit_messages"):
+        lines += ["fit warnings:"] + list(info["fit_messages"])
+    return lines
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    th = "".join(f"<th>{h}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def summary_html(m: LmerResult) -> str:
+    """The summary as HTML blocks (Jupyter)."""
+    import html
+
+    esc = html.escape
+    parts = [f"<p><b>{esc(m.title)}</b><br>Formula: <code>{esc(m.formula.as_written)}</code>"
+             f"<br>Data: {esc(m.data_name)}</p>"]
+    vc = m.VarCorr().to_frame()
+    parts.append("<p><b>Random effects</b></p>" + _html_table(
+        ["Groups", "Name", "Variance", "Std.Dev."],
+        [[esc(str(r.grp)), esc(str(r.var1 or "")), f"{r.vcov:.4g}", f"{r.sdcor:.4g}"]
+         for r in vc.itertuples() if r.var2 is None]))
+    parts.append(f"<p>{esc(groups_line(m.nobs, m.ngrps))}</p>")
+    fe = m.fixef()
+    se = np.sqrt(np.diag(m.vcov().to_numpy()))
+    parts.append("<p><b>Fixed effects</b></p>" + _html_table(
+        ["", "Estimate", "Std. Error", "t value"],
+        [[esc(n), f"{b:.4f}", f"{s:.4f}", f"{b / s:.3f}"]
+         for n, b, s in zip(fe.index, fe.to_numpy(), se)]))
+    crit = (f"REML criterion at convergence: {m.REMLcrit():.1f}" if m.REML
+            else f"AIC {m.AIC():.1f}, BIC {m.BIC():.1f}, logLik {float(m.logLik()):.1f}")
+    parts.append(f"<p>{esc(crit)}</p>")
+    return "<div class='lmerpy-summary'>" + "".join(parts) + "</div>"
+
+
+class Summary:
+    """``m.summary()``: prints as lme4 does; HTML in Jupyter; a rich panel in terminals."""
+
+    def __init__(self, model: LmerResult):
+        self.model = model
+        self.lines = summary_lines(model)
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        return summary_html(self.model)
+
+    def __rich__(self):
+        from rich.panel import Panel
+        from rich.text import Text
+
+        return Panel(Text(str(self)), title="lmerpy", expand=False)
+
+
+def is_finite_number(x: float) -> bool:
+    return math.isfinite(x)
