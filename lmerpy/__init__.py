@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import datasets
 from .api import lmer
+from .results.anova import anova
 from .design import ModelDesign, design
 from .engines.exact import (
     ConvergenceWarning,
@@ -18,5 +19,5 @@ from .formula import Formula, parse
 __version__ = "0.1.0"
 
 __all__ = ["DataError", "Formula", "FormulaError", "LmerpyError", "ModelError", "datasets",
-           "parse", "design", "ModelDesign", "lmer", "LmerResult", "LmerControl",
+           "parse", "design", "ModelDesign", "lmer", "anova", "LmerResult", "LmerControl",
            "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "__version__"]

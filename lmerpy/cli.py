@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import datasets
+from .api import lmer
 from .design import design
 from .errors import LmerpyError
 from .formula import parse
@@ -41,7 +42,7 @@ def _show_design(console: Console, formula: str, data_name: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lmerpy", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help=f"fit sleepstudy's {DEMO_FORMULA}")
+    sub.add_parser("demo", help=f"fit {DEMO_FORMULA} to sleepstudy and print the summary")
     p = sub.add_parser("parse", help="print the canonical form of a formula")
     p.add_argument("formula")
     d = sub.add_parser("design", help="evaluate a formula on an embedded data set")
@@ -51,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     try:
         if args.command == "demo":
-            _show_design(console, DEMO_FORMULA, "sleepstudy")
+            sleepstudy = datasets.load("sleepstudy")
+            model = lmer(DEMO_FORMULA, sleepstudy, data_name="sleepstudy")
+            console.print(str(model.summary()), markup=False, highlight=False)
         elif args.command == "parse":
             console.print(str(parse(args.formula)), markup=False, highlight=False)
         else:

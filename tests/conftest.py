@@ -30,3 +30,25 @@ def corpus(name: str) -> list[list[str]]:
 @pytest.fixture(scope="session")
 def structures() -> dict:
     return read_reference("lme4_structures.json")
+
+
+def reference_data(name: str):
+    """The data a reference fit used: an embedded data set or one written by the R script."""
+    import numpy as np
+    import pandas as pd
+
+    import lmerpy as lp
+
+    if name == "sleep_w":
+        data = lp.datasets.load("sleepstudy")
+        data["w"] = np.resize([1.0, 2.0, 0.5], len(data))
+        data["Days2"] = 2 * data["Days"]
+        return data
+    if name == "sim_crossed":
+        return pd.read_csv(REFERENCE / "sim_crossed.csv.gz")
+    return lp.datasets.load(name)
+
+
+def as_list(value) -> list:
+    """jsonlite writes length-1 vectors as scalars."""
+    return value if isinstance(value, list) else [value]

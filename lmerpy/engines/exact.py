@@ -272,13 +272,13 @@ def _check_convergence(fit: ExactFit, objective, lower: np.ndarray,
 def conditional_variances(fit: ExactFit) -> list[np.ndarray]:
     """Per term, the (q, p, p) conditional covariances σ² Λ A⁻¹ Λ' of the random effects."""
     pls = fit.pls
-    lam = pls.Lambda(fit.theta).tocsc()
+    lam = pls.Lambda(fit.theta).tocsr()
     out = []
     start = 0
     for r in fit.design.random:
         width = r.q * r.p
-        cols = lam[:, start:start + width].T.tocsr()  # rows of Λ for this term's effects
-        # (Λ A⁻¹ Λ')_term = Λ_t A⁻¹ Λ_t'; compute A⁻¹ Λ_t' in column chunks
+        cols = lam[start:start + width, :]  # b_t = Λ_t u: this term's rows of Λ
+        # (Λ A⁻¹ Λ')_term = Λ_t A⁻¹ Λ_t'; compute A⁻¹ Λ_t' in chunks of levels
         blocks = np.zeros((r.q, r.p, r.p))
         chunk = max(1, 4096 // max(r.p, 1)) * r.p
         for a in range(0, width, chunk):

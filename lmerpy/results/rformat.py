@@ -46,7 +46,7 @@ def _scientific(x: float, digits: int) -> tuple[bool, int, int, bool]:
 def format_numbers(values: Sequence[float], digits: int = 7, nsmall: int = 0,
                    width: int = 0) -> list[str]:
     """R's ``format(values, digits=digits, nsmall=nsmall)``: one common layout, right-aligned."""
-    vals = [float(v) for v in values]
+    vals = [float(v) + 0.0 for v in values]  # + 0.0: R prints -0 as 0
     finite = [v for v in vals if math.isfinite(v)]
     neg = 0
     mxsl = rgt = mxns = -(10**9)
@@ -78,11 +78,12 @@ def format_numbers(values: Sequence[float], digits: int = 7, nsmall: int = 0,
             rgt = max(rgt, nsmall)
     for v in vals:
         if math.isnan(v):
-            out.append("NaN" if not np.isnan(v) or True else "NA")
+            out.append("NaN")
         elif math.isinf(v):
             out.append("Inf" if v > 0 else "-Inf")
         elif fixed:
-            out.append(f"{v:.{rgt}f}")
+            text = f"{v:.{rgt}f}"
+            out.append(text[1:] if text.startswith("-") and float(text) == 0 else text)
         else:
             mant, _, exp = f"{v:.{d}e}".partition("e")
             sign, digits_e = exp[0], exp[1:].lstrip("0")
@@ -112,11 +113,12 @@ def cat_number(x: float) -> str:
 
 
 def zapsmall(x: np.ndarray, digits: int) -> np.ndarray:
-    """R's zapsmall(): round to ``digits`` decimals relative to the largest magnitude."""
+    """R's (4.2) zapsmall(): round(x, digits - log10(max|x|)); R's round() takes the nearest
+    whole number of digits when given a fraction."""
     x = np.asarray(x, dtype=np.float64)
     mx = np.max(np.abs(x[np.isfinite(x)])) if np.isfinite(x).any() else 0.0
-    dig = max(0, digits - math.ceil(math.log10(mx))) if mx > 0 else digits
-    return np.round(x, dig)
+    dig = max(0.0, digits - math.log10(mx)) if mx > 0 else digits
+    return np.round(x, int(math.floor(dig + 0.5)))
 
 
 def abbreviate(name: str, minlength: int = 4) -> str:

@@ -1,0 +1,105 @@
+"""anova(m0, m1, ...): likelihood-ratio tests between nested fits, as lme4 prints them."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import scipy.stats as st
+
+from ..errors import ModelError
+from .model import LmerResult
+from .rformat import format_numbers, print_matrix, r_round
+
+
+def _stars(p: float) -> str:
+    for cut, mark in ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, ".")):
+        if p < cut:
+            return mark
+    return " "
+
+
+class AnovaTable:
+    """The table (a DataFrame in ``.table``) and lme4's printed form (``str()``)."""
+
+    def __init__(self, table: pd.DataFrame, formulas: dict[str, str], data_name: str):
+        self.table = table
+        self.formulas = formulas
+        self.data_name = data_name
+
+    def __str__(self) -> str:
+        t = self.table
+        lines = [f"Data: {self.data_name}", "Models:"]
+        lines += [f"{name}: {f}" for name, f in self.formulas.items()]
+        cols = {
+            "npar": [f"{int(v)}" for v in t["npar"]],
+            "AIC": format_numbers(r_round(t["AIC"], 1), 5),
+            "BIC": format_numbers(r_round(t["BIC"], 1), 5),
+            "logLik": format_numbers(t["logLik"], 5),
+            "deviance": format_numbers(r_round(t["deviance"], 1), 5),
+        }
+        chisq = t["Chisq"].to_numpy()
+        ok = np.isfinite(chisq)
+        cols["Chisq"] = [""] * len(t)
+        cols["Df"] = [""] * len(t)
+        cols["Pr(>Chisq)"] = [""] * len(t)
+        if ok.any():
+            for i, s in zip(np.flatnonzero(ok), format_numbers(chisq[ok], 5)):
+                cols["Chisq"][i] = s
+            for i in np.flatnonzero(ok):
+                cols["Df"][i] = str(int(t["Df"].iloc[i]))
+            for i, s in zip(np.flatnonzero(ok), format_numbers(t["Pr(>Chisq)"][ok], 4)):
+                cols["Pr(>Chisq)"][i] = s
+        stars = [_stars(p) if np.isfinite(p) else "" for p in t["Pr(>Chisq)"]]
+        width = max(len(s) for s in stars) if any(stars) else 0
+        cells = [[cols[c][i] for c in cols] + ([stars[i].ljust(width)] if width else [])
+                 for i in range(len(t))]
+        header = list(cols) + ([" " * width] if width else [])
+        lines += print_matrix(cells, header, list(t.index), right=True)
+        if width:
+            lines += ["---", "Signif. codes:  0 ‘***’ 0.001 ‘**’ 0.01 ‘*’ 0.05 ‘.’ 0.1 ‘ ’ 1"]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        return self.table.to_html(na_rep="")
+
+
+def anova(*models: LmerResult, names: list[str] | None = None) -> AnovaTable:
+    """Compare fits of the same data by likelihood-ratio tests (lme4's anova.merMod).
+
+    REML fits are refitted by ML first, as lme4 does; models are ordered by their number of
+    parameters.
+    """
+    if len(models) < 2:
+        raise ModelError("anova() needs at least two models")
+    names = names or [f"m{i}" for i in range(len(models))]
+    n = {m.nobs for m in models}
+    if len(n) > 1:
+        raise ModelError(f"models were not all fitted to the same number of observations "
+                         f"({sorted(n)})")
+    if any(m.REML for m in models):
+        warnings.warn("refitting model(s) with ML (instead of REML)", stacklevel=2)
+    fits = [m.refit(REML=False) for m in models]
+    order = sorted(range(len(fits)), key=lambda i: fits[i].n_params)
+    rows = []
+    prev = None
+    for i in order:
+        m = fits[i]
+        dev = m.deviance(REML=False)
+        row = {"npar": m.n_params, "AIC": m.AIC(), "BIC": m.BIC(),
+               "logLik": float(m.logLik()), "deviance": dev,
+               "Chisq": np.nan, "Df": np.nan, "Pr(>Chisq)": np.nan}
+        if prev is not None:
+            chisq = max(prev["deviance"] - dev, 0.0)
+            df = m.n_params - prev["npar"]
+            row.update({"Chisq": chisq, "Df": df,
+                        "Pr(>Chisq)": st.chi2.sf(chisq, df) if df > 0 else np.nan})
+        rows.append(row)
+        prev = row
+    table = pd.DataFrame(rows, index=[names[i] for i in order])
+    formulas = {names[i]: fits[i].formula.as_written for i in order}
+    return AnovaTable(table, formulas, models[0].data_name)

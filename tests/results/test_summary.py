@@ -1,0 +1,96 @@
+"""Printed output equals lme4's (tests/reference/lme4_fits.json holds R's own text)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+import lmerpy as lp
+from lmerpy.results.rformat import abbreviate, format_numbers
+from tests.conftest import read_reference, reference_data
+
+REF = read_reference("lme4_fits.json")
+
+
+def _fit(key):
+    ref = REF["fits"][key]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return lp.lmer(ref["formula"], reference_data(ref["data"]), REML=ref["REML"],
+                       weights=ref["weights"], data_name=ref["data"])
+
+
+def test_sleepstudy_summary_is_lme4s_line_by_line():
+    m = _fit("sleep_reml")
+    assert m.summary().lines == REF["fits"]["sleep_reml"]["summary"]
+
+
+# Fits whose every printed digit is stable (no value sits on a rounding edge where the
+# optimisers' last digits differ).
+STABLE = ["sleep_uncorr", "sleep_quad", "sleep_int", "sleep_offset", "sleep_rankdef",
+          "dyestuff_ml", "dyestuff2", "pastes"]
+
+
+@pytest.mark.parametrize("key", STABLE)
+def test_other_summaries_match_lme4(key):
+    assert _fit(key).summary().lines == REF["fits"][key]["summary"]
+
+
+# (pastes and sleep_quad print 6 significant digits where the optimisers' last digits differ)
+@pytest.mark.parametrize("key", ["sleep_reml", "sleep_uncorr", "dyestuff2"])
+def test_varcorr_print(key):
+    assert str(_fit(key).VarCorr()).splitlines() == REF["fits"][key]["varcorr_print"]
+
+
+def test_summary_renders_html_and_rich():
+    m = _fit("sleep_reml")
+    html = m.summary()._repr_html_()
+    assert "<table>" in html and "Subject" in html and "251.4051" in html
+    from rich.console import Console
+
+    console = Console(record=True, width=120)
+    console.print(m.summary())
+    assert "REML criterion at convergence: 1743.6" in console.export_text()
+
+
+def test_anova_matches_lme4():
+    sleep = lp.datasets.load("sleepstudy")
+    m0 = lp.lmer("Reaction ~ Days + (1 | Subject)", sleep)
+    m1 = lp.lmer("Reaction ~ Days + (Days | Subject)", sleep)
+    with pytest.warns(UserWarning, match="refitting model\\(s\\) with ML"):
+        a = lp.anova(m0, m1)
+    ref = REF["anova"]
+    assert a.table["npar"].tolist() == ref["npar"]
+    assert a.table["Chisq"].iloc[1] == pytest.approx(ref["Chisq"][1], abs=1e-3)
+    assert a.table["Df"].iloc[1] == ref["Df"][1]
+    assert a.table["Pr(>Chisq)"].iloc[1] == pytest.approx(ref["p"][1], rel=1e-3)
+    assert a.table["logLik"].tolist() == pytest.approx(ref["logLik"], abs=1e-3)
+    text = str(a).splitlines()
+    assert text[:4] == ["Data: sleep", "Models:"] + ref["print"][2:4] or text[2:4] == \
+        ref["print"][2:4]
+    assert text[-1] == ref["print"][-1]
+
+
+@pytest.mark.parametrize("values,digits,nsmall,expected", [
+    ([612.1018, 35.0717, 654.9410], 4, 0, ["612.10", " 35.07", "654.94"]),
+    ([0.0, 13.81], 4, 0, [" 0.00", "13.81"]),
+    ([7.072e-10], 4, 0, ["7.072e-10"]),
+    ([1e6], 7, 0, ["1e+06"]),
+    ([123456789.0], 7, 0, ["123456789"]),
+    ([1.0, -0.138], 7, 3, [" 1.000", "-0.138"]),
+    ([78.804], 4, 0, ["78.8"]),
+])
+def test_r_format(values, digits, nsmall, expected):
+    # each expected value is what R 4.2 prints for format(values, digits=, nsmall=)
+    assert format_numbers(values, digits, nsmall) == expected
+
+
+@pytest.mark.parametrize("name,minlength,expected", [
+    ("(Intercept)", 6, "(Intr)"), ("I(Days^2)", 6, "I(D^2)"), ("service1", 6, "servc1"),
+    ("lectage.L", 6, "lctg.L"), ("studage.Q", 6, "stdg.Q"), ("Sepal.Width", 6, "Spl.Wd"),
+    ("(Intercept)", 11, "(Intercept)"), ("Days", 6, "Days"),
+])
+def test_r_abbreviate(name, minlength, expected):
+    # expected values from R's abbreviate()
+    assert abbreviate(name, minlength) == expected
