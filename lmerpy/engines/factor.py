@@ -44,46 +44,84 @@ class BlockedFactor:
             for c in range(self.p1):
                 self.G11[:, a, c] = np.asarray(G[idx[:, a], idx[:, c]]).ravel()
         self.G21 = ZtZ[n1:, :n1].tocsr()
+        self.G12 = self.G21.T.tocsr()
+        self._G21_scaled = self.G21.copy()
         self.G22 = ZtZ[n1:, n1:].toarray() if self.n2 else np.zeros((0, 0))
         self.logdet = 0.0
+        self._K_map = self._schur_map() if self.n2 and self.p1 == 1 else None
 
-    def update(self, thetas: list[np.ndarray]) -> BlockedFactor:
-        first = self.terms[0]
-        T = first.cov.template(thetas[0])
-        # A11,l = T' G_l T + I
+    def _schur_map(self):
+        """For a scalar first term, K = G21 diag(m) G12 is linear in m: K.data = P m with a
+        fixed sparse P (one entry per pair of rest columns sharing a first-term level).
+        Building P once turns each update into one sparse mat-vec."""
+        G12 = self.G12
+        counts = np.diff(G12.indptr)
+        total = int((counts.astype(np.int64) ** 2).sum())
+        if total > 30_000_000:  # too large to keep: use a sparse product per update
+            return None
+        rows, cols, vals, level = [], [], [], []
+        for lvl in range(self.q1):
+            a, b = G12.indptr[lvl], G12.indptr[lvl + 1]
+            idx, v = G12.indices[a:b], G12.data[a:b]
+            rows.append(np.repeat(idx, len(idx)))
+            cols.append(np.tile(idx, len(idx)))
+            vals.append(np.outer(v, v).ravel())
+            level.append(np.full(len(idx) ** 2, lvl))
+        rows_a, cols_a = np.concatenate(rows), np.concatenate(cols)
+        n2 = self.n2
+        keys = rows_a.astype(np.int64) * n2 + cols_a
+        unique, where = np.unique(keys, return_inverse=True)
+        P = sp.csr_matrix((np.concatenate(vals), (where.ravel(), np.concatenate(level))),
+                          shape=(len(unique), self.q1))
+        return P, unique  # unique = flat (row-major) positions in the n2 × n2 matrix
+
+    def update(self, thetas: list[np.ndarray], lam: sp.csc_matrix) -> BlockedFactor:
+        T = self.terms[0].cov.template(thetas[0])
+        # A11,l = T' G_l T + I  (one p1×p1 block per level of the first term)
         A11 = np.einsum("ji,ljk,km->lim", T, self.G11, T) + np.eye(self.p1)
         L11 = np.linalg.cholesky(A11)
         self.A11_inv = np.linalg.inv(A11)
         logdet = 2.0 * np.log(np.diagonal(L11, axis1=1, axis2=2)).sum()
-        self._T1 = T
+        self.lam1 = lam[: self.n1, : self.n1].tocsr()
         if self.n2:
-            lam_rest = sp.block_diag([t.Lambda(th) for t, th in zip(self.terms[1:], thetas[1:])],
-                                     format="csr")
-            lam1 = first.Lambda(thetas[0])
-            self.A21 = (lam_rest.T @ self.G21 @ lam1).tocsr()
-            A22 = lam_rest.T @ (lam_rest.T @ self.G22.T).T + np.eye(self.n2) \
-                if self.n2 else None
-            Ainv = self._block_inverse_sparse()
-            S = A22 - (self.A21 @ Ainv @ self.A21.T).toarray()
-            try:
-                self.S_chol = sla.cho_factor(S, lower=True, check_finite=False)
-            except np.linalg.LinAlgError as err:  # pragma: no cover - S is SPD in theory
-                raise ModelError("the random-effects system is not positive definite") from err
-            logdet += 2.0 * np.log(np.diag(self.S_chol[0])).sum()
+            lam_r = lam[self.n1:, self.n1:].tocsc()
+            self.lam_r = lam_r
+            # A21 A11⁻¹ A12 = Λr' G21 M G12 Λr  with  M = Λ1 A11⁻¹ Λ1' (block diagonal)
+            M = np.einsum("ij,ljk,mk->lim", T, self.A11_inv, T)
+            inner = self.G22.copy()
+            if self._K_map is not None:
+                P, flat = self._K_map
+                inner.ravel()[flat] -= P @ M[:, 0, 0]
+            elif self.p1 == 1:
+                scaled = self._G21_scaled
+                scaled.data = self.G21.data * M[:, 0, 0][self.G21.indices]
+                inner -= (scaled @ self.G12).toarray()
+            else:
+                inner -= (self.G21 @ sp.block_diag(list(M), format="csr") @ self.G12).toarray()
+            if (lam_r - sp.diags(lam_r.diagonal())).count_nonzero() == 0:
+                d = lam_r.diagonal()  # scalar terms only: Λr is diagonal
+                inner *= d[:, None]
+                inner *= d[None, :]
+                S = inner
+            else:
+                S = np.asarray(lam_r.T @ (lam_r.T @ inner.T).T)
+            S[np.diag_indices_from(S)] += 1.0
+            # S is symmetric: its transpose is the same matrix in Fortran order, which LAPACK
+            # factors in place without a copy
+            chol, info = sla.lapack.dpotrf(S.T, lower=1, overwrite_a=1, clean=0)
+            if info != 0:
+                raise ModelError("the random-effects system is not positive definite")
+            self.S_chol = (chol, True)
+            logdet += 2.0 * np.log(np.diag(chol)).sum()
         self.logdet = float(logdet)
         return self
-
-    def _block_inverse_sparse(self) -> sp.csr_matrix:
-        if self.p1 == 1:
-            return sp.diags(self.A11_inv[:, 0, 0], format="csr")
-        return sp.block_diag(list(self.A11_inv), format="csr")
 
     def _solve11(self, B: np.ndarray) -> np.ndarray:
         blocks = B.reshape(self.q1, self.p1, -1)
         return np.einsum("lij,ljk->lik", self.A11_inv, blocks).reshape(self.n1, -1)
 
     def solve(self, B: np.ndarray) -> np.ndarray:
-        """A⁻¹B for a dense B (rows = random-effect columns)."""
+        """A⁻¹B for a dense B (rows = random-effect columns), by block elimination."""
         B = np.asarray(B, dtype=np.float64)
         vector = B.ndim == 1
         B = B.reshape(B.shape[0], -1)
@@ -91,10 +129,10 @@ class BlockedFactor:
         if not self.n2:
             out = y1
         else:
-            rhs2 = B[self.n1:] - self.A21 @ y1
-            x2 = sla.cho_solve(self.S_chol, rhs2, check_finite=False)
-            x1 = y1 - self._solve11(np.asarray(self.A21.T @ x2))
-            out = np.vstack([x1, x2])
+            a21_y1 = self.lam_r.T @ (self.G21 @ (self.lam1 @ y1))
+            x2 = sla.cho_solve(self.S_chol, B[self.n1:] - a21_y1, check_finite=False)
+            a12_x2 = self.lam1.T @ (self.G12 @ (self.lam_r @ x2))
+            out = np.vstack([y1 - self._solve11(np.asarray(a12_x2)), x2])
         return out.ravel() if vector else out
 
 
@@ -106,8 +144,7 @@ class DenseFactor:
         self.G = ZtZ.toarray()
         self.logdet = 0.0
 
-    def update(self, thetas: list[np.ndarray]) -> DenseFactor:
-        lam = sp.block_diag([t.Lambda(th) for t, th in zip(self.terms, thetas)], format="csr")
+    def update(self, thetas: list[np.ndarray], lam: sp.csc_matrix) -> DenseFactor:
         A = lam.T @ (lam.T @ self.G.T).T + np.eye(self.G.shape[0])
         self.chol = sla.cho_factor(A, lower=True, check_finite=False)
         self.logdet = float(2.0 * np.log(np.diag(self.chol[0])).sum())
@@ -125,8 +162,7 @@ class SparseFactor:
         self.G = ZtZ.tocsc()
         self.logdet = 0.0
 
-    def update(self, thetas: list[np.ndarray]) -> SparseFactor:
-        lam = sp.block_diag([t.Lambda(th) for t, th in zip(self.terms, thetas)], format="csc")
+    def update(self, thetas: list[np.ndarray], lam: sp.csc_matrix) -> SparseFactor:
         A = (lam.T @ self.G @ lam + sp.identity(self.G.shape[0], format="csc")).tocsc()
         self.lu = spla.splu(A, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
                             options={"SymmetricMode": True})

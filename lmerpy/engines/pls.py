@@ -68,6 +68,32 @@ class PLSSolution:
     reml: float                # REML criterion at θ
 
 
+class LambdaMap:
+    """θ -> Λ(θ) without rebuilding Λ: for grouped terms every non-zero of Λ is one element of
+    θ (lme4's ``Lind``), so only the values change; spatial blocks are recomputed."""
+
+    def __init__(self, terms: list[RandomTermDesign], split_theta, n_theta: int):
+        self.terms = terms
+        self.split_theta = split_theta
+        self.linear = all(hasattr(t.cov, "template") for t in terms)
+        if self.linear:
+            probe = np.arange(1.0, n_theta + 1.0)
+            pattern = self._build(probe)
+            self.indptr, self.indices = pattern.indptr, pattern.indices
+            self.lind = np.rint(pattern.data).astype(np.int64) - 1
+            self.shape = pattern.shape
+
+    def _build(self, theta: np.ndarray) -> sp.csc_matrix:
+        blocks = [t.Lambda(th) for t, th in zip(self.terms, self.split_theta(theta))]
+        return sp.block_diag(blocks, format="csc")
+
+    def __call__(self, theta: np.ndarray) -> sp.csc_matrix:
+        if not self.linear:
+            return self._build(theta)
+        data = np.asarray(theta, dtype=np.float64)[self.lind]
+        return sp.csc_matrix((data, self.indices, self.indptr), shape=self.shape)
+
+
 class PLS:
     """Evaluates the profiled deviance over θ for one model (the function lme4 optimises)."""
 
@@ -76,18 +102,15 @@ class PLS:
         self.terms = terms
         self.cp = cp
         self.split_theta = split_theta
+        n_theta = sum(t.cov.n_theta for t in terms)
+        self.Lambda = LambdaMap(terms, split_theta, n_theta)
         self.factor = make_factor(terms, cp.ZtZ)
-
-    def Lambda(self, theta: np.ndarray) -> sp.csc_matrix:
-        return sp.block_diag([t.Lambda(th) for t, th in zip(self.terms,
-                                                             self.split_theta(theta))],
-                             format="csc")
 
     def solve(self, theta: np.ndarray) -> PLSSolution:
         cp = self.cp
         thetas = self.split_theta(theta)
-        self.factor.update(thetas)
         lam = self.Lambda(theta)
+        self.factor.update(thetas, lam)
         BX = np.asarray(lam.T @ cp.ZtX)
         by = np.asarray(lam.T @ cp.Zty).ravel()
         S = self.factor.solve(np.column_stack([BX, by]))
