@@ -43,6 +43,11 @@ class LmerControl:
     singular_tol: float = 1e-4
     calc_derivs: bool = True
     rank_tol: float = 1e-7
+    # "bobyqa" (lme4's default, derivative free), "lbfgsb" (exact gradients; models whose
+    # random terms are all scalar), or "auto": L-BFGS-B for large scalar-term models, where
+    # each evaluation is expensive and the gradient costs about two of them, else BOBYQA.
+    optimizer: str = "auto"
+    large_model: int = 20_000  # "auto" uses L-BFGS-B from this many rows or random effects
 
 
 @dataclass
@@ -158,17 +163,56 @@ def fit_lmer(design: ModelDesign, REML: bool = True, weights=None,
         value = pls.deviance(theta, REML)
         return value if np.isfinite(value) else 1e300
 
-    theta, code, evals = _bobyqa(objective, theta0, lower, control)
+    method = _choose_optimizer(control, pls, n)
+    if method == "lbfgsb":
+        theta, code, evals = _lbfgsb(pls, REML, theta0, lower, control)
+        if code < 0:  # line search trouble: let BOBYQA finish from there
+            theta, code, more = _bobyqa(objective, theta, lower, control)
+            evals += more
+    else:
+        theta, code, evals = _bobyqa(objective, theta0, lower, control)
     solution = pls.solve(theta)
     sigma = float(np.sqrt(solution.pwrss / (n - X.shape[1] if REML else n)))
     lam = pls.Lambda(theta)
     b = np.asarray(lam @ solution.u).ravel()
-    optinfo = {"optimizer": "bobyqa", "code": code, "evals": evals, "messages": messages,
+    optinfo = {"optimizer": method, "code": code, "evals": evals, "messages": messages,
                "warnings": []}
     fit = ExactFit(design, REML, X, names, dropped, y, offset, w, theta, solution, sigma, b,
                    pls, optinfo)
     _check_convergence(fit, objective, lower, control)
     return fit
+
+
+def _choose_optimizer(control: LmerControl, pls: PLS, n: int) -> str:
+    choice = control.optimizer
+    if choice not in {"auto", "bobyqa", "lbfgsb"}:
+        raise ModelError(f"unknown optimizer {choice!r} (use 'auto', 'bobyqa' or 'lbfgsb')")
+    if choice == "lbfgsb" and not pls.has_gradient:
+        raise ModelError("optimizer='lbfgsb' needs every random term to be scalar, as in "
+                         "(1 | g) or (0 + x | g)")
+    if choice == "auto":
+        size = max(n, pls.cp.ZtZ.shape[0])
+        return "lbfgsb" if pls.has_gradient and size >= control.large_model else "bobyqa"
+    return choice
+
+
+def _lbfgsb(pls: PLS, REML: bool, theta0: np.ndarray, lower: np.ndarray,
+            control: LmerControl):
+    from scipy.optimize import minimize
+
+    count = [0]
+
+    def fg(theta):
+        count[0] += 1
+        value, grad = pls.deviance_and_gradient(np.asarray(theta), REML)
+        if not np.isfinite(value):
+            return 1e300, np.zeros_like(grad)
+        return value, grad
+
+    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+    res = minimize(fg, np.maximum(theta0, lower), jac=True, method="L-BFGS-B", bounds=bounds,
+                   options={"ftol": 1e-13, "gtol": 1e-6, "maxiter": control.maxeval})
+    return np.asarray(res.x, dtype=np.float64), (4 if res.success else -1), count[0]
 
 
 def _bobyqa(objective, theta0: np.ndarray, lower: np.ndarray, control: LmerControl):
@@ -226,6 +270,18 @@ def derivatives(fn, x: np.ndarray, lower: np.ndarray, delta: float = 1e-4):
     return grad, hess
 
 
+def _gradient_derivatives(pls: PLS, REML: bool, theta: np.ndarray, delta: float = 1e-5):
+    """Exact gradient and a Hessian from forward differences of the exact gradient."""
+    _, grad = pls.deviance_and_gradient(theta, REML)
+    k = len(theta)
+    hess = np.zeros((k, k))
+    for i in range(k):
+        step = np.zeros(k)
+        step[i] = delta
+        hess[:, i] = (pls.deviance_and_gradient(theta + step, REML)[1] - grad) / delta
+    return grad, (hess + hess.T) / 2.0
+
+
 def is_singular(theta: np.ndarray, lower: np.ndarray, tol: float = 1e-4) -> bool:
     """lme4's isSingular: a θ with lower bound 0 (a diagonal of Λ) is below ``tol``."""
     at_zero = lower == 0
@@ -246,7 +302,10 @@ def _check_convergence(fit: ExactFit, objective, lower: np.ndarray,
         return
     if not control.calc_derivs:
         return
-    grad, hess = derivatives(objective, fit.theta, lower)
+    if info["optimizer"] == "lbfgsb":
+        grad, hess = _gradient_derivatives(fit.pls, fit.REML, fit.theta)
+    else:
+        grad, hess = derivatives(objective, fit.theta, lower)
     info["gradient"], info["hessian"] = grad, hess
     try:
         chol = np.linalg.cholesky(hess)

@@ -59,20 +59,26 @@ class BlockedFactor:
         total = int((counts.astype(np.int64) ** 2).sum())
         if total > 30_000_000:  # too large to keep: use a sparse product per update
             return None
-        rows, cols, vals, level = [], [], [], []
+        # the pattern of K (sorted row-major positions), then, level by level, the position
+        # of every pair of its rest columns: P is built column by column, so directly as CSC
+        K0 = (self.G21 @ self.G12).tocsr()
+        K0.sort_indices()
+        n2 = self.n2
+        rows_of = np.repeat(np.arange(n2, dtype=np.int64), np.diff(K0.indptr))
+        pattern = rows_of * n2 + K0.indices
+        pos, vals = [], []
         for lvl in range(self.q1):
             a, b = G12.indptr[lvl], G12.indptr[lvl + 1]
-            idx, v = G12.indices[a:b], G12.data[a:b]
-            rows.append(np.repeat(idx, len(idx)))
-            cols.append(np.tile(idx, len(idx)))
+            idx, v = G12.indices[a:b].astype(np.int64), G12.data[a:b]
+            pos.append((idx[:, None] * n2 + idx[None, :]).ravel())
             vals.append(np.outer(v, v).ravel())
-            level.append(np.full(len(idx) ** 2, lvl))
-        rows_a, cols_a = np.concatenate(rows), np.concatenate(cols)
-        n2 = self.n2
-        keys = rows_a.astype(np.int64) * n2 + cols_a
-        unique, where = np.unique(keys, return_inverse=True)
-        P = sp.csr_matrix((np.concatenate(vals), (where.ravel(), np.concatenate(level))),
-                          shape=(len(unique), self.q1))
+        where = np.searchsorted(pattern, np.concatenate(pos))
+        indptr = np.concatenate([[0], np.cumsum(counts.astype(np.int64) ** 2)])
+        P = sp.csc_matrix((np.concatenate(vals), where, indptr), shape=(len(pattern), self.q1))
+        unique = pattern
+        ki, kj = unique // n2, unique % n2
+        # positions in the lower triangle, where LAPACK's inverse (dpotri) is stored
+        self._lower_pos = (np.maximum(ki, kj), np.minimum(ki, kj))
         return P, unique  # unique = flat (row-major) positions in the n2 × n2 matrix
 
     def update(self, thetas: list[np.ndarray], lam: sp.csc_matrix) -> BlockedFactor:
@@ -116,6 +122,30 @@ class BlockedFactor:
         self.logdet = float(logdet)
         return self
 
+    def inverse_diagonal(self) -> np.ndarray:
+        """diag(A⁻¹), for the analytic gradient of log|A| (scalar first term only)."""
+        a_inv = self.A11_inv[:, 0, 0]
+        if not self.n2:
+            return a_inv.copy()
+        L = self.S_chol[0]
+        Sinv, info = sla.lapack.dpotri(L, lower=1)  # lower triangle of S⁻¹
+        if info != 0:  # pragma: no cover
+            raise ModelError("could not invert the random-effects system")
+        d2 = np.diag(Sinv).copy()
+        th1 = float(self.lam1.diagonal()[0]) if self.lam1.nnz else 0.0
+        dr = self.lam_r.diagonal()
+        if self._K_map is not None:
+            P, _ = self._K_map
+            li, lj = self._lower_pos
+            weighted = Sinv[li, lj] * dr[li] * dr[lj]
+            quad = np.asarray(P.T @ weighted).ravel()
+        else:
+            Sinv = np.tril(Sinv) + np.tril(Sinv, -1).T
+            C = (self.lam_r.T @ self.G21).tocsc()
+            quad = np.asarray((C.multiply(Sinv @ C.toarray())).sum(axis=0)).ravel()
+        d1 = a_inv + th1**2 * a_inv**2 * quad
+        return np.concatenate([d1, d2])
+
     def _solve11(self, B: np.ndarray) -> np.ndarray:
         blocks = B.reshape(self.q1, self.p1, -1)
         return np.einsum("lij,ljk->lik", self.A11_inv, blocks).reshape(self.n1, -1)
@@ -152,6 +182,10 @@ class DenseFactor:
 
     def solve(self, B: np.ndarray) -> np.ndarray:
         return sla.cho_solve(self.chol, np.asarray(B, dtype=np.float64), check_finite=False)
+
+    def inverse_diagonal(self) -> np.ndarray:
+        inv, info = sla.lapack.dpotri(self.chol[0], lower=1)
+        return np.diag(inv).copy()
 
 
 class SparseFactor:
