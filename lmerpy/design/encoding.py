@@ -42,10 +42,12 @@ def level_order(series: pd.Series) -> list[str]:
 
     Levels absent from the data are dropped, as R's model frames do.
     """
-    present = series.dropna()
     if isinstance(series.dtype, pd.CategoricalDtype):
-        used = set(present.astype(object))
-        return [_label(c) for c in series.cat.categories if c in used]
+        codes = series.cat.codes.to_numpy()
+        used = np.zeros(len(series.cat.categories), dtype=bool)
+        used[codes[codes >= 0]] = True
+        return [_label(c) for c, u in zip(series.cat.categories, used) if u]
+    present = series.dropna()
     if pd.api.types.is_bool_dtype(series):
         return [_label(v) for v in (False, True) if v in set(present)]
     values = pd.unique(present.to_numpy())

@@ -212,6 +212,7 @@ def _lbfgsb(pls: PLS, REML: bool, theta0: np.ndarray, lower: np.ndarray,
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
     res = minimize(fg, np.maximum(theta0, lower), jac=True, method="L-BFGS-B", bounds=bounds,
                    options={"ftol": 1e-13, "gtol": 1e-6, "maxiter": control.maxeval})
+    pls.last_gradient = (np.asarray(res.x, dtype=np.float64).copy(), np.asarray(res.jac))
     return np.asarray(res.x, dtype=np.float64), (4 if res.success else -1), count[0]
 
 
@@ -272,7 +273,11 @@ def derivatives(fn, x: np.ndarray, lower: np.ndarray, delta: float = 1e-4):
 
 def _gradient_derivatives(pls: PLS, REML: bool, theta: np.ndarray, delta: float = 1e-5):
     """Exact gradient and a Hessian from forward differences of the exact gradient."""
-    _, grad = pls.deviance_and_gradient(theta, REML)
+    last = getattr(pls, "last_gradient", None)
+    if last is not None and np.array_equal(last[0], theta):
+        grad = last[1]  # the optimiser's final evaluation
+    else:
+        _, grad = pls.deviance_and_gradient(theta, REML)
     k = len(theta)
     hess = np.zeros((k, k))
     for i in range(k):
@@ -331,6 +336,7 @@ def _check_convergence(fit: ExactFit, objective, lower: np.ndarray,
 def conditional_variances(fit: ExactFit) -> list[np.ndarray]:
     """Per term, the (q, p, p) conditional covariances σ² Λ A⁻¹ Λ' of the random effects."""
     pls = fit.pls
+    pls.solve(fit.theta)  # the factor may hold another θ (convergence checks evaluate nearby)
     lam = pls.Lambda(fit.theta).tocsr()
     out = []
     start = 0

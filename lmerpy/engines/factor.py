@@ -46,9 +46,12 @@ class BlockedFactor:
         self.G21 = ZtZ[n1:, :n1].tocsr()
         self.G12 = self.G21.T.tocsr()
         self._G21_scaled = self.G21.copy()
-        self.G22 = ZtZ[n1:, n1:].toarray() if self.n2 else np.zeros((0, 0))
+        # C order: the Schur update writes into it through a flat (row-major) view
+        self.G22 = np.ascontiguousarray(ZtZ[n1:, n1:].toarray()) if self.n2 \
+            else np.zeros((0, 0))
         self.logdet = 0.0
         self._K_map = self._schur_map() if self.n2 and self.p1 == 1 else None
+        self._buffer = np.empty(self.G22.shape, order="C")
 
     def _schur_map(self):
         """For a scalar first term, K = G21 diag(m) G12 is linear in m: K.data = P m with a
@@ -94,10 +97,13 @@ class BlockedFactor:
             self.lam_r = lam_r
             # A21 A11⁻¹ A12 = Λr' G21 M G12 Λr  with  M = Λ1 A11⁻¹ Λ1' (block diagonal)
             M = np.einsum("ij,ljk,mk->lim", T, self.A11_inv, T)
-            inner = self.G22.copy()
+            inner = self._buffer
+            np.copyto(inner, self.G22)
             if self._K_map is not None:
                 P, flat = self._K_map
-                inner.ravel()[flat] -= P @ M[:, 0, 0]
+                flat_view = inner.reshape(-1)
+                assert np.shares_memory(flat_view, inner)
+                flat_view[flat] -= P @ M[:, 0, 0]
             elif self.p1 == 1:
                 scaled = self._G21_scaled
                 scaled.data = self.G21.data * M[:, 0, 0][self.G21.indices]
