@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from . import datasets
 from .api import lmer
-from .results.anova import anova
 from .design import ModelDesign, design
 from .engines.exact import (
     ConvergenceWarning,
@@ -12,9 +11,10 @@ from .engines.exact import (
     RankDeficiencyWarning,
     SingularFitWarning,
 )
-from .results.model import LmerResult
 from .errors import DataError, FormulaError, LmerpyError, ModelError
 from .formula import Formula, parse
+from .results.anova import anova
+from .results.model import LmerResult
 
 __version__ = "0.1.0"
 

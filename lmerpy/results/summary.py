@@ -98,7 +98,8 @@ def summary_lines(m: LmerResult) -> list[str]:
         lines.append(f"Weights: {m.weights_name}")
     lines.append("")
     if m.REML:
-        lines.append(f"REML criterion at convergence: {cat_number(float(r_round(m.REMLcrit(), 1)))}")
+        crit = cat_number(float(r_round(m.REMLcrit(), 1)))
+        lines.append(f"REML criterion at convergence: {crit}")
     else:
         lines += aic_lines(m)
     lines.append("")
