@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..formula.terms import Formula
 from .evaluate import LITERAL_NAMES, is_numeric
 
 
@@ -44,10 +43,6 @@ def require_columns(data: pd.DataFrame, names: list[str], what: str = "data") ->
         close = difflib.get_close_matches(name, columns, n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise DataError(f"column '{name}' not found in {what}{hint}")
-
-
-def used_columns(formula: Formula, data: pd.DataFrame) -> list[str]:
-    return [n for n in formula.variables() if n in data.columns]
 
 
 def drop_missing(data: pd.DataFrame, columns: list[str], na_action: str = "omit") -> CleanFrame:

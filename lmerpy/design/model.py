@@ -191,8 +191,8 @@ def design(formula: Formula | str, data: pd.DataFrame, na_action: str = "omit",
     if isinstance(formula, str):
         formula = parse(formula)
     data = check_frame(data)
-    data.columns = [str(c) for c in data.columns] if not all(
-        isinstance(c, str) for c in data.columns) else data.columns
+    if not all(isinstance(c, str) for c in data.columns):
+        data = data.rename(columns=str)  # a renamed copy: the caller's frame is left alone
     needed = [n for n in formula.variables() if n not in LITERAL_NAMES or n in data.columns]
     require_columns(data, needed)
     formula = _expand_dot(formula, data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -121,8 +122,6 @@ def random_design(term: RandomTerm, data: pd.DataFrame) -> RandomTermDesign:
         series = data[g]
         if pd.api.types.is_float_dtype(series) and not isinstance(series.dtype,
                                                                    pd.CategoricalDtype):
-            import warnings
-
             warnings.warn(f"grouping column '{g}' holds floats; its distinct values are used "
                           f"as levels", stacklevel=4)
     codes, levels = grouping_codes(data, term.group)

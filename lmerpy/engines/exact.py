@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 import nlopt
 import numpy as np
-import scipy.sparse as sp
 
 from ..design.model import ModelDesign
 from ..errors import DataError, ModelError
@@ -361,4 +360,4 @@ def conditional_variances(fit: ExactFit) -> list[np.ndarray]:
 
 __all__ = ["ConvergenceWarning", "ExactFit", "LmerControl", "RankDeficiencyWarning",
            "SingularFitWarning", "conditional_variances", "drop_aliased", "fit_lmer",
-           "is_singular", "sp"]
+           "is_singular"]

@@ -12,9 +12,6 @@ from dataclasses import dataclass, field
 
 # R's deparse puts no spaces around these binary operators.
 _TIGHT = {"^", ":", "/"}
-# Binding strength, for deciding where a deparsed child needs parentheses.
-_PREC = {"|": 1, "||": 1, "==": 2, "!=": 2, "<": 2, ">": 2, "<=": 2, ">=": 2,
-         "+": 3, "-": 3, "*": 4, "/": 4, ":": 5, "^": 7}
 
 
 @dataclass(frozen=True)

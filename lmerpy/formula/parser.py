@@ -12,7 +12,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, Tree, v_args
+from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from ..errors import FormulaError
@@ -229,4 +229,4 @@ def parse_expression(text: str) -> tuple[N.Node | None, N.Node, int]:
         raise
 
 
-__all__ = ["parse_expression", "grammar_text", "Tree"]
+__all__ = ["parse_expression", "grammar_text"]

@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import scipy.stats as st
 
-from ..design.random import build_Z
 from ..engines.exact import ExactFit, conditional_variances, fit_lmer, is_singular
 from ..errors import DataError, FormulaError
 from ..formula import parse
@@ -334,4 +333,4 @@ class LmerResult:
         return self.summary().__rich__()
 
 
-__all__ = ["LmerResult", "LogLik", "Ranef", "build_Z"]
+__all__ = ["LmerResult", "LogLik", "Ranef"]

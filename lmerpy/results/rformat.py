@@ -101,12 +101,6 @@ def r_round(x, digits: int = 0):
     return np.round(np.asarray(x, dtype=np.float64), digits)
 
 
-def signif(x: float, digits: int) -> float:
-    if x == 0 or not math.isfinite(x):
-        return x
-    return float(f"{x:.{digits - 1}e}")
-
-
 def cat_number(x: float) -> str:
     """How R's cat() writes one number (up to 7 significant digits)."""
     return format_number(x, 7).strip()

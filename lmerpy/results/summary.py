@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -195,6 +194,3 @@ class Summary:
 
         return Panel(Text(str(self)), title="lmerpy", expand=False)
 
-
-def is_finite_number(x: float) -> bool:
-    return math.isfinite(x)
