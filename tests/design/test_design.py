@@ -200,3 +200,13 @@ def test_covariance_maps():
     dg = Diagonal(2)
     np.testing.assert_array_equal(dg.Lambda(np.array([2.0, 3.0]), 2).toarray(),
                                   np.diag([2.0, 3.0, 2.0, 3.0]))
+
+
+def test_callers_frame_is_not_modified():
+    data = pd.DataFrame({0: np.arange(6.0), "x": np.arange(6.0) ** 2})
+    data.columns = ["y", 1]  # a non-string column name
+    before = data.copy()
+    d = lp.design("y ~ 1", data)
+    assert d.n == 6
+    pd.testing.assert_frame_equal(data, before)
+    assert list(data.columns) == ["y", 1]
