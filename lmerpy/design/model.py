@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -133,17 +133,15 @@ def _offset(formula: Formula, data: pd.DataFrame) -> np.ndarray | None:
     return sum(evaluate(o, data, f"offset({o})") for o in formula.offsets)
 
 
-def _expand_dot(formula: Formula, data: pd.DataFrame) -> Formula:
-    """Replace '.' by every column the formula does not otherwise use (R's meaning)."""
-    if not any(t.is_dot for t in formula.fixed.terms):
-        for t in formula.fixed.terms:
-            if any(isinstance(f, N.Dot) for f in t.factors):
-                raise FormulaError("'.' cannot be part of an interaction")
-        return formula
+def _expand_dot(formula: Formula, data: pd.DataFrame, reserved: list[str]) -> Formula:
+    """Replace '.' by every column the formula does not otherwise use (R's meaning);
+    ``reserved`` columns (prior weights) never count as predictors."""
     for t in formula.fixed.terms:
         if any(isinstance(f, N.Dot) for f in t.factors) and not t.is_dot:
             raise FormulaError("'.' cannot be part of an interaction")
-    used = set(formula.variables()) | set(formula.dot_excluded)
+    if not any(t.is_dot for t in formula.fixed.terms):
+        return formula
+    used = set(formula.variables()) | set(formula.dot_excluded) | set(reserved)
     others = [Term((N.Name(str(c)),)) for c in data.columns if str(c) not in used]
     terms: list[Term] = []
     for t in formula.fixed.terms:
@@ -151,9 +149,7 @@ def _expand_dot(formula: Formula, data: pd.DataFrame) -> Formula:
             if new not in terms:
                 terms.append(new)
     terms.sort(key=lambda t: t.degree)
-    return Formula(formula.response, TermList(formula.fixed.intercept, tuple(terms)),
-                   formula.random, formula.nn, formula.rbf, formula.offsets, formula.text)
-
+    return replace(formula, fixed=TermList(formula.fixed.intercept, tuple(terms)))
 
 
 def _response(formula: Formula, data: pd.DataFrame) -> np.ndarray:
@@ -195,7 +191,7 @@ def design(formula: Formula | str, data: pd.DataFrame, na_action: str = "omit",
         data = data.rename(columns=str)  # a renamed copy: the caller's frame is left alone
     needed = [n for n in formula.variables() if n not in LITERAL_NAMES or n in data.columns]
     require_columns(data, needed)
-    formula = _expand_dot(formula, data)
+    formula = _expand_dot(formula, data, list(extra_columns or []))
     needed = [n for n in formula.variables() if n not in LITERAL_NAMES or n in data.columns]
     clean = drop_missing(data, needed + list(extra_columns or []), na_action)
     data = clean.data

@@ -210,3 +210,11 @@ def test_callers_frame_is_not_modified():
     assert d.n == 6
     pd.testing.assert_frame_equal(data, before)
     assert list(data.columns) == ["y", 1]
+
+
+def test_dot_keeps_the_written_formula_and_skips_weights():
+    data = pd.DataFrame({"y": np.arange(8.0), "a": np.arange(8.0) ** 2,
+                         "g": list("ppqqrrss"), "w": np.ones(8)})
+    m = lp.lmer("y ~ . + (1 | g)", data.drop(columns="w"), weights=data.w.to_numpy())
+    assert m.fixef_names == ["(Intercept)", "a"]
+    assert m.formula.as_written == "y ~ . + (1 | g)"
