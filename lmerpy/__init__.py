@@ -11,6 +11,7 @@ from .engines.exact import (
     RankDeficiencyWarning,
     SingularFitWarning,
 )
+from .engines.torch_engine import TorchControl, TrainingWarning
 from .errors import DataError, FormulaError, LmerpyError, ModelError
 from .formula import Formula, parse
 from .results.anova import anova
@@ -20,4 +21,5 @@ __version__ = "0.1.0"
 
 __all__ = ["DataError", "Formula", "FormulaError", "LmerpyError", "ModelError", "datasets",
            "parse", "design", "ModelDesign", "lmer", "anova", "LmerResult", "LmerControl",
-           "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "__version__"]
+           "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "TorchControl",
+           "TrainingWarning", "__version__"]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from .design import design as make_design
 from .engines.exact import LmerControl, fit_lmer
+from .engines.torch_engine import TorchControl, fit_torch
 from .errors import DataError, ModelError
 from .formula import Formula, parse
 from .results.model import LmerResult
@@ -32,20 +34,37 @@ def _caller_name(obj, depth: int = 2) -> str | None:
 
 def lmer(formula: str | Formula, data: pd.DataFrame, REML: bool = True,
          weights: str | np.ndarray | pd.Series | None = None,
-         control: LmerControl | None = None, na_action: str = "omit",
-         engine: str = "auto", data_name: str | None = None) -> LmerResult:
+         control: LmerControl | TorchControl | None = None, na_action: str = "omit",
+         engine: str = "auto", data_name: str | None = None,
+         modules: dict | None = None, **training) -> LmerResult:
     """Fit a linear mixed model, as lme4's ``lmer()``.
 
-    ``weights`` is a column name or an array of prior weights; ``engine="exact"`` (default
-    for formulas without nn() terms) agrees with lme4.
+    ``weights`` is a column name or an array of prior weights. ``engine="exact"`` (the
+    default for formulas without nn() terms) agrees with lme4; ``engine="torch"`` (the default
+    with nn() terms) trains by mini-batch NLL (LMMNN). Training options go in a TorchControl
+    or as keywords: ``lr``, ``batch_size``, ``epochs``, ``patience``, ``validation``,
+    ``batching``, ``device``, ``seed``, ``verbose``; ``modules`` maps nn(..., module="name")
+    to your own torch modules.
     """
     if isinstance(formula, str):
         formula = parse(formula)
-    if engine not in {"auto", "exact"}:
-        raise ModelError(f"engine {engine!r} is not available yet (use 'exact')")
-    if formula.nn:
-        raise ModelError("formulas with nn() terms need the torch engine, which is not "
-                         "available yet")
+    if engine not in {"auto", "exact", "torch"}:
+        raise ModelError(f"engine must be 'auto', 'exact' or 'torch', not {engine!r}")
+    use_torch = engine == "torch" or (engine == "auto" and bool(formula.nn))
+    if formula.nn and engine == "exact":
+        raise ModelError("formulas with nn() terms need engine='torch'")
+    if use_torch:
+        unknown = set(training) - set(TorchControl.__dataclass_fields__)
+        if unknown:
+            raise ModelError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+        if control is not None and not isinstance(control, TorchControl):
+            raise ModelError("the torch engine takes a TorchControl as control")
+        control = replace(control or TorchControl(), **training)
+        if weights is not None:
+            raise ModelError("prior weights are not supported by the torch engine yet")
+    elif training:
+        raise ModelError(f"training option(s) {', '.join(sorted(training))} only apply to "
+                         f"engine='torch'")
     data_name = data_name or _caller_name(data) or "data"
     weights_name = None
     w = None
@@ -67,5 +86,8 @@ def lmer(formula: str | Formula, data: pd.DataFrame, REML: bool = True,
                     extra_columns=["(weights)"] if weights is not None else None)
     if weights is not None:
         w = data.loc[d.index, "(weights)"].to_numpy(dtype=np.float64)
-    fit = fit_lmer(d, REML=REML, weights=w, control=control)
+    if use_torch:
+        fit = fit_torch(d, control, modules)
+    else:
+        fit = fit_lmer(d, REML=REML, weights=w, control=control)
     return LmerResult(fit, data_name, weights_name, data)

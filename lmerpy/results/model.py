@@ -13,7 +13,7 @@ import pandas as pd
 import scipy.stats as st
 
 from ..engines.exact import ExactFit, conditional_variances, fit_lmer, is_singular
-from ..errors import DataError, FormulaError
+from ..errors import DataError, FormulaError, ModelError
 from ..formula import parse
 from .summary import Summary
 from .varcorr import VarCorr, VarCorrTerm
@@ -98,7 +98,22 @@ class LmerResult:
         return self.fit.REML
 
     @property
+    def torch_info(self) -> dict | None:
+        """Training facts of a torch-engine fit (None for exact fits)."""
+        return self.fit.optinfo.get("torch")
+
+    @property
+    def history(self) -> pd.DataFrame | None:
+        """Per-epoch train and validation NLL, σ² and θ of a torch-engine fit."""
+        info = self.torch_info
+        return None if info is None else info["history"]
+
+    @property
     def title(self) -> str:
+        if self.torch_info is not None:
+            kind = "with neural fixed effects " if self.design.nn else ""
+            return (f"Linear mixed model {kind}fit by maximum likelihood (torch engine, "
+                    f"LMMNN) ['lmerpy']")
         how = "REML" if self.REML else "maximum likelihood "
         return f"Linear mixed model fit by {how} ['lmerMod']"
 
@@ -282,6 +297,8 @@ class LmerResult:
         nd = self.design.for_new_data(newdata)
         Xn = nd.X[:, [self.design.X_names.index(n) for n in f.fixef_names]]
         eta = Xn @ f.solution.beta + (nd.offset if nd.offset is not None else 0.0)
+        if self.torch_info is not None and self.torch_info["nn_predict"] is not None:
+            eta = eta + self.torch_info["nn_predict"](nd.nn)
         start = 0
         for k, r in enumerate(self.design.random):
             width = r.q * r.p
@@ -315,6 +332,9 @@ class LmerResult:
         """The same model fitted by REML or ML (anova compares ML fits, as lme4)."""
         if REML == self.REML:
             return self
+        if self.torch_info is not None:
+            raise ModelError("anova() of torch-engine fits is not available: their networks "
+                             "are not nested models")
         fit = fit_lmer(self.design, REML=REML, weights=self.fit.weights,
                        start=self.theta)
         return LmerResult(fit, self.data_name, self.weights_name, self._data)

@@ -96,7 +96,13 @@ def summary_lines(m: LmerResult) -> list[str]:
     if m.weights_name is not None:
         lines.append(f"Weights: {m.weights_name}")
     lines.append("")
-    if m.REML:
+    if m.torch_info is not None:
+        info = m.torch_info
+        lines.append(f"Training: {info['epochs']} epochs on {info['device']}, best epoch "
+                     f"{info['best_epoch']} (validation NLL per observation "
+                     f"{info['best_val_nll']:.5g}); stopped: {info['stop_reason']}")
+        lines.append(f"logLik (network fixed, at the trained θ): {float(m.logLik()):.2f}")
+    elif m.REML:
         crit = cat_number(float(r_round(m.REMLcrit(), 1)))
         lines.append(f"REML criterion at convergence: {crit}")
     else:
@@ -111,8 +117,26 @@ def summary_lines(m: LmerResult) -> list[str]:
     return lines
 
 
+def network_lines(m: LmerResult) -> list[str]:
+    """The fixed-effects block of an nn model: each network, then any linear terms."""
+    lines = ["", "Fixed effects (neural network):"]
+    for net in m.torch_info["networks"]:
+        lines.append(f" {net['term']}")
+        lines.append(f"   layers: {net['layers']}")
+        lines.append(f"   inputs: {net['inputs']}, parameters: {net['parameters']:,}")
+    return lines
+
+
 def fixed_effects_lines(m: LmerResult) -> list[str]:
+    lines: list[str] = network_lines(m) if m.torch_info and m.design.nn else []
     names = m.fixef_names
+    if lines and names:
+        lines += ["", "Linear fixed effects (standard errors given the network):"]
+        est = m.fixef().to_numpy()
+        se = np.sqrt(np.diag(m.vcov().to_numpy()))
+        return lines + coef_table_lines(names, est, se, est / se)
+    if lines:
+        return lines
     if not names:
         return ["", "No fixed effect coefficients"]
     est = m.fixef().to_numpy()

@@ -1,0 +1,77 @@
+"""The neural networks of nn() terms: the paper's MLP, or a module the user supplies."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import ModelError
+from ..formula.terms import NNTerm
+
+DEFAULT_HIDDEN = (100, 50, 25, 12)  # LMMNN paper, section 4
+DEFAULT_DROPOUT = 0.25
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "elu": nn.ELU,
+               "gelu": nn.GELU, "leaky_relu": nn.LeakyReLU, "selu": nn.SELU}
+
+
+def build_network(term: NNTerm, in_features: int, modules: dict[str, nn.Module] | None,
+                  bias: bool = True) -> nn.Module:
+    """An MLP ``in_features -> hidden... -> 1`` from the term's options, or ``module=``."""
+    options = dict(term.options)
+    if "module" in options:
+        name = options["module"]
+        if not modules or name not in modules:
+            raise ModelError(f"nn(..., module={name!r}) needs modules={{{name!r}: <torch "
+                             f"module>}} in the call")
+        module = modules[name]
+        if not isinstance(module, nn.Module):
+            raise ModelError(f"modules[{name!r}] is a {type(module).__name__}, not a "
+                             f"torch.nn.Module")
+        return module
+    hidden = options.get("hidden", DEFAULT_HIDDEN)
+    hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
+    if not all(isinstance(h, int) and h > 0 for h in hidden):
+        raise ModelError(f"hidden must be positive whole numbers, not {hidden}")
+    dropout = float(options.get("dropout", DEFAULT_DROPOUT))
+    if not 0.0 <= dropout < 1.0:
+        raise ModelError(f"dropout must be in [0, 1), not {dropout}")
+    activation = options.get("activation", "relu")
+    if activation not in ACTIVATIONS:
+        raise ModelError(f"unknown activation {activation!r} (available: "
+                         f"{', '.join(sorted(ACTIVATIONS))})")
+    layers: list[nn.Module] = []
+    width = in_features
+    for h in hidden:
+        layers.append(nn.Linear(width, h))
+        if options.get("batchnorm", False):
+            layers.append(nn.BatchNorm1d(h))
+        layers.append(ACTIVATIONS[activation]())
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        width = h
+    layers.append(nn.Linear(width, 1, bias=bias))
+    return nn.Sequential(*layers)
+
+
+def describe(module: nn.Module) -> str:
+    """One line per layer, as the summary prints the network."""
+    if isinstance(module, nn.Sequential):
+        return " -> ".join(_layer(m) for m in module)
+    return type(module).__name__
+
+
+def _layer(m: nn.Module) -> str:
+    if isinstance(m, nn.Linear):
+        return f"Linear({m.in_features}, {m.out_features})"
+    if isinstance(m, nn.Dropout):
+        return f"Dropout({m.p:g})"
+    return type(m).__name__
+
+
+def n_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def as_output(values: torch.Tensor) -> torch.Tensor:
+    """A network's output as a flat vector of one prediction per row."""
+    return values.reshape(values.shape[0], -1)[:, 0] if values.ndim > 1 else values

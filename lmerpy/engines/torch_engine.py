@@ -1,0 +1,258 @@
+"""The torch engine: LMMNN (Simchoni & Rosset, JMLR 2023) — neural fixed effects and random
+effects fitted jointly by minimising the mini-batch NLL, then BLUPs from the exact engine.
+
+Training optimises the network(s), any linear coefficients and the covariance parameters
+with Adam on ``batch_nll``; early stopping watches the NLL of a validation split. After
+training, θ̂ and the network's output are handed to the exact engine's penalised least
+squares over the whole training set: that gives the BLUPs (DESIGN.md, no 10,000-row
+sampling), the linear coefficients profiled at θ̂ and their standard errors.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ..design.model import ModelDesign
+from ..errors import ModelError
+from .batch_nll import CovarianceParams, batch_nll
+from .exact import ExactFit, drop_aliased
+from .networks import build_network, describe, n_parameters
+from .pls import PLS, CrossProducts
+
+
+class TrainingWarning(UserWarning):
+    """Training stopped early for a reason the user should know (non-finite loss, ...)."""
+
+
+@dataclass
+class TorchControl:
+    """Training settings (defaults: the LMMNN paper's)."""
+
+    lr: float = 1e-3
+    batch_size: int = 100
+    epochs: int = 500
+    patience: int = 10
+    validation: float = 0.1
+    batching: str = "random"          # "random" (paper default) or "group"
+    device: str = "auto"
+    seed: int | None = None
+    verbose: bool = True
+    weight_decay: float = 0.0
+
+
+class _FixedPart(nn.Module):
+    """f(X) = Xβ + Σ_j nn_j(X_j): the linear coefficients and the networks."""
+
+    def __init__(self, p: int, beta0: np.ndarray, networks: list[nn.Module], dtype):
+        super().__init__()
+        self.beta = nn.Parameter(torch.as_tensor(beta0, dtype=dtype)) if p else None
+        self.networks = nn.ModuleList(networks)
+
+    def forward(self, X: torch.Tensor, inputs: list[torch.Tensor]) -> torch.Tensor:
+        out = X @ self.beta if self.beta is not None else torch.zeros(
+            X.shape[0], dtype=X.dtype, device=X.device)
+        for net, x in zip(self.networks, inputs):
+            out = out + net(x).reshape(x.shape[0], -1)[:, 0].to(out.dtype)
+        return out
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as err:
+        raise ModelError(f"unknown device {name!r}") from err
+
+
+def _batches(n_rows: np.ndarray, control: TorchControl, rng: np.random.Generator,
+             groups: np.ndarray | None) -> list[np.ndarray]:
+    """Row batches: random (shuffled rows) or whole groups of the first grouping factor."""
+    if control.batching == "group" and groups is not None:
+        order = rng.permutation(np.unique(groups[n_rows]))
+        rows_of = pd.Series(n_rows).groupby(groups[n_rows]).indices
+        batches, current, size = [], [], 0
+        for g in order:
+            rows = n_rows[rows_of[g]]
+            current.append(rows)
+            size += len(rows)
+            if size >= control.batch_size:
+                batches.append(np.concatenate(current))
+                current, size = [], 0
+        if current:
+            batches.append(np.concatenate(current))
+        return batches
+    shuffled = rng.permutation(n_rows)
+    return [shuffled[i:i + control.batch_size]
+            for i in range(0, len(shuffled), control.batch_size)]
+
+
+def fit_torch(design: ModelDesign, control: TorchControl | None = None,
+              modules: dict[str, nn.Module] | None = None) -> ExactFit:
+    """Train an LMMNN model on ``design`` and return a fit the result object understands."""
+    control = control or TorchControl()
+    if control.batching not in {"random", "group"}:
+        raise ModelError(f"batching must be 'random' or 'group', not {control.batching!r}")
+    if not design.random:
+        raise ModelError("no random-effects terms in the formula: add e.g. (1 | group)")
+    if design.y.ndim != 1:
+        raise ModelError("the torch engine fits a single numeric response")
+    if control.seed is not None:
+        torch.manual_seed(control.seed)
+    rng = np.random.default_rng(control.seed)
+    device = _device(control.device)
+    dtype = torch.float64 if device.type == "cpu" else torch.float32
+    n = design.n
+
+    X, names, dropped = drop_aliased(design.X, design.X_names)
+    offset = design.offset if design.offset is not None else np.zeros(n)
+    y_adj = design.y - offset
+    beta0 = np.linalg.lstsq(X, y_adj, rcond=None)[0] if X.shape[1] else np.zeros(0)
+    resid_sd = float(np.std(y_adj - X @ beta0)) if X.shape[1] else float(np.std(y_adj))
+    sigma0 = max(resid_sd / math.sqrt(2.0), 1e-3)
+    has_intercept = "(Intercept)" in names
+    networks = [build_network(inp.term, inp.X.shape[1], modules, bias=not has_intercept)
+                for inp in design.nn]
+    fixed = _FixedPart(X.shape[1], beta0, networks, dtype).to(device)
+    for net in fixed.networks:
+        net.to(device=device)
+    cov = CovarianceParams(design.random, sigma0, dtype).to(device)
+    cov.coords = [c.to(device) if c is not None else None for c in cov.coords]
+
+    t = {
+        "X": torch.as_tensor(X, dtype=dtype, device=device),
+        "y": torch.as_tensor(y_adj, dtype=dtype, device=device),
+        "nn": [torch.as_tensor(inp.X, dtype=torch.float32, device=device)
+               for inp in design.nn],
+        "codes": [torch.as_tensor(r.codes, device=device) for r in design.random],
+        "Xk": [torch.as_tensor(r.X, dtype=dtype, device=device) for r in design.random],
+    }
+    params = list(fixed.parameters()) + list(cov.parameters())
+    opt = torch.optim.Adam(params, lr=control.lr, weight_decay=control.weight_decay)
+
+    rows = rng.permutation(n)
+    n_val = int(round(control.validation * n)) if control.validation > 0 else 0
+    val_rows, train_rows = np.sort(rows[:n_val]), np.sort(rows[n_val:])
+    groups = design.random[0].codes if design.random[0].encoder is not None else None
+
+    def nll_of(batch: np.ndarray) -> torch.Tensor:
+        idx = torch.as_tensor(batch, device=device)
+        f = fixed(t["X"][idx], [x[idx] for x in t["nn"]])
+        r = t["y"][idx] - f
+        return batch_nll(r, cov, [c[idx] for c in t["codes"]], [x[idx] for x in t["Xk"]])
+
+    history = []
+    best = (math.inf, None, 0)
+    stale = 0
+    stop_reason = "maximum number of epochs reached"
+    progress = _progress(control)
+    with progress as bar:
+        task = bar.add_task("training", total=control.epochs) if bar else None
+        for epoch in range(1, control.epochs + 1):
+            fixed.train()
+            total = 0.0
+            finite = True
+            for batch in _batches(train_rows, control, rng, groups):
+                opt.zero_grad()
+                loss = nll_of(batch)
+                if not torch.isfinite(loss):
+                    finite = False
+                    break
+                (loss / len(batch)).backward()
+                opt.step()
+                total += float(loss.detach())
+            if not finite:
+                stop_reason = f"non-finite loss in epoch {epoch}; kept the best epoch so far"
+                warnings.warn(f"training stopped: {stop_reason}", TrainingWarning, stacklevel=3)
+                break
+            train_nll = total / len(train_rows)
+            fixed.eval()
+            with torch.no_grad():
+                if n_val:
+                    val_nll = sum(float(nll_of(b)) for b in _batches(
+                        val_rows, TorchControl(batch_size=control.batch_size), rng, None)) / n_val
+                else:
+                    val_nll = train_nll
+            theta = cov.theta()
+            history.append({"epoch": epoch, "train_nll": train_nll, "val_nll": val_nll,
+                            "sigma2": float(cov.sigma.detach()) ** 2,
+                            **{f"theta{i + 1}": v for i, v in enumerate(theta)}})
+            if bar:
+                bar.update(task, advance=1, description=(
+                    f"epoch {epoch}  train {train_nll:.4f}  val {val_nll:.4f}  "
+                    f"σ² {float(cov.sigma.detach()) ** 2:.4g}"))
+            if val_nll < best[0] - 1e-12:
+                best = (val_nll, (copy.deepcopy(fixed.state_dict()),
+                                  copy.deepcopy(cov.state_dict())), epoch)
+                stale = 0
+            else:
+                stale += 1
+                if control.patience and stale >= control.patience:
+                    stop_reason = f"no improvement in validation NLL for {control.patience} epochs"
+                    break
+    if best[1] is None:
+        raise ModelError("training produced no finite loss: check the data's scale, or lower "
+                         "the learning rate")
+    fixed.load_state_dict(best[1][0])
+    cov.load_state_dict(best[1][1])
+    fixed.eval()
+
+    with torch.no_grad():
+        nn_out = np.zeros(n)
+        for net, x in zip(fixed.networks, t["nn"]):
+            nn_out += net(x).reshape(n, -1)[:, 0].double().cpu().numpy()
+    theta = cov.theta()
+
+    def nn_predict(inputs: list[np.ndarray]) -> np.ndarray:
+        with torch.no_grad():
+            out = np.zeros(len(inputs[0]) if inputs else 0)
+            for net, x in zip(fixed.networks, inputs):
+                tx = torch.as_tensor(x, dtype=torch.float32, device=device)
+                out = out + net(tx).reshape(len(x), -1)[:, 0].double().cpu().numpy()
+            return out
+
+    # BLUPs and linear coefficients at θ̂ through the exact engine's solve (DESIGN.md)
+    cp = CrossProducts.build(X, design.Z, y_adj - nn_out, None)
+    pls = PLS(design.random, cp, design.split_theta)
+    solution = pls.solve(theta)
+    sigma = float(np.sqrt(solution.pwrss / n))
+    b = np.asarray(pls.Lambda(theta) @ solution.u).ravel()
+    info = {
+        "engine": "torch", "epochs": len(history), "best_epoch": best[2],
+        "best_val_nll": best[0], "stop_reason": stop_reason, "device": str(device),
+        "networks": [{"term": str(inp.term), "layers": describe(net),
+                      "parameters": n_parameters(net), "inputs": len(inp.names)}
+                     for inp, net in zip(design.nn, fixed.networks)],
+        "history": pd.DataFrame(history),
+        "nn_predict": nn_predict if design.nn else None,
+        "modules": fixed, "covariance": cov,
+    }
+    optinfo = {"optimizer": "adam", "code": 0, "evals": len(history), "messages": [],
+               "warnings": [], "torch": info}
+    return ExactFit(design, False, X, names, dropped, design.y, offset + nn_out, None, theta,
+                    solution, sigma, b, pls, optinfo)
+
+
+def _progress(control: TorchControl):
+    """A rich progress bar when verbose and writing to a terminal; otherwise nothing."""
+    from contextlib import nullcontext
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    if not control.verbose or not console.is_terminal:
+        return nullcontext(None)
+    return Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                    console=console, transient=False)
+
+
+__all__ = ["TorchControl", "TrainingWarning", "fit_torch"]

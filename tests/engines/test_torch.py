@@ -1,0 +1,132 @@
+"""The torch engine (LMMNN): its batch NLL is the Gaussian likelihood, full-batch training
+reaches the exact ML fit, seeds reproduce, networks learn what a linear model cannot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy.stats import multivariate_normal
+
+import lmerpy as lp
+from lmerpy.engines.batch_nll import CovarianceParams, batch_nll
+
+
+def _nonlinear(n: int, q: int, seed: int) -> pd.DataFrame:
+    """The paper's eq. 28 with a random intercept: y = s·cos(s) + 2·x1·x2 + b_g + ε."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, size=(n, 10))
+    s = X.sum(1)
+    g = rng.integers(0, q, n)
+    b = rng.normal(size=q)
+    df = pd.DataFrame(X, columns=[f"x{i}" for i in range(1, 11)])
+    df["y"] = s * np.cos(s) + 2 * X[:, 0] * X[:, 1] + b[g] + rng.normal(size=n)
+    df["g"] = g.astype(str)
+    return df
+
+
+@pytest.mark.parametrize("formula", [
+    "y ~ x + (1 | g)",
+    "y ~ x + (x | g)",
+    "y ~ x + (1 | g) + (1 | h)",
+    "y ~ x + rbf(lat, lon)",
+])
+def test_batch_nll_is_the_multivariate_normal(formula):
+    rng = np.random.default_rng(0)
+    n = 40
+    data = pd.DataFrame({"y": rng.normal(size=n), "x": rng.normal(size=n),
+                         "g": rng.integers(0, 6, n).astype(str),
+                         "h": rng.integers(0, 4, n).astype(str),
+                         "lat": rng.integers(0, 5, n) / 5.0, "lon": rng.integers(0, 3, n) / 3.0})
+    d = lp.design(formula, data)
+    cov = CovarianceParams(d.random, 1.3)
+    with torch.no_grad():
+        for p in cov.factors:
+            p.add_(torch.as_tensor(rng.normal(scale=0.3, size=p.shape)))
+    r = torch.as_tensor(d.y - 0.1)
+    codes = [torch.as_tensor(t.codes) for t in d.random]
+    Xs = [torch.as_tensor(t.X) for t in d.random]
+    ours = float(batch_nll(r, cov, codes, Xs).detach())
+    # the same model written out densely: V = σ²(Z Λ Λ'Z' + I) with lme4's θ
+    theta = cov.theta()
+    Zl = d.Z @ d.Lambda(theta)
+    s2 = float(cov.sigma.detach()) ** 2
+    V = s2 * (Zl @ Zl.T + np.eye(n))
+    expected = -multivariate_normal(mean=np.zeros(n), cov=V).logpdf(r.numpy())
+    assert ours == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("data_kind", ["sleepstudy", "crossed"])
+def test_full_batch_training_reaches_the_exact_ml_fit(data_kind):
+    if data_kind == "sleepstudy":
+        data = lp.datasets.load("sleepstudy")
+        formula = "Reaction ~ Days + (Days | Subject)"
+    else:
+        rng = np.random.default_rng(3)
+        n = 1500
+        a, b = rng.integers(0, 30, n), rng.integers(0, 20, n)
+        x = rng.normal(size=n)
+        y = 1 + 0.5 * x + rng.normal(size=30)[a] + 0.6 * rng.normal(size=20)[b] + \
+            rng.normal(size=n)
+        data = pd.DataFrame({"y": y, "x": x, "a": a.astype(str), "b": b.astype(str)})
+        formula = "y ~ x + (1 | a) + (1 | b)"
+    exact = lp.lmer(formula, data, REML=False)
+    fit = lp.lmer(formula, data, engine="torch", batch_size=len(data), lr=0.05, epochs=1500,
+                  patience=0, validation=0, seed=0, verbose=False)
+    np.testing.assert_allclose(fit.theta, exact.theta, rtol=0.02, atol=1e-3)
+    np.testing.assert_allclose(fit.fixef(), exact.fixef(), rtol=0.02)
+    assert fit.sigma == pytest.approx(exact.sigma, rel=0.02)
+    assert fit.deviance() == pytest.approx(exact.deviance(), abs=0.05)
+
+
+def test_seed_makes_cpu_training_reproducible():
+    data = _nonlinear(600, 12, 1)
+    kwargs = dict(seed=7, epochs=4, verbose=False, batch_size=64)
+    formula = "y ~ nn(x1 + ... + x10, hidden=(16, 8)) + (1 | g)"
+    a = lp.lmer(formula, data, **kwargs)
+    b = lp.lmer(formula, data, **kwargs)
+    pd.testing.assert_frame_equal(a.history, b.history)
+    np.testing.assert_array_equal(a.fitted().to_numpy(), b.fitted().to_numpy())
+    c = lp.lmer(formula, data, **{**kwargs, "seed": 8})
+    assert not np.array_equal(a.fitted().to_numpy(), c.fitted().to_numpy())
+
+
+def test_network_learns_what_a_linear_model_cannot():
+    data = _nonlinear(4000, 40, 2)
+    test = np.random.default_rng(0).random(len(data)) < 0.25
+    train, new = data[~test], data[test]
+    m = lp.lmer("y ~ nn(x1 + ... + x10, hidden=(64, 32), dropout=0.1) + (1 | g)", train,
+                seed=0, epochs=60, verbose=False, lr=3e-3)
+    lin = lp.lmer("y ~ x1 + ... + x10 + (1 | g)", train, REML=False)
+    mse_nn = np.mean((new.y - m.predict(new, allow_new_levels=True)) ** 2)
+    mse_lin = np.mean((new.y - lin.predict(new, allow_new_levels=True)) ** 2)
+    assert mse_nn < 0.8 * mse_lin
+    assert m.history.shape[0] == m.torch_info["epochs"]
+    assert set(m.history.columns) >= {"epoch", "train_nll", "val_nll", "sigma2", "theta1"}
+    text = str(m.summary())
+    assert "Fixed effects (neural network):" in text and "Linear(10, 64)" in text
+    re = m.ranef()["g"]
+    assert re.shape == (40, 1)
+
+
+def test_custom_module_and_group_batching():
+    data = _nonlinear(500, 10, 3)
+    net = torch.nn.Sequential(torch.nn.Linear(10, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    m = lp.lmer('y ~ nn(x1 + ... + x10, module="mine") + (1 | g)', data,
+                modules={"mine": net}, seed=0, epochs=3, verbose=False, batching="group")
+    assert m.torch_info["networks"][0]["parameters"] == 10 * 8 + 8 + 8 + 1
+    with pytest.raises(lp.ModelError, match="modules="):
+        lp.lmer('y ~ nn(x1 + x2, module="other") + (1 | g)', data, epochs=1, verbose=False)
+
+
+def test_training_option_errors():
+    data = _nonlinear(200, 5, 4)
+    with pytest.raises(lp.ModelError, match="unknown training option"):
+        lp.lmer("y ~ nn(x1) + (1 | g)", data, learning_rate=0.1)
+    with pytest.raises(lp.ModelError, match="only apply to engine='torch'"):
+        lp.lmer("y ~ x1 + (1 | g)", data, epochs=3)
+    with pytest.raises(lp.ModelError, match="need engine='torch'"):
+        lp.lmer("y ~ nn(x1) + (1 | g)", data, engine="exact")
+    with pytest.raises(lp.ModelError, match="batching must be"):
+        lp.lmer("y ~ nn(x1) + (1 | g)", data, batching="rows", verbose=False)
