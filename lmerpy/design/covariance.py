@@ -146,3 +146,11 @@ class RBFKernel(CovarianceSpec):
 
     def Lambda(self, theta: np.ndarray, q: int) -> sp.csc_matrix:
         return sp.csc_matrix(self.block(theta))
+
+    def krige(self, b: np.ndarray, new_coords: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """E[b(new) | b(training locations)] = K_nt (K_tt + jitter I)⁻¹ b: the conditional
+        mean of the Gaussian process at new locations (the sd ratio cancels)."""
+        ell = float(theta[1])
+        K = self.kernel(ell) + self.jitter * np.eye(len(self.coords))
+        weights = np.linalg.solve(K, np.asarray(b, dtype=np.float64))
+        return self.kernel(ell, a=np.asarray(new_coords, dtype=np.float64)) @ weights

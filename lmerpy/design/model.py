@@ -30,6 +30,7 @@ class NewDataDesign:
     nn: list[np.ndarray]
     offset: np.ndarray | None
     index: pd.Index
+    coords: list[np.ndarray | None]     # spatial terms: the new rows' coordinates
 
 
 @dataclass
@@ -93,9 +94,10 @@ class ModelDesign:
         clean = drop_missing(newdata, needed, na_action)
         data = clean.data
         X = self.fixed_encoder.transform(data)
-        Zs, codes_all, unseen = [], [], {}
+        Zs, codes_all, unseen, coords_all = [], [], {}, []
         for r in self.random:
-            if r.encoder is None:  # rbf: new locations are handled by the engines (kriging)
+            coords = None
+            if r.encoder is None:  # rbf: new locations are kriged from the training ones
                 coords = np.column_stack([data[c].to_numpy(float) for c in r.term.coords])
                 lookup = {tuple(row): i for i, row in enumerate(r.cov.coords)}
                 codes = np.array([lookup.get(tuple(row), -1) for row in coords])
@@ -107,10 +109,11 @@ class ModelDesign:
                 if missing:
                     unseen[r.group] = missing
             codes_all.append(codes)
+            coords_all.append(coords)
             Zs.append(build_Z(codes, Xk, r.q))
         nns = [inp.transform(data) for inp in self.nn]
         offset = _offset(self.formula, data)
-        return NewDataDesign(X, Zs, codes_all, unseen, nns, offset, data.index)
+        return NewDataDesign(X, Zs, codes_all, unseen, nns, offset, data.index, coords_all)
 
 
 def _group_labels(data: pd.DataFrame, group: tuple[str, ...]) -> np.ndarray:

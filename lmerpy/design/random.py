@@ -137,7 +137,7 @@ def rbf_design(term: RBFTerm, data: pd.DataFrame) -> RandomTermDesign:
     """A spatial term: one effect per unique coordinate tuple, an RBF kernel between them."""
     coords = np.column_stack([numeric_column(data, c, str(term)) for c in term.coords])
     unique, codes = np.unique(coords, axis=0, return_inverse=True)
-    levels = [", ".join(f"{v:g}" for v in row) for row in unique]
+    levels = [", ".join(f"{v:.10g}" for v in row) for row in unique]
     X = np.ones((len(data), 1))
     spec = RBFKernel(unique)
     return RandomTermDesign(term, term.group_name, levels, codes.ravel().astype(np.int64), X,

@@ -300,9 +300,16 @@ class LmerResult:
         if self.torch_info is not None and self.torch_info["nn_predict"] is not None:
             eta = eta + self.torch_info["nn_predict"](nd.nn)
         start = 0
+        thetas = self.design.split_theta(self.theta)
         for k, r in enumerate(self.design.random):
             width = r.q * r.p
-            if k in keep:
+            if k in keep and nd.coords[k] is not None:  # spatial: kriging at new locations
+                b_k = f.b[start:start + width]
+                new = nd.codes[k] < 0
+                eta = eta + nd.random[k] @ b_k
+                if new.any():
+                    eta[new] += r.cov.krige(b_k, nd.coords[k][new], thetas[k])
+            elif k in keep:
                 unseen = nd.unseen.get(r.group)
                 if unseen and not allow_new_levels:
                     raise DataError(f"new levels in grouping factor '{r.group}': "

@@ -68,3 +68,28 @@ def test_rbf_with_grouped_term():
     blocked = pls.deviance(m.theta, REML=False)
     pls.factor = DenseFactor(pls.terms, pls.cp.ZtZ)
     assert pls.deviance(m.theta, REML=False) == pytest.approx(blocked, rel=1e-10)
+
+
+def test_new_locations_get_the_kriging_mean():
+    data = _spatial_data(seed=7)
+    m = lp.lmer("y ~ x + rbf(lat, lon)", data, REML=False)
+    r = m.design.random[0]
+    b = m.ranef()["rbf(lat, lon)"]["(Intercept)"].to_numpy()
+    new = pd.DataFrame({"x": [0.0, 0.0, 0.0], "lat": [0.5, 2.0, data.lat.iloc[0]],
+                        "lon": [0.5, 2.0, data.lon.iloc[0]]})
+    pred = m.predict(new).to_numpy()
+    base = m.fixef()["(Intercept)"]
+    # closed form: k(s, S)(K(S, S) + jitter I)^-1 b
+    ell = m.theta[1]
+    S = r.cov.coords
+
+    def k(a, B):
+        return np.exp(-((a[None, :] - B) ** 2).sum(1) / (2 * ell**2))
+
+    K = np.exp(-((S[:, None] - S[None]) ** 2).sum(-1) / (2 * ell**2)) + 1e-6 * np.eye(len(S))
+    expected0 = base + k(np.array([0.5, 0.5]), S) @ np.linalg.solve(K, b)
+    assert pred[0] == pytest.approx(expected0, rel=1e-8)
+    assert pred[1] == pytest.approx(base, abs=1e-3)  # far away: back to the mean
+    # a training location: its own BLUP
+    own = r.levels.index(f"{data.lat.iloc[0]:.10g}, {data.lon.iloc[0]:.10g}")
+    assert pred[2] == pytest.approx(base + b[own], rel=1e-10)
