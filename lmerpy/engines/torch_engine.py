@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,13 @@ from torch import nn
 from ..design.model import ModelDesign
 from ..errors import ModelError
 from .batch_nll import CovarianceParams, batch_nll
-from .exact import ExactFit, drop_aliased
+from .exact import (
+    ConvergenceWarning,
+    ExactFit,
+    SingularFitWarning,
+    drop_aliased,
+    fit_lmer,
+)
 from .networks import build_network, describe, n_parameters
 from .pls import PLS, CrossProducts
 
@@ -46,6 +52,9 @@ class TorchControl:
     seed: int | None = None
     verbose: bool = True
     weight_decay: float = 0.0
+    # After training, re-estimate θ (and any linear coefficients) exactly by ML with the
+    # network's output held fixed: one exact block-coordinate step of the same likelihood.
+    refine: bool = True
 
 
 class _FixedPart(nn.Module):
@@ -219,6 +228,16 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
                 out = out + net(tx).reshape(len(x), -1)[:, 0].double().cpu().numpy()
             return out
 
+    trained_theta = theta
+    if control.refine:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            refined = fit_lmer(replace(design, offset=offset + nn_out), REML=False,
+                               start=np.maximum(theta, design.theta_lower()))
+        for w in caught:
+            if issubclass(w.category, (SingularFitWarning, ConvergenceWarning)):
+                warnings.warn(str(w.message), w.category, stacklevel=3)
+        theta = refined.theta
     # BLUPs and linear coefficients at θ̂ through the exact engine's solve (DESIGN.md)
     cp = CrossProducts.build(X, design.Z, y_adj - nn_out, None)
     pls = PLS(design.random, cp, design.split_theta)
@@ -226,6 +245,7 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
     sigma = float(np.sqrt(solution.pwrss / n))
     b = np.asarray(pls.Lambda(theta) @ solution.u).ravel()
     info = {
+        "trained_theta": trained_theta, "refined": control.refine,
         "engine": "torch", "epochs": len(history), "best_epoch": best[2],
         "best_val_nll": best[0], "stop_reason": stop_reason, "device": str(device),
         "networks": [{"term": str(inp.term), "layers": describe(net),

@@ -72,8 +72,9 @@ def test_full_batch_training_reaches_the_exact_ml_fit(data_kind):
         data = pd.DataFrame({"y": y, "x": x, "a": a.astype(str), "b": b.astype(str)})
         formula = "y ~ x + (1 | a) + (1 | b)"
     exact = lp.lmer(formula, data, REML=False)
+    # refine=False: the estimates come from training alone, not from the exact ML step
     fit = lp.lmer(formula, data, engine="torch", batch_size=len(data), lr=0.05, epochs=1500,
-                  patience=0, validation=0, seed=0, verbose=False)
+                  patience=0, validation=0, seed=0, verbose=False, refine=False)
     np.testing.assert_allclose(fit.theta, exact.theta, rtol=0.02, atol=1e-3)
     np.testing.assert_allclose(fit.fixef(), exact.fixef(), rtol=0.02)
     assert fit.sigma == pytest.approx(exact.sigma, rel=0.02)
@@ -108,6 +109,18 @@ def test_network_learns_what_a_linear_model_cannot():
     assert "Fixed effects (neural network):" in text and "Linear(10, 64)" in text
     re = m.ranef()["g"]
     assert re.shape == (40, 1)
+
+
+def test_refinement_is_the_exact_ml_fit_given_the_network():
+    data = _nonlinear(1500, 20, 5)
+    m = lp.lmer("y ~ nn(x1 + ... + x10, hidden=(16,)) + (1 | g)", data, seed=0, epochs=5,
+                verbose=False)
+    net = m.torch_info["nn_predict"]([inp.X for inp in m.design.nn])
+    given = data.assign(net=net)
+    exact = lp.lmer("y ~ 1 + offset(net) + (1 | g)", given, REML=False)
+    np.testing.assert_allclose(m.theta, exact.theta, rtol=1e-3)
+    assert m.sigma == pytest.approx(exact.sigma, rel=1e-4)
+    assert not np.allclose(m.torch_info["trained_theta"], m.theta)
 
 
 def test_custom_module_and_group_batching():
