@@ -81,17 +81,17 @@ def batch_nll(r: torch.Tensor, params: CovarianceParams, codes: list[torch.Tenso
             sd, ell = raw[0].exp(), raw[1].exp()
             c = params.coords[k][present]
             K = torch.exp(-torch.cdist(c, c).pow(2) / (2.0 * ell**2))
-            K = K + jitter * torch.eye(len(present), dtype=K.dtype)
+            K = K + jitter * torch.eye(len(present), dtype=K.dtype, device=K.device)
             L = torch.linalg.cholesky(K) * sd
             blocks.append(L[inv])                      # Z_present L: row i is L[loc_i]
         else:
             p = t.p
             vals = Xs[k] @ params.chol(k)              # each row's x_i' L_k
-            U = torch.zeros(m, len(present) * p, dtype=r.dtype)
-            rows = torch.arange(m).unsqueeze(1).expand(m, p)
-            cols = inv.unsqueeze(1) * p + torch.arange(p).unsqueeze(0)
+            U = torch.zeros(m, len(present) * p, dtype=r.dtype, device=r.device)
+            rows = torch.arange(m, device=r.device).unsqueeze(1).expand(m, p)
+            cols = inv.unsqueeze(1) * p + torch.arange(p, device=r.device).unsqueeze(0)
             blocks.append(U.index_put((rows, cols), vals))
-    U = torch.cat(blocks, dim=1) / sigma2.sqrt()
+    U = torch.cat([blk.to(r.dtype) for blk in blocks], dim=1) / sigma2.sqrt()
     M = U.T @ U
     M.diagonal().add_(1.0)
     Lm = torch.linalg.cholesky(M)
