@@ -237,13 +237,16 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
         for w in caught:
             if issubclass(w.category, (SingularFitWarning, ConvergenceWarning)):
                 warnings.warn(str(w.message), w.category, stacklevel=3)
-        theta = refined.theta
-    # BLUPs and linear coefficients at θ̂ through the exact engine's solve (DESIGN.md)
-    cp = CrossProducts.build(X, design.Z, y_adj - nn_out, None)
-    pls = PLS(design.random, cp, design.split_theta)
-    solution = pls.solve(theta)
-    sigma = float(np.sqrt(solution.pwrss / n))
-    b = np.asarray(pls.Lambda(theta) @ solution.u).ravel()
+        # the exact fit already holds the BLUPs and linear coefficients at its θ̂
+        theta, pls, solution = refined.theta, refined.pls, refined.solution
+        sigma, b = refined.sigma, refined.b
+    else:
+        # BLUPs and linear coefficients at θ̂ through the exact engine's solve (DESIGN.md)
+        cp = CrossProducts.build(X, design.Z, y_adj - nn_out, None)
+        pls = PLS(design.random, cp, design.split_theta)
+        solution = pls.solve(theta)
+        sigma = float(np.sqrt(solution.pwrss / n))
+        b = np.asarray(pls.Lambda(theta) @ solution.u).ravel()
     info = {
         "trained_theta": trained_theta, "refined": control.refine,
         "engine": "torch", "epochs": len(history), "best_epoch": best[2],

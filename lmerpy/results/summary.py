@@ -128,24 +128,20 @@ def network_lines(m: LmerResult) -> list[str]:
 
 
 def fixed_effects_lines(m: LmerResult) -> list[str]:
-    lines: list[str] = network_lines(m) if m.torch_info and m.design.nn else []
+    network = network_lines(m) if m.torch_info and m.design.nn else []
     names = m.fixef_names
-    if lines and names:
-        lines += ["", "Linear fixed effects (standard errors given the network):"]
-        est = m.fixef().to_numpy()
-        se = np.sqrt(np.diag(m.vcov().to_numpy()))
-        return lines + coef_table_lines(names, est, se, est / se)
-    if lines:
-        return lines
     if not names:
-        return ["", "No fixed effect coefficients"]
+        return network or ["", "No fixed effect coefficients"]
     est = m.fixef().to_numpy()
-    se = np.sqrt(np.diag(m.vcov().to_numpy()))
-    lines = ["", "Fixed effects:"] + coef_table_lines(names, est, se, est / se)
     V = m.vcov().to_numpy()
+    se = np.sqrt(np.diag(V))
+    table = coef_table_lines(names, est, se, est / se)
+    if network:
+        return network + ["", "Linear fixed effects (standard errors given the network):"] \
+            + table
     with np.errstate(invalid="ignore", divide="ignore"):
-        corr = V / np.outer(np.sqrt(np.diag(V)), np.sqrt(np.diag(V)))
-    return lines + correlation_lines(names, corr)
+        corr = V / np.outer(se, se)
+    return ["", "Fixed effects:"] + table + correlation_lines(names, corr)
 
 
 def warning_lines(m: LmerResult) -> list[str]:
