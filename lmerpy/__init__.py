@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import datasets
-from .api import lmer
+from .api import glmer, lmer
 from .design import ModelDesign, design
 from .engines.exact import (
     ConvergenceWarning,
@@ -11,10 +11,13 @@ from .engines.exact import (
     RankDeficiencyWarning,
     SingularFitWarning,
 )
+from .engines.family import Family, binomial, poisson
+from .engines.glmm import GlmerControl, SeparationWarning
 from .engines.torch_engine import TorchControl, TrainingWarning
 from .errors import DataError, FormulaError, LmerpyError, ModelError
 from .formula import Formula, parse
 from .results.anova import anova
+from .results.glmer import GlmerResult
 from .results.model import LmerResult
 
 __version__ = "0.1.0"
@@ -22,4 +25,5 @@ __version__ = "0.1.0"
 __all__ = ["DataError", "Formula", "FormulaError", "LmerpyError", "ModelError", "datasets",
            "parse", "design", "ModelDesign", "lmer", "anova", "LmerResult", "LmerControl",
            "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "TorchControl",
-           "TrainingWarning", "__version__"]
+           "TrainingWarning", "__version__", "glmer", "GlmerResult", "GlmerControl", "Family",
+           "binomial", "poisson", "SeparationWarning"]

@@ -10,9 +10,12 @@ import pandas as pd
 
 from .design import design as make_design
 from .engines.exact import LmerControl, fit_lmer
+from .engines.family import Family, make_family
+from .engines.glmm import GlmerControl, fit_glmer
 from .engines.torch_engine import TorchControl, fit_torch
 from .errors import DataError, ModelError
 from .formula import Formula, parse
+from .results.glmer import GlmerResult
 from .results.model import LmerResult
 
 
@@ -66,6 +69,16 @@ def lmer(formula: str | Formula, data: pd.DataFrame, REML: bool = True,
         raise ModelError(f"training option(s) {', '.join(sorted(training))} only apply to "
                          f"engine='torch'")
     data_name = data_name or _caller_name(data) or "data"
+    d, w, weights_name, data = _design_with_weights(formula, data, weights, na_action)
+    if use_torch:
+        fit = fit_torch(d, control, modules)
+    else:
+        fit = fit_lmer(d, REML=REML, weights=w, control=control)
+    return LmerResult(fit, data_name, weights_name, data)
+
+
+def _design_with_weights(formula: Formula, data, weights, na_action: str):
+    """The design, with prior weights (a column name or an array) taking part in NA removal."""
     weights_name = None
     w = None
     if isinstance(weights, str):
@@ -86,8 +99,29 @@ def lmer(formula: str | Formula, data: pd.DataFrame, REML: bool = True,
                     extra_columns=["(weights)"] if weights is not None else None)
     if weights is not None:
         w = data.loc[d.index, "(weights)"].to_numpy(dtype=np.float64)
-    if use_torch:
-        fit = fit_torch(d, control, modules)
-    else:
-        fit = fit_lmer(d, REML=REML, weights=w, control=control)
-    return LmerResult(fit, data_name, weights_name, data)
+    return d, w, weights_name, data
+
+
+def glmer(formula: str | Formula, data: pd.DataFrame, family: str | Family = "binomial",
+          nAGQ: int = 1, weights: str | np.ndarray | pd.Series | None = None,
+          control: GlmerControl | None = None, na_action: str = "omit",
+          link: str | None = None, data_name: str | None = None) -> GlmerResult:
+    """Fit a generalized linear mixed model, as lme4's ``glmer()``.
+
+    ``family`` is "binomial" (0/1 responses, proportions with ``weights`` = trials, or
+    ``cbind(successes, failures)``) or "poisson"; ``link`` picks logit/probit/cloglog or
+    log. ``nAGQ=1`` is the Laplace approximation, ``nAGQ>1`` adaptive Gauss–Hermite
+    quadrature (one scalar random term), ``nAGQ=0`` the fast approximation.
+    """
+    if isinstance(formula, str):
+        formula = parse(formula)
+    fam = make_family(family, link)
+    if formula.nn:
+        raise ModelError("nn() terms in glmer() need the torch engine, which supports "
+                         "Gaussian responses only in this version")
+    if control is not None and not isinstance(control, GlmerControl):
+        raise ModelError("glmer() takes a GlmerControl as control")
+    data_name = data_name or _caller_name(data) or "data"
+    d, w, weights_name, data = _design_with_weights(formula, data, weights, na_action)
+    fit = fit_glmer(d, fam, nAGQ=nAGQ, weights=w, control=control)
+    return GlmerResult(fit, data_name, weights_name, data)

@@ -97,10 +97,15 @@ def drop_aliased(X: np.ndarray, names: list[str], tol: float = 1e-7
 
 
 def _check_design(design: ModelDesign, n: int) -> None:
-    if not design.random:
-        raise ModelError("no random-effects terms in the formula: add e.g. (1 | group)")
     if design.y.ndim != 1:
         raise ModelError("lmer() needs a single numeric response; use glmer() for cbind()")
+    check_random_terms(design, n)
+
+
+def check_random_terms(design: ModelDesign, n: int) -> None:
+    """lme4's checks on the grouping factors (checkNlevels, check.nobs.vs.nRE)."""
+    if not design.random:
+        raise ModelError("no random-effects terms in the formula: add e.g. (1 | group)")
     for r in design.random:
         if r.encoder is None:
             continue
@@ -117,7 +122,7 @@ def _check_design(design: ModelDesign, n: int) -> None:
                              f"unidentifiable")
 
 
-def _weights(weights, n: int) -> np.ndarray | None:
+def check_weights(weights, n: int) -> np.ndarray | None:
     if weights is None:
         return None
     w = np.asarray(weights, dtype=np.float64).ravel()
@@ -137,7 +142,7 @@ def fit_lmer(design: ModelDesign, REML: bool = True, weights=None,
     control = control or LmerControl()
     n = design.n
     _check_design(design, n)
-    w = _weights(weights, n)
+    w = check_weights(weights, n)
     X, names, dropped = drop_aliased(design.X, design.X_names, control.rank_tol)
     messages: list[str] = []
     if dropped:
@@ -166,10 +171,10 @@ def fit_lmer(design: ModelDesign, REML: bool = True, weights=None,
     if method == "lbfgsb":
         theta, code, evals = _lbfgsb(pls, REML, theta0, lower, control)
         if code < 0:  # line search trouble: let BOBYQA finish from there
-            theta, code, more = _bobyqa(objective, theta, lower, control)
+            theta, code, more = bobyqa(objective, theta, lower, control)
             evals += more
     else:
-        theta, code, evals = _bobyqa(objective, theta0, lower, control)
+        theta, code, evals = bobyqa(objective, theta0, lower, control)
     solution = pls.solve(theta)
     sigma = float(np.sqrt(solution.pwrss / (n - X.shape[1] if REML else n)))
     lam = pls.Lambda(theta)
@@ -215,7 +220,8 @@ def _lbfgsb(pls: PLS, REML: bool, theta0: np.ndarray, lower: np.ndarray,
     return np.asarray(res.x, dtype=np.float64), (4 if res.success else -1), count[0]
 
 
-def _bobyqa(objective, theta0: np.ndarray, lower: np.ndarray, control: LmerControl):
+def bobyqa(objective, theta0: np.ndarray, lower: np.ndarray, control: LmerControl,
+            step: np.ndarray | None = None):
     k = len(theta0)
     if k == 1:  # nlopt's BOBYQA needs at least 2 parameters; lme4 uses Nelder-Mead/brent too
         opt = nlopt.opt(nlopt.LN_COBYLA, 1)
@@ -227,6 +233,8 @@ def _bobyqa(objective, theta0: np.ndarray, lower: np.ndarray, control: LmerContr
     opt.set_xtol_abs(control.xtol_abs)
     opt.set_ftol_abs(control.ftol_abs)
     opt.set_maxeval(control.maxeval)
+    if step is not None:
+        opt.set_initial_step(step)
     try:
         theta = opt.optimize(np.maximum(theta0, lower))
         code = opt.last_optimize_result()
@@ -295,21 +303,38 @@ def is_singular(theta: np.ndarray, lower: np.ndarray, tol: float = 1e-4) -> bool
 def _check_convergence(fit: ExactFit, objective, lower: np.ndarray,
                        control: LmerControl) -> None:
     info = fit.optinfo
-    if info["code"] < 0 or info["code"] == 5:
-        msg = f"optimizer (bobyqa) stopped with code {info['code']}: did not converge"
-        info["warnings"].append(msg)
-        warnings.warn(msg, ConvergenceWarning, stacklevel=3)
-    if is_singular(fit.theta, lower, control.singular_tol):
-        msg = "boundary (singular) fit: see help('isSingular')"
-        info["messages"].append(msg)
-        warnings.warn(msg, SingularFitWarning, stacklevel=3)
-        return
-    if not control.calc_derivs:
+    check_optimizer_code(info)
+    if check_singular(info, fit.theta, lower, control) or not control.calc_derivs:
         return
     if info["optimizer"] == "lbfgsb":
         grad, hess = _gradient_derivatives(fit.pls, fit.REML, fit.theta)
     else:
         grad, hess = derivatives(objective, fit.theta, lower)
+    check_gradient(info, grad, hess, control)
+
+
+def check_optimizer_code(info: dict) -> None:
+    """An optimiser that stopped on its evaluation limit or failed is reported, as lme4."""
+    if info["code"] < 0 or info["code"] == 5:
+        msg = f"optimizer (bobyqa) stopped with code {info['code']}: did not converge"
+        info["warnings"].append(msg)
+        warnings.warn(msg, ConvergenceWarning, stacklevel=4)
+
+
+def check_singular(info: dict, theta: np.ndarray, lower: np.ndarray,
+                   control: LmerControl) -> bool:
+    """lme4's boundary (singular) fit message; True when the fit is singular."""
+    if not is_singular(theta, lower, control.singular_tol):
+        return False
+    msg = "boundary (singular) fit: see help('isSingular')"
+    info["messages"].append(msg)
+    warnings.warn(msg, SingularFitWarning, stacklevel=4)
+    return True
+
+
+def check_gradient(info: dict, grad: np.ndarray, hess: np.ndarray,
+                   control: LmerControl) -> None:
+    """lme4's checkConv: the gradient scaled by the Hessian's Cholesky factor must be small."""
     info["gradient"], info["hessian"] = grad, hess
     try:
         chol = np.linalg.cholesky(hess)
@@ -321,7 +346,7 @@ def _check_convergence(fit: ExactFit, objective, lower: np.ndarray,
                f"eigenvalue{'s' if neg != 1 else ''}") if neg else \
             "unable to evaluate scaled gradient"
         info["warnings"].append(msg)
-        warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+        warnings.warn(msg, ConvergenceWarning, stacklevel=4)
         return
     mingrad = np.minimum(np.abs(scgrad), np.abs(grad))
     worst = float(mingrad.max()) if len(mingrad) else 0.0
@@ -329,7 +354,7 @@ def _check_convergence(fit: ExactFit, objective, lower: np.ndarray,
         msg = (f"Model failed to converge with max|grad| = {worst:.6g} (tol = "
                f"{control.check_conv_grad_tol:g}, component {int(mingrad.argmax()) + 1})")
         info["warnings"].append(msg)
-        warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+        warnings.warn(msg, ConvergenceWarning, stacklevel=4)
 
 
 def conditional_variances(fit: ExactFit) -> list[np.ndarray]:

@@ -29,7 +29,8 @@ DENSE_LIMIT = 6000  # largest dense Schur complement (doubles: 6000² × 8 B ≈
 class BlockedFactor:
     """A(θ) for terms whose first one is a grouped (block-diagonal) term."""
 
-    def __init__(self, terms: list[RandomTermDesign], ZtZ: sp.csc_matrix):
+    def __init__(self, terms: list[RandomTermDesign], ZtZ: sp.csc_matrix,
+                 linear_updates: bool = True):
         self.terms = terms
         first = terms[0]
         self.q1, self.p1 = first.q, first.p
@@ -50,7 +51,8 @@ class BlockedFactor:
         self.G22 = np.ascontiguousarray(ZtZ[n1:, n1:].toarray()) if self.n2 \
             else np.zeros((0, 0))
         self.logdet = 0.0
-        self._K_map = self._schur_map() if self.n2 and self.p1 == 1 else None
+        self._K_map = self._schur_map() if linear_updates and self.n2 and self.p1 == 1 \
+            else None
         self._buffer = np.empty(self.G22.shape, order="C")
 
     def _schur_map(self):
@@ -213,13 +215,14 @@ class SparseFactor:
         return self.lu.solve(np.asarray(B, dtype=np.float64))
 
 
-def make_factor(terms: list[RandomTermDesign], ZtZ: sp.csc_matrix):
+def make_factor(terms: list[RandomTermDesign], ZtZ: sp.csc_matrix,
+                linear_updates: bool = True):
     """Pick the factorisation for this model's random-effects structure."""
     total = ZtZ.shape[0]
     blocked = isinstance(terms[0].cov, (Unstructured, Diagonal))
     rest = total - (terms[0].q * terms[0].p if blocked else 0)
     if blocked and rest <= DENSE_LIMIT:
-        return BlockedFactor(terms, ZtZ)
+        return BlockedFactor(terms, ZtZ, linear_updates)
     if total <= DENSE_LIMIT:
         return DenseFactor(terms, ZtZ)
     return SparseFactor(terms, ZtZ)

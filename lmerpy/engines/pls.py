@@ -98,13 +98,16 @@ class PLS:
     """Evaluates the profiled deviance over θ for one model (the function lme4 optimises)."""
 
     def __init__(self, terms: list[RandomTermDesign], cp: CrossProducts,
-                 split_theta) -> None:
+                 split_theta, lambda_map: LambdaMap | None = None,
+                 linear_updates: bool = True) -> None:
         self.terms = terms
         self.cp = cp
         self.split_theta = split_theta
         n_theta = sum(t.cov.n_theta for t in terms)
-        self.Lambda = LambdaMap(terms, split_theta, n_theta)
-        self.factor = make_factor(terms, cp.ZtZ)
+        self.Lambda = lambda_map or LambdaMap(terms, split_theta, n_theta)
+        # linear_updates: precompute the Schur-complement map (worth it when one Z'Z is
+        # factored for many θ; not when the weights change every time, as in PIRLS)
+        self.factor = make_factor(terms, cp.ZtZ, linear_updates)
 
     def solve(self, theta: np.ndarray) -> PLSSolution:
         cp = self.cp

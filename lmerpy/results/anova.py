@@ -10,14 +10,8 @@ import scipy.stats as st
 
 from ..errors import ModelError
 from .model import LmerResult
-from .rformat import format_numbers, print_matrix, r_round
-
-
-def _stars(p: float) -> str:
-    for cut, mark in ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, ".")):
-        if p < cut:
-            return mark
-    return " "
+from .rformat import format_numbers, print_matrix
+from .summary import SIGNIF_LEGEND, stars
 
 
 class AnovaTable:
@@ -34,10 +28,10 @@ class AnovaTable:
         lines += [f"{name}: {f}" for name, f in self.formulas.items()]
         cols = {
             "npar": [f"{int(v)}" for v in t["npar"]],
-            "AIC": format_numbers(r_round(t["AIC"], 1), 5),
-            "BIC": format_numbers(r_round(t["BIC"], 1), 5),
+            "AIC": format_numbers(t["AIC"], 5),
+            "BIC": format_numbers(t["BIC"], 5),
             "logLik": format_numbers(t["logLik"], 5),
-            "deviance": format_numbers(r_round(t["deviance"], 1), 5),
+            "deviance": format_numbers(t["deviance"], 5),
         }
         chisq = t["Chisq"].to_numpy()
         ok = np.isfinite(chisq)
@@ -51,14 +45,14 @@ class AnovaTable:
                 cols["Df"][i] = str(int(t["Df"].iloc[i]))
             for i, s in zip(np.flatnonzero(ok), format_numbers(t["Pr(>Chisq)"][ok], 4)):
                 cols["Pr(>Chisq)"][i] = s
-        stars = [_stars(p) if np.isfinite(p) else "" for p in t["Pr(>Chisq)"]]
-        width = max(len(s) for s in stars) if any(stars) else 0
-        cells = [[cols[c][i] for c in cols] + ([stars[i].ljust(width)] if width else [])
+        marks = [stars(p) if np.isfinite(p) else "" for p in t["Pr(>Chisq)"]]
+        width = max(len(s) for s in marks) if any(marks) else 0
+        cells = [[cols[c][i] for c in cols] + ([marks[i].ljust(width)] if width else [])
                  for i in range(len(t))]
         header = list(cols) + ([" " * width] if width else [])
         lines += print_matrix(cells, header, list(t.index), right=True)
         if width:
-            lines += ["---", "Signif. codes:  0 ‘***’ 0.001 ‘**’ 0.01 ‘*’ 0.05 ‘.’ 0.1 ‘ ’ 1"]
+            lines += ["---", SIGNIF_LEGEND]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -89,7 +83,7 @@ def anova(*models: LmerResult, names: list[str] | None = None) -> AnovaTable:
     prev = None
     for i in order:
         m = fits[i]
-        dev = m.deviance(REML=False)
+        dev = -2.0 * float(m.logLik(REML=False))
         row = {"npar": m.n_params, "AIC": m.AIC(), "BIC": m.BIC(),
                "logLik": float(m.logLik()), "deviance": dev,
                "Chisq": np.nan, "Df": np.nan, "Pr(>Chisq)": np.nan}

@@ -89,6 +89,8 @@ class LmerResult:
         }
 
     # -- basic facts --------------------------------------------------------------------------
+    family = None  # GLMMs (results.glmer) carry their response family
+
     @property
     def formula(self):
         return self.design.formula

@@ -92,6 +92,42 @@ def format_numbers(values: Sequence[float], digits: int = 7, nsmall: int = 0,
     return [s.rjust(w) for s in out]
 
 
+def format_pval(pv: Sequence[float], digits: int = 3,
+                eps: float = float(np.finfo(float).eps)) -> list[str]:
+    """R's ``format.pval()``: p-values from about 1e-3 up fixed, smaller ones in scientific
+    notation (each group formatted in common), those below ``eps`` as ``<2e-16``."""
+    pv = np.asarray(pv, dtype=np.float64)
+    out = [""] * len(pv)
+    is0 = pv < eps
+    rest = np.flatnonzero(~is0)
+    texts: list[str] = []
+    if len(rest):
+        vals = pv[rest]
+        expo = np.floor(np.log10(np.where(vals > 0, vals, 1e-50)))
+        fixp = (expo >= -3) | ((expo == -4) & (digits > 1))
+        texts = [""] * len(rest)
+        for mask in (fixp, ~fixp):
+            idx = np.flatnonzero(mask)
+            if len(idx):
+                for i, t in zip(idx, format_numbers(vals[idx], digits)):
+                    texts[i] = t
+        for i, t in zip(rest, texts):
+            out[i] = t
+    if is0.any():
+        d = max(1, digits - 2)
+        if len(rest):
+            nc = max(len(t) for t in texts)
+            if d > 1 and d + 6 > nc:
+                d = max(1, nc - 7)
+            sep = "" if d == 1 and nc <= 6 else " "
+        else:
+            sep = "" if d == 1 else " "
+        text = "<" + sep + format_numbers([eps], d)[0].strip()
+        for i in np.flatnonzero(is0):
+            out[i] = text
+    return out
+
+
 def format_number(value: float, digits: int = 7) -> str:
     return format_numbers([value], digits)[0]
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import TYPE_CHECKING
 
 import numpy as np
+import scipy.stats as st
 
 from .rformat import (
     abbreviate,
     cat_number,
     format_numbers,
+    format_pval,
     print_matrix,
     print_named,
     r_round,
@@ -23,9 +26,22 @@ SUMMARY_DIGITS = 4  # lme4: max(3, getOption("digits") - 3)
 COR_MAX = 12        # lme4.summary.cor.max
 
 
+SIGNIF_LEGEND = "Signif. codes:  0 ‘***’ 0.001 ‘**’ 0.01 ‘*’ 0.05 ‘.’ 0.1 ‘ ’ 1"
+
+
+def stars(p: float) -> str:
+    """R's symnum() significance stars."""
+    for cut, mark in ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, ".")):
+        if p < cut:
+            return mark
+    return " "
+
+
 def coef_table_lines(names: list[str], est: np.ndarray, se: np.ndarray, stat: np.ndarray,
-                     stat_name: str = "t value", digits: int = SUMMARY_DIGITS) -> list[str]:
-    """R's printCoefmat() for Estimate, Std. Error and a test statistic (no p-values)."""
+                     stat_name: str = "t value", digits: int = SUMMARY_DIGITS,
+                     pvalues: np.ndarray | None = None) -> list[str]:
+    """R's printCoefmat() for Estimate, Std. Error, a test statistic and, when given,
+    p-values with significance stars and their legend."""
     coef_se = np.column_stack([est, se])
     acs = np.abs(coef_se[np.isfinite(coef_se)])
     acs = acs[acs != 0]
@@ -48,7 +64,22 @@ def coef_table_lines(names: list[str], est: np.ndarray, se: np.ndarray, stat: np
     dig_tst = max(1, min(5, digits - 1))
     ts = format_numbers(r_round(stat, dig_tst), digits)
     cells = [[cs[i, 0], cs[i, 1], ts[i]] for i in range(len(names))]
-    return print_matrix(cells, ["Estimate", "Std. Error", stat_name], names, right=True)
+    header = ["Estimate", "Std. Error", stat_name]
+    if pvalues is None:
+        return print_matrix(cells, header, names, right=True)
+    pname = "Pr(>|z|)" if stat_name.startswith("z") else "Pr(>|t|)"
+    for row, text in zip(cells, format_pval(pvalues, dig_tst)):
+        row.append(text)
+    header.append(pname)
+    legend: list[str] = []
+    if np.any(np.asarray(pvalues) < 0.1):
+        marks = [stars(p) for p in pvalues]
+        width = max(len(m) for m in marks)
+        for row, mark in zip(cells, marks):
+            row.append(mark.ljust(width))
+        header.append("")
+        legend = ["---", SIGNIF_LEGEND]
+    return print_matrix(cells, header, names, right=True) + legend
 
 
 def correlation_lines(names: list[str], corr: np.ndarray) -> list[str]:
@@ -82,15 +113,18 @@ def groups_line(nobs: int, ngrps: dict[str, int]) -> str:
 
 def aic_lines(m: LmerResult) -> list[str]:
     ll = m.logLik()
-    values = r_round([m.AIC(), m.BIC(), float(ll), m.deviance(REML=False), m.df_resid], 1)
+    values = r_round([m.AIC(), m.BIC(), float(ll), -2.0 * float(ll), m.df_resid], 1)
     text = format_numbers(values[:4], 7)
     text = [t.strip() for t in text] + [cat_number(values[4])]
     return print_named(text, ["AIC", "BIC", "logLik", "deviance", "df.resid"])
 
 
 def summary_lines(m: LmerResult) -> list[str]:
-    """The text of lme4's ``print(summary(m))`` for a linear mixed model."""
-    lines = [m.title]
+    """The text of lme4's ``print(summary(m))`` for a linear or generalized mixed model."""
+    # lme4's .prt.methTit: strwrap(title, width = 0.9 * getOption("width"), exdent = 2)
+    lines = textwrap.wrap(m.title, width=71, subsequent_indent="  ", break_on_hyphens=False)
+    if m.family is not None:
+        lines.append(f" Family: {m.family}")
     lines.append(f"Formula: {m.formula.as_written}")
     lines.append(f"   Data: {m.data_name}")
     if m.weights_name is not None:
@@ -102,7 +136,7 @@ def summary_lines(m: LmerResult) -> list[str]:
                      f"{info['best_epoch']} (validation NLL per observation "
                      f"{info['best_val_nll']:.5g}); stopped: {info['stop_reason']}")
         lines.append(f"logLik (network fixed, at the trained θ): {float(m.logLik()):.2f}")
-    elif m.REML:
+    elif m.REML and m.family is None:
         crit = cat_number(float(r_round(m.REMLcrit(), 1)))
         lines.append(f"REML criterion at convergence: {crit}")
     else:
@@ -135,7 +169,12 @@ def fixed_effects_lines(m: LmerResult) -> list[str]:
     est = m.fixef().to_numpy()
     V = m.vcov().to_numpy()
     se = np.sqrt(np.diag(V))
-    table = coef_table_lines(names, est, se, est / se)
+    if m.family is not None:  # glmer: Wald z tests with normal p-values
+        z = est / se
+        table = coef_table_lines(names, est, se, z, "z value",
+                                 pvalues=2.0 * st.norm.sf(np.abs(z)))
+    else:
+        table = coef_table_lines(names, est, se, est / se)
     if network:
         return network + ["", "Linear fixed effects (standard errors given the network):"] \
             + table

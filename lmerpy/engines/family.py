@@ -1,0 +1,161 @@
+"""GLM families for glmer(): links, variance functions, deviance residuals and log-densities.
+
+Formulas follow R's ``binomial()``/``poisson()`` family objects (stats/R/family.R), so the
+numbers the GLMM engine produces are the ones lme4 computes from the same family.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.special as sc
+import scipy.stats as st
+
+from ..errors import ModelError
+
+_EPS = np.finfo(float).eps
+_THRESH = 30.0  # R's logit link: eta clamped to ±30 in mu.eta, mu kept in (eps, 1 − eps)
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link function g with its inverse and dμ/dη."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        if self.name not in {"logit", "probit", "cloglog", "log", "identity"}:
+            raise ModelError(f"unknown link {self.name!r} (use logit, probit, cloglog, log "
+                             f"or identity)")
+
+    def link(self, mu: np.ndarray) -> np.ndarray:
+        if self.name == "logit":
+            return sc.logit(mu)
+        if self.name == "probit":
+            return st.norm.ppf(mu)
+        if self.name == "cloglog":
+            return np.log(-np.log1p(-mu))
+        if self.name == "log":
+            return np.log(mu)
+        return np.asarray(mu, dtype=float)
+
+    def inverse(self, eta: np.ndarray) -> np.ndarray:
+        if self.name == "logit":
+            return np.clip(sc.expit(eta), _EPS, 1.0 - _EPS)
+        if self.name == "probit":
+            t = -st.norm.ppf(_EPS)
+            return st.norm.cdf(np.clip(eta, -t, t))
+        if self.name == "cloglog":
+            return np.clip(-np.expm1(-np.exp(eta)), _EPS, 1.0 - _EPS)
+        if self.name == "log":
+            return np.maximum(np.exp(eta), _EPS)
+        return np.asarray(eta, dtype=float)
+
+    def mu_eta(self, eta: np.ndarray) -> np.ndarray:
+        if self.name == "logit":
+            e = np.exp(-np.abs(eta))
+            return np.maximum(e / (1.0 + e) ** 2, _EPS)
+        if self.name == "probit":
+            return np.maximum(st.norm.pdf(eta), _EPS)
+        if self.name == "cloglog":
+            e = np.minimum(eta, 700.0)
+            return np.maximum(np.exp(e) * np.exp(-np.exp(e)), _EPS)
+        if self.name == "log":
+            return np.maximum(np.exp(eta), _EPS)
+        return np.ones_like(eta, dtype=float)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A response distribution and link, as R's family objects.
+
+    ``y`` is always the observed proportion (binomial) or count (Poisson); ``w`` the prior
+    weights (binomial trials for cbind() responses).
+    """
+
+    family: str
+    link: Link
+
+    @property
+    def has_dispersion(self) -> bool:
+        return False  # binomial and Poisson: φ = 1, so sigma() is 1 as in lme4
+
+    def variance(self, mu: np.ndarray) -> np.ndarray:
+        if self.family == "binomial":
+            return mu * (1.0 - mu)
+        return mu
+
+    def dev_resids(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Squared deviance residuals, R's ``family$dev.resids``."""
+        if self.family == "binomial":
+            return 2.0 * w * (sc.xlogy(y, y / mu) + sc.xlogy(1.0 - y, (1.0 - y) / (1.0 - mu)))
+        return 2.0 * w * (sc.xlogy(y, y / mu) - (y - mu))
+
+    def aic(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray) -> float:
+        """−2 log-likelihood (R's ``family$aic`` without the 2p term)."""
+        if self.family == "binomial":
+            m = np.where(w > 0, w, 0.0)
+            successes = np.rint(m * y)
+            trials = np.rint(m)
+            ok = m > 0
+            return float(-2.0 * np.sum(st.binom.logpmf(successes[ok], trials[ok], mu[ok])))
+        return float(-2.0 * np.sum(w * st.poisson.logpmf(np.rint(y), mu)))
+
+    def mu_start(self, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """R's ``family$initialize`` starting values."""
+        if self.family == "binomial":
+            return (w * y + 0.5) / (w + 1.0)
+        return y + 0.1
+
+    def validate(self, y: np.ndarray) -> None:
+        if not np.all(np.isfinite(y)):
+            raise ModelError("the response has non-finite values")
+        if self.family == "binomial" and (np.any(y < 0) or np.any(y > 1)):
+            raise ModelError("binomial responses must lie in [0, 1] (0/1 outcomes or "
+                             "proportions with weights), or be given as cbind(successes, "
+                             "failures)")
+        if self.family == "poisson":
+            if np.any(y < 0):
+                raise ModelError("negative values are not allowed for the Poisson family")
+
+    def __str__(self) -> str:
+        return f"{self.family}  ( {self.link.name} )"
+
+
+_DEFAULT_LINK = {"binomial": "logit", "poisson": "log"}
+
+
+def make_family(family: str | Family, link: str | None = None) -> Family:
+    """``"binomial"``, ``"poisson"`` (optionally with ``link=``) or a Family object."""
+    if isinstance(family, Family):
+        return family
+    if not isinstance(family, str) or family not in _DEFAULT_LINK:
+        raise ModelError(f"family must be 'binomial' or 'poisson' (or a lmerpy Family), "
+                         f"not {family!r}")
+    name = link or _DEFAULT_LINK[family]
+    allowed = {"binomial": {"logit", "probit", "cloglog"}, "poisson": {"log", "identity"}}
+    if name not in allowed[family]:
+        raise ModelError(f"link {name!r} is not available for the {family} family "
+                         f"(use {', '.join(sorted(allowed[family]))})")
+    return Family(family, Link(name))
+
+
+def binomial(link: str = "logit") -> Family:
+    return make_family("binomial", link)
+
+
+def poisson(link: str = "log") -> Family:
+    return make_family("poisson", link)
+
+
+def gauss_hermite(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes z and weights w of the k-point rule for a standard normal (Σ w = 1, lme4's
+    GHrule)."""
+    if k < 1 or k > 100:
+        raise ModelError(f"the number of quadrature points must be between 1 and 100, not {k}")
+    z, w = np.polynomial.hermite_e.hermegauss(k)
+    return z, w / np.sqrt(2.0 * np.pi)
+
+
+__all__ = ["Family", "Link", "binomial", "gauss_hermite", "make_family", "poisson"]

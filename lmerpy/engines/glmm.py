@@ -1,0 +1,376 @@
+"""The exact GLMM engine: glmer()'s Laplace approximation and adaptive Gauss–Hermite quadrature.
+
+As lme4 (Bates et al., JSS 2015, section 5; lme4's ``glmerLaplace``/``glmerAGQ``):
+
+* PIRLS finds the conditional modes ũ of the spherical random effects for given θ (and β)
+  by penalised iteratively reweighted least squares — each step is the weighted penalised
+  least squares of ``pls.PLS`` on the working response, with step halving on the penalised
+  deviance Σ d_i(μ) + ‖u‖².
+* Laplace:  −2 log L ≈ −2 Σ log p(y_i | ũ) + ‖ũ‖² + log|L_θ|²,  L_θL_θ' = Λ'Z'WZΛ + I.
+* AGQ (one scalar term): per level j, with σ_j = 1/L_jj and the rule (z_k, w_k),
+      −2 log L_j ≈ D_j(0) + log L_jj² − 2 log Σ_k w_k exp(−(D_j(z_k) − D_j(0))/2 + z_k²/2),
+  D_j(z) = (ũ_j + zσ_j)² + Σ_{i∈j} d_i; lme4 sums deviance residuals d_i here (not −2 log p),
+  which is why its AGQ log-likelihoods are on another scale than its Laplace ones.
+* Stage 1 optimises θ with β inside PIRLS (lme4's nAGQ = 0); stage 2 optimises (θ, β)
+  jointly with PIRLS over u only; the fixed effects' covariance comes from the Hessian of
+  the stage-2 deviance, as lme4's ``vcov(use.hessian = TRUE)``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..design.model import ModelDesign
+from ..errors import DataError, ModelError
+from .exact import (
+    ConvergenceWarning,
+    ExactFit,
+    LmerControl,
+    RankDeficiencyWarning,
+    bobyqa,
+    check_gradient,
+    check_optimizer_code,
+    check_random_terms,
+    check_singular,
+    check_weights,
+    derivatives,
+    drop_aliased,
+)
+from .family import Family, gauss_hermite
+from .pls import PLS, CrossProducts, LambdaMap, PLSSolution
+
+
+class SeparationWarning(UserWarning):
+    """The fixed-effects columns separate the binary outcomes: some estimates diverge."""
+
+
+@dataclass
+class GlmerControl(LmerControl):
+    """glmerControl(): lmerControl's settings plus the PIRLS tolerance and iteration cap."""
+
+    tol_pwrss: float = 1e-10
+    max_pirls: int = 100
+    check_separation: bool = True
+
+
+@dataclass
+class Modes:
+    """The state at convergence of PIRLS for one θ (and β)."""
+
+    beta: np.ndarray
+    u: np.ndarray
+    eta: np.ndarray
+    mu: np.ndarray
+    pls: PLS
+    solution: PLSSolution
+    logdet: float
+    iterations: int
+    converged: bool = True
+
+
+@dataclass
+class GlmerFit(ExactFit):
+    """An exact GLMM fit: ExactFit's fields (σ = 1) plus the family's quantities."""
+
+    family: Family = None  # type: ignore[assignment]
+    nAGQ: int = 1
+    mu: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    eta: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    prior_weights: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    criterion: float = np.nan      # −2 log L (Laplace or AGQ), lme4's devcomp$cmp["dev"]
+    vcov_beta: np.ndarray | None = None
+
+    @property
+    def objective(self) -> float:
+        return self.criterion
+
+
+def binomial_response(y: np.ndarray, family: Family, weights: np.ndarray | None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(proportion, prior weights) from 0/1, proportions with weights, or cbind(s, f)."""
+    w = np.ones(len(y)) if weights is None else weights.astype(np.float64)
+    if y.ndim == 2:
+        if family.family != "binomial":
+            raise ModelError("cbind(successes, failures) responses need family='binomial'")
+        if y.shape[1] != 2:
+            raise ModelError(f"cbind() response must have 2 columns (successes, failures), "
+                             f"not {y.shape[1]}")
+        s, f = y[:, 0], y[:, 1]
+        bad = np.flatnonzero((s < 0) | (f < 0))
+        if len(bad):
+            raise DataError(f"cbind() counts must be non-negative (rows {list(bad[:5])})")
+        trials = s + f
+        with np.errstate(invalid="ignore", divide="ignore"):
+            prop = np.where(trials > 0, s / np.where(trials > 0, trials, 1.0), 0.0)
+        return prop, w * trials
+    y = y.astype(np.float64)
+    family.validate(y)
+    if family.family == "binomial" and weights is None:
+        frac = np.flatnonzero((y != 0) & (y != 1))
+        if len(frac):
+            raise ModelError(f"binomial responses that are not 0/1 (e.g. row {frac[0]}: "
+                             f"{y[frac[0]]:g}) need weights= (the number of trials) or a "
+                             f"cbind(successes, failures) response")
+    return y, w
+
+
+class PIRLS:
+    """Conditional modes for one GLMM: the weighted PLS iterated to convergence."""
+
+    def __init__(self, design: ModelDesign, X: np.ndarray, y: np.ndarray, weights: np.ndarray,
+                 offset: np.ndarray, family: Family, control: GlmerControl):
+        self.design, self.X, self.y, self.w = design, X, y, weights
+        self.offset, self.family, self.control = offset, family, control
+        self.Z = design.Z.tocsc()
+        n_theta = sum(design.theta_sizes)
+        self.lambda_map = LambdaMap(design.random, design.split_theta, n_theta)
+        self.empty = np.zeros((len(y), 0))
+
+    def penalised_deviance(self, mu: np.ndarray, u: np.ndarray) -> float:
+        return float(self.family.dev_resids(self.y, mu, self.w).sum() + u @ u)
+
+    def _weighted_pls(self, theta, eta, mu, X, base) -> tuple[PLS, PLSSolution]:
+        """One Newton step: weighted PLS of the working response less ``base`` (the offset,
+        and Xβ when β is held fixed)."""
+        link = self.family.link
+        d = link.mu_eta(eta)
+        W = self.w * d**2 / self.family.variance(mu)
+        z = eta - base + (self.y - mu) / d
+        cp = CrossProducts.build(X, self.Z, z, W)
+        pls = PLS(self.design.random, cp, self.design.split_theta, self.lambda_map,
+                  linear_updates=False)
+        return pls, pls.solve(theta)
+
+    def modes(self, theta: np.ndarray, beta: np.ndarray | None = None,
+              u0: np.ndarray | None = None, eta0: np.ndarray | None = None) -> Modes:
+        """PIRLS at θ: over (β, u) when ``beta`` is None (lme4's nAGQ = 0), else over u."""
+        family, control = self.family, self.control
+        lam = self.lambda_map(theta)
+        joint = beta is None
+        X = self.X if joint else self.empty
+        fixed = np.zeros(len(self.y)) if joint else self.X @ beta
+        base = self.offset + fixed
+        u = np.zeros(lam.shape[1]) if u0 is None else u0.copy()
+        b_par = np.zeros(self.X.shape[1]) if joint else beta
+        if eta0 is not None:
+            eta = eta0.copy()
+        else:
+            eta = self.offset + fixed + self.Z @ (lam @ u)
+        mu = family.link.inverse(eta)
+        old = np.inf if eta0 is not None else self.penalised_deviance(mu, u)
+        converged = False
+        iterations = 0
+        while iterations < control.max_pirls:
+            iterations += 1
+            pls, sol = self._weighted_pls(theta, eta, mu, X, base)
+            new_u = sol.u
+            new_b = sol.beta if joint else b_par
+            step = 1.0
+            while True:
+                cand_u = u + step * (new_u - u)
+                cand_b = b_par + step * (new_b - b_par) if joint else b_par
+                cand_eta = self.offset + (self.X @ cand_b if joint else fixed) \
+                    + self.Z @ (lam @ cand_u)
+                cand_mu = family.link.inverse(cand_eta)
+                pdev = self.penalised_deviance(cand_mu, cand_u)
+                if np.isfinite(pdev) and (pdev <= old * (1 + 1e-12) or not np.isfinite(old)):
+                    break
+                step /= 2.0
+                if step < 1e-10:
+                    break  # no decrease possible: we are at the mode up to rounding
+            if step < 1e-10:
+                converged = True
+                break
+            u, b_par, eta, mu = cand_u, cand_b, cand_eta, cand_mu
+            converged = np.isfinite(old) and abs(old - pdev) <= control.tol_pwrss * abs(pdev)
+            old = pdev
+            if converged:
+                break
+        # the factor at the weights of the mode itself, so the criterion is a smooth function
+        pls, sol = self._weighted_pls(theta, eta, mu, X, base)
+        return Modes(b_par.copy(), u, eta, mu, pls, sol, pls.factor.logdet, iterations,
+                     converged)
+
+    def laplace(self, m: Modes) -> float:
+        """−2 log L by the Laplace approximation at the modes."""
+        return self.family.aic(self.y, m.mu, self.w) + float(m.u @ m.u) + m.logdet
+
+    def agq(self, m: Modes, theta: np.ndarray, nodes: tuple[np.ndarray, np.ndarray]) -> float:
+        """−2 log L by adaptive Gauss–Hermite quadrature (one scalar random term)."""
+        r = self.design.random[0]
+        codes, zval = r.codes, r.X[:, 0]
+        fam, q = self.family, r.q
+        dev0 = fam.dev_resids(self.y, m.mu, self.w)
+        devc0 = m.u**2 + np.bincount(codes, dev0, minlength=q)
+        # A = Λ'Z'WZΛ + I is diagonal here: its diagonal is the first factor's blocks
+        a_diag = 1.0 / m.pls.factor.A11_inv[:, 0, 0]
+        sd = 1.0 / np.sqrt(a_diag)
+        zs, ws = nodes
+        mult = np.zeros(q)
+        scale = float(theta[0])
+        for zk, wk in zip(zs, ws):
+            if zk == 0:
+                mult += wk
+                continue
+            shift = zk * sd
+            eta = m.eta + zval * scale * shift[codes]
+            mu = fam.link.inverse(eta)
+            devc = (m.u + shift) ** 2 + np.bincount(codes, fam.dev_resids(self.y, mu, self.w),
+                                                   minlength=q)
+            mult += wk * np.exp(-0.5 * (devc - devc0) + 0.5 * zk**2)
+        return float(devc0.sum() + np.log(a_diag).sum() - 2.0 * np.log(mult).sum())
+
+
+def check_separation(X: np.ndarray, names: list[str], y: np.ndarray, w: np.ndarray
+                     ) -> list[str]:
+    """Columns along which the fixed effects separate successes from failures (Konis' linear
+    programme): a direction d with x_i'd ≥ 0 for every success and ≤ 0 for every failure,
+    not all zero, makes the likelihood increase forever along d."""
+    from scipy.optimize import linprog
+
+    succ = (y * w) > 0
+    fail = ((1.0 - y) * w) > 0
+    rows = np.vstack([-X[succ], X[fail]])   # A d ≤ 0
+    if rows.size == 0 or X.shape[1] == 0:
+        return []
+    scale = np.maximum(np.abs(X).max(axis=0), 1e-300)
+    A = rows / scale
+    c = A.sum(axis=0)  # minimise Σ A d  (= −Σ margins)
+    res = linprog(c, A_ub=A, b_ub=np.zeros(len(A)), bounds=[(-1, 1)] * X.shape[1],
+                  method="highs")
+    if res.status != 0 or -res.fun <= 1e-7 * len(A):
+        return []
+    d = res.x
+    return [n for n, v in zip(names, d) if abs(v) > 1e-6]
+
+
+def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
+              control: GlmerControl | None = None) -> GlmerFit:
+    """Fit a GLMM as lme4's glmer(): Laplace (nAGQ = 1), AGQ (nAGQ > 1) or nAGQ = 0."""
+    control = control or GlmerControl()
+    n = design.n
+    check_random_terms(design, n)
+    if not isinstance(nAGQ, (int, np.integer)) or nAGQ < 0:
+        raise ModelError(f"nAGQ must be a non-negative integer, not {nAGQ!r}")
+    if nAGQ > 1:
+        if len(design.random) != 1 or design.random[0].p != 1 \
+                or design.random[0].encoder is None:
+            raise ModelError("nAGQ > 1 is only available for models with a single scalar "
+                             "random-effects term, e.g. (1 | group)")
+    w_user = check_weights(weights, n)
+    y, w = binomial_response(np.asarray(design.y, dtype=np.float64), family, w_user)
+    X, names, dropped = drop_aliased(design.X, design.X_names, control.rank_tol)
+    messages: list[str] = []
+    if dropped:
+        k = len(dropped)
+        msg = (f"fixed-effect model matrix is rank deficient so dropping {k} column"
+               f"{'s' if k > 1 else ''} / coefficient{'s' if k > 1 else ''}")
+        messages.append(msg)
+        warnings.warn(f"{msg} ({', '.join(dropped)})", RankDeficiencyWarning, stacklevel=3)
+    offset = design.offset if design.offset is not None else np.zeros(n)
+    if family.family == "binomial" and control.check_separation:
+        cols = check_separation(X, names, y, w)
+        if cols:
+            msg = (f"complete or quasi-complete separation: the fixed effects "
+                   f"({', '.join(cols)}) separate the 0 and 1 responses, so their estimates "
+                   f"and standard errors are not reliable (they diverge)")
+            messages.append(msg)
+            warnings.warn(msg, SeparationWarning, stacklevel=3)
+    pirls = PIRLS(design, X, y, w, offset, family, control)
+    lower = design.theta_lower()
+    k = len(lower)
+
+    # stage 1: θ only, β inside PIRLS, started from the family's μ (R's mustart)
+    eta_start = family.link.link(family.mu_start(y, w))
+    cache: dict[str, Modes] = {}
+
+    def stage1(theta: np.ndarray) -> float:
+        m = pirls.modes(theta, None, eta0=eta_start)
+        cache["s1"] = m
+        value = pirls.laplace(m)
+        return value if np.isfinite(value) else 1e300
+
+    theta, code, evals = bobyqa(stage1, design.theta0(), lower, control)
+    m1 = pirls.modes(theta, None, eta0=eta_start)
+    beta = m1.beta
+    u_start = m1.u
+    nodes = gauss_hermite(nAGQ) if nAGQ > 1 else None
+
+    def criterion(m: Modes, th: np.ndarray) -> float:
+        return pirls.agq(m, th, nodes) if nodes is not None else pirls.laplace(m)
+
+    def stage2(par: np.ndarray) -> float:
+        th, b = par[:k], par[k:]
+        m = pirls.modes(th, b, u0=u_start)
+        value = criterion(m, th)
+        return value if np.isfinite(value) else 1e300
+
+    par_lower = np.concatenate([lower, np.full(len(beta), -np.inf)])
+    if nAGQ > 0:
+        se = np.sqrt(np.diag(np.linalg.inv(m1.solution.RX.T @ m1.solution.RX))) \
+            if len(beta) else np.zeros(0)
+        step = np.concatenate([np.maximum(0.1 * np.abs(theta), 0.05), 0.2 * se])
+        par, code, more = bobyqa(stage2, np.concatenate([theta, beta]), par_lower, control,
+                                 step=step)
+        evals += more
+        theta, beta = par[:k], par[k:]
+        final = pirls.modes(theta, beta, u0=u_start)
+        value = criterion(final, theta)
+    else:
+        final = m1
+        value = pirls.laplace(m1)
+    lam = pirls.lambda_map(theta)
+    b = np.asarray(lam @ final.u).ravel()
+    sol = PLSSolution(theta.copy(), beta.copy(), final.u, float(final.u @ final.u),
+                      final.logdet, 0.0, m1.solution.RX if nAGQ == 0 else
+                      final_rx(pirls, final, theta), value, np.inf)
+    optinfo = {"optimizer": "bobyqa", "code": code, "evals": evals, "messages": messages,
+               "warnings": [], "pirls_iterations": final.iterations}
+    fit = GlmerFit(design, False, X, names, dropped, y, offset, w_user, theta, sol, 1.0, b,
+                   final.pls, optinfo, family=family, nAGQ=int(nAGQ), mu=final.mu,
+                   eta=final.eta, prior_weights=w, criterion=value)
+    check_optimizer_code(optinfo)
+    singular = check_singular(optinfo, theta, lower, control)
+    if nAGQ > 0 and control.calc_derivs:
+        par = np.concatenate([theta, beta])
+        grad, hess = derivatives(stage2, par, par_lower)
+        if not singular:
+            check_gradient(optinfo, grad, hess, control)
+        fit.vcov_beta = _hessian_vcov(hess, k)
+    if not final.converged:
+        msg = (f"PIRLS did not converge in {control.max_pirls} iterations: the conditional "
+               f"modes are not reliable")
+        optinfo["warnings"].append(msg)
+        warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+    return fit
+
+
+def final_rx(pirls: PIRLS, m: Modes, theta: np.ndarray) -> np.ndarray:
+    """R_X of the weighted PLS at the modes (the fixed effects' unscaled precision factor),
+    lme4's fallback for vcov when the Hessian is unusable."""
+    _, sol = pirls._weighted_pls(theta, m.eta, m.mu, pirls.X, pirls.offset)
+    return sol.RX
+
+
+def _hessian_vcov(hess: np.ndarray, k: int) -> np.ndarray | None:
+    """The fixed effects' block of (H/2)⁻¹, H the Hessian of −2 log L in (θ, β) (lme4's
+    vcov(use.hessian = TRUE)); None if H is not positive definite."""
+    h = (hess + hess.T) / 4.0
+    try:
+        np.linalg.cholesky(h)
+    except np.linalg.LinAlgError:
+        return None
+    V = np.linalg.inv(h)[k:, k:]
+    return (V + V.T) / 2.0
+
+
+def pearson_weights(fit: GlmerFit) -> np.ndarray:
+    """Prior weights over the variance function: Pearson residuals are (y − μ)·√(w / V(μ))."""
+    return fit.prior_weights / fit.family.variance(fit.mu)
+
+
+__all__ = ["GlmerControl", "GlmerFit", "PIRLS", "SeparationWarning", "check_separation",
+           "fit_glmer"]

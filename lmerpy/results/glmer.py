@@ -1,0 +1,112 @@
+"""The fitted GLMM (lme4's glmerMod): LmerResult's accessors on the response and link scales."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..engines.glmm import GlmerFit, pearson_weights
+from ..errors import ModelError
+from .model import LmerResult, LogLik
+from .varcorr import VarCorr
+
+RESIDUAL_TYPES = ("deviance", "pearson", "response", "working")
+
+
+class GlmerResult(LmerResult):
+    """A fitted generalized linear mixed model; σ = 1 (binomial, Poisson), no REML."""
+
+    fit: GlmerFit
+
+    @property
+    def family(self):
+        return self.fit.family
+
+    @property
+    def nAGQ(self) -> int:
+        return self.fit.nAGQ
+
+    @property
+    def title(self) -> str:
+        if self.fit.nAGQ > 1:
+            how = f"Adaptive Gauss-Hermite Quadrature, nAGQ = {self.fit.nAGQ}"
+        elif self.fit.nAGQ == 1:
+            how = "Laplace Approximation"
+        else:
+            how = "Laplace Approximation, nAGQ = 0"
+        return f"Generalized linear mixed model fit by maximum likelihood ({how}) [glmerMod]"
+
+    @property
+    def n_params(self) -> int:
+        return len(self.fit.fixef_names) + len(self.fit.theta)
+
+    def VarCorr(self) -> VarCorr:
+        vc = super().VarCorr()
+        return VarCorr(vc.terms, None)  # no residual variance in a binomial/Poisson GLMM
+
+    def vcov(self) -> pd.DataFrame:
+        """From the Hessian of the deviance in (θ, β) (lme4's use.hessian = TRUE); from R_X
+        when that Hessian is not positive definite."""
+        V = self.fit.vcov_beta
+        if V is None:
+            inv = np.linalg.inv(self.fit.solution.RX)
+            V = inv @ inv.T
+        names = self.fit.fixef_names
+        return pd.DataFrame(V, index=names, columns=names)
+
+    # -- criteria ----------------------------------------------------------------------------
+    def REMLcrit(self) -> float:
+        raise ModelError("GLMMs are fitted by maximum likelihood: there is no REML criterion")
+
+    def logLik(self, REML: bool | None = None) -> LogLik:
+        return LogLik(-self.fit.criterion / 2.0, self.n_params, self.nobs)
+
+    def deviance(self, REML: bool | None = None) -> float:
+        """lme4's deviance() of a glmer fit: the sum of squared deviance residuals at the
+        conditional modes (−2 logLik is in the summary and anova)."""
+        f = self.fit
+        return float(f.family.dev_resids(f.y, f.mu, f.prior_weights).sum())
+
+    # -- fitted values and residuals -------------------------------------------------------------
+    def fitted(self) -> pd.Series:
+        """Fitted means μ (probabilities for binomial, rates for Poisson)."""
+        return pd.Series(self.fit.mu, index=self.design.index, name="fitted")
+
+    def residuals(self, type: str = "deviance", scaled: bool = False) -> pd.Series:
+        if type not in RESIDUAL_TYPES:
+            raise ValueError(f"type must be one of {', '.join(RESIDUAL_TYPES)}")
+        f = self.fit
+        raw = f.y - f.mu
+        if type == "response":
+            r = raw
+        elif type == "pearson":
+            r = raw * np.sqrt(pearson_weights(f))
+        elif type == "working":
+            r = raw / f.family.link.mu_eta(f.eta)
+        else:
+            r = np.sign(raw) * np.sqrt(np.maximum(f.family.dev_resids(f.y, f.mu,
+                                                                      f.prior_weights), 0))
+        return pd.Series(r, index=self.design.index, name="residuals")
+
+    # -- prediction --------------------------------------------------------------------------
+    def predict(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,
+                allow_new_levels: bool = False, type: str = "link") -> pd.Series:
+        """Predictions on the link scale (``type="link"``, lme4's default) or as means
+        (``type="response"``)."""
+        if type not in {"link", "response"}:
+            raise ValueError("type must be 'link' or 'response'")
+        eta = super().predict(newdata, re_form, allow_new_levels)
+        if type == "response":
+            return pd.Series(self.family.link.inverse(eta.to_numpy()), index=eta.index,
+                             name="predict")
+        return eta
+
+    def confint(self, method: str = "Wald", level: float = 0.95) -> pd.DataFrame:
+        out = super().confint(method, level)
+        return out.drop(index=".sigma")
+
+    def refit(self, REML: bool) -> GlmerResult:
+        return self  # always maximum likelihood
+
+
+__all__ = ["GlmerResult"]
