@@ -51,6 +51,21 @@ def lmer(formula: str | Formula, data: pd.DataFrame, REML: bool = True,
     """
     if isinstance(formula, str):
         formula = parse(formula)
+    use_torch, control = _choose_engine(formula, engine, control, training)
+    if use_torch and weights is not None:
+        raise ModelError("prior weights are not supported by the torch engine for Gaussian "
+                         "models yet")
+    data_name = data_name or _caller_name(data) or "data"
+    d, w, weights_name, data = _design_with_weights(formula, data, weights, na_action)
+    if use_torch:
+        fit = fit_torch(d, control, modules)
+    else:
+        fit = fit_lmer(d, REML=REML, weights=w, control=control)
+    return LmerResult(fit, data_name, weights_name, data)
+
+
+def _choose_engine(formula: Formula, engine: str, control, training: dict):
+    """exact or torch (nn() terms, or asked for), and the torch engine's settings."""
     if engine not in {"auto", "exact", "torch"}:
         raise ModelError(f"engine must be 'auto', 'exact' or 'torch', not {engine!r}")
     use_torch = engine == "torch" or (engine == "auto" and bool(formula.nn))
@@ -62,19 +77,11 @@ def lmer(formula: str | Formula, data: pd.DataFrame, REML: bool = True,
             raise ModelError(f"unknown training option(s): {', '.join(sorted(unknown))}")
         if control is not None and not isinstance(control, TorchControl):
             raise ModelError("the torch engine takes a TorchControl as control")
-        control = replace(control or TorchControl(), **training)
-        if weights is not None:
-            raise ModelError("prior weights are not supported by the torch engine yet")
-    elif training:
+        return True, replace(control or TorchControl(), **training)
+    if training:
         raise ModelError(f"training option(s) {', '.join(sorted(training))} only apply to "
                          f"engine='torch'")
-    data_name = data_name or _caller_name(data) or "data"
-    d, w, weights_name, data = _design_with_weights(formula, data, weights, na_action)
-    if use_torch:
-        fit = fit_torch(d, control, modules)
-    else:
-        fit = fit_lmer(d, REML=REML, weights=w, control=control)
-    return LmerResult(fit, data_name, weights_name, data)
+    return False, control
 
 
 def _design_with_weights(formula: Formula, data, weights, na_action: str):
@@ -104,24 +111,30 @@ def _design_with_weights(formula: Formula, data, weights, na_action: str):
 
 def glmer(formula: str | Formula, data: pd.DataFrame, family: str | Family = "binomial",
           nAGQ: int = 1, weights: str | np.ndarray | pd.Series | None = None,
-          control: GlmerControl | None = None, na_action: str = "omit",
-          link: str | None = None, data_name: str | None = None) -> GlmerResult:
+          control: GlmerControl | TorchControl | None = None, na_action: str = "omit",
+          link: str | None = None, data_name: str | None = None, engine: str = "auto",
+          modules: dict | None = None, **training) -> GlmerResult:
     """Fit a generalized linear mixed model, as lme4's ``glmer()``.
 
     ``family`` is "binomial" (0/1 responses, proportions with ``weights`` = trials, or
     ``cbind(successes, failures)``) or "poisson"; ``link`` picks logit/probit/cloglog or
     log. ``nAGQ=1`` is the Laplace approximation, ``nAGQ>1`` adaptive Gauss–Hermite
     quadrature (one scalar random term), ``nAGQ=0`` the fast approximation.
+
+    With nn() terms (or ``engine="torch"``) the torch engine trains the network by the
+    marginal NLL over whole groups, by Gauss–Hermite quadrature (LMMNN paper eq. 40;
+    ``quadrature=5`` nodes), with the training options of ``lmer()``.
     """
     if isinstance(formula, str):
         formula = parse(formula)
     fam = make_family(family, link)
-    if formula.nn:
-        raise ModelError("nn() terms in glmer() need the torch engine, which supports "
-                         "Gaussian responses only in this version")
-    if control is not None and not isinstance(control, GlmerControl):
+    use_torch, control = _choose_engine(formula, engine, control, training)
+    if not use_torch and control is not None and not isinstance(control, GlmerControl):
         raise ModelError("glmer() takes a GlmerControl as control")
     data_name = data_name or _caller_name(data) or "data"
     d, w, weights_name, data = _design_with_weights(formula, data, weights, na_action)
-    fit = fit_glmer(d, fam, nAGQ=nAGQ, weights=w, control=control)
+    if use_torch:
+        fit = fit_torch(d, control, modules, family=fam, weights=w)
+    else:
+        fit = fit_glmer(d, fam, nAGQ=nAGQ, weights=w, control=control)
     return GlmerResult(fit, data_name, weights_name, data)

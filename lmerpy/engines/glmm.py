@@ -198,30 +198,40 @@ class PIRLS:
         """−2 log L by the Laplace approximation at the modes."""
         return self.family.aic(self.y, m.mu, self.w) + float(m.u @ m.u) + m.logdet
 
-    def agq(self, m: Modes, theta: np.ndarray, nodes: tuple[np.ndarray, np.ndarray]) -> float:
-        """−2 log L by adaptive Gauss–Hermite quadrature (one scalar random term)."""
+    def _node_terms(self, m: Modes, theta: np.ndarray, nodes):
+        """Per level j and node k of an adaptive rule around the modes (one scalar term):
+        D_j(0), diag(A), σ_j and log g_jk = −(D_j(z_k) − D_j(0))/2 + z_k²/2 (see the top)."""
         r = self.design.random[0]
         codes, zval = r.codes, r.X[:, 0]
         fam, q = self.family, r.q
-        dev0 = fam.dev_resids(self.y, m.mu, self.w)
-        devc0 = m.u**2 + np.bincount(codes, dev0, minlength=q)
+        devc0 = m.u**2 + np.bincount(codes, fam.dev_resids(self.y, m.mu, self.w), minlength=q)
         # A = Λ'Z'WZΛ + I is diagonal here: its diagonal is the first factor's blocks
         a_diag = 1.0 / m.pls.factor.A11_inv[:, 0, 0]
         sd = 1.0 / np.sqrt(a_diag)
-        zs, ws = nodes
-        mult = np.zeros(q)
-        scale = float(theta[0])
-        for zk, wk in zip(zs, ws):
+        zs, _ = nodes
+        logg = np.zeros((q, len(zs)))
+        for k, zk in enumerate(zs):
             if zk == 0:
-                mult += wk
                 continue
             shift = zk * sd
-            eta = m.eta + zval * scale * shift[codes]
-            mu = fam.link.inverse(eta)
+            mu = fam.link.inverse(m.eta + zval * float(theta[0]) * shift[codes])
             devc = (m.u + shift) ** 2 + np.bincount(codes, fam.dev_resids(self.y, mu, self.w),
                                                    minlength=q)
-            mult += wk * np.exp(-0.5 * (devc - devc0) + 0.5 * zk**2)
+            logg[:, k] = -0.5 * (devc - devc0) + 0.5 * zk**2
+        return devc0, a_diag, sd, logg
+
+    def agq(self, m: Modes, theta: np.ndarray, nodes: tuple[np.ndarray, np.ndarray]) -> float:
+        """−2 log L by adaptive Gauss–Hermite quadrature (one scalar random term)."""
+        devc0, a_diag, _, logg = self._node_terms(m, theta, nodes)
+        mult = np.exp(logg) @ nodes[1]
         return float(devc0.sum() + np.log(a_diag).sum() - 2.0 * np.log(mult).sum())
+
+    def posterior_means(self, m: Modes, theta: np.ndarray, k: int = 25) -> np.ndarray:
+        """E[u_j | y] by the adaptive rule: the posterior means of the spherical effects."""
+        nodes = gauss_hermite(k)
+        _, _, sd, logg = self._node_terms(m, theta, nodes)
+        g = np.exp(logg) * nodes[1]
+        return m.u + sd * (g @ nodes[0]) / g.sum(axis=1)
 
 
 def check_separation(X: np.ndarray, names: list[str], y: np.ndarray, w: np.ndarray
@@ -248,8 +258,13 @@ def check_separation(X: np.ndarray, names: list[str], y: np.ndarray, w: np.ndarr
 
 
 def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
-              control: GlmerControl | None = None) -> GlmerFit:
-    """Fit a GLMM as lme4's glmer(): Laplace (nAGQ = 1), AGQ (nAGQ > 1) or nAGQ = 0."""
+              control: GlmerControl | None = None, start: np.ndarray | None = None,
+              fix_theta: bool = False) -> GlmerFit:
+    """Fit a GLMM as lme4's glmer(): Laplace (nAGQ = 1), AGQ (nAGQ > 1) or nAGQ = 0.
+
+    ``start`` is a starting θ; with ``fix_theta`` θ stays at ``start`` and only β and the
+    modes are found (the torch engine's fit at its trained θ).
+    """
     control = control or GlmerControl()
     n = design.n
     check_random_terms(design, n)
@@ -285,15 +300,16 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
 
     # stage 1: θ only, β inside PIRLS, started from the family's μ (R's mustart)
     eta_start = family.link.link(family.mu_start(y, w))
-    cache: dict[str, Modes] = {}
 
     def stage1(theta: np.ndarray) -> float:
-        m = pirls.modes(theta, None, eta0=eta_start)
-        cache["s1"] = m
-        value = pirls.laplace(m)
+        value = pirls.laplace(pirls.modes(theta, None, eta0=eta_start))
         return value if np.isfinite(value) else 1e300
 
-    theta, code, evals = bobyqa(stage1, design.theta0(), lower, control)
+    theta0 = design.theta0() if start is None else np.maximum(start, lower)
+    if fix_theta:
+        theta, code, evals, nAGQ = theta0, 0, 0, 0
+    else:
+        theta, code, evals = bobyqa(stage1, theta0, lower, control)
     m1 = pirls.modes(theta, None, eta0=eta_start)
     beta = m1.beta
     u_start = m1.u
@@ -334,7 +350,7 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
                    eta=final.eta, prior_weights=w, criterion=value)
     check_optimizer_code(optinfo)
     singular = check_singular(optinfo, theta, lower, control)
-    if nAGQ > 0 and control.calc_derivs:
+    if nAGQ > 0 and control.calc_derivs and not fix_theta:
         par = np.concatenate([theta, beta])
         grad, hess = derivatives(stage2, par, par_lower)
         if not singular:

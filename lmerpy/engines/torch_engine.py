@@ -30,6 +30,9 @@ from .exact import (
     drop_aliased,
     fit_lmer,
 )
+from .family import Family
+from .glmm import PIRLS, GlmerControl, GlmerFit, binomial_response, fit_glmer
+from .glmm_nll import glmm_batch_nll, product_rule
 from .networks import build_network, describe, n_parameters
 from .pls import PLS, CrossProducts
 
@@ -53,8 +56,10 @@ class TorchControl:
     verbose: bool = True
     weight_decay: float = 0.0
     # After training, re-estimate θ (and any linear coefficients) exactly by ML with the
-    # network's output held fixed: one exact block-coordinate step of the same likelihood.
+    # network's output held fixed: one exact block-coordinate step of the same likelihood
+    # (for GLMMs: glmer's Laplace approximation with the network as an offset).
     refine: bool = True
+    quadrature: int = 5               # GLMMs: Gauss–Hermite nodes per dimension (paper: 5)
 
 
 class _FixedPart(nn.Module):
@@ -104,16 +109,38 @@ def _batches(n_rows: np.ndarray, control: TorchControl, rng: np.random.Generator
             for i in range(0, len(shuffled), control.batch_size)]
 
 
+def _check_glmm(design: ModelDesign, control: TorchControl) -> None:
+    """The quadrature NLL needs one grouping factor, so that whole groups are independent."""
+    if len(design.random) != 1 or design.random[0].encoder is None:
+        raise ModelError("the torch engine fits GLMMs with exactly one grouped random term, "
+                         "e.g. (1 | group) or (1 + t | group): the quadrature NLL (paper eq. "
+                         "40) factorises over the levels of a single grouping factor")
+    if design.random[0].p > 3:
+        raise ModelError(f"the torch GLMM integrates over at most 3 random effects per level "
+                         f"(tensor-product quadrature); {design.random[0].term} has "
+                         f"{design.random[0].p}")
+    if control.quadrature < 1:
+        raise ModelError("quadrature must be at least 1 node")
+
+
 def fit_torch(design: ModelDesign, control: TorchControl | None = None,
-              modules: dict[str, nn.Module] | None = None) -> ExactFit:
-    """Train an LMMNN model on ``design`` and return a fit the result object understands."""
+              modules: dict[str, nn.Module] | None = None, family: Family | None = None,
+              weights: np.ndarray | None = None) -> ExactFit:
+    """Train an LMMNN model on ``design`` and return a fit the result object understands.
+
+    With a ``family`` (binomial, Poisson) the loss is the marginal NLL by Gauss–Hermite
+    quadrature over batches of whole groups (paper eq. 40), and the fit a GlmerFit.
+    """
     control = control or TorchControl()
     if control.batching not in {"random", "group"}:
         raise ModelError(f"batching must be 'random' or 'group', not {control.batching!r}")
     if not design.random:
         raise ModelError("no random-effects terms in the formula: add e.g. (1 | group)")
-    if design.y.ndim != 1:
+    if family is None and design.y.ndim != 1:
         raise ModelError("the torch engine fits a single numeric response")
+    if family is not None:
+        _check_glmm(design, control)
+        control = replace(control, batching="group")  # the decomposition needs whole groups
     if control.seed is not None:
         torch.manual_seed(control.seed)
     rng = np.random.default_rng(control.seed)
@@ -123,10 +150,16 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
 
     X, names, dropped = drop_aliased(design.X, design.X_names)
     offset = design.offset if design.offset is not None else np.zeros(n)
-    y_adj = design.y - offset
-    beta0 = np.linalg.lstsq(X, y_adj, rcond=None)[0] if X.shape[1] else np.zeros(0)
-    resid_sd = float(np.std(y_adj - X @ beta0)) if X.shape[1] else float(np.std(y_adj))
-    sigma0 = max(resid_sd / math.sqrt(2.0), 1e-3)
+    if family is None:
+        y_adj = design.y - offset
+        beta0 = np.linalg.lstsq(X, y_adj, rcond=None)[0] if X.shape[1] else np.zeros(0)
+        resid_sd = float(np.std(y_adj - X @ beta0)) if X.shape[1] else float(np.std(y_adj))
+        sigma0 = max(resid_sd / math.sqrt(2.0), 1e-3)
+    else:
+        y_adj, prior_w = binomial_response(np.asarray(design.y, float), family, weights)
+        start_eta = family.link.link(family.mu_start(y_adj, prior_w)) - offset
+        beta0 = np.linalg.lstsq(X, start_eta, rcond=None)[0] if X.shape[1] else np.zeros(0)
+        sigma0 = 1.0  # no residual variance: σ ≡ 1, so θ is the random effects' factor
     has_intercept = "(Intercept)" in names
     networks = [build_network(inp.term, inp.X.shape[1], modules, bias=not has_intercept)
                 for inp in design.nn]
@@ -135,6 +168,13 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
         net.to(device=device)
     cov = CovarianceParams(design.random, sigma0, dtype).to(device)
     cov.coords = [c.to(device) if c is not None else None for c in cov.coords]
+    if family is not None:
+        cov.log_sigma.requires_grad_(False)
+        with torch.no_grad():  # start the random effects' sd at 0.5 on the link scale
+            cov.factors[0].diagonal().fill_(math.log(0.5))
+        gh_nodes, gh_weights = product_rule(control.quadrature, design.random[0].p)
+        gh = (torch.as_tensor(gh_nodes, dtype=dtype, device=device),
+              torch.as_tensor(np.log(gh_weights), dtype=dtype, device=device))
 
     t = {
         "X": torch.as_tensor(X, dtype=dtype, device=device),
@@ -144,7 +184,10 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
         "codes": [torch.as_tensor(r.codes, device=device) for r in design.random],
         "Xk": [torch.as_tensor(r.X, dtype=dtype, device=device) for r in design.random],
     }
-    params = list(fixed.parameters()) + list(cov.parameters())
+    if family is not None:
+        t["w"] = torch.as_tensor(prior_w, dtype=dtype, device=device)
+        t["offset"] = torch.as_tensor(offset, dtype=dtype, device=device)
+    params = [p for p in list(fixed.parameters()) + list(cov.parameters()) if p.requires_grad]
     opt = torch.optim.Adam(params, lr=control.lr, weight_decay=control.weight_decay)
 
     rows = rng.permutation(n)
@@ -155,6 +198,10 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
     def nll_of(batch: np.ndarray) -> torch.Tensor:
         idx = torch.as_tensor(batch, device=device)
         f = fixed(t["X"][idx], [x[idx] for x in t["nn"]])
+        if family is not None:
+            return glmm_batch_nll(f + t["offset"][idx], t["y"][idx], t["w"][idx],
+                                  t["codes"][0][idx], t["Xk"][0][idx], cov.chol(0), *gh,
+                                  family)
         r = t["y"][idx] - f
         return batch_nll(r, cov, [c[idx] for c in t["codes"]], [x[idx] for x in t["Xk"]])
 
@@ -187,7 +234,8 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
             with torch.no_grad():
                 if n_val:
                     val_nll = sum(float(nll_of(b)) for b in _batches(
-                        val_rows, TorchControl(batch_size=control.batch_size), rng, None)) / n_val
+                        val_rows, replace(control, batching=control.batching), rng,
+                        groups)) / n_val
                 else:
                     val_nll = train_nll
             theta = cov.theta()
@@ -229,7 +277,9 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
             return out
 
     trained_theta = theta
-    if control.refine:
+    if family is not None:
+        fit = _glmm_fit(design, family, weights, offset + nn_out, theta, control)
+    elif control.refine:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             refined = fit_lmer(replace(design, offset=offset + nn_out), REML=False,
@@ -249,6 +299,7 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
         b = np.asarray(pls.Lambda(theta) @ solution.u).ravel()
     info = {
         "trained_theta": trained_theta, "refined": control.refine,
+        "quadrature": control.quadrature if family is not None else None,
         "engine": "torch", "epochs": len(history), "best_epoch": best[2],
         "best_val_nll": best[0], "stop_reason": stop_reason, "device": str(device),
         "networks": [{"term": str(inp.term), "layers": describe(net),
@@ -258,10 +309,42 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
         "nn_predict": nn_predict if design.nn else None,
         "modules": fixed, "covariance": cov,
     }
+    if family is not None:
+        fit.optinfo["torch"] = info
+        return fit
     optinfo = {"optimizer": "adam", "code": 0, "evals": len(history), "messages": [],
                "warnings": [], "torch": info}
     return ExactFit(design, False, X, names, dropped, design.y, offset + nn_out, None, theta,
                     solution, sigma, b, pls, optinfo)
+
+
+def _glmm_fit(design: ModelDesign, family: Family, weights, offset: np.ndarray,
+              theta: np.ndarray, control: TorchControl) -> GlmerFit:
+    """The GLMM after training, with the network's output as an offset: θ re-estimated by
+    glmer's Laplace approximation (``refine``) or kept at its trained value; β and the modes
+    by PIRLS; a scalar term's effects are then its posterior means by adaptive quadrature."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = fit_glmer(replace(design, offset=offset), family, nAGQ=1, weights=weights,
+                        control=GlmerControl(check_separation=False),
+                        start=np.maximum(theta, design.theta_lower()),
+                        fix_theta=not control.refine)
+    for w in caught:
+        if issubclass(w.category, (SingularFitWarning, ConvergenceWarning)):
+            warnings.warn(str(w.message), w.category, stacklevel=4)
+    r = design.random[0]
+    if r.p == 1:
+        pirls = PIRLS(design, fit.X, fit.y, fit.prior_weights, fit.offset, family,
+                      GlmerControl())
+        modes = pirls.modes(fit.theta, fit.solution.beta, u0=fit.solution.u)
+        u_mean = pirls.posterior_means(modes, fit.theta)
+        fit.b = np.asarray(pirls.lambda_map(fit.theta) @ u_mean).ravel()
+        fit.eta = fit.offset + fit.X @ fit.solution.beta + r.Z @ fit.b
+        fit.mu = family.link.inverse(fit.eta)
+        fit.optinfo["random_effects"] = "posterior means (adaptive Gauss-Hermite, 25 nodes)"
+    else:
+        fit.optinfo["random_effects"] = "conditional modes"
+    return fit
 
 
 def _progress(control: TorchControl):

@@ -28,6 +28,13 @@ class GlmerResult(LmerResult):
 
     @property
     def title(self) -> str:
+        info = self.torch_info
+        if info is not None:
+            kind = "with neural fixed effects " if self.design.nn else ""
+            theta = "θ by Laplace given the network" if info["refined"] else "θ as trained"
+            return (f"Generalized linear mixed model {kind}fit by maximum likelihood (torch "
+                    f"engine, LMMNN: Gauss-Hermite quadrature with {info['quadrature']} "
+                    f"nodes; {theta}) ['lmerpy']")
         if self.fit.nAGQ > 1:
             how = f"Adaptive Gauss-Hermite Quadrature, nAGQ = {self.fit.nAGQ}"
         elif self.fit.nAGQ == 1:

@@ -135,7 +135,7 @@ def summary_lines(m: LmerResult) -> list[str]:
         lines.append(f"Training: {info['epochs']} epochs on {info['device']}, best epoch "
                      f"{info['best_epoch']} (validation NLL per observation "
                      f"{info['best_val_nll']:.5g}); stopped: {info['stop_reason']}")
-        lines.append(f"logLik (network fixed, at the trained θ): {float(m.logLik()):.2f}")
+        lines.append(f"logLik (network fixed, at θ̂): {float(m.logLik()):.2f}")
     elif m.REML and m.family is None:
         crit = cat_number(float(r_round(m.REMLcrit(), 1)))
         lines.append(f"REML criterion at convergence: {crit}")

@@ -1,0 +1,106 @@
+"""The mini-batch marginal NLL of a GLMM with neural fixed effects (LMMNN paper §6, eq. 40).
+
+With one grouping factor, groups are independent given f, so for a batch of whole groups
+
+    −log L = −Σ_g log ∫ Π_{i∈g} p(y_i | f(x_i) + x_i'b) φ(b; 0, D) db
+           ≈ −Σ_g log Σ_k w_k Π_{i∈g} p(y_i | f(x_i) + x_i'L z_k),   D = LL',
+
+with the Gauss–Hermite rule (z_k, w_k) for N(0, I) (a tensor product over the term's p
+columns). Batches must hold whole groups for this decomposition to be exact.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import torch
+
+from .family import Family, gauss_hermite
+
+
+def product_rule(k: int, p: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes (K^p × p) and weights (K^p) of the tensor-product rule for N(0, I_p)."""
+    z, w = gauss_hermite(k)
+    nodes = np.array(list(itertools.product(z, repeat=p)), dtype=np.float64)
+    weights = np.array([np.prod(c) for c in itertools.product(w, repeat=p)])
+    return nodes.reshape(-1, p), weights
+
+
+def log_density(family: Family, eta: torch.Tensor, y: torch.Tensor,
+                w: torch.Tensor) -> torch.Tensor:
+    """log p(y | η) elementwise (y a proportion of w trials, or a count), constants included."""
+    if family.family == "binomial":
+        s = w * y
+        f = w - s
+        name = family.link.name
+        if name == "logit":
+            log_mu, log_1m = -torch.nn.functional.softplus(-eta), \
+                -torch.nn.functional.softplus(eta)
+        elif name == "probit":
+            log_mu, log_1m = torch.special.log_ndtr(eta), torch.special.log_ndtr(-eta)
+        else:  # cloglog
+            e = eta.clamp(max=30.0).exp()
+            log_mu, log_1m = torch.log(-torch.expm1(-e)).clamp(min=-745.0), -e
+        const = torch.lgamma(w + 1) - torch.lgamma(s + 1) - torch.lgamma(f + 1)
+        return const + s * log_mu + f * log_1m
+    if family.link.name == "log":
+        return w * (y * eta - eta.clamp(max=700.0).exp() - torch.lgamma(y + 1))
+    mu = eta.clamp(min=1e-10)
+    return w * (y * torch.log(mu) - mu - torch.lgamma(y + 1))
+
+
+def _group_modes(eta_fixed, y, w, inv, G, x, scale, family, steps: int = 8):
+    """Per group, the mode v̂ of h(v) = Σ_i log p(y_i | η_i + x_i·scale·v) − v²/2 and the
+    curvature −h''(v̂), by vectorised Newton steps (groups are separable, so the gradient of
+    Σ_g h_g gives every group's derivative at once). No gradient flows through the result."""
+    eta_fixed, scale = eta_fixed.detach(), scale.detach()
+    v = torch.zeros(G, dtype=eta_fixed.dtype, device=eta_fixed.device)
+    for _ in range(steps + 1):
+        v = v.detach().requires_grad_(True)
+        with torch.enable_grad():
+            ll = log_density(family, eta_fixed + x * scale * v[inv], y, w)
+            h = torch.zeros_like(v).index_add(0, inv, ll) - 0.5 * v**2
+            (g,) = torch.autograd.grad(h.sum(), v, create_graph=True)
+            (hess,) = torch.autograd.grad(g.sum(), v)
+        curv = (-hess).clamp(min=1e-6)
+        if _ == steps:
+            break
+        v = v.detach() + g.detach() / curv
+    return v.detach(), curv.detach()
+
+
+def glmm_batch_nll(eta_fixed: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
+                   codes: torch.Tensor, Xk: torch.Tensor, L: torch.Tensor,
+                   nodes: torch.Tensor, log_weights: torch.Tensor,
+                   family: Family, adaptive: bool = True) -> torch.Tensor:
+    """−log L of the batch's groups (paper eq. 40); ``codes`` the rows' levels, ``Xk`` their
+    term columns (m × p), ``L`` the Cholesky factor of D, ``nodes`` K × p.
+
+    For a scalar term the rule is adaptive (as glmer's nAGQ > 1): centred at each group's
+    mode and scaled by its curvature, so a few nodes stay accurate however large the group;
+    the paper's fixed rule badly underestimates the variance when groups hold hundreds of
+    rows."""
+    present, inv = torch.unique(codes, return_inverse=True)
+    if adaptive and L.shape[0] == 1:
+        G = len(present)
+        x = Xk[:, 0]
+        v_hat, curv = _group_modes(eta_fixed, y, w, inv, G, x, L[0, 0], family)
+        sd = curv.rsqrt()
+        z = nodes[:, 0]
+        v = v_hat.unsqueeze(1) + sd.unsqueeze(1) * z.unsqueeze(0)          # G × K
+        eta = eta_fixed.unsqueeze(1) + (x * L[0, 0]).unsqueeze(1) * v[inv]  # m × K
+        ll = log_density(family, eta, y.unsqueeze(1), w.unsqueeze(1))
+        h = torch.zeros(G, len(z), dtype=ll.dtype, device=ll.device).index_add(0, inv, ll) \
+            - 0.5 * v**2
+        terms = h + 0.5 * z.unsqueeze(0) ** 2 + log_weights.unsqueeze(0)
+        return -(torch.logsumexp(terms, dim=1) + torch.log(sd)).sum()
+    b = nodes @ L.T                                    # K × p random-effect values
+    eta = eta_fixed.unsqueeze(1) + Xk @ b.T            # m × K
+    ll = log_density(family, eta, y.unsqueeze(1), w.unsqueeze(1))
+    per_group = torch.zeros(len(present), ll.shape[1], dtype=ll.dtype, device=ll.device)
+    per_group = per_group.index_add(0, inv, ll)        # Σ_{i∈g} log p, per node
+    return -torch.logsumexp(per_group + log_weights.unsqueeze(0), dim=1).sum()
+
+
+__all__ = ["glmm_batch_nll", "log_density", "product_rule"]
