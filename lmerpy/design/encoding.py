@@ -31,7 +31,7 @@ from ..formula import nodes as N
 from ..formula.expand import contrast_name, poly_degree
 from ..formula.functions import CATEGORICAL, TRANSFORMS, literal
 from ..formula.terms import TermList
-from .evaluate import evaluate, is_numeric, numeric_column
+from .evaluate import check_column_type, evaluate, is_numeric, numeric_column
 
 _CONTRASTS = {"contr.treatment": TreatmentContrasts, "contr.sum": SumContrasts,
               "contr.helmert": HelmertContrasts, "contr.poly": PolyContrasts}
@@ -153,6 +153,7 @@ def _make_factor(node: N.Node, data: pd.DataFrame) -> _Factor:
     label = str(node)
     if isinstance(node, N.Name):
         series = data[node.id]
+        check_column_type(series, node.id)
         if is_numeric(series):
             return _Factor(node, label)
         ordered = isinstance(series.dtype, pd.CategoricalDtype) and series.cat.ordered

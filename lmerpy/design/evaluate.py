@@ -29,9 +29,28 @@ def is_numeric(series: pd.Series) -> bool:
             and not isinstance(series.dtype, pd.CategoricalDtype))
 
 
+def check_column_type(series: pd.Series, name: str) -> None:
+    """Refuse column types that have no model-matrix meaning: dates and times, and object
+    columns that mix numbers with text (almost always a data-entry or parsing error)."""
+    dtype = series.dtype
+    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype) \
+            or isinstance(dtype, pd.PeriodDtype):
+        raise DataError(f"column '{name}' holds dates/times ({dtype}); convert it to numbers "
+                        f"(e.g. days since a reference date) or to categories (astype(str))")
+    if dtype == object:
+        values = series.dropna()
+        is_num = values.map(lambda v: isinstance(v, (int, float, np.number))
+                            and not isinstance(v, bool))
+        if is_num.any() and not is_num.all():
+            row = values.index[~is_num.to_numpy()][0]
+            raise DataError(f"column '{name}' mixes numbers and text (row {row!r} holds "
+                            f"{values[row]!r}); convert it to one type first")
+
+
 def numeric_column(data: pd.DataFrame, name: str, context: str) -> np.ndarray:
     """A column as float64, or a DataError saying why it is not numeric."""
     series = data[name]
+    check_column_type(series, name)
     if pd.api.types.is_bool_dtype(series):
         return series.to_numpy(dtype=np.float64)
     if not is_numeric(series):

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 
 from ..formula.terms import NNTerm, TermList
+from ..errors import DataError
+from ..formula import nodes as N
 from .encoding import MatrixEncoder
 
 
@@ -33,6 +35,16 @@ class NNInput:
 
 def nn_input(term: NNTerm, data: pd.DataFrame) -> NNInput:
     # Categorical inputs are one-hot: without an intercept the first factor is fully coded.
+    # Text columns must be declared categorical (pandas Categorical or factor(x)): a network
+    # fed numbers stored as text would silently learn from one-hot codes instead.
+    bare = {f.id for t in term.inputs.terms for f in t.factors if isinstance(f, N.Name)}
+    for name in bare:
+        if name in data.columns:
+            series = data[name]
+            if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
+                raise DataError(f"column '{name}' holds text, so it cannot be an input of "
+                                f"{term}: convert it to numbers, or to a pandas Categorical "
+                                f"(or write factor({name})) to one-hot encode it")
     encoder = MatrixEncoder(TermList(False, term.inputs.terms), what=str(term))
     raw = encoder.fit(data)
     mean = raw.mean(axis=0)

@@ -99,6 +99,10 @@ def drop_aliased(X: np.ndarray, names: list[str], tol: float = 1e-7
 def _check_design(design: ModelDesign, n: int) -> None:
     if design.y.ndim != 1:
         raise ModelError("lmer() needs a single numeric response; use glmer() for cbind()")
+    y = np.asarray(design.y, dtype=np.float64)
+    if n > 1 and np.ptp(y) == 0:
+        raise DataError(f"the response {design.formula.response} is constant (every value is "
+                        f"{y[0]:g}): there is no variation to model")
     check_random_terms(design, n)
 
 
@@ -108,6 +112,9 @@ def check_random_terms(design: ModelDesign, n: int) -> None:
         raise ModelError("no random-effects terms in the formula: add e.g. (1 | group)")
     for r in design.random:
         if r.encoder is None:
+            if r.q < 2:
+                raise ModelError(f"{r.group} has a single distinct location ({r.levels[0]}): "
+                                 f"a spatial effect needs at least 2 locations")
             continue
         if r.q < 2:
             raise ModelError(f"grouping factor '{r.group}' must have more than 1 sampled "
@@ -131,7 +138,7 @@ def check_weights(weights, n: int) -> np.ndarray | None:
     if not np.isfinite(w).all():
         raise DataError("weights must be finite")
     if (w < 0).any():
-        rows = list(np.flatnonzero(w < 0)[:5])
+        rows = [int(i) for i in np.flatnonzero(w < 0)[:5]]
         raise DataError(f"weights must be non-negative (negative at rows {rows})")
     return w
 

@@ -277,6 +277,10 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
                              "random-effects term, e.g. (1 | group)")
     w_user = check_weights(weights, n)
     y, w = binomial_response(np.asarray(design.y, dtype=np.float64), family, w_user)
+    used = y[w > 0]
+    if len(used) > 1 and np.ptp(used) == 0:
+        raise DataError(f"the response {design.formula.response} is constant (every value is "
+                        f"{used[0]:g}): there is no variation to model")
     X, names, dropped = drop_aliased(design.X, design.X_names, control.rank_tol)
     messages: list[str] = []
     if dropped:
