@@ -37,7 +37,7 @@ def check_column_type(series: pd.Series, name: str) -> None:
             or isinstance(dtype, pd.PeriodDtype):
         raise DataError(f"column '{name}' holds dates/times ({dtype}); convert it to numbers "
                         f"(e.g. days since a reference date) or to categories (astype(str))")
-    if dtype == object:
+    if pd.api.types.is_object_dtype(dtype):
         values = series.dropna()
         is_num = values.map(lambda v: isinstance(v, (int, float, np.number))
                             and not isinstance(v, bool))

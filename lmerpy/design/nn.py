@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..formula.terms import NNTerm, TermList
 from ..errors import DataError
 from ..formula import nodes as N
+from ..formula.terms import NNTerm, TermList
 from .encoding import MatrixEncoder
 
 
@@ -34,17 +34,19 @@ class NNInput:
 
 
 def nn_input(term: NNTerm, data: pd.DataFrame) -> NNInput:
-    # Categorical inputs are one-hot: without an intercept the first factor is fully coded.
-    # Text columns must be declared categorical (pandas Categorical or factor(x)): a network
-    # fed numbers stored as text would silently learn from one-hot codes instead.
+    # Categorical inputs (text or pandas Categorical) are one-hot: without an intercept the
+    # first factor is fully coded. Numbers stored as text are refused: a network fed them
+    # would silently learn from one-hot codes instead of the values.
     bare = {f.id for t in term.inputs.terms for f in t.factors if isinstance(f, N.Name)}
-    for name in bare:
-        if name in data.columns:
-            series = data[name]
-            if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
-                raise DataError(f"column '{name}' holds text, so it cannot be an input of "
-                                f"{term}: convert it to numbers, or to a pandas Categorical "
-                                f"(or write factor({name})) to one-hot encode it")
+    for name in sorted(bare):
+        if name in data.columns and (pd.api.types.is_object_dtype(data[name].dtype)
+                                     or pd.api.types.is_string_dtype(data[name].dtype)):
+            values = data[name].dropna().astype(str)
+            if len(values) and pd.to_numeric(values, errors="coerce").notna().all():
+                raise DataError(f"column '{name}' holds numbers stored as text, so {term} "
+                                f"would one-hot encode them: convert it with "
+                                f"pd.to_numeric, or write factor({name}) if they are "
+                                f"categories")
     encoder = MatrixEncoder(TermList(False, term.inputs.terms), what=str(term))
     raw = encoder.fit(data)
     mean = raw.mean(axis=0)

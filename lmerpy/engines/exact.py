@@ -143,6 +143,33 @@ def check_weights(weights, n: int) -> np.ndarray | None:
     return w
 
 
+def theta_scaling(design: ModelDesign, low: float = 0.1, high: float = 10.0) -> np.ndarray:
+    """Per element of θ, the factor the optimiser works in: θ = s ⊙ φ.
+
+    Scaling a random term's column x by c turns row i of Λ's template into c·row i, so
+    optimising over φ is the same as fitting the model with that column rescaled, and the
+    deviance is unchanged. Columns whose root mean square lies outside [low, high] (e.g. a
+    predictor measured around 1e-9) get c = 1/rms; others keep c = 1, so ordinary models
+    follow lme4's optimisation path exactly.
+    """
+    out = []
+    for r in design.random:
+        k = r.cov.n_theta
+        if not hasattr(r.cov, "template"):
+            out.append(np.ones(k))
+            continue
+        rms = np.sqrt(np.mean(r.X**2, axis=0))
+        c = np.where((rms > 0) & ((rms < low) | (rms > high)), 1.0 / np.where(rms > 0, rms, 1),
+                     1.0)
+        rows = []
+        for j in range(k):  # which row of the template each θ element fills
+            e = np.zeros(k)
+            e[j] = 1.0
+            rows.append(int(np.argmax(np.abs(r.cov.template(e)).sum(axis=1))))
+        out.append(c[rows])
+    return np.concatenate(out) if out else np.zeros(0)
+
+
 def fit_lmer(design: ModelDesign, REML: bool = True, weights=None,
              control: LmerControl | None = None, start: np.ndarray | None = None) -> ExactFit:
     """Fit a linear mixed model by (RE)ML, exactly as lme4's lmer() does."""
@@ -168,7 +195,9 @@ def fit_lmer(design: ModelDesign, REML: bool = True, weights=None,
     pls = PLS(design.random, cp, design.split_theta)
 
     lower = design.theta_lower()
-    theta0 = design.theta0() if start is None else np.asarray(start, dtype=np.float64)
+    scale = theta_scaling(design)
+    # the optimiser works on φ = θ / s (see theta_scaling); lme4's start is Λ = I in φ
+    phi0 = design.theta0() if start is None else np.asarray(start, dtype=np.float64) / scale
 
     def objective(theta: np.ndarray) -> float:
         value = pls.deviance(theta, REML)
@@ -176,12 +205,15 @@ def fit_lmer(design: ModelDesign, REML: bool = True, weights=None,
 
     method = _choose_optimizer(control, pls, n)
     if method == "lbfgsb":
-        theta, code, evals = _lbfgsb(pls, REML, theta0, lower, control)
+        phi, code, evals = _lbfgsb(pls, REML, phi0, lower / scale, control, scale)
         if code < 0:  # line search trouble: let BOBYQA finish from there
-            theta, code, more = bobyqa(objective, theta, lower, control)
+            phi, code, more = bobyqa(lambda p: objective(scale * p), phi, lower / scale,
+                                     control)
             evals += more
     else:
-        theta, code, evals = bobyqa(objective, theta0, lower, control)
+        phi, code, evals = bobyqa(lambda p: objective(scale * p), phi0, lower / scale,
+                                  control)
+    theta = scale * phi
     solution = pls.solve(theta)
     sigma = float(np.sqrt(solution.pwrss / (n - X.shape[1] if REML else n)))
     lam = pls.Lambda(theta)
@@ -207,33 +239,34 @@ def _choose_optimizer(control: LmerControl, pls: PLS, n: int) -> str:
     return choice
 
 
-def _lbfgsb(pls: PLS, REML: bool, theta0: np.ndarray, lower: np.ndarray,
-            control: LmerControl):
+def _lbfgsb(pls: PLS, REML: bool, phi0: np.ndarray, lower: np.ndarray,
+            control: LmerControl, scale: np.ndarray):
+    """L-BFGS-B over φ = θ / scale with the exact gradient (chain rule: ∂/∂φ = s ∂/∂θ)."""
     from scipy.optimize import minimize
 
     count = [0]
 
-    def fg(theta):
+    def fg(phi):
         count[0] += 1
-        value, grad = pls.deviance_and_gradient(np.asarray(theta), REML)
+        value, grad = pls.deviance_and_gradient(scale * np.asarray(phi), REML)
         if not np.isfinite(value):
             return 1e300, np.zeros_like(grad)
-        return value, grad
+        return value, grad * scale
 
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
-    res = minimize(fg, np.maximum(theta0, lower), jac=True, method="L-BFGS-B", bounds=bounds,
+    res = minimize(fg, np.maximum(phi0, lower), jac=True, method="L-BFGS-B", bounds=bounds,
                    options={"ftol": 1e-13, "gtol": 1e-6, "maxiter": control.maxeval})
-    pls.last_gradient = (np.asarray(res.x, dtype=np.float64).copy(), np.asarray(res.jac))
+    pls.last_gradient = (scale * np.asarray(res.x, dtype=np.float64), np.asarray(res.jac) / scale)
     return np.asarray(res.x, dtype=np.float64), (4 if res.success else -1), count[0]
 
 
 def bobyqa(objective, theta0: np.ndarray, lower: np.ndarray, control: LmerControl,
             step: np.ndarray | None = None):
     k = len(theta0)
-    if k == 1:  # nlopt's BOBYQA needs at least 2 parameters; lme4 uses Nelder-Mead/brent too
-        opt = nlopt.opt(nlopt.LN_COBYLA, 1)
-    else:
-        opt = nlopt.opt(nlopt.LN_BOBYQA, k)
+    if k == 1:  # nlopt's BOBYQA needs 2 parameters; one is a bracketed Brent search
+        return _brent(objective, float(np.maximum(theta0, lower)[0]), float(lower[0]),
+                      control)
+    opt = nlopt.opt(nlopt.LN_BOBYQA, k)
     opt.set_lower_bounds(np.where(np.isfinite(lower), lower, -np.inf))
     opt.set_upper_bounds(np.full(k, np.inf))
     opt.set_min_objective(lambda x, grad: objective(np.asarray(x)))
@@ -248,6 +281,29 @@ def bobyqa(objective, theta0: np.ndarray, lower: np.ndarray, control: LmerContro
     except nlopt.RoundoffLimited:
         theta, code = opt.last_optimum_x() if hasattr(opt, "last_optimum_x") else theta0, -4
     return np.asarray(theta, dtype=np.float64), int(code), int(opt.get_numevals())
+
+
+def _brent(objective, x0: float, lower: float, control: LmerControl):
+    """Minimise over one parameter ≥ lower: grow an upper end until the function rises, then
+    Brent's bounded method (lme4 uses a golden-section/Brent search for one θ as well)."""
+    from scipy.optimize import minimize_scalar
+
+    count = [0]
+
+    def f(x: float) -> float:
+        count[0] += 1
+        return float(objective(np.array([x])))
+
+    lo = lower if np.isfinite(lower) else x0 - 10.0
+    hi = max(4.0 * abs(x0), 4.0) + lo
+    while f(hi) < f(lo + (hi - lo) / 2.0) and hi < 1e12:
+        hi = lo + (hi - lo) * 4.0
+    res = minimize_scalar(f, bounds=(lo, hi), method="bounded",
+                          options={"xatol": control.xtol_abs, "maxiter": 500})
+    x = float(res.x)
+    if f(lo) <= f(x):  # the boundary itself (a singular fit)
+        x = lo
+    return np.array([x]), (4 if res.success else -1), count[0]
 
 
 def derivatives(fn, x: np.ndarray, lower: np.ndarray, delta: float = 1e-4):

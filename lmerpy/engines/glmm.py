@@ -38,6 +38,7 @@ from .exact import (
     check_weights,
     derivatives,
     drop_aliased,
+    theta_scaling,
 )
 from .family import Family, gauss_hermite
 from .pls import PLS, CrossProducts, LambdaMap, PLSSolution
@@ -309,11 +310,14 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
         value = pirls.laplace(pirls.modes(theta, None, eta0=eta_start))
         return value if np.isfinite(value) else 1e300
 
-    theta0 = design.theta0() if start is None else np.maximum(start, lower)
+    scale = theta_scaling(design)  # the optimiser works on θ / scale, as in fit_lmer
+    theta0 = design.theta0() * scale if start is None else np.maximum(start, lower)
     if fix_theta:
         theta, code, evals, nAGQ = theta0, 0, 0, 0
     else:
-        theta, code, evals = bobyqa(stage1, theta0, lower, control)
+        phi, code, evals = bobyqa(lambda p: stage1(scale * p), theta0 / scale, lower / scale,
+                                  control)
+        theta = scale * phi
     m1 = pirls.modes(theta, None, eta0=eta_start)
     beta = m1.beta
     u_start = m1.u
@@ -332,10 +336,13 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
     if nAGQ > 0:
         se = np.sqrt(np.diag(np.linalg.inv(m1.solution.RX.T @ m1.solution.RX))) \
             if len(beta) else np.zeros(0)
-        step = np.concatenate([np.maximum(0.1 * np.abs(theta), 0.05), 0.2 * se])
-        par, code, more = bobyqa(stage2, np.concatenate([theta, beta]), par_lower, control,
-                                 step=step)
+        full = np.concatenate([scale, np.ones(len(beta))])
+        step = np.concatenate([np.maximum(0.1 * np.abs(theta / scale), 0.05), 0.2 * se])
+        par, code, more = bobyqa(lambda p: stage2(full * p), np.concatenate([theta / scale,
+                                                                              beta]),
+                                 par_lower / full, control, step=step)
         evals += more
+        par = full * par
         theta, beta = par[:k], par[k:]
         final = pirls.modes(theta, beta, u0=u_start)
         value = criterion(final, theta)

@@ -23,6 +23,7 @@ from torch import nn
 from ..design.model import ModelDesign
 from ..errors import ModelError
 from .batch_nll import CovarianceParams, batch_nll
+from .checkpoint import load_checkpoint, save_checkpoint
 from .exact import (
     ConvergenceWarning,
     ExactFit,
@@ -60,6 +61,8 @@ class TorchControl:
     # (for GLMMs: glmer's Laplace approximation with the network as an offset).
     refine: bool = True
     quadrature: int = 5               # GLMMs: Gauss–Hermite nodes per dimension (paper: 5)
+    checkpoint_dir: str | None = None  # save the training state there after every epoch
+    resume: bool = False              # continue from the checkpoint in checkpoint_dir
 
 
 class _FixedPart(nn.Module):
@@ -205,26 +208,40 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
         r = t["y"][idx] - f
         return batch_nll(r, cov, [c[idx] for c in t["codes"]], [x[idx] for x in t["Xk"]])
 
-    history = []
+    history: list[dict] = []
     best = (math.inf, None, 0)
     stale = 0
     stop_reason = "maximum number of epochs reached"
+    stopped = False
+    batch_size = control.batch_size
+    start_epoch = 1
+    fingerprint = _fingerprint(design, control, family)
+    if control.resume:
+        if not control.checkpoint_dir:
+            raise ModelError("resume=True needs checkpoint_dir=")
+        state = load_checkpoint(control.checkpoint_dir, fingerprint)
+        if state is not None:
+            fixed.load_state_dict(state["fixed"])
+            cov.load_state_dict(state["cov"])
+            opt.load_state_dict(state["opt"])
+            best = (state["best_val"], (state["best_fixed"], state["best_cov"]),
+                    state["best_epoch"]) if state["best_fixed"] is not None else best
+            stale, history = state["stale"], list(state["history"])
+            stop_reason, stopped = state["stop_reason"], state["stopped"]
+            batch_size = state["batch_size"]
+            rng.bit_generator.state = state["numpy_rng"]
+            torch.set_rng_state(state["torch_rng"])
+            start_epoch = state["epoch"] + 1
     progress = _progress(control)
     with progress as bar:
         task = bar.add_task("training", total=control.epochs) if bar else None
-        for epoch in range(1, control.epochs + 1):
+        for epoch in range(start_epoch, control.epochs + 1):
+            if stopped:
+                break
             fixed.train()
-            total = 0.0
-            finite = True
-            for batch in _batches(train_rows, control, rng, groups):
-                opt.zero_grad()
-                loss = nll_of(batch)
-                if not torch.isfinite(loss):
-                    finite = False
-                    break
-                (loss / len(batch)).backward()
-                opt.step()
-                total += float(loss.detach())
+            total, finite, batch_size = _train_epoch(
+                fixed, opt, nll_of, train_rows, replace(control, batch_size=batch_size), rng,
+                groups)
             if not finite:
                 stop_reason = f"non-finite loss in epoch {epoch}; kept the best epoch so far"
                 warnings.warn(f"training stopped: {stop_reason}", TrainingWarning, stacklevel=3)
@@ -234,14 +251,14 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
             with torch.no_grad():
                 if n_val:
                     val_nll = sum(float(nll_of(b)) for b in _batches(
-                        val_rows, replace(control, batching=control.batching), rng,
+                        val_rows, replace(control, batch_size=batch_size), rng,
                         groups)) / n_val
                 else:
                     val_nll = train_nll
             theta = cov.theta()
             history.append({"epoch": epoch, "train_nll": train_nll, "val_nll": val_nll,
                             "sigma2": float(cov.sigma.detach()) ** 2,
-                            **{f"theta{i + 1}": v for i, v in enumerate(theta)}})
+                            **{f"theta{i + 1}": float(v) for i, v in enumerate(theta)}})
             if bar:
                 bar.update(task, advance=1, description=(
                     f"epoch {epoch}  train {train_nll:.4f}  val {val_nll:.4f}  "
@@ -254,7 +271,17 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
                 stale += 1
                 if control.patience and stale >= control.patience:
                     stop_reason = f"no improvement in validation NLL for {control.patience} epochs"
-                    break
+                    stopped = True
+            if control.checkpoint_dir:
+                save_checkpoint(control.checkpoint_dir, {
+                    "fingerprint": fingerprint, "epoch": epoch,
+                    "fixed": fixed.state_dict(), "cov": cov.state_dict(),
+                    "opt": opt.state_dict(), "best_val": float(best[0]),
+                    "best_fixed": best[1][0] if best[1] else None,
+                    "best_cov": best[1][1] if best[1] else None, "best_epoch": best[2],
+                    "stale": stale, "history": history, "stop_reason": stop_reason,
+                    "stopped": stopped, "batch_size": batch_size,
+                    "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()})
     if best[1] is None:
         raise ModelError("training produced no finite loss: check the data's scale, or lower "
                          "the learning rate")
@@ -316,6 +343,47 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
                "warnings": [], "torch": info}
     return ExactFit(design, False, X, names, dropped, design.y, offset + nn_out, None, theta,
                     solution, sigma, b, pls, optinfo)
+
+
+def _train_epoch(fixed, opt, nll_of, train_rows, control: TorchControl, rng, groups):
+    """One pass over the training rows. Returns (Σ NLL, all finite, batch size). A GPU that
+    runs out of memory gets the epoch again with half the batch size, and a warning."""
+    batch_size = control.batch_size
+    while True:
+        state = rng.bit_generator.state
+        total = 0.0
+        try:
+            for batch in _batches(train_rows, replace(control, batch_size=batch_size), rng,
+                                  groups):
+                opt.zero_grad()
+                loss = nll_of(batch)
+                if not torch.isfinite(loss):
+                    return total, False, batch_size
+                (loss / len(batch)).backward()
+                opt.step()
+                total += float(loss.detach())
+            return total, True, batch_size
+        except torch.cuda.OutOfMemoryError:
+            if batch_size <= 1:
+                raise ModelError("the GPU ran out of memory even with batches of one row; "
+                                 "use device='cpu'") from None
+            opt.zero_grad()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            batch_size = max(1, batch_size // 2)
+            rng.bit_generator.state = state
+            warnings.warn(f"out of GPU memory: retrying the epoch with batch_size={batch_size}",
+                          TrainingWarning, stacklevel=4)
+
+
+def _fingerprint(design: ModelDesign, control: TorchControl, family) -> str:
+    """What a checkpoint must match to be resumed: model, data and the training settings
+    that shape the run (the number of epochs may grow)."""
+    y = np.asarray(design.y, dtype=np.float64)
+    return (f"{design.formula}|n={design.n}|y={float(np.sum(y)):.17g}/{float(np.sum(y * y)):.17g}"
+            f"|family={family}|seed={control.seed}|lr={control.lr}|batch={control.batch_size}"
+            f"|batching={control.batching}|validation={control.validation}"
+            f"|patience={control.patience}|q={control.quadrature}")
 
 
 def _glmm_fit(design: ModelDesign, family: Family, weights, offset: np.ndarray,

@@ -36,7 +36,7 @@ ERRORS = [
     ("text inside nn()", lambda: lp.lmer("Reaction ~ nn(Days) + (1 | Subject)",
                                          S.assign(Days=S.Days.astype(str)), epochs=1,
                                          verbose=False),
-     lp.DataError, "column 'Days' holds text, so it cannot be an input of nn"),
+     lp.DataError, "column 'Days' holds numbers stored as text, so nn\\(Days\\)"),
     ("numbers mixed with text", lambda: lp.lmer("Reaction ~ x + (1 | Subject)",
                                                 S.assign(x=[1, "a"] * (len(S) // 2))),
      lp.DataError, "column 'x' mixes numbers and text \\(row 1"),
@@ -130,6 +130,15 @@ def test_extreme_response_and_fixed_predictor_scales_fit_the_same():
         np.testing.assert_allclose(m.theta, base.theta, rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(m.fixef(), base.fixef() * c, rtol=1e-7)
         assert m.sigma == pytest.approx(base.sigma * c, rel=1e-7)
+    # a random slope on a predictor around 1e-9 and a response around 1e9: the optimiser
+    # works on rescaled columns, so the fit is the rescaled problem's
+    both = lp.lmer("Reaction ~ Days + (Days | Subject)",
+                   S.assign(Reaction=S.Reaction * 1e9, Days=S.Days * 1e-9))
+    np.testing.assert_allclose(both.theta * [1, 1e-9, 1e-9], base.theta, rtol=1e-4)
+    np.testing.assert_allclose(both.fixef().to_numpy() * [1e-9, 1e-18], base.fixef(),
+                               rtol=1e-6)
+    assert both.sigma / 1e9 == pytest.approx(base.sigma, rel=1e-5)
+    assert not both.optinfo["messages_conv"]
     small = lp.lmer("Reaction ~ x + (1 | Subject)", S.assign(x=S.Days * 1e-9))
     ref = lp.lmer(F, S)
     np.testing.assert_allclose(small.fixef().to_numpy() * [1, 1e-9], ref.fixef(), rtol=1e-7)

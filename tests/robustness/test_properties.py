@@ -72,4 +72,6 @@ def test_row_order_does_not_change_the_estimates(case):
     b = _fit(formula, shuffled)
     assert b is not None
     assert abs(a.REMLcrit() - b.REMLcrit()) < 1e-6 * max(1.0, abs(a.REMLcrit()))
-    np.testing.assert_allclose(a.fixef(), b.fixef(), rtol=1e-4, atol=1e-6 * a.sigma)
+    # estimates agree to a small fraction of their standard errors (optimiser tolerance)
+    se = np.sqrt(np.diag(a.vcov().to_numpy()))
+    assert np.all(np.abs(a.fixef().to_numpy() - b.fixef().to_numpy()) <= 1e-3 * se + 1e-10)
