@@ -1,15 +1,22 @@
-"""Command line: ``python -m lmerpy.cli demo`` (the README's main job) and ``parse``."""
+"""Command line: ``lmerpy demo`` (the README's main job), ``lmerpy fit``, ``parse``, ``design``.
+
+Exit codes: 0 success, 2 a bad formula, data or model (lmerpy's own error), 3 a file that
+cannot be read or written.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from . import datasets
-from .api import lmer
+from .api import glmer, lmer
 from .design import design
 from .errors import LmerpyError
 from .formula import parse
@@ -39,6 +46,66 @@ def _show_design(console: Console, formula: str, data_name: str) -> None:
     console.print(rand)
 
 
+class FileProblem(Exception):
+    """A file the command line cannot read or write (exit code 3)."""
+
+
+def read_table(path: str) -> pd.DataFrame:
+    """A CSV or Parquet file as a DataFrame, or a FileProblem saying what is wrong."""
+    p = Path(path)
+    if not p.exists():
+        raise FileProblem(f"{path}: no such file")
+    try:
+        if p.suffix.lower() in {".parquet", ".pq"}:
+            return pd.read_parquet(p)
+        return pd.read_csv(p)
+    except ImportError as err:
+        raise FileProblem(f"{path}: reading Parquet needs pyarrow ({err})") from err
+    except Exception as err:  # malformed CSV/Parquet: report it, no traceback
+        raise FileProblem(f"{path}: cannot be read as "
+                          f"{'Parquet' if p.suffix.lower() in {'.parquet', '.pq'} else 'CSV'}"
+                          f" ({type(err).__name__}: {err})") from err
+
+
+def _fit(args, console: Console) -> None:
+    data = read_table(args.data)
+    name = Path(args.data).stem
+    training = {}
+    if args.seed is not None:
+        training["seed"] = args.seed
+    if args.epochs is not None:
+        training["epochs"] = args.epochs
+    if args.engine == "torch" or training:
+        training["verbose"] = False
+    if args.family == "gaussian":
+        model = lmer(args.formula, data, REML=not args.ml, engine=args.engine, data_name=name,
+                     **training)
+    else:
+        model = glmer(args.formula, data, family=args.family, nAGQ=args.nagq,
+                      engine=args.engine, data_name=name, **training)
+    console.print(str(model.summary()), markup=False, highlight=False)
+    if args.json:
+        from .results.export import results_dict
+
+        _write(args.json, json.dumps(results_dict(model), indent=1))
+    if args.predict:
+        new = read_table(args.predict)
+        kind = {} if args.family == "gaussian" else {"type": "response"}
+        pred = model.predict(new, allow_new_levels=True, **kind)
+        out = pd.DataFrame({"row": range(len(new)), "prediction": pred.to_numpy()})
+        if args.out:
+            _write(args.out, out.to_csv(index=False))
+        else:
+            console.print(out.to_csv(index=False), markup=False, highlight=False)
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text)
+    except OSError as err:
+        raise FileProblem(f"{path}: cannot be written ({err.strerror})") from err
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lmerpy", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -48,6 +115,18 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("design", help="evaluate a formula on an embedded data set")
     d.add_argument("formula")
     d.add_argument("--data", default="sleepstudy", choices=datasets.names())
+    f = sub.add_parser("fit", help="fit a formula to a CSV or Parquet file, print the summary")
+    f.add_argument("formula")
+    f.add_argument("data", help="a .csv or .parquet file")
+    f.add_argument("--family", default="gaussian", choices=["gaussian", "binomial", "poisson"])
+    f.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
+    f.add_argument("--nagq", type=int, default=1, help="glmer's nAGQ")
+    f.add_argument("--engine", default="auto", choices=["auto", "exact", "torch"])
+    f.add_argument("--seed", type=int, default=None)
+    f.add_argument("--epochs", type=int, default=None, help="torch engine: most epochs")
+    f.add_argument("--json", help="write every result as JSON to this file")
+    f.add_argument("--predict", help="a .csv/.parquet of new rows to predict")
+    f.add_argument("--out", help="where to write the predictions (CSV)")
     args = parser.parse_args(argv)
     console = Console()
     try:
@@ -55,13 +134,20 @@ def main(argv: list[str] | None = None) -> int:
             sleepstudy = datasets.load("sleepstudy")
             model = lmer(DEMO_FORMULA, sleepstudy, data_name="sleepstudy")
             console.print(str(model.summary()), markup=False, highlight=False)
+        elif args.command == "fit":
+            _fit(args, console)
         elif args.command == "parse":
             console.print(str(parse(args.formula)), markup=False, highlight=False)
         else:
             _show_design(console, args.formula, args.data)
     except LmerpyError as err:
-        console.print(f"error: {err}", markup=False, highlight=False, style="red")
+        Console(stderr=True, soft_wrap=True).print(f"error: {err}", markup=False,
+                                                   highlight=False, style="red")
         return 2
+    except FileProblem as err:
+        Console(stderr=True, soft_wrap=True).print(f"error: {err}", markup=False,
+                                                   highlight=False, style="red")
+        return 3
     return 0
 
 

@@ -1,0 +1,76 @@
+"""The command line: lmerpy fit prints the summary, writes JSON and predictions, and fails
+with clear messages and exit codes on bad files and formulas."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import lmerpy as lp
+from lmerpy.cli import main
+from tests.conftest import read_reference
+
+
+@pytest.fixture()
+def sleep_csv(tmp_path):
+    path = tmp_path / "sleepstudy.csv"
+    lp.datasets.load("sleepstudy").to_csv(path, index=False)
+    return path
+
+
+def test_fit_prints_lme4s_summary_and_writes_json(sleep_csv, tmp_path, capsys):
+    out = tmp_path / "out.json"
+    rc = main(["fit", "Reaction ~ Days + (Days | Subject)", str(sleep_csv), "--json", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    ref = read_reference("lme4_fits.json")["fits"]["sleep_reml"]
+    assert "REML criterion at convergence: 1743.6" in text
+    assert "Data: sleepstudy" in text
+    res = json.loads(out.read_text())
+    np.testing.assert_allclose(res["fixef"]["estimate"], list(ref["fixef"].values()), rtol=1e-6)
+    np.testing.assert_allclose(res["fixef"]["std_error"], ref["se"], rtol=1e-4)
+    np.testing.assert_allclose(res["theta"], ref["theta"], rtol=1e-4)
+    assert res["ngrps"] == {"Subject": 18} and res["engine"] == "exact"
+
+
+def test_fit_ml_and_predict_to_csv(sleep_csv, tmp_path):
+    new = tmp_path / "new.csv"
+    lp.datasets.load("sleepstudy").head(5).assign(Subject=[308, 309, 310, 999, 999]) \
+        .to_csv(new, index=False)
+    pred = tmp_path / "pred.csv"
+    assert main(["fit", "Reaction ~ Days + (Days | Subject)", str(sleep_csv), "--ml",
+                 "--predict", str(new), "--out", str(pred)]) == 0
+    import pandas as pd
+    got = pd.read_csv(pred)
+    m = lp.lmer("Reaction ~ Days + (Days | Subject)", pd.read_csv(sleep_csv), REML=False)
+    expected = m.predict(pd.read_csv(new), allow_new_levels=True)
+    np.testing.assert_allclose(got.prediction, expected, rtol=1e-8)
+
+
+def test_fit_glmer_from_parquet_or_csv(tmp_path, capsys):
+    cbpp = lp.datasets.load("cbpp")
+    path = tmp_path / "cbpp.csv"
+    cbpp.assign(period=cbpp.period.astype(str)).to_csv(path, index=False)
+    rc = main(["fit", "cbind(incidence, size - incidence) ~ factor(period) + (1 | herd)",
+               str(path), "--family", "binomial"])
+    assert rc == 0
+    assert "Family: binomial  ( logit )" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (["fit", "Reaction ~ Days + (1 | Subject", "{csv}"], 2, "at column"),
+    (["fit", "Reaction ~ Dayz + (1 | Subject)", "{csv}"], 2, "did you mean 'Days'"),
+    (["fit", "y ~ 1 + (1 | g)", "{missing}"], 3, "no such file"),
+    (["fit", "y ~ 1 + (1 | g)", "{garbage}"], 3, "cannot be read as Parquet"),
+])
+def test_errors_have_exit_codes_and_messages(args, code, message, sleep_csv, tmp_path,
+                                             capsys):
+    garbage = tmp_path / "bad.parquet"
+    garbage.write_bytes(b"\x00\x01 not parquet")
+    paths = {"csv": sleep_csv, "missing": tmp_path / "nope.csv", "garbage": garbage}
+    argv = [a.format(**{k: str(v) for k, v in paths.items()}) for a in args]
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
