@@ -16,6 +16,7 @@ from .engines.glmm import GlmerControl, SeparationWarning
 from .engines.torch_engine import TorchControl, TrainingWarning
 from .errors import DataError, FormulaError, LmerpyError, ModelError
 from .formula import Formula, parse
+from .io import ModelFileError, load
 from .results.anova import anova
 from .results.glmer import GlmerResult
 from .results.model import LmerResult
@@ -26,4 +27,4 @@ __all__ = ["DataError", "Formula", "FormulaError", "LmerpyError", "ModelError", 
            "parse", "design", "ModelDesign", "lmer", "anova", "LmerResult", "LmerControl",
            "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "TorchControl",
            "TrainingWarning", "__version__", "glmer", "GlmerResult", "GlmerControl", "Family",
-           "binomial", "poisson", "SeparationWarning"]
+           "binomial", "poisson", "SeparationWarning", "load", "ModelFileError"]

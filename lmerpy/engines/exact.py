@@ -171,8 +171,12 @@ def theta_scaling(design: ModelDesign, low: float = 0.1, high: float = 10.0) -> 
 
 
 def fit_lmer(design: ModelDesign, REML: bool = True, weights=None,
-             control: LmerControl | None = None, start: np.ndarray | None = None) -> ExactFit:
-    """Fit a linear mixed model by (RE)ML, exactly as lme4's lmer() does."""
+             control: LmerControl | None = None, start: np.ndarray | None = None,
+             fixed_theta: np.ndarray | None = None) -> ExactFit:
+    """Fit a linear mixed model by (RE)ML, exactly as lme4's lmer() does.
+
+    ``fixed_theta`` skips the optimisation: the fit at that θ (a loaded model).
+    """
     control = control or LmerControl()
     n = design.n
     _check_design(design, n)
@@ -204,7 +208,9 @@ def fit_lmer(design: ModelDesign, REML: bool = True, weights=None,
         return value if np.isfinite(value) else 1e300
 
     method = _choose_optimizer(control, pls, n)
-    if method == "lbfgsb":
+    if fixed_theta is not None:
+        phi, code, evals = np.asarray(fixed_theta, dtype=np.float64) / scale, 0, 0
+    elif method == "lbfgsb":
         phi, code, evals = _lbfgsb(pls, REML, phi0, lower / scale, control, scale)
         if code < 0:  # line search trouble: let BOBYQA finish from there
             phi, code, more = bobyqa(lambda p: objective(scale * p), phi, lower / scale,
@@ -222,7 +228,8 @@ def fit_lmer(design: ModelDesign, REML: bool = True, weights=None,
                "warnings": []}
     fit = ExactFit(design, REML, X, names, dropped, y, offset, w, theta, solution, sigma, b,
                    pls, optinfo)
-    _check_convergence(fit, objective, lower, control)
+    if fixed_theta is None:
+        _check_convergence(fit, objective, lower, control)
     return fit
 
 

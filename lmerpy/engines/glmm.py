@@ -260,11 +260,13 @@ def check_separation(X: np.ndarray, names: list[str], y: np.ndarray, w: np.ndarr
 
 def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
               control: GlmerControl | None = None, start: np.ndarray | None = None,
-              fix_theta: bool = False) -> GlmerFit:
+              fix_theta: bool = False,
+              fixed: tuple[np.ndarray, np.ndarray] | None = None) -> GlmerFit:
     """Fit a GLMM as lme4's glmer(): Laplace (nAGQ = 1), AGQ (nAGQ > 1) or nAGQ = 0.
 
     ``start`` is a starting θ; with ``fix_theta`` θ stays at ``start`` and only β and the
-    modes are found (the torch engine's fit at its trained θ).
+    modes are found (the torch engine's fit at its trained θ); ``fixed`` = (θ, β) skips all
+    optimisation (a loaded model).
     """
     control = control or GlmerControl()
     n = design.n
@@ -312,7 +314,10 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
 
     scale = theta_scaling(design)  # the optimiser works on θ / scale, as in fit_lmer
     theta0 = design.theta0() * scale if start is None else np.maximum(start, lower)
-    if fix_theta:
+    if fixed is not None:
+        theta0 = np.asarray(fixed[0], dtype=np.float64)
+    given_nagq = nAGQ
+    if fix_theta or fixed is not None:
         theta, code, evals, nAGQ = theta0, 0, 0, 0
     else:
         phi, code, evals = bobyqa(lambda p: stage1(scale * p), theta0 / scale, lower / scale,
@@ -321,7 +326,7 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
     m1 = pirls.modes(theta, None, eta0=eta_start)
     beta = m1.beta
     u_start = m1.u
-    nodes = gauss_hermite(nAGQ) if nAGQ > 1 else None
+    nodes = gauss_hermite(max(nAGQ, given_nagq)) if max(nAGQ, given_nagq) > 1 else None
 
     def criterion(m: Modes, th: np.ndarray) -> float:
         return pirls.agq(m, th, nodes) if nodes is not None else pirls.laplace(m)
@@ -333,7 +338,12 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
         return value if np.isfinite(value) else 1e300
 
     par_lower = np.concatenate([lower, np.full(len(beta), -np.inf)])
-    if nAGQ > 0:
+    if fixed is not None:
+        nAGQ = int(given_nagq)
+        beta = np.asarray(fixed[1], dtype=np.float64)
+        final = pirls.modes(theta, beta, u0=u_start)
+        value = criterion(final, theta) if nAGQ > 0 else pirls.laplace(final)
+    elif nAGQ > 0:
         se = np.sqrt(np.diag(np.linalg.inv(m1.solution.RX.T @ m1.solution.RX))) \
             if len(beta) else np.zeros(0)
         full = np.concatenate([scale, np.ones(len(beta))])
@@ -352,7 +362,7 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
     lam = pirls.lambda_map(theta)
     b = np.asarray(lam @ final.u).ravel()
     sol = PLSSolution(theta.copy(), beta.copy(), final.u, float(final.u @ final.u),
-                      final.logdet, 0.0, m1.solution.RX if nAGQ == 0 else
+                      final.logdet, 0.0, m1.solution.RX if nAGQ == 0 and fixed is None else
                       final_rx(pirls, final, theta), value, np.inf)
     optinfo = {"optimizer": "bobyqa", "code": code, "evals": evals, "messages": messages,
                "warnings": [], "pirls_iterations": final.iterations}
@@ -361,7 +371,7 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
                    eta=final.eta, prior_weights=w, criterion=value)
     check_optimizer_code(optinfo)
     singular = check_singular(optinfo, theta, lower, control)
-    if nAGQ > 0 and control.calc_derivs and not fix_theta:
+    if nAGQ > 0 and control.calc_derivs and not fix_theta and fixed is None:
         par = np.concatenate([theta, beta])
         grad, hess = derivatives(stage2, par, par_lower)
         if not singular:

@@ -295,14 +295,7 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
             nn_out += net(x).reshape(n, -1)[:, 0].double().cpu().numpy()
     theta = cov.theta()
 
-    def nn_predict(inputs: list[np.ndarray]) -> np.ndarray:
-        with torch.no_grad():
-            out = np.zeros(len(inputs[0]) if inputs else 0)
-            for net, x in zip(fixed.networks, inputs):
-                tx = torch.as_tensor(x, dtype=torch.float32, device=device)
-                out = out + net(tx).reshape(len(x), -1)[:, 0].double().cpu().numpy()
-            return out
-
+    nn_predict = nn_predictor(list(fixed.networks), device)
     trained_theta = theta
     if family is not None:
         fit = _glmm_fit(design, family, weights, offset + nn_out, theta, control)
@@ -335,6 +328,8 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
         "history": pd.DataFrame(history),
         "nn_predict": nn_predict if design.nn else None,
         "modules": fixed, "covariance": cov,
+        "control": {k: v for k, v in control.__dict__.items()
+                    if isinstance(v, (int, float, str, bool, type(None)))},
     }
     if family is not None:
         fit.optinfo["torch"] = info
@@ -343,6 +338,18 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
                "warnings": [], "torch": info}
     return ExactFit(design, False, X, names, dropped, design.y, offset + nn_out, None, theta,
                     solution, sigma, b, pls, optinfo)
+
+
+def nn_predictor(networks: list[nn.Module], device: torch.device):
+    """f̂(X) of the trained networks on new nn() inputs (float32, already standardised)."""
+    def predict(inputs: list[np.ndarray]) -> np.ndarray:
+        with torch.no_grad():
+            out = np.zeros(len(inputs[0]) if inputs else 0)
+            for net, x in zip(networks, inputs):
+                tx = torch.as_tensor(x, dtype=torch.float32, device=device)
+                out = out + net(tx).reshape(len(x), -1)[:, 0].double().cpu().numpy()
+            return out
+    return predict
 
 
 def _train_epoch(fixed, opt, nll_of, train_rows, control: TorchControl, rng, groups):

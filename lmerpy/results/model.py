@@ -349,6 +349,12 @@ class LmerResult:
         return LmerResult(fit, self.data_name, self.weights_name, self._data)
 
     # -- output ------------------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Write the fitted model to ``path`` (read it back with ``lmerpy.load``)."""
+        from ..io import save
+
+        save(self, path)
+
     def summary(self) -> Summary:
         return Summary(self)
 
