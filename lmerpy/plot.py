@@ -1,0 +1,139 @@
+"""Plots of fitted models (matplotlib, an optional extra: ``pip install lmerpy[plot]``).
+
+Every function returns a matplotlib Figure; nothing is shown or saved unless you do so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.stats as st
+
+from .errors import LmerpyError, ModelError
+
+
+def _plt():
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise LmerpyError("plots need matplotlib: pip install 'lmerpy[plot]'") from err
+    return plt
+
+
+def caterpillar(m, group: str | None = None, level: float = 0.95):
+    """lme4's ``dotplot(ranef(m, condVar=TRUE))``: each level's conditional mode with its
+    interval, sorted by the mode, one panel per random-effect column."""
+    plt = _plt()
+    re = m.ranef(condVar=True)
+    if group is None:
+        group = next(iter(re))
+    if group not in re:
+        raise ModelError(f"no grouping factor {group!r} (available: {', '.join(re)})")
+    df = re[group]
+    sd = df.attrs["condsd"]
+    z = st.norm.ppf(0.5 + level / 2)
+    cols = list(df.columns)
+    fig, axes = plt.subplots(1, len(cols), figsize=(3.2 * len(cols), 0.18 * len(df) + 1.5),
+                             sharey=False, squeeze=False)
+    for j, (ax, col) in enumerate(zip(axes[0], cols)):
+        order = np.argsort(df[col].to_numpy())
+        vals = df[col].to_numpy()[order]
+        err = z * np.asarray(sd)[order, j]
+        pos = np.arange(len(vals))
+        ax.errorbar(vals, pos, xerr=err, fmt="o", ms=3, color="#1f5fa8", ecolor="#555555",
+                    elinewidth=0.8)
+        ax.axvline(0.0, color="grey", lw=0.8, ls="--")
+        ax.set_yticks(pos)
+        ax.set_yticklabels(np.asarray(df.index)[order], fontsize=7)
+        ax.set_title(col)
+        ax.set_xlabel("conditional mode")
+        if j == 0:
+            ax.set_ylabel(group)
+    fig.suptitle(f"{group}: random effects with {int(level * 100)}% intervals")
+    fig.tight_layout()
+    return fig
+
+
+def residuals_vs_fitted(m):
+    """Pearson residuals against fitted values, with a smooth reference line at zero."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    fitted = m.fitted().to_numpy()
+    resid = m.residuals(type="pearson").to_numpy()
+    ax.scatter(fitted, resid, s=8, alpha=0.6, color="#1f5fa8")
+    ax.axhline(0.0, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("fitted values")
+    ax.set_ylabel("Pearson residuals")
+    ax.set_title("Residuals vs fitted")
+    fig.tight_layout()
+    return fig
+
+
+def qq_ranef(m, group: str | None = None):
+    """Normal Q–Q plots of the conditional modes, one panel per random-effect column."""
+    plt = _plt()
+    re = m.ranef()
+    group = group or next(iter(re))
+    if group not in re:
+        raise ModelError(f"no grouping factor {group!r} (available: {', '.join(re)})")
+    df = re[group]
+    fig, axes = plt.subplots(1, df.shape[1], figsize=(3.5 * df.shape[1], 3.5), squeeze=False)
+    for ax, col in zip(axes[0], df.columns):
+        vals = np.sort(df[col].to_numpy())
+        q = st.norm.ppf((np.arange(1, len(vals) + 1) - 0.5) / len(vals))
+        ax.scatter(q, vals, s=10, color="#1f5fa8")
+        slope, intercept = np.polyfit(q, vals, 1) if len(vals) > 1 else (0.0, 0.0)
+        ax.plot(q, intercept + slope * q, color="grey", lw=0.8)
+        ax.set_xlabel("standard normal quantiles")
+        ax.set_ylabel(f"{group}: {col}")
+    fig.suptitle("Q-Q plot of random effects")
+    fig.tight_layout()
+    return fig
+
+
+def history(m):
+    """Training history of a torch fit (the LMMNN paper's Figure 2): train and validation
+    NLL per epoch, and each variance component per epoch."""
+    plt = _plt()
+    h = m.history
+    if h is None:
+        raise ModelError("history() needs a torch-engine fit")
+    comps = [c for c in h.columns if c == "sigma2" or c.startswith("theta")]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    axes[0].plot(h.epoch, h.train_nll, label="train")
+    axes[0].plot(h.epoch, h.val_nll, label="validation")
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("NLL per observation")
+    axes[0].legend()
+    for c in comps:
+        axes[1].plot(h.epoch, h[c], label="σ²e" if c == "sigma2" else c)
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel("variance components (σ², θ)")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def spatial_map(m, term: int | None = None):
+    """The predicted spatial effect b̂ at each training location of an rbf() term."""
+    plt = _plt()
+    spatial = [k for k, r in enumerate(m.design.random) if r.encoder is None]
+    if not spatial:
+        raise ModelError("spatial_map() needs a model with an rbf() term")
+    k = spatial[0] if term is None else term
+    r = m.design.random[k]
+    start = sum(t.q * t.p for t in m.design.random[:k])
+    b = m.fit.b[start:start + r.q]
+    coords = r.cov.coords
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    pts = ax.scatter(coords[:, 0], coords[:, 1], c=b, cmap="RdBu_r", s=25,
+                     vmin=-np.abs(b).max(), vmax=np.abs(b).max())
+    fig.colorbar(pts, ax=ax, label="predicted spatial effect")
+    names = list(r.term.coords)
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1] if len(names) > 1 else "")
+    ax.set_title(str(r.term))
+    fig.tight_layout()
+    return fig
+
+
+__all__ = ["caterpillar", "history", "qq_ranef", "residuals_vs_fitted", "spatial_map"]

@@ -1,0 +1,69 @@
+"""lmerpy.plot: each plot renders to a non-empty PNG with the expected axes and labels."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+import lmerpy as lp
+from lmerpy import plot
+
+matplotlib.use("Agg")
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    data = buf.getvalue()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    return data
+
+
+@pytest.fixture(scope="module")
+def sleep():
+    return lp.lmer("Reaction ~ Days + (Days | Subject)", lp.datasets.load("sleepstudy"))
+
+
+def test_caterpillar_sorts_levels_by_mode_with_intervals(sleep):
+    fig = plot.caterpillar(sleep)
+    _png(fig)
+    ax0, ax1 = fig.axes
+    assert ax0.get_title() == "(Intercept)" and ax1.get_title() == "Days"
+    assert ax0.get_ylabel() == "Subject" and ax0.get_xlabel() == "conditional mode"
+    labels = [t.get_text() for t in ax0.get_yticklabels()]
+    modes = sleep.ranef()["Subject"]["(Intercept)"]
+    assert labels == list(modes.sort_values().index)
+    with pytest.raises(lp.ModelError, match="no grouping factor"):
+        plot.caterpillar(sleep, "Nope")
+
+
+def test_residuals_and_qq(sleep):
+    fig = plot.residuals_vs_fitted(sleep)
+    _png(fig)
+    assert fig.axes[0].get_xlabel() == "fitted values"
+    assert fig.axes[0].get_ylabel() == "Pearson residuals"
+    fig = plot.qq_ranef(sleep)
+    _png(fig)
+    assert [a.get_ylabel() for a in fig.axes] == ["Subject: (Intercept)", "Subject: Days"]
+
+
+def test_training_history_and_spatial_map():
+    rng = np.random.default_rng(0)
+    n = 300
+    df = pd.DataFrame({"x": rng.normal(size=n), "lat": rng.integers(0, 8, n) / 2.0,
+                       "lon": rng.integers(0, 8, n) / 2.0})
+    df["y"] = np.sin(df.x) + np.cos(df.lat) + rng.normal(scale=0.3, size=n)
+    m = lp.lmer("y ~ nn(x, hidden=(8,)) + rbf(lat, lon)", df, epochs=3, verbose=False, seed=0)
+    fig = plot.history(m)
+    _png(fig)
+    assert fig.axes[0].get_ylabel() == "NLL per observation"
+    assert fig.axes[1].get_ylabel() == "variance components (σ², θ)"
+    fig = plot.spatial_map(m)
+    _png(fig)
+    assert fig.axes[0].get_xlabel() == "lat" and fig.axes[0].get_ylabel() == "lon"
+    with pytest.raises(lp.ModelError, match="torch-engine fit"):
+        plot.history(lp.lmer("y ~ x + (1 | g)", df.assign(g=(df.lat * 2).astype(int))))
