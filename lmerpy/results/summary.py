@@ -201,7 +201,9 @@ def warning_lines(m: LmerResult) -> list[str]:
 
 
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
-    th = "".join(f"<th>{h}</th>" for h in header)
+    import html
+
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -211,8 +213,9 @@ def summary_html(m: LmerResult) -> str:
     import html
 
     esc = html.escape
-    parts = [f"<p><b>{esc(m.title)}</b><br>Formula: <code>{esc(m.formula.as_written)}</code>"
-             f"<br>Data: {esc(m.data_name)}</p>"]
+    family = f"<br>Family: {esc(str(m.family))}" if m.family is not None else ""
+    parts = [f"<p><b>{esc(m.title)}</b>{family}<br>Formula: "
+             f"<code>{esc(m.formula.as_written)}</code><br>Data: {esc(m.data_name)}</p>"]
     vc = m.VarCorr().to_frame()
     parts.append("<p><b>Random effects</b></p>" + _html_table(
         ["Groups", "Name", "Variance", "Std.Dev."],
@@ -221,11 +224,20 @@ def summary_html(m: LmerResult) -> str:
     parts.append(f"<p>{esc(groups_line(m.nobs, m.ngrps))}</p>")
     fe = m.fixef()
     se = np.sqrt(np.diag(m.vcov().to_numpy()))
-    parts.append("<p><b>Fixed effects</b></p>" + _html_table(
-        ["", "Estimate", "Std. Error", "t value"],
-        [[esc(n), f"{b:.4f}", f"{s:.4f}", f"{b / s:.3f}"]
-         for n, b, s in zip(fe.index, fe.to_numpy(), se)]))
+    if m.family is not None:
+        z = fe.to_numpy() / se
+        pv = format_pval(2.0 * st.norm.sf(np.abs(z)), 3)
+        rows = [[esc(n), f"{b:.4f}", f"{s:.4f}", f"{t:.3f}", esc(p.strip())]
+                for n, b, s, t, p in zip(fe.index, fe.to_numpy(), se, z, pv)]
+        header = ["", "Estimate", "Std. Error", "z value", "Pr(>|z|)"]
+    else:
+        rows = [[esc(n), f"{b:.4f}", f"{s:.4f}", f"{b / s:.3f}"]
+                for n, b, s in zip(fe.index, fe.to_numpy(), se)]
+        header = ["", "Estimate", "Std. Error", "t value"]
+    if len(fe):
+        parts.append("<p><b>Fixed effects</b></p>" + _html_table(header, rows))
     crit = (f"REML criterion at convergence: {m.REMLcrit():.1f}" if m.REML
+            and m.family is None
             else f"AIC {m.AIC():.1f}, BIC {m.BIC():.1f}, logLik {float(m.logLik()):.1f}")
     parts.append(f"<p>{esc(crit)}</p>")
     return "<div class='lmerpy-summary'>" + "".join(parts) + "</div>"

@@ -93,3 +93,27 @@ def test_r_format(values, digits, nsmall, expected):
 def test_r_abbreviate(name, minlength, expected):
     # expected values from R's abbreviate()
     assert abbreviate(name, minlength) == expected
+
+
+def test_jupyter_html_structure_for_every_result():
+    """summary, VarCorr and anova render as HTML tables with lme4's headers (lmer and
+    glmer); ranef/fixef/coef are pandas objects."""
+    import re
+
+    import pandas as pd
+
+    cbpp = lp.datasets.load("cbpp")
+    g = lp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp)
+    g0 = lp.glmer("cbind(incidence, size - incidence) ~ 1 + (1 | herd)", cbpp)
+    html = g._repr_html_()
+    headers = re.findall(r"<th>(.*?)</th>", html)
+    assert headers == ["Groups", "Name", "Variance", "Std.Dev.", "", "Estimate",
+                       "Std. Error", "z value", "Pr(&gt;|z|)"]
+    assert "Family: binomial  ( logit )" in html and html.count("<tr>") == 1 + 1 + 1 + 4
+    m = _fit("sleep_reml")
+    vc = m.VarCorr()._repr_html_()
+    assert "<table" in vc and "Subject" in vc and "Residual" in vc
+    a = lp.anova(g0, g)._repr_html_()
+    assert "<table" in a and "Chisq" in a
+    assert isinstance(m.fixef(), pd.Series) and isinstance(m.coef()["Subject"], pd.DataFrame)
+    assert isinstance(m.ranef()["Subject"], pd.DataFrame)
