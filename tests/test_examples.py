@@ -11,7 +11,8 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.py"
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
-def test_example_runs(path, capsys):
+def test_example_runs(path, capsys, monkeypatch):
+    monkeypatch.setenv("LMERPY_QUICK", "1")  # reduced sizes and epochs
     runpy.run_path(str(path), run_name="__main__")
     assert capsys.readouterr().out.strip()
 
