@@ -25,3 +25,24 @@ def test_cli_demo(capsys):
     assert "REML criterion at convergence: 1743.6" in out
     assert "Days          10.467      1.546   6.771" in out
     assert main(["parse", "y ~ (x"]) == 2
+
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_executes_and_renders_html(path):
+    """Run the notebook in a real kernel: every cell succeeds, results display as HTML."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
+    assert any("lmerpy-summary" in h for h in html)           # summaries
+    assert any("Residual" in h and "<table" in h for h in html)  # VarCorr
+    assert any("Chisq" in h for h in html)                      # anova
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # the plot
