@@ -41,7 +41,7 @@ from .exact import (
     theta_scaling,
 )
 from .family import Family, gauss_hermite
-from .pls import PLS, CrossProducts, LambdaMap, PLSSolution
+from .pls import PLS, LambdaMap, PLSSolution, WeightedCrossProducts
 
 
 class SeparationWarning(UserWarning):
@@ -129,6 +129,10 @@ class PIRLS:
         n_theta = sum(design.theta_sizes)
         self.lambda_map = LambdaMap(design.random, design.split_theta, n_theta)
         self.empty = np.zeros((len(y), 0))
+        self.cross = WeightedCrossProducts(X, self.Z)
+        # −2 log p(y|μ) − Σ d_i(μ) does not depend on μ: one constant per model
+        mu0 = family.mu_start(y, weights)
+        self.aic_shift = family.aic(y, mu0, weights) - family.dev_resids(y, mu0, weights).sum()
 
     def penalised_deviance(self, mu: np.ndarray, u: np.ndarray) -> float:
         return float(self.family.dev_resids(self.y, mu, self.w).sum() + u @ u)
@@ -140,7 +144,7 @@ class PIRLS:
         d = link.mu_eta(eta)
         W = self.w * d**2 / self.family.variance(mu)
         z = eta - base + (self.y - mu) / d
-        cp = CrossProducts.build(X, self.Z, z, W)
+        cp = self.cross.build(z, W, X)
         pls = PLS(self.design.random, cp, self.design.split_theta, self.lambda_map,
                   linear_updates=False)
         return pls, pls.solve(theta)
@@ -197,7 +201,8 @@ class PIRLS:
 
     def laplace(self, m: Modes) -> float:
         """−2 log L by the Laplace approximation at the modes."""
-        return self.family.aic(self.y, m.mu, self.w) + float(m.u @ m.u) + m.logdet
+        return float(self.family.dev_resids(self.y, m.mu, self.w).sum() + self.aic_shift
+                     + m.u @ m.u + m.logdet)
 
     def _node_terms(self, m: Modes, theta: np.ndarray, nodes):
         """Per level j and node k of an adaptive rule around the modes (one scalar term):
@@ -333,6 +338,8 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
 
     def stage2(par: np.ndarray) -> float:
         th, b = par[:k], par[k:]
+        # always from the same start: the deviance is then a deterministic, smooth function
+        # of (θ, β), which the finite-difference Hessian (the standard errors) relies on
         m = pirls.modes(th, b, u0=u_start)
         value = criterion(m, th)
         return value if np.isfinite(value) else 1e300

@@ -53,6 +53,53 @@ class CrossProducts:
                    sum_log_w=sum_log_w)
 
 
+class WeightedCrossProducts:
+    """CrossProducts for weights that change every call (PIRLS), without rebuilding sparse
+    products: Z'WZ is linear in W, so its values are P·W for a sparse P fixed by Z's pattern
+    (one entry per pair of non-zeros sharing a row)."""
+
+    def __init__(self, X: np.ndarray, Z: sp.csc_matrix):
+        self.X = X
+        Zr = Z.tocsr()
+        Zr.sort_indices()
+        self.Zt = Z.T.tocsr()
+        K = (self.Zt @ Zr).tocsc()
+        K.sort_indices()
+        self.indices, self.indptr, self.shape = K.indices, K.indptr, K.shape
+        q = Z.shape[1]
+        cols_of = np.repeat(np.arange(q, dtype=np.int64), np.diff(K.indptr))
+        flat = cols_of * q + K.indices  # column-major keys, increasing in CSC order
+        counts = np.diff(Zr.indptr)
+        rows, a_idx, b_idx, vals = [], [], [], []
+        for k in np.unique(counts[counts > 0]):  # rows with k non-zeros, all at once
+            sel = np.flatnonzero(counts == k)
+            starts = Zr.indptr[sel]
+            idx = starts[:, None] + np.arange(k)[None, :]
+            c, v = Zr.indices[idx], Zr.data[idx]
+            for i in range(k):
+                for j in range(k):
+                    rows.append(sel)
+                    a_idx.append(c[:, i])
+                    b_idx.append(c[:, j])
+                    vals.append(v[:, i] * v[:, j])
+        rows_a = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        pos = np.searchsorted(flat, np.concatenate(b_idx).astype(np.int64) * q
+                              + np.concatenate(a_idx)) if rows else np.zeros(0, np.int64)
+        self.P = sp.csr_matrix((np.concatenate(vals) if vals else np.zeros(0),
+                                (pos, rows_a)), shape=(len(flat), Z.shape[0]))
+
+    def build(self, z: np.ndarray, W: np.ndarray, X: np.ndarray | None = None
+              ) -> CrossProducts:
+        X = self.X if X is None else X
+        ZtZ = sp.csc_matrix((self.P @ W, self.indices, self.indptr), shape=self.shape)
+        WX = X * W[:, None]
+        Wz = W * z
+        return CrossProducts(ZtZ=ZtZ, ZtX=np.asarray(self.Zt @ WX),
+                             Zty=np.asarray(self.Zt @ Wz).ravel(), XtX=X.T @ WX,
+                             Xty=X.T @ Wz, yty=float(z @ Wz), n=len(z), p=X.shape[1],
+                             sum_log_w=0.0)
+
+
 @dataclass
 class PLSSolution:
     """Everything the penalised least squares gives at one θ."""
