@@ -45,16 +45,16 @@ def _columns(m) -> dict:
         s = rows[c]
         if isinstance(s.dtype, pd.CategoricalDtype):
             out[c] = {"kind": "categorical", "categories": [str(v) for v in s.cat.categories],
-                      "codes": torch.as_tensor(s.cat.codes.to_numpy(np.int64)),
+                      "codes": torch.as_tensor(s.cat.codes.to_numpy(np.int64).copy()),
                       "ordered": bool(s.cat.ordered),
                       "numeric_categories": bool(pd.api.types.is_numeric_dtype(
                           s.cat.categories.dtype))}
         elif pd.api.types.is_bool_dtype(s):
-            out[c] = {"kind": "bool", "values": torch.as_tensor(s.to_numpy(bool))}
+            out[c] = {"kind": "bool", "values": torch.as_tensor(s.to_numpy(bool).copy())}
         elif pd.api.types.is_integer_dtype(s):
-            out[c] = {"kind": "int", "values": torch.as_tensor(s.to_numpy(np.int64))}
+            out[c] = {"kind": "int", "values": torch.as_tensor(s.to_numpy(np.int64).copy())}
         elif pd.api.types.is_numeric_dtype(s):
-            out[c] = {"kind": "float", "values": torch.as_tensor(s.to_numpy(np.float64))}
+            out[c] = {"kind": "float", "values": torch.as_tensor(s.to_numpy(np.float64).copy())}
         else:
             out[c] = {"kind": "text", "values": [str(v) for v in s]}
     return out
