@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 import warnings
 from dataclasses import dataclass, replace
 
@@ -238,6 +239,7 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
         for epoch in range(start_epoch, control.epochs + 1):
             if stopped:
                 break
+            started = time.perf_counter()
             fixed.train()
             total, finite, batch_size = _train_epoch(
                 fixed, opt, nll_of, train_rows, replace(control, batch_size=batch_size), rng,
@@ -258,7 +260,8 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
             theta = cov.theta()
             history.append({"epoch": epoch, "train_nll": train_nll, "val_nll": val_nll,
                             "sigma2": float(cov.sigma.detach()) ** 2,
-                            **{f"theta{i + 1}": float(v) for i, v in enumerate(theta)}})
+                            **{f"theta{i + 1}": float(v) for i, v in enumerate(theta)},
+                            "seconds": time.perf_counter() - started})
             if bar:
                 bar.update(task, advance=1, description=(
                     f"epoch {epoch}  train {train_nll:.4f}  val {val_nll:.4f}  "

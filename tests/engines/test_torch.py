@@ -87,7 +87,9 @@ def test_seed_makes_cpu_training_reproducible():
     formula = "y ~ nn(x1 + ... + x10, hidden=(16, 8)) + (1 | g)"
     a = lp.lmer(formula, data, **kwargs)
     b = lp.lmer(formula, data, **kwargs)
-    pd.testing.assert_frame_equal(a.history, b.history)
+    # everything but the wall-clock column is bit-for-bit the same
+    pd.testing.assert_frame_equal(a.history.drop(columns="seconds"),
+                                  b.history.drop(columns="seconds"))
     np.testing.assert_array_equal(a.fitted().to_numpy(), b.fitted().to_numpy())
     c = lp.lmer(formula, data, **{**kwargs, "seed": 8})
     assert not np.array_equal(a.fitted().to_numpy(), c.fitted().to_numpy())
