@@ -67,12 +67,36 @@ class CovarianceParams(nn.Module):
         return np.asarray(out, dtype=np.float64)
 
 
+def _single_grouped_term(r, params, codes, Xk, sigma2) -> torch.Tensor:
+    """One grouped term: I + U'U is block diagonal (one p×p block per level present, since
+    each row belongs to one level), so the k×k system splits into small batched ones."""
+    m = r.shape[0]
+    present, inv = torch.unique(codes, return_inverse=True)
+    k, p = len(present), Xk.shape[1]
+    u = (Xk @ params.chol(0)).to(r.dtype) / sigma2.sqrt()          # row i: x_i'L / σ
+    M = torch.zeros(k, p, p, dtype=r.dtype, device=r.device)
+    M = M.index_add(0, inv, u.unsqueeze(2) * u.unsqueeze(1))
+    M = M + torch.eye(p, dtype=r.dtype, device=r.device)
+    Ur = torch.zeros(k, p, dtype=r.dtype, device=r.device).index_add(0, inv, u * r.unsqueeze(1))
+    if p == 1:
+        Lm = M.sqrt()
+        w = Ur / Lm[:, :, 0]
+    else:
+        Lm = torch.linalg.cholesky(M)
+        w = torch.linalg.solve_triangular(Lm, Ur.unsqueeze(2), upper=False).squeeze(2)
+    quad = (r @ r - (w * w).sum()) / sigma2
+    logdet = m * torch.log(sigma2) + 2.0 * torch.log(torch.diagonal(Lm, dim1=1, dim2=2)).sum()
+    return 0.5 * (quad + logdet + m * math.log(2.0 * math.pi))
+
+
 def batch_nll(r: torch.Tensor, params: CovarianceParams, codes: list[torch.Tensor],
               Xs: list[torch.Tensor], jitter: float = 1e-6) -> torch.Tensor:
     """Negative log-likelihood of one batch (paper eq. 14). ``codes[k]`` are the batch rows'
     level indices for term k, ``Xs[k]`` its term columns (m × p_k)."""
     m = r.shape[0]
     sigma2 = (2.0 * params.log_sigma).exp()
+    if len(params.terms) == 1 and not isinstance(params.terms[0].cov, RBFKernel):
+        return _single_grouped_term(r, params, codes[0], Xs[0], sigma2)
     blocks = []
     for k, t in enumerate(params.terms):
         present, inv = torch.unique(codes[k], return_inverse=True)

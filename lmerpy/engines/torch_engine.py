@@ -62,6 +62,10 @@ class TorchControl:
     # (for GLMMs: glmer's Laplace approximation with the network as an offset).
     refine: bool = True
     quadrature: int = 5               # GLMMs: Gauss–Hermite nodes per dimension (paper: 5)
+    # CPU threads while training; None: one thread for batches up to 4096 rows, where the
+    # per-batch operations are too small to gain from threads (and lose much when the
+    # cores are busy), else torch's setting
+    threads: int | None = None
     checkpoint_dir: str | None = None  # save the training state there after every epoch
     resume: bool = False              # continue from the checkpoint in checkpoint_dir
 
@@ -136,6 +140,19 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
     quadrature over batches of whole groups (paper eq. 40), and the fit a GlmerFit.
     """
     control = control or TorchControl()
+    threads = control.threads
+    if threads is None and control.batch_size <= 4096:
+        threads = 1
+    before = torch.get_num_threads()
+    try:
+        if threads:
+            torch.set_num_threads(int(threads))
+        return _fit_torch(design, control, modules, family, weights)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weights):
     if control.batching not in {"random", "group"}:
         raise ModelError(f"batching must be 'random' or 'group', not {control.batching!r}")
     if not design.random:
