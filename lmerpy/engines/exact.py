@@ -129,6 +129,19 @@ def check_random_terms(design: ModelDesign, n: int) -> None:
                              f"unidentifiable")
 
 
+def fixed_effects_matrix(design: ModelDesign, rank_tol: float, messages: list[str]
+                         ) -> tuple[np.ndarray, list[str], list[str]]:
+    """X without aliased columns; lme4's rank-deficiency message is recorded and warned."""
+    X, names, dropped = drop_aliased(design.X, design.X_names, rank_tol)
+    if dropped:
+        k = len(dropped)
+        msg = (f"fixed-effect model matrix is rank deficient so dropping {k} column"
+               f"{'s' if k > 1 else ''} / coefficient{'s' if k > 1 else ''}")
+        messages.append(msg)
+        warnings.warn(f"{msg} ({', '.join(dropped)})", RankDeficiencyWarning, stacklevel=4)
+    return X, names, dropped
+
+
 def check_weights(weights, n: int) -> np.ndarray | None:
     if weights is None:
         return None
@@ -181,14 +194,8 @@ def fit_lmer(design: ModelDesign, REML: bool = True, weights=None,
     n = design.n
     _check_design(design, n)
     w = check_weights(weights, n)
-    X, names, dropped = drop_aliased(design.X, design.X_names, control.rank_tol)
     messages: list[str] = []
-    if dropped:
-        k = len(dropped)
-        msg = (f"fixed-effect model matrix is rank deficient so dropping {k} column"
-               f"{'s' if k > 1 else ''} / coefficient{'s' if k > 1 else ''}")
-        messages.append(msg)
-        warnings.warn(f"{msg} ({', '.join(dropped)})", RankDeficiencyWarning, stacklevel=3)
+    X, names, dropped = fixed_effects_matrix(design, control.rank_tol, messages)
     if n <= X.shape[1] and REML:
         raise ModelError(f"REML needs more observations (n = {n}) than fixed effects "
                          f"(p = {X.shape[1]})")

@@ -29,7 +29,6 @@ from .exact import (
     ConvergenceWarning,
     ExactFit,
     LmerControl,
-    RankDeficiencyWarning,
     bobyqa,
     check_gradient,
     check_optimizer_code,
@@ -37,7 +36,7 @@ from .exact import (
     check_singular,
     check_weights,
     derivatives,
-    drop_aliased,
+    fixed_effects_matrix,
     theta_scaling,
 )
 from .family import Family, gauss_hermite
@@ -289,14 +288,8 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
     if len(used) > 1 and np.ptp(used) == 0:
         raise DataError(f"the response {design.formula.response} is constant (every value is "
                         f"{used[0]:g}): there is no variation to model")
-    X, names, dropped = drop_aliased(design.X, design.X_names, control.rank_tol)
     messages: list[str] = []
-    if dropped:
-        k = len(dropped)
-        msg = (f"fixed-effect model matrix is rank deficient so dropping {k} column"
-               f"{'s' if k > 1 else ''} / coefficient{'s' if k > 1 else ''}")
-        messages.append(msg)
-        warnings.warn(f"{msg} ({', '.join(dropped)})", RankDeficiencyWarning, stacklevel=3)
+    X, names, dropped = fixed_effects_matrix(design, control.rank_tol, messages)
     offset = design.offset if design.offset is not None else np.zeros(n)
     if family.family == "binomial" and control.check_separation:
         cols = check_separation(X, names, y, w)

@@ -2,6 +2,7 @@
 # Run from the repository root:   Rscript tests/reference/lme4_fits.R
 # Writes tests/reference/lme4_fits.json and the simulated data tests/reference/sim_crossed.csv.gz
 suppressPackageStartupMessages({ library(lme4); library(jsonlite) })
+source("tests/reference/common.R")
 
 # A simulated crossed data set with 50,000 rows (kept so Python fits the very same rows).
 set.seed(20261122)
@@ -44,27 +45,16 @@ datasets <- list(sleepstudy = sleepstudy, sleep_w = sleep_w, Dyestuff = Dyestuff
 
 describe <- function(spec) {
   data <- datasets[[spec[[1]]]]
-  msgs <- character(0); warns <- character(0)
   # build the call with the data set's own name, so summary() prints "Data: sleepstudy"
   assign(spec[[1]], data, envir = globalenv())
   call <- if (length(spec) >= 4)
     bquote(lmer(.(spec[[2]]), data = .(as.name(spec[[1]])), REML = .(spec[[3]]),
                 weights = .(as.name(spec[[4]]))))
   else bquote(lmer(.(spec[[2]]), data = .(as.name(spec[[1]])), REML = .(spec[[3]])))
-  fit <- withCallingHandlers(
-    eval(call, globalenv()),
-    message = function(m) { msgs <<- c(msgs, conditionMessage(m)); invokeRestart("muffleMessage") },
-    warning = function(w) { warns <<- c(warns, conditionMessage(w)); invokeRestart("muffleWarning") })
+  quiet <- fit_quietly(call)
+  fit <- quiet$fit; msgs <- quiet$messages; warns <- quiet$warnings
   vc <- as.data.frame(VarCorr(fit))
-  re <- ranef(fit, condVar = TRUE)
-  re_df <- as.data.frame(re)
-  ranefs <- lapply(names(re), function(g) {
-    d <- re[[g]]
-    rows <- re_df[re_df$grpvar == g, ]
-    list(group = g, levels = rownames(d), columns = colnames(d), values = unname(as.matrix(d)),
-         long = list(term = as.character(rows$term), level = as.character(rows$grp),
-                     condval = rows$condval, condsd = rows$condsd))
-  })
+  ranefs <- describe_ranef(fit)
   s <- summary(fit)
   coefs <- coef(s)
   list(

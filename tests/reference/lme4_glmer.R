@@ -3,6 +3,7 @@
 # Writes tests/reference/lme4_glmer.json and the simulated data sets
 # tests/reference/sim_poisson.csv.gz and tests/reference/sim_binary.csv.gz
 suppressPackageStartupMessages({ library(lme4); library(jsonlite) })
+source("tests/reference/common.R")
 
 write_gz <- function(df, path) { gz <- gzfile(path, "w"); write.csv(df, gz, row.names = FALSE); close(gz) }
 
@@ -46,27 +47,16 @@ datasets <- list(cbpp = cbpp, sim_poisson = sim_poisson, sim_binary = sim_binary
 
 describe <- function(spec) {
   data <- datasets[[spec[[1]]]]
-  msgs <- character(0); warns <- character(0)
   assign(spec[[1]], data, envir = globalenv())
   fam <- spec[[3]]
   if (is.function(fam)) fam <- fam()
   assign("fam_", fam, envir = globalenv())
   call <- bquote(glmer(.(spec[[2]]), data = .(as.name(spec[[1]])), family = fam_,
                        nAGQ = .(spec[[4]])))
-  fit <- withCallingHandlers(
-    eval(call, globalenv()),
-    message = function(m) { msgs <<- c(msgs, conditionMessage(m)); invokeRestart("muffleMessage") },
-    warning = function(w) { warns <<- c(warns, conditionMessage(w)); invokeRestart("muffleWarning") })
+  quiet <- fit_quietly(call)
+  fit <- quiet$fit; msgs <- quiet$messages; warns <- quiet$warnings
   vc <- as.data.frame(VarCorr(fit))
-  re <- ranef(fit, condVar = TRUE)
-  re_df <- as.data.frame(re)
-  ranefs <- lapply(names(re), function(g) {
-    d <- re[[g]]
-    rows <- re_df[re_df$grpvar == g, ]
-    list(group = g, levels = rownames(d), columns = colnames(d), values = unname(as.matrix(d)),
-         long = list(term = as.character(rows$term), level = as.character(rows$grp),
-                     condval = rows$condval, condsd = rows$condsd))
-  })
+  ranefs <- describe_ranef(fit)
   s <- summary(fit)
   coefs <- coef(s)
   list(
