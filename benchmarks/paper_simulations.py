@@ -221,7 +221,7 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float:
     return float((r[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * (len(y) - n1)))
 
 
-def run_binary_case(name, df, epochs, seed, sig2b) -> list[dict]:
+def run_binary_case(name, df, epochs, seed, sig2b, lmmnn_only=False) -> list[dict]:
     """lmerpy's nn + binomial GLMM against ignore, embeddings and the exact glmer (Laplace)."""
     rng = np.random.default_rng(seed)
     test = rng.random(len(df)) < 0.2
@@ -240,7 +240,10 @@ def run_binary_case(name, df, epochs, seed, sig2b) -> list[dict]:
     trained = float(m.torch_info["trained_theta"][0]) ** 2
     record("lmmnn (binomial)", m.predict(new, type="response", allow_new_levels=True)
            .to_numpy(), time.perf_counter() - t0,
-           f"σ²b={s2:.3f} (trained by quadrature: {trained:.3f}; truth {sig2b})")
+           f"σ²b={s2:.3f} (trained by quadrature: {trained:.3f}; truth {sig2b}); "
+           f"{m.torch_info['epochs']} epochs")
+    if lmmnn_only:
+        return out
 
     x_tr = torch.tensor(train[X_COLS].to_numpy(), dtype=torch.float32)
     x_te = torch.tensor(new[X_COLS].to_numpy(), dtype=torch.float32)
@@ -282,7 +285,10 @@ def main_binary(args) -> None:
     for q in qs:
         for s in sig2bs:
             name = f"binary q={q} σ²b={s}"
-            result = run_binary_case(name, binary(args.n, q, s, rng), args.epochs, args.seed, s)
+            df = binary(args.n, q, s, rng)  # generated in order, so cells are reproducible
+            if args.cell and args.cell != f"{q}:{s:g}":
+                continue
+            result = run_binary_case(name, df, args.epochs, args.seed, s, args.lmmnn_only)
             for r in result:
                 print(f"{r['scenario']:28s} {r['method']:24s} AUC {r['test AUC']:.4f} "
                       f"{r['seconds']:7.1f}s {r['estimates']}", flush=True)
@@ -301,6 +307,8 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="all scenarios of the paper")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--cell", default=None, help="--glmm: only the cell q:σ²b, e.g. 1000:1")
+    parser.add_argument("--lmmnn-only", action="store_true", help="--glmm: skip the baselines")
     parser.add_argument("--glmm", action="store_true",
                         help="the binary (GLMM) simulations of the paper's section 6")
     args = parser.parse_args()
