@@ -260,8 +260,37 @@ class Summary:
         return summary_html(self.model)
 
     def __rich__(self):
+        """A terminal rendering: the header as lme4 prints it, then rich tables of the random
+        and fixed effects."""
+        from rich.console import Group
         from rich.panel import Panel
+        from rich.table import Table
         from rich.text import Text
 
-        return Panel(Text(str(self)), title="lmerpy", expand=False)
-
+        m = self.model
+        head = self.lines[: self.lines.index("Random effects:")]
+        random = Table(title="Random effects", title_justify="left")
+        for col in ("Groups", "Name", "Variance", "Std.Dev."):
+            random.add_column(col, justify="right" if col in {"Variance", "Std.Dev."}
+                              else "left")
+        for r in m.VarCorr().to_frame().itertuples():
+            if not isinstance(r.var2, str):  # variances only (covariances have a var2)
+                random.add_row(str(r.grp), r.var1 if isinstance(r.var1, str) else "",
+                               f"{r.vcov:.4g}", f"{r.sdcor:.4g}")
+        parts = [Text("\n".join(head)), random,
+                 Text(groups_line(m.nobs, m.ngrps))]
+        names = m.fixef_names
+        if names:
+            fixed = Table(title="Fixed effects", title_justify="left")
+            stat = "z value" if m.family is not None else "t value"
+            for col in ("", "Estimate", "Std. Error", stat):
+                fixed.add_column(col, justify="right" if col else "left")
+            est = m.fixef().to_numpy()
+            se = np.sqrt(np.diag(m.vcov().to_numpy()))
+            for n, b, e in zip(names, est, se):
+                fixed.add_row(n, f"{b:.4f}", f"{e:.4f}", f"{b / e:.3f}")
+            parts.append(fixed)
+        warn = warning_lines(m)
+        if warn:
+            parts.append(Text("\n".join(warn), style="yellow"))
+        return Panel(Group(*parts), title="lmerpy", expand=False)

@@ -145,3 +145,10 @@ def test_training_option_errors():
         lp.lmer("y ~ nn(x1) + (1 | g)", data, engine="exact")
     with pytest.raises(lp.ModelError, match="batching must be"):
         lp.lmer("y ~ nn(x1) + (1 | g)", data, batching="rows", verbose=False)
+
+
+def test_verbose_false_prints_nothing(capfd):
+    data = _nonlinear(300, 6, 3)
+    lp.lmer("y ~ nn(x1 + x2, hidden=(4,)) + (1 | g)", data, epochs=2, verbose=False, seed=0)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""

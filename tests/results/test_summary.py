@@ -51,7 +51,10 @@ def test_summary_renders_html_and_rich():
 
     console = Console(record=True, width=120)
     console.print(m.summary())
-    assert "REML criterion at convergence: 1743.6" in console.export_text()
+    text = console.export_text()
+    assert "REML criterion at convergence: 1743.6" in text
+    assert "Random effects" in text and "Fixed effects" in text and "nan" not in text
+    assert "│ Residual │" in text and "251.4051" in text
 
 
 def test_anova_matches_lme4():

@@ -75,3 +75,34 @@ def test_row_order_does_not_change_the_estimates(case):
     # estimates agree to a small fraction of their standard errors (optimiser tolerance)
     se = np.sqrt(np.diag(a.vcov().to_numpy()))
     assert np.all(np.abs(a.fixef().to_numpy() - b.fixef().to_numpy()) <= 1e-3 * se + 1e-10)
+
+
+# Every valid formula of the grammar corpus, on random data whose columns are numbers or
+# categories at random: building the design either works or raises a LmerpyError.
+from tests.conftest import corpus  # noqa: E402
+
+CORPUS = [row[0] for row in corpus("valid.tsv")]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(CORPUS), st.integers(0, 2**31 - 1), st.integers(8, 40))
+def test_design_of_corpus_formulas_never_crashes(formula, seed, n):
+    rng = np.random.default_rng(seed)
+    parsed = lp.parse(formula)
+    data = {}
+    for name in parsed.variables():
+        kind = rng.integers(0, 3)
+        if kind == 0:
+            data[name] = rng.normal(size=n)
+        elif kind == 1:
+            data[name] = rng.choice(["a", "b", "c"], n)
+        else:
+            data[name] = rng.integers(1, 5, n).astype(float)
+    data.setdefault("y", rng.normal(size=n))
+    frame = pd.DataFrame(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            lp.design(parsed, frame)
+        except lp.LmerpyError:
+            pass
