@@ -211,6 +211,7 @@ def binary(n, q, sig2b, rng):
     eta = _f(X) + rng.normal(scale=np.sqrt(sig2b), size=q)[g]
     df = pd.DataFrame(X, columns=X_COLS)
     df["y"], df["g0"] = rng.binomial(1, 1.0 / (1.0 + np.exp(-eta))), g.astype(str)
+    df["eta_true"] = eta  # for the oracle row only; no method sees it
     return df
 
 
@@ -242,6 +243,7 @@ def run_binary_case(name, df, epochs, seed, sig2b, lmmnn_only=False) -> list[dic
            .to_numpy(), time.perf_counter() - t0,
            f"σ²b={s2:.3f} (trained by quadrature: {trained:.3f}; truth {sig2b}); "
            f"{m.torch_info['epochs']} epochs")
+    record("oracle (true η)", new.eta_true.to_numpy(), 0.0, "the ceiling for any method")
     if lmmnn_only:
         return out
 
