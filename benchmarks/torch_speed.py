@@ -8,6 +8,7 @@ and against q, and full trainings to early stopping at the issue's reference siz
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -17,22 +18,21 @@ import torch
 
 import lmerpy as lp
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from paper_simulations import single  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def simulate(n: int, q: int, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    X = rng.uniform(-1, 1, (n, 10))
-    s = X.sum(1)
-    g = rng.integers(0, q, n)
-    y = s * np.cos(s) + 2 * X[:, 0] * X[:, 1] + rng.normal(size=q)[g] + rng.normal(size=n)
-    df = pd.DataFrame(X, columns=[f"x{i}" for i in range(1, 11)])
-    return df.assign(y=y, g=g)
+    """The paper's eq. 28 with one random intercept (benchmarks/paper_simulations.py)."""
+    df, _, _, _ = single(n, q, 1.0, np.random.default_rng(seed))
+    return df
 
 
 def per_epoch(n: int, q: int, batch: int, epochs: int = 2) -> float:
     df = simulate(n, q)
-    m = lp.lmer("y ~ nn(x1 + ... + x10) + (1 | g)", df, epochs=epochs, patience=0,
+    m = lp.lmer("y ~ nn(x1 + ... + x10) + (1 | g0)", df, epochs=epochs, patience=0,
                 batch_size=batch, verbose=False, seed=0, refine=False)
     return float(m.history.seconds.median())
 
@@ -40,7 +40,7 @@ def per_epoch(n: int, q: int, batch: int, epochs: int = 2) -> float:
 def full(n: int, q: int, batch: int) -> tuple[float, int]:
     df = simulate(n, q)
     t0 = time.perf_counter()
-    m = lp.lmer("y ~ nn(x1 + ... + x10) + (1 | g)", df, batch_size=batch, verbose=False,
+    m = lp.lmer("y ~ nn(x1 + ... + x10) + (1 | g0)", df, batch_size=batch, verbose=False,
                 seed=0)
     return time.perf_counter() - t0, m.torch_info["epochs"]
 
