@@ -314,9 +314,9 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
     theta0 = design.theta0() * scale if start is None else np.maximum(start, lower)
     if fixed is not None:
         theta0 = np.asarray(fixed[0], dtype=np.float64)
-    given_nagq = nAGQ
-    if fix_theta or fixed is not None:
-        theta, code, evals, nAGQ = theta0, 0, 0, 0
+    optimise = not fix_theta and fixed is None
+    if not optimise:
+        theta, code, evals = theta0, 0, 0
     else:
         phi, code, evals = bobyqa(lambda p: stage1(scale * p), theta0 / scale, lower / scale,
                                   control)
@@ -324,7 +324,7 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
     m1 = pirls.modes(theta, None, eta0=eta_start)
     beta = m1.beta
     u_start = m1.u
-    nodes = gauss_hermite(max(nAGQ, given_nagq)) if max(nAGQ, given_nagq) > 1 else None
+    nodes = gauss_hermite(nAGQ) if nAGQ > 1 else None
 
     def criterion(m: Modes, th: np.ndarray) -> float:
         return pirls.agq(m, th, nodes) if nodes is not None else pirls.laplace(m)
@@ -339,11 +339,10 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
 
     par_lower = np.concatenate([lower, np.full(len(beta), -np.inf)])
     if fixed is not None:
-        nAGQ = int(given_nagq)
         beta = np.asarray(fixed[1], dtype=np.float64)
         final = pirls.modes(theta, beta, u0=u_start)
-        value = criterion(final, theta) if nAGQ > 0 else pirls.laplace(final)
-    elif nAGQ > 0:
+        value = criterion(final, theta)
+    elif nAGQ > 0 and optimise:
         se = np.sqrt(np.diag(np.linalg.inv(m1.solution.RX.T @ m1.solution.RX))) \
             if len(beta) else np.zeros(0)
         full = np.concatenate([scale, np.ones(len(beta))])
@@ -362,7 +361,7 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
     lam = pirls.lambda_map(theta)
     b = np.asarray(lam @ final.u).ravel()
     sol = PLSSolution(theta.copy(), beta.copy(), final.u, float(final.u @ final.u),
-                      final.logdet, 0.0, m1.solution.RX if nAGQ == 0 and fixed is None else
+                      final.logdet, 0.0, m1.solution.RX if final is m1 else
                       final_rx(pirls, final, theta), value, np.inf)
     optinfo = {"optimizer": "bobyqa", "code": code, "evals": evals, "messages": messages,
                "warnings": [], "pirls_iterations": final.iterations}
@@ -371,7 +370,7 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
                    eta=final.eta, prior_weights=w, criterion=value)
     check_optimizer_code(optinfo)
     singular = check_singular(optinfo, theta, lower, control)
-    if nAGQ > 0 and control.calc_derivs and not fix_theta and fixed is None:
+    if nAGQ > 0 and control.calc_derivs and optimise:
         par = np.concatenate([theta, beta])
         grad, hess = derivatives(stage2, par, par_lower)
         if not singular:
