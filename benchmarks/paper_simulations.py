@@ -222,7 +222,8 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float:
     return float((r[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * (len(y) - n1)))
 
 
-def run_binary_case(name, df, epochs, seed, sig2b, lmmnn_only=False) -> list[dict]:
+def run_binary_case(name, df, epochs, seed, sig2b, lmmnn_only=False, batch=1000,
+                    lr=1e-3) -> list[dict]:
     """lmerpy's nn + binomial GLMM against ignore, embeddings and the exact glmer (Laplace)."""
     rng = np.random.default_rng(seed)
     test = rng.random(len(df)) < 0.2
@@ -236,7 +237,7 @@ def run_binary_case(name, df, epochs, seed, sig2b, lmmnn_only=False) -> list[dic
 
     t0 = time.perf_counter()
     m = lp.glmer("y ~ nn(x1 + ... + x10) + (1 | g0)", train, seed=seed, epochs=epochs,
-                 batch_size=1000, verbose=False)
+                 batch_size=batch, lr=lr, verbose=False)
     s2 = float(m.VarCorr().to_frame().vcov.iloc[0])
     trained = float(m.torch_info["trained_theta"][0]) ** 2
     record("lmmnn (binomial)", m.predict(new, type="response", allow_new_levels=True)
@@ -290,7 +291,8 @@ def main_binary(args) -> None:
             df = binary(args.n, q, s, rng)  # generated in order, so cells are reproducible
             if args.cell and args.cell != f"{q}:{s:g}":
                 continue
-            result = run_binary_case(name, df, args.epochs, args.seed, s, args.lmmnn_only)
+            result = run_binary_case(name, df, args.epochs, args.seed, s, args.lmmnn_only,
+                                     args.batch, args.lr)
             for r in result:
                 print(f"{r['scenario']:28s} {r['method']:24s} AUC {r['test AUC']:.4f} "
                       f"{r['seconds']:7.1f}s {r['estimates']}", flush=True)
@@ -311,6 +313,8 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--cell", default=None, help="--glmm: only the cell q:σ²b, e.g. 1000:1")
     parser.add_argument("--lmmnn-only", action="store_true", help="--glmm: skip the baselines")
+    parser.add_argument("--batch", type=int, default=1000, help="--glmm: lmerpy's batch size")
+    parser.add_argument("--lr", type=float, default=1e-3, help="--glmm: lmerpy's learning rate")
     parser.add_argument("--glmm", action="store_true",
                         help="the binary (GLMM) simulations of the paper's section 6")
     args = parser.parse_args()
