@@ -223,7 +223,7 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float:
 
 
 def run_binary_case(name, df, epochs, seed, sig2b, lmmnn_only=False, batch=1000,
-                    lr=1e-3) -> list[dict]:
+                    lr=1e-3, dropout=0.25) -> list[dict]:
     """lmerpy's nn + binomial GLMM against ignore, embeddings and the exact glmer (Laplace)."""
     rng = np.random.default_rng(seed)
     test = rng.random(len(df)) < 0.2
@@ -236,8 +236,8 @@ def run_binary_case(name, df, epochs, seed, sig2b, lmmnn_only=False, batch=1000,
                     "estimates": extra})
 
     t0 = time.perf_counter()
-    m = lp.glmer("y ~ nn(x1 + ... + x10) + (1 | g0)", train, seed=seed, epochs=epochs,
-                 batch_size=batch, lr=lr, verbose=False)
+    m = lp.glmer(f"y ~ nn(x1 + ... + x10, dropout={dropout}) + (1 | g0)", train, seed=seed,
+                 epochs=epochs, batch_size=batch, lr=lr, verbose=False)
     s2 = float(m.VarCorr().to_frame().vcov.iloc[0])
     trained = float(m.torch_info["trained_theta"][0]) ** 2
     record("lmmnn (binomial)", m.predict(new, type="response", allow_new_levels=True)
@@ -292,7 +292,7 @@ def main_binary(args) -> None:
             if args.cell and args.cell != f"{q}:{s:g}":
                 continue
             result = run_binary_case(name, df, args.epochs, args.seed, s, args.lmmnn_only,
-                                     args.batch, args.lr)
+                                     args.batch, args.lr, args.dropout)
             for r in result:
                 print(f"{r['scenario']:28s} {r['method']:24s} AUC {r['test AUC']:.4f} "
                       f"{r['seconds']:7.1f}s {r['estimates']}", flush=True)
@@ -315,6 +315,7 @@ def main() -> None:
     parser.add_argument("--lmmnn-only", action="store_true", help="--glmm: skip the baselines")
     parser.add_argument("--batch", type=int, default=1000, help="--glmm: lmerpy's batch size")
     parser.add_argument("--lr", type=float, default=1e-3, help="--glmm: lmerpy's learning rate")
+    parser.add_argument("--dropout", type=float, default=0.25, help="--glmm: the MLP's dropout")
     parser.add_argument("--glmm", action="store_true",
                         help="the binary (GLMM) simulations of the paper's section 6")
     args = parser.parse_args()
