@@ -82,6 +82,8 @@ class GlmerFit(ExactFit):
     prior_weights: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     criterion: float = np.nan      # −2 log L (Laplace or AGQ), lme4's devcomp$cmp["dev"]
     vcov_beta: np.ndarray | None = None
+    pirls: PIRLS | None = field(default=None, repr=False)   # for quadrature after the fit
+    modes: Modes | None = field(default=None, repr=False)   # PIRLS's state at the estimates
 
     @property
     def objective(self) -> float:
@@ -367,7 +369,8 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
                "warnings": [], "pirls_iterations": final.iterations}
     fit = GlmerFit(design, False, X, names, dropped, y, offset, w_user, theta, sol, 1.0, b,
                    final.pls, optinfo, family=family, nAGQ=int(nAGQ), mu=final.mu,
-                   eta=final.eta, prior_weights=w, criterion=value)
+                   eta=final.eta, prior_weights=w, criterion=value, pirls=pirls,
+                   modes=final)
     check_optimizer_code(optinfo)
     singular = check_singular(optinfo, theta, lower, control)
     if nAGQ > 0 and control.calc_derivs and optimise:

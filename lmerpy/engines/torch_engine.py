@@ -33,7 +33,7 @@ from .exact import (
     fit_lmer,
 )
 from .family import Family
-from .glmm import PIRLS, GlmerControl, GlmerFit, binomial_response, fit_glmer
+from .glmm import GlmerControl, GlmerFit, binomial_response, fit_glmer
 from .glmm_nll import glmm_batch_nll, product_rule
 from .networks import build_network, describe, n_parameters
 from .pls import PLS, CrossProducts
@@ -431,11 +431,9 @@ def _glmm_fit(design: ModelDesign, family: Family, weights, offset: np.ndarray,
             warnings.warn(str(w.message), w.category, stacklevel=4)
     r = design.random[0]
     if r.p == 1:
-        pirls = PIRLS(design, fit.X, fit.y, fit.prior_weights, fit.offset, family,
-                      GlmerControl())
-        modes = pirls.modes(fit.theta, fit.solution.beta, u0=fit.solution.u)
-        u_mean = pirls.posterior_means(modes, fit.theta)
-        fit.b = np.asarray(pirls.lambda_map(fit.theta) @ u_mean).ravel()
+        # the fit's own PIRLS state at (θ̂, β̂): no second PIRLS run
+        u_mean = fit.pirls.posterior_means(fit.modes, fit.theta)
+        fit.b = np.asarray(fit.pirls.lambda_map(fit.theta) @ u_mean).ravel()
         fit.eta = fit.offset + fit.X @ fit.solution.beta + r.Z @ fit.b
         fit.mu = family.link.inverse(fit.eta)
         fit.optinfo["random_effects"] = "posterior means (adaptive Gauss-Hermite, 25 nodes)"

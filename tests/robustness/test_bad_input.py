@@ -17,7 +17,7 @@ CBPP = lp.datasets.load("cbpp")
 G = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
 
-def _every_third_inf() -> pd.DataFrame:
+def _one_inf() -> pd.DataFrame:
     return S.assign(Days=np.where(np.arange(len(S)) == 3, np.inf, S.Days))
 
 
@@ -40,7 +40,7 @@ ERRORS = [
     ("numbers mixed with text", lambda: lp.lmer("Reaction ~ x + (1 | Subject)",
                                                 S.assign(x=[1, "a"] * (len(S) // 2))),
      lp.DataError, "column 'x' mixes numbers and text \\(row 1"),
-    ("inf values", lambda: lp.lmer(F, _every_third_inf()), lp.DataError,
+    ("inf values", lambda: lp.lmer(F, _one_inf()), lp.DataError,
      "column 'Days' holds infinite values .* rows \\[3\\]"),
     ("grouping factor with one level", lambda: lp.lmer(F, S.assign(Subject="a")),
      lp.ModelError, "'Subject' must have more than 1"),
