@@ -67,39 +67,87 @@ class CovarianceParams(nn.Module):
         return np.asarray(out, dtype=np.float64)
 
 
-def _single_grouped_term(r, params, codes, Xk, sigma2) -> torch.Tensor:
+class _ScalarTermNLL(torch.autograd.Function):
+    """The batch NLL of one scalar grouped term, with its gradient written out: the blocks
+    are scalars, M_j = 1 + a·n_j and (U'r)_j = √a·S_j with n_j = Σ_{i∈j} x_i², S_j =
+    Σ_{i∈j} x_i r_i and a = ℓ²/σ², so
+
+        2·NLL = (r'r − a Σ_j S_j²/M_j)/σ² + m log σ² + Σ_j log M_j + m log 2π,
+
+        ∂NLL/∂r_i = (r_i − a x_i S_j/M_j)/σ²,   ∂NLL/∂a = ½(Σ_j n_j/M_j − Σ_j (S_j/M_j)²/σ²).
+
+    The inputs are log ℓ and log σ, and the scalar algebra is done in Python floats: one
+    autograd node and a dozen kernels instead of some thirty small autograd ones (the
+    training step of a random-intercept model is mostly such overhead)."""
+
+    @staticmethod
+    def forward(ctx, r, x, inv, k, log_ell, log_sigma):
+        m = r.shape[0]
+        s2 = math.exp(2.0 * float(log_sigma))
+        a = math.exp(2.0 * float(log_ell)) / s2
+        sums = torch.zeros(k, 2, dtype=r.dtype, device=r.device).index_add_(
+            0, inv, torch.stack((x * x, x * r), dim=1))
+        M = sums[:, 0].mul(a).add_(1.0)
+        ratio = sums[:, 1] / M                                    # S_j / M_j
+        stats = torch.stack((r @ r, sums[:, 1] @ ratio, torch.log(M).sum(),
+                             (sums[:, 0] / M).sum(), ratio @ ratio)).tolist()
+        rr, s_ratio, logdet_m, n_over_m, ratio2 = stats
+        quad = (rr - a * s_ratio) / s2
+        ctx.save_for_backward(r, x, inv, ratio)
+        ctx.scalars = (m, s2, a, quad, n_over_m, ratio2)
+        return r.new_tensor(0.5 * (quad + m * math.log(s2) + logdet_m
+                                   + m * math.log(2.0 * math.pi)))
+
+    @staticmethod
+    def backward(ctx, grad):
+        r, x, inv, ratio = ctx.saved_tensors
+        m, s2, a, quad, n_over_m, ratio2 = ctx.scalars
+        g = float(grad)
+        g_r = torch.addcmul(r, x, ratio[inv], value=-a).mul_(g / s2)
+        g_a = 0.5 * (n_over_m - ratio2 / s2)
+        # a = exp(2 log ℓ − 2 log σ); the log-likelihood's σ² enters also directly
+        g_log_ell = g * g_a * 2.0 * a
+        g_log_sigma = g * (0.5 * (m - quad) * 2.0 - g_a * 2.0 * a)
+        return (g_r, None, None, None, r.new_tensor(g_log_ell), r.new_tensor(g_log_sigma))
+
+
+def _single_grouped_term(r, params, inv, k, Xk) -> torch.Tensor:
     """One grouped term: I + U'U is block diagonal (one p×p block per level present, since
     each row belongs to one level), so the k×k system splits into small batched ones."""
-    m = r.shape[0]
-    present, inv = torch.unique(codes, return_inverse=True)
-    k, p = len(present), Xk.shape[1]
+    m, p = r.shape[0], Xk.shape[1]
+    if p == 1:
+        return _ScalarTermNLL.apply(r, Xk[:, 0].to(r.dtype), inv, k, params.factors[0][0, 0],
+                                    params.log_sigma)
+    sigma2 = (2.0 * params.log_sigma).exp()
     u = (Xk @ params.chol(0)).to(r.dtype) / sigma2.sqrt()          # row i: x_i'L / σ
     M = torch.zeros(k, p, p, dtype=r.dtype, device=r.device)
     M = M.index_add(0, inv, u.unsqueeze(2) * u.unsqueeze(1))
     M = M + torch.eye(p, dtype=r.dtype, device=r.device)
     Ur = torch.zeros(k, p, dtype=r.dtype, device=r.device).index_add(0, inv, u * r.unsqueeze(1))
-    if p == 1:
-        Lm = M.sqrt()
-        w = Ur / Lm[:, :, 0]
-    else:
-        Lm = torch.linalg.cholesky(M)
-        w = torch.linalg.solve_triangular(Lm, Ur.unsqueeze(2), upper=False).squeeze(2)
+    Lm = torch.linalg.cholesky(M)
+    w = torch.linalg.solve_triangular(Lm, Ur.unsqueeze(2), upper=False).squeeze(2)
     quad = (r @ r - (w * w).sum()) / sigma2
     logdet = m * torch.log(sigma2) + 2.0 * torch.log(torch.diagonal(Lm, dim1=1, dim2=2)).sum()
     return 0.5 * (quad + logdet + m * math.log(2.0 * math.pi))
 
 
-def batch_nll(r: torch.Tensor, params: CovarianceParams, codes: list[torch.Tensor],
-              Xs: list[torch.Tensor], jitter: float = 1e-6) -> torch.Tensor:
+def batch_nll(r: torch.Tensor, params: CovarianceParams, codes: list[torch.Tensor] | None,
+              Xs: list[torch.Tensor], jitter: float = 1e-6,
+              segments: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+              ) -> torch.Tensor:
     """Negative log-likelihood of one batch (paper eq. 14). ``codes[k]`` are the batch rows'
-    level indices for term k, ``Xs[k]`` its term columns (m × p_k)."""
+    level indices for term k, ``Xs[k]`` its term columns (m × p_k); or, already found,
+    ``segments[k]`` = (levels present, each row's index among them)."""
+    if segments is None:
+        segments = [torch.unique(c, return_inverse=True) for c in codes]
+    if len(params.terms) == 1 and not isinstance(params.terms[0].cov, RBFKernel):
+        present, inv = segments[0]
+        return _single_grouped_term(r, params, inv, len(present), Xs[0])
     m = r.shape[0]
     sigma2 = (2.0 * params.log_sigma).exp()
-    if len(params.terms) == 1 and not isinstance(params.terms[0].cov, RBFKernel):
-        return _single_grouped_term(r, params, codes[0], Xs[0], sigma2)
     blocks = []
     for k, t in enumerate(params.terms):
-        present, inv = torch.unique(codes[k], return_inverse=True)
+        present, inv = segments[k]
         if isinstance(t.cov, RBFKernel):
             raw = params.factors[k]
             sd, ell = raw[0].exp(), raw[1].exp()

@@ -73,15 +73,16 @@ def _group_modes(eta_fixed, y, w, inv, G, x, scale, family, steps: int = 8):
 def glmm_batch_nll(eta_fixed: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
                    codes: torch.Tensor, Xk: torch.Tensor, L: torch.Tensor,
                    nodes: torch.Tensor, log_weights: torch.Tensor,
-                   family: Family, adaptive: bool = True) -> torch.Tensor:
+                   family: Family, adaptive: bool = True,
+                   segments: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """−log L of the batch's groups (paper eq. 40); ``codes`` the rows' levels, ``Xk`` their
     term columns (m × p), ``L`` the Cholesky factor of D, ``nodes`` K × p.
 
     For a scalar term the rule is adaptive (as glmer's nAGQ > 1): centred at each group's
     mode and scaled by its curvature, so a few nodes stay accurate however large the group;
     the paper's fixed rule badly underestimates the variance when groups hold hundreds of
-    rows."""
-    present, inv = torch.unique(codes, return_inverse=True)
+    rows. ``segments`` = (levels present, each row's index among them), if already found."""
+    present, inv = segments if segments is not None else torch.unique(codes, return_inverse=True)
     if adaptive and L.shape[0] == 1:
         G = len(present)
         x = Xk[:, 0]

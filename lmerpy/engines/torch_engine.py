@@ -24,6 +24,7 @@ from torch import nn
 from ..design.model import ModelDesign
 from ..errors import ModelError
 from .batch_nll import CovarianceParams, batch_nll
+from .batching import EpochBatches, epoch_order
 from .checkpoint import load_checkpoint, save_checkpoint
 from .exact import (
     ConvergenceWarning,
@@ -35,7 +36,7 @@ from .exact import (
 from .family import Family
 from .glmm import GlmerControl, GlmerFit, binomial_response, fit_glmer
 from .glmm_nll import glmm_batch_nll, product_rule
-from .networks import build_network, describe, n_parameters
+from .networks import attach_generator, build_network, describe, n_parameters
 from .pls import PLS, CrossProducts
 
 
@@ -93,28 +94,6 @@ def _device(name: str) -> torch.device:
         return torch.device(name)
     except RuntimeError as err:
         raise ModelError(f"unknown device {name!r}") from err
-
-
-def _batches(n_rows: np.ndarray, control: TorchControl, rng: np.random.Generator,
-             groups: np.ndarray | None) -> list[np.ndarray]:
-    """Row batches: random (shuffled rows) or whole groups of the first grouping factor."""
-    if control.batching == "group" and groups is not None:
-        order = rng.permutation(np.unique(groups[n_rows]))
-        rows_of = pd.Series(n_rows).groupby(groups[n_rows]).indices
-        batches, current, size = [], [], 0
-        for g in order:
-            rows = n_rows[rows_of[g]]
-            current.append(rows)
-            size += len(rows)
-            if size >= control.batch_size:
-                batches.append(np.concatenate(current))
-                current, size = [], 0
-        if current:
-            batches.append(np.concatenate(current))
-        return batches
-    shuffled = rng.permutation(n_rows)
-    return [shuffled[i:i + control.batch_size]
-            for i in range(0, len(shuffled), control.batch_size)]
 
 
 def _check_glmm(design: ModelDesign, control: TorchControl) -> None:
@@ -187,6 +166,8 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     fixed = _FixedPart(X.shape[1], beta0, networks, dtype).to(device)
     for net in fixed.networks:
         net.to(device=device)
+    for net in networks:
+        attach_generator(net, rng)
     cov = CovarianceParams(design.random, sigma0, dtype).to(device)
     cov.coords = [c.to(device) if c is not None else None for c in cov.coords]
     if family is not None:
@@ -202,31 +183,32 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
         "y": torch.as_tensor(y_adj, dtype=dtype, device=device),
         "nn": [torch.as_tensor(inp.X, dtype=torch.float32, device=device)
                for inp in design.nn],
-        "codes": [torch.as_tensor(r.codes, device=device) for r in design.random],
         "Xk": [torch.as_tensor(r.X, dtype=dtype, device=device) for r in design.random],
     }
     if family is not None:
         t["w"] = torch.as_tensor(prior_w, dtype=dtype, device=device)
         t["offset"] = torch.as_tensor(offset, dtype=dtype, device=device)
     params = [p for p in list(fixed.parameters()) + list(cov.parameters()) if p.requires_grad]
-    # foreach: one vectorised update of all parameters (fewer small kernels per step)
-    opt = torch.optim.Adam(params, lr=control.lr, weight_decay=control.weight_decay,
-                           foreach=True)
+    opt = _adam(params, control)
 
     rows = rng.permutation(n)
     n_val = int(round(control.validation * n)) if control.validation > 0 else 0
     val_rows, train_rows = np.sort(rows[:n_val]), np.sort(rows[n_val:])
-    groups = design.random[0].codes if design.random[0].encoder is not None else None
+    codes = [np.asarray(r.codes) for r in design.random]
+    groups = codes[0] if control.batching == "group" and design.random[0].encoder is not None \
+        else None
 
-    def nll_of(batch: np.ndarray) -> torch.Tensor:
-        idx = torch.as_tensor(batch, device=device)
-        f = fixed(t["X"][idx], [x[idx] for x in t["nn"]])
+    def epoch_batches(rows: np.ndarray, size: int, shuffle: bool = True) -> EpochBatches:
+        order, order_groups = epoch_order(rows, rng if shuffle else None, groups)
+        return EpochBatches.build(t, codes, order, order_groups, size, device)
+
+    def nll_of(batch: dict) -> torch.Tensor:
+        f = fixed(batch["X"], batch["nn"])
         if family is not None:
-            return glmm_batch_nll(f + t["offset"][idx], t["y"][idx], t["w"][idx],
-                                  t["codes"][0][idx], t["Xk"][0][idx], cov.chol(0), *gh,
-                                  family)
-        r = t["y"][idx] - f
-        return batch_nll(r, cov, [c[idx] for c in t["codes"]], [x[idx] for x in t["Xk"]])
+            return glmm_batch_nll(f + batch["offset"], batch["y"], batch["w"], None,
+                                  batch["Xk"][0], cov.chol(0), *gh, family,
+                                  segments=batch["segments"][0])
+        return batch_nll(batch["y"] - f, cov, None, batch["Xk"], segments=batch["segments"])
 
     history: list[dict] = []
     best = (math.inf, None, 0)
@@ -236,6 +218,9 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     batch_size = control.batch_size
     start_epoch = 1
     fingerprint = _fingerprint(design, control, family)
+    # the validation batches are fixed, in the data's order, so that every epoch is judged
+    # on the same NLL (as Keras, which the paper used, evaluates validation data)
+    val_batches = epoch_batches(val_rows, batch_size, shuffle=False) if n_val else None
     if control.resume:
         if not control.checkpoint_dir:
             raise ModelError("resume=True needs checkpoint_dir=")
@@ -249,6 +234,8 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
             stale, history = state["stale"], list(state["history"])
             stop_reason, stopped = state["stop_reason"], state["stopped"]
             batch_size = state["batch_size"]
+            if n_val and batch_size != control.batch_size:
+                val_batches = epoch_batches(val_rows, batch_size, shuffle=False)
             rng.bit_generator.state = state["numpy_rng"]
             torch.set_rng_state(state["torch_rng"])
             start_epoch = state["epoch"] + 1
@@ -260,9 +247,11 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
                 break
             started = time.perf_counter()
             fixed.train()
-            total, finite, batch_size = _train_epoch(
-                fixed, opt, nll_of, train_rows, replace(control, batch_size=batch_size), rng,
-                groups)
+            total, finite, size = _train_epoch(opt, nll_of, epoch_batches, train_rows,
+                                               batch_size, rng)
+            if size != batch_size and n_val:
+                val_batches = epoch_batches(val_rows, size, shuffle=False)
+            batch_size = size
             if not finite:
                 stop_reason = f"non-finite loss in epoch {epoch}; kept the best epoch so far"
                 warnings.warn(f"training stopped: {stop_reason}", TrainingWarning, stacklevel=3)
@@ -271,9 +260,8 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
             fixed.eval()
             with torch.no_grad():
                 if n_val:
-                    val_nll = sum(float(nll_of(b)) for b in _batches(
-                        val_rows, replace(control, batch_size=batch_size), rng,
-                        groups)) / n_val
+                    val_nll = sum(float(nll_of(val_batches.batch(b)))
+                                  for b in range(len(val_batches))) / n_val
                 else:
                     val_nll = train_nll
             theta = cov.theta()
@@ -310,6 +298,8 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     fixed.load_state_dict(best[1][0])
     cov.load_state_dict(best[1][1])
     fixed.eval()
+    for net in networks:
+        attach_generator(net, None)  # the fitted model does not keep the training generator
 
     with torch.no_grad():
         nn_out = np.zeros(n)
@@ -374,23 +364,35 @@ def nn_predictor(networks: list[nn.Module], device: torch.device):
     return predict
 
 
-def _train_epoch(fixed, opt, nll_of, train_rows, control: TorchControl, rng, groups):
+def _adam(params: list, control: TorchControl) -> torch.optim.Optimizer:
+    """Adam with the fused kernel (one update of all parameters, CPU or CUDA), else foreach."""
+    try:
+        return torch.optim.Adam(params, lr=control.lr, weight_decay=control.weight_decay,
+                                fused=True)
+    except (RuntimeError, ValueError):  # parameters on a device without the fused kernel
+        return torch.optim.Adam(params, lr=control.lr, weight_decay=control.weight_decay,
+                                foreach=True)
+
+
+def _train_epoch(opt, nll_of, epoch_batches, train_rows: np.ndarray, batch_size: int,
+                 rng: np.random.Generator) -> tuple[float, bool, int]:
     """One pass over the training rows. Returns (Σ NLL, all finite, batch size). A GPU that
     runs out of memory gets the epoch again with half the batch size, and a warning."""
-    batch_size = control.batch_size
     while True:
         state = rng.bit_generator.state
         total = 0.0
         try:
-            for batch in _batches(train_rows, replace(control, batch_size=batch_size), rng,
-                                  groups):
+            batches = epoch_batches(train_rows, batch_size)
+            for b in range(len(batches)):
+                batch = batches.batch(b)
                 opt.zero_grad()
                 loss = nll_of(batch)
-                if not torch.isfinite(loss):
+                value = float(loss.detach())
+                if not math.isfinite(value):
                     return total, False, batch_size
-                (loss / len(batch)).backward()
+                (loss / batch["rows"]).backward()
                 opt.step()
-                total += float(loss.detach())
+                total += value
             return total, True, batch_size
         except torch.cuda.OutOfMemoryError:
             if batch_size <= 1:

@@ -57,6 +57,37 @@ def test_batch_nll_is_the_multivariate_normal(formula):
     assert ours == pytest.approx(expected, rel=1e-6)
 
 
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | g)", "y ~ x + (0 + x | g)",
+                                     "y ~ x + (x | g)"])
+def test_batch_nll_gradient_is_the_multivariate_normal_gradient(formula):
+    """The hand-written gradient of the scalar-term NLL (and autograd's for the others)
+    equals autograd's gradient of the dense Gaussian NLL, for r, log σ and the factor."""
+    rng = np.random.default_rng(1)
+    n = 30
+    data = pd.DataFrame({"y": rng.normal(size=n), "x": rng.normal(size=n),
+                         "g": rng.integers(0, 5, n).astype(str)})
+    d = lp.design(formula, data)
+    cov = CovarianceParams(d.random, 0.8)
+    with torch.no_grad():
+        cov.factors[0].add_(torch.as_tensor(rng.normal(scale=0.3, size=cov.factors[0].shape)))
+    r = torch.as_tensor(rng.normal(size=n), dtype=torch.float64).requires_grad_(True)
+    codes, Xs = [torch.as_tensor(d.random[0].codes)], [torch.as_tensor(d.random[0].X)]
+    ours = torch.autograd.grad(batch_nll(r, cov, codes, Xs),
+                               [r, cov.log_sigma, cov.factors[0]], allow_unused=True)
+    # dense: V = Z (L L') Z' + σ² I with Z the term's columns placed by level
+    Z = torch.zeros(n, 5 * d.random[0].p, dtype=torch.float64)
+    for i, (c, x) in enumerate(zip(d.random[0].codes, d.random[0].X)):
+        Z[i, c * len(x):(c + 1) * len(x)] = torch.as_tensor(x)
+    L = cov.chol(0)
+    D = torch.block_diag(*[L @ L.T] * 5)
+    V = Z @ D @ Z.T + cov.sigma ** 2 * torch.eye(n, dtype=torch.float64)
+    dense = -torch.distributions.MultivariateNormal(torch.zeros(n, dtype=torch.float64),
+                                                    V).log_prob(r)
+    expected = torch.autograd.grad(dense, [r, cov.log_sigma, cov.factors[0]])
+    for a, b in zip(ours, expected):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-8, atol=1e-10)
+
+
 @pytest.mark.parametrize("data_kind", ["sleepstudy", "crossed"])
 def test_full_batch_training_reaches_the_exact_ml_fit(data_kind):
     if data_kind == "sleepstudy":

@@ -1,0 +1,105 @@
+"""Mini-batches of an epoch, laid out for cheap training steps.
+
+Each epoch the training rows are permuted once and every tensor is gathered in that order,
+so a batch is a contiguous slice (a view, no copy). The levels present in each batch and
+every row's position among them — what the batch NLL's k×k system is indexed by — are
+found for the whole epoch by one sort in numpy, instead of a ``torch.unique`` per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+def batch_bounds(order_groups: np.ndarray | None, n_rows: int, batch_size: int
+                 ) -> np.ndarray:
+    """Start offsets of the batches (plus the end): fixed-size slices of the permuted rows,
+    or — given each permuted row's group, whole groups are kept together — the first
+    offset after which a batch holds at least ``batch_size`` rows."""
+    if order_groups is None:
+        return np.append(np.arange(0, n_rows, batch_size), n_rows)
+    ends = np.append(np.flatnonzero(np.diff(order_groups)) + 1, n_rows)
+    bounds = [0]
+    while bounds[-1] < n_rows:  # the first group end at least batch_size rows further
+        at = min(int(np.searchsorted(ends, bounds[-1] + batch_size)), len(ends) - 1)
+        bounds.append(int(ends[at]))
+    return np.asarray(bounds, dtype=np.int64)
+
+
+def epoch_order(rows: np.ndarray, rng: np.random.Generator | None,
+                groups: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The rows in a random order; with ``groups``, whole groups in a random order (rows of
+    a group together, in their original order). Without ``rng`` the order is the data's
+    (groups by level). Returns the order and each of its rows' group."""
+    if groups is None:
+        return (rng.permutation(rows) if rng is not None else rows), None
+    present = np.unique(groups[rows])
+    rank = np.empty(int(present.max()) + 1, dtype=np.int64)
+    rank[rng.permutation(present) if rng is not None else present] = np.arange(len(present))
+    order = rows[np.argsort(rank[groups[rows]], kind="stable")]
+    return order, groups[order]
+
+
+@dataclass
+class Segments:
+    """The levels of one random term inside each batch: ``inv`` the row's index among its
+    batch's levels, ``codes`` those levels batch after batch, ``starts`` where each batch's
+    levels begin in ``codes``."""
+
+    inv: torch.Tensor
+    codes: torch.Tensor
+    starts: np.ndarray
+
+    @staticmethod
+    def build(codes: np.ndarray, bounds: np.ndarray, device) -> Segments:
+        batch_of = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))
+        width = int(codes.max()) + 1 if len(codes) else 1
+        key = batch_of * width + codes
+        uniq, inv = np.unique(key, return_inverse=True)
+        seg_batch = uniq // width
+        starts = np.searchsorted(seg_batch, np.arange(len(bounds)))
+        local = inv.reshape(-1) - starts[batch_of]
+        return Segments(torch.as_tensor(local, device=device),
+                        torch.as_tensor(uniq % width, device=device), starts)
+
+    def batch(self, b: int, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(levels present, each row's index among them) for batch ``b`` = rows lo:hi."""
+        return self.codes[self.starts[b]:self.starts[b + 1]], self.inv[lo:hi]
+
+
+@dataclass
+class EpochBatches:
+    """One epoch's rows in batch order: the gathered tensors, batch bounds and segments."""
+
+    order: np.ndarray
+    bounds: np.ndarray
+    tensors: dict
+    segments: list[Segments]
+
+    @staticmethod
+    def build(tensors: dict, codes: list[np.ndarray], order: np.ndarray,
+              order_groups: np.ndarray | None, batch_size: int, device) -> EpochBatches:
+        bounds = batch_bounds(order_groups, len(order), batch_size)
+        idx = torch.as_tensor(order, device=device)
+        gathered = {key: ([v[idx] for v in value] if isinstance(value, list) else value[idx])
+                    for key, value in tensors.items()}
+        segments = [Segments.build(c[order], bounds, device) for c in codes]
+        return EpochBatches(order, bounds, gathered, segments)
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
+
+    def batch(self, b: int) -> dict:
+        """Batch ``b``: every tensor sliced to its rows, plus ``segments`` per term."""
+        lo, hi = int(self.bounds[b]), int(self.bounds[b + 1])
+        out = {key: ([v[lo:hi] for v in value] if isinstance(value, list) else value[lo:hi])
+               for key, value in self.tensors.items()}
+        out["segments"] = [s.batch(b, lo, hi) for s in self.segments]
+        out["rows"] = hi - lo
+        return out
+
+
+__all__ = ["EpochBatches", "Segments", "batch_bounds", "epoch_order"]

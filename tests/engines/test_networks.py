@@ -1,0 +1,47 @@
+"""The nn() networks: lmerpy's Dropout drops the right share of units, stays unbiased, is
+reproducible from its generator, and is torch's dropout without one or in eval mode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lmerpy.engines.networks import Dropout, attach_generator
+
+
+@pytest.mark.parametrize("p", [0.1, 0.25, 0.5, 0.9])
+def test_dropout_rate_and_unbiasedness(p):
+    layer = Dropout(p)
+    attach_generator(layer, np.random.default_rng(0))
+    out = layer(torch.ones(2000, 500))
+    dropped = float((out == 0).float().mean())
+    # 10⁶ units: the share dropped is p within 5 binomial standard errors
+    assert abs(dropped - p) < 5 * np.sqrt(p * (1 - p) / 1e6)
+    assert float(out.mean()) == pytest.approx(1.0, abs=5 * np.sqrt(p / (1 - p) / 1e6))
+    kept = out[out != 0]
+    assert torch.allclose(kept, torch.full_like(kept, 1 / (1 - round(p * 65536) / 65536)))
+
+
+def test_dropout_masks_follow_the_generator_and_carry_the_gradient():
+    a, b = Dropout(0.3), Dropout(0.3)
+    attach_generator(a, np.random.default_rng(5))
+    attach_generator(b, np.random.default_rng(5))
+    x = torch.randn(50, 20, requires_grad=True)
+    out = a(x)
+    assert torch.equal(out, b(x))
+    out.sum().backward()
+    scale = 1 / (1 - round(0.3 * 65536) / 65536)
+    np.testing.assert_allclose(x.grad, torch.where(out.detach() != 0, scale, 0.0), rtol=1e-6)
+
+
+def test_dropout_without_generator_or_in_eval_mode():
+    layer = Dropout(0.5)
+    x = torch.ones(100, 100)
+    torch.manual_seed(0)
+    expected = torch.nn.functional.dropout(x, 0.5, True)
+    torch.manual_seed(0)
+    assert torch.equal(layer(x), expected)     # torch's dropout when no generator
+    attach_generator(layer, np.random.default_rng(0))
+    layer.eval()
+    assert torch.equal(layer(x), x)
