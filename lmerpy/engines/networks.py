@@ -33,10 +33,10 @@ class Dropout(nn.Dropout):
             return super().forward(x)
         threshold = round(self.p * 65536)
         bits = np.frombuffer(self.generator.bytes(2 * x.numel()), dtype=np.uint16)
-        mask = (bits >= threshold).astype(np.float32 if x.dtype == torch.float32 else
-                                          np.float64)
+        mask = (bits >= threshold).astype(np.float64 if x.dtype == torch.float64 else
+                                          np.float32)
         mask *= 65536 / (65536 - threshold)
-        return x * torch.from_numpy(mask.reshape(x.shape))
+        return x * torch.from_numpy(mask.reshape(x.shape)).to(x.dtype)
 
 
 def attach_generator(module: nn.Module, generator: np.random.Generator | None) -> None:
