@@ -177,6 +177,7 @@ def run_case(name, df, groups, random, split, epochs, seed) -> list[dict]:
     est = ", ".join(f"{label(r)}={r.vcov:.3f}" for r in vc.itertuples())
     record("lmmnn", m.predict(new, allow_new_levels=True).to_numpy(),
            time.perf_counter() - t0, est)
+    out[-1]["sigma2e"] = m.sigma ** 2
 
     x_tr = torch.tensor(train[X_COLS].to_numpy(), dtype=torch.float32)
     x_te = torch.tensor(new[X_COLS].to_numpy(), dtype=torch.float32)
@@ -352,8 +353,8 @@ def main() -> None:
     if args.reps > 1:
         _write_summary(rows, header, args.out)
     else:
-        _write_table([{k: v for k, v in r.items() if k != "rep"} for r in rows], header,
-                     args.out)
+        _write_table([{k: v for k, v in r.items() if k not in ("rep", "sigma2e")}
+                      for r in rows], header, args.out)
 
 
 def _cases(args, rng: np.random.Generator) -> list[tuple]:
@@ -383,13 +384,16 @@ def _cases(args, rng: np.random.Generator) -> list[tuple]:
 def _write_summary(rows: list[dict], header: str, path: str) -> None:
     """Mean and standard error over the repetitions, per scenario and method."""
     table = pd.DataFrame(rows)
-    lines = ["| scenario | method | test MSE, mean (SE) | reps | seconds | estimates (last rep) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| scenario | method | test MSE, mean (SE) | reps | seconds | σ̂²e, mean | "
+             "estimates (last rep) |", "|---|---|---|---|---|---|---|"]
+    if "sigma2e" not in table:
+        table["sigma2e"] = np.nan
     for (scenario, method), part in table.groupby(["scenario", "method"], sort=False):
         mse = part["test MSE"]
         se = mse.std(ddof=1) / np.sqrt(len(mse)) if len(mse) > 1 else float("nan")
+        s2e = f"{part.sigma2e.mean():.3f}" if part.sigma2e.notna().any() else ""
         lines.append(f"| {scenario} | {method} | {mse.mean():.4f} ({se:.4f}) | {len(mse)} | "
-                     f"{part.seconds.mean():.1f} | {part.estimates.iloc[-1]} |")
+                     f"{part.seconds.mean():.1f} | {s2e} | {part.estimates.iloc[-1]} |")
     Path(path).write_text(header + "\n".join(lines) + "\n")
     print(f"wrote {path}")
 
