@@ -74,7 +74,6 @@ class Segments:
 class EpochBatches:
     """One epoch's rows in batch order: the gathered tensors, batch bounds and segments."""
 
-    order: np.ndarray
     bounds: np.ndarray
     tensors: dict
     segments: list[Segments]
@@ -87,7 +86,7 @@ class EpochBatches:
         gathered = {key: ([v[idx] for v in value] if isinstance(value, list) else value[idx])
                     for key, value in tensors.items()}
         segments = [Segments.build(c[order], bounds, device) for c in codes]
-        return EpochBatches(order, bounds, gathered, segments)
+        return EpochBatches(bounds, gathered, segments)
 
     def __len__(self) -> int:
         return len(self.bounds) - 1

@@ -166,7 +166,6 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     fixed = _FixedPart(X.shape[1], beta0, networks, dtype).to(device)
     for net in fixed.networks:
         net.to(device=device)
-    for net in networks:
         attach_generator(net, rng)
     cov = CovarianceParams(design.random, sigma0, dtype).to(device)
     cov.coords = [c.to(device) if c is not None else None for c in cov.coords]
