@@ -155,7 +155,11 @@ class _Embedded(nn.Module):
         return self.net(torch.cat(parts, dim=1))[:, 0]
 
 
-def run_case(name, df, groups, random, split, epochs, seed) -> list[dict]:
+METHODS = ("lmmnn", "lmmnn (group batches)", "ignore", "embeddings", "lmm (linear)")
+
+
+def run_case(name, df, groups, random, split, epochs, seed,
+             methods: tuple[str, ...] = METHODS) -> list[dict]:
     rng = np.random.default_rng(seed)
     test = split if split is not None else rng.random(len(df)) < 0.2
     train, new = df[~test].reset_index(drop=True), df[test].reset_index(drop=True)
@@ -166,45 +170,58 @@ def run_case(name, df, groups, random, split, epochs, seed) -> list[dict]:
                     "test MSE": float(np.mean((new.y.to_numpy() - pred) ** 2)),
                     "seconds": took, "estimates": extra})
 
-    t0 = time.perf_counter()
-    m = lp.lmer(f"y ~ nn(x1 + ... + x10) + {random}", train, seed=seed, epochs=epochs,
-                verbose=False)
-    vc = m.VarCorr().to_frame()
     def label(r) -> str:
         names = [v for v in (r.var1, r.var2) if isinstance(v, str)]
         return f"{r.grp}:{'/'.join(names)}" if names else r.grp
 
-    est = ", ".join(f"{label(r)}={r.vcov:.3f}" for r in vc.itertuples())
-    record("lmmnn", m.predict(new, allow_new_levels=True).to_numpy(),
-           time.perf_counter() - t0, est)
-    out[-1]["sigma2e"] = m.sigma ** 2
+    # lmerpy as the paper trains it (random batches), and with whole groups per batch
+    for method, batching in (("lmmnn", "random"), ("lmmnn (group batches)", "group")):
+        if method not in methods or (batching == "group" and random.startswith("rbf")):
+            continue
+        t0 = time.perf_counter()
+        m = lp.lmer(f"y ~ nn(x1 + ... + x10) + {random}", train, seed=seed, epochs=epochs,
+                    batching=batching, verbose=False)
+        vc = m.VarCorr().to_frame()
+        est = ", ".join(f"{label(r)}={r.vcov:.3f}" for r in vc.itertuples())
+        record(method, m.predict(new, allow_new_levels=True).to_numpy(),
+               time.perf_counter() - t0, est)
+        out[-1]["sigma2e"] = m.sigma ** 2
+    if not {"ignore", "embeddings", "lmm (linear)"} & set(methods):
+        return out
 
     x_tr = torch.tensor(train[X_COLS].to_numpy(), dtype=torch.float32)
     x_te = torch.tensor(new[X_COLS].to_numpy(), dtype=torch.float32)
     y_tr = torch.tensor(train.y.to_numpy(), dtype=torch.float32)
-    t0 = time.perf_counter()
-    mlp = _train_mse(_MLP(10), [x_tr], y_tr, epochs, seed)
-    with torch.no_grad():
-        record("ignore", mlp(x_te).numpy(), time.perf_counter() - t0)
-
-    t0 = time.perf_counter()
-    sizes, c_tr, c_te = [], [], []
-    for g in groups:
-        levels = {v: i for i, v in enumerate(sorted(train[g].unique()))}
-        sizes.append(len(levels) + 1)  # the last index: levels unseen in training
-        c_tr.append(torch.tensor(train[g].map(levels).to_numpy()))
-        c_te.append(torch.tensor(new[g].map(levels).fillna(len(levels)).astype(int).to_numpy()))
-    emb = _train_mse(_Embedded(10, sizes), [x_tr] + c_tr, y_tr, epochs, seed)
-    with torch.no_grad():
-        record("embeddings", emb(x_te, *c_te).numpy(), time.perf_counter() - t0)
-
-    if random.startswith("rbf") and train["loc"].nunique() > 2000:
+    if "ignore" in methods:
+        t0 = time.perf_counter()
+        mlp = _train_mse(_MLP(10), [x_tr], y_tr, epochs, seed)
+        with torch.no_grad():
+            record("ignore", mlp(x_te).numpy(), time.perf_counter() - t0)
+    if "embeddings" in methods:
+        t0 = time.perf_counter()
+        emb, c_te = _embeddings(train, new, groups, x_tr, y_tr, epochs, seed)
+        with torch.no_grad():
+            record("embeddings", emb(x_te, *c_te).numpy(), time.perf_counter() - t0)
+    if "lmm (linear)" not in methods or (random.startswith("rbf")
+                                         and train["loc"].nunique() > 2000):
         return out  # the exact engine's dense kernel solve is cubic in the locations
     t0 = time.perf_counter()
     lmm = lp.lmer(f"y ~ x1 + ... + x10 + {random}", train, REML=False)
     record("lmm (linear)", lmm.predict(new, allow_new_levels=True).to_numpy(),
            time.perf_counter() - t0)
     return out
+
+
+def _embeddings(train, new, groups, x_tr, y_tr, epochs, seed):
+    """The same MLP with an embedding per grouping factor (an extra index for levels unseen
+    in training), trained by MSE; returns it and the test rows' codes."""
+    sizes, c_tr, c_te = [], [], []
+    for g in groups:
+        levels = {v: i for i, v in enumerate(sorted(train[g].unique()))}
+        sizes.append(len(levels) + 1)  # the last index: levels unseen in training
+        c_tr.append(torch.tensor(train[g].map(levels).to_numpy()))
+        c_te.append(torch.tensor(new[g].map(levels).fillna(len(levels)).astype(int).to_numpy()))
+    return _train_mse(_Embedded(10, sizes), [x_tr] + c_tr, y_tr, epochs, seed), c_te
 
 
 def binary(n, q, sig2b, rng):
@@ -326,6 +343,9 @@ def main() -> None:
                              "scenario's name, e.g. 'single q=1000 σ²b=1.0'")
     parser.add_argument("--reps", type=int, default=1,
                         help="repetitions (seeds seed, seed+1, ...): mean and SE per cell")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="Gaussian: the methods to run, comma-separated, of "
+                             + ", ".join(METHODS))
     parser.add_argument("--lmmnn-only", action="store_true", help="--glmm: skip the baselines")
     parser.add_argument("--batch", type=int, default=1000, help="--glmm: lmerpy's batch size")
     parser.add_argument("--lr", type=float, default=1e-3, help="--glmm: lmerpy's learning rate")
@@ -346,7 +366,8 @@ def main() -> None:
         for name, df, groups, random, split in _cases(args, args.seed + rep):
             if args.cell and args.cell != name:
                 continue
-            result = run_case(name, df, groups, random, split, args.epochs, args.seed + rep)
+            result = run_case(name, df, groups, random, split, args.epochs, args.seed + rep,
+                              tuple(args.methods.split(",")))
             for r in result:
                 r["rep"] = rep
                 print(f"{r['scenario']:48s} {r['method']:14s} MSE {r['test MSE']:.4f} "
