@@ -194,8 +194,9 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     n_val = int(round(control.validation * n)) if control.validation > 0 else 0
     val_rows, train_rows = np.sort(rows[:n_val]), np.sort(rows[n_val:])
     codes = [np.asarray(r.codes) for r in design.random]
-    groups = codes[0] if control.batching == "group" and design.random[0].encoder is not None \
-        else None
+    # group batching keeps whole levels of the first random term together (for an rbf term:
+    # whole locations, so a location's rows share a batch; the kernel still links batches)
+    groups = codes[0] if control.batching == "group" else None
 
     def epoch_batches(rows: np.ndarray, size: int, shuffle: bool = True) -> EpochBatches:
         order, order_groups = epoch_order(rows, rng if shuffle else None, groups)

@@ -11,6 +11,7 @@ from scipy.stats import multivariate_normal
 
 import lmerpy as lp
 from lmerpy.engines.batch_nll import CovarianceParams, batch_nll
+from lmerpy.engines.batching import EpochBatches, epoch_order
 
 
 def _nonlinear(n: int, q: int, seed: int) -> pd.DataFrame:
@@ -55,6 +56,35 @@ def test_batch_nll_is_the_multivariate_normal(formula):
     V = s2 * (Zl @ Zl.T + np.eye(n))
     expected = -multivariate_normal(mean=np.zeros(n), cov=V).logpdf(r.numpy())
     assert ours == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | g)", "y ~ x + (x | g)"])
+@pytest.mark.parametrize("grouped", [True, False])
+def test_group_batches_sum_to_the_full_nll(formula, grouped):
+    """With whole groups per batch the batch NLLs add up to the NLL of all rows (V is block
+    diagonal by group; paper §3.1); random batches of the same size do not."""
+    rng = np.random.default_rng(2)
+    n = 120
+    data = pd.DataFrame({"y": rng.normal(size=n), "x": rng.normal(size=n),
+                         "g": rng.integers(0, 15, n).astype(str)})
+    d = lp.design(formula, data)
+    cov = CovarianceParams(d.random, 0.9)
+    with torch.no_grad():
+        cov.factors[0].add_(torch.as_tensor(rng.normal(scale=0.3, size=cov.factors[0].shape)))
+    r = torch.as_tensor(d.y - 0.2)
+    codes = np.asarray(d.random[0].codes)
+    order, order_groups = epoch_order(np.arange(n), rng, codes if grouped else None)
+    epoch = EpochBatches.build({"r": r, "Xk": [torch.as_tensor(d.random[0].X)]}, [codes],
+                               order, order_groups, 20, "cpu")
+    with torch.no_grad():
+        total = sum(float(batch_nll(b["r"], cov, None, b["Xk"], segments=b["segments"]))
+                    for b in map(epoch.batch, range(len(epoch))))
+        full = float(batch_nll(r, cov, [torch.as_tensor(codes)],
+                               [torch.as_tensor(d.random[0].X)]))
+    if grouped:
+        assert total == pytest.approx(full, rel=1e-10)
+    else:
+        assert abs(total - full) > 1e-3 * abs(full)
 
 
 @pytest.mark.parametrize("formula", ["y ~ x + (1 | g)", "y ~ x + (0 + x | g)",
