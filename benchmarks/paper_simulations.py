@@ -187,7 +187,7 @@ def run_case(name, df, groups, random, split, epochs, seed,
         record(method, m.predict(new, allow_new_levels=True).to_numpy(),
                time.perf_counter() - t0, est)
         out[-1]["sigma2e"] = m.sigma ** 2
-    if not {"ignore", "embeddings", "lmm (linear)"} & set(methods):
+    if not set(METHODS[2:]) & set(methods):
         return out
 
     x_tr = torch.tensor(train[X_COLS].to_numpy(), dtype=torch.float32)
