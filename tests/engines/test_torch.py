@@ -58,6 +58,18 @@ def test_batch_nll_is_the_multivariate_normal(formula):
     assert ours == pytest.approx(expected, rel=1e-6)
 
 
+def _one_factor_model(formula, rng, n, levels, sigma):
+    """A design with one grouping factor of random data, and covariance parameters moved
+    off their start so that every entry of the factor matters."""
+    data = pd.DataFrame({"y": rng.normal(size=n), "x": rng.normal(size=n),
+                         "g": rng.integers(0, levels, n).astype(str)})
+    d = lp.design(formula, data)
+    cov = CovarianceParams(d.random, sigma)
+    with torch.no_grad():
+        cov.factors[0].add_(torch.as_tensor(rng.normal(scale=0.3, size=cov.factors[0].shape)))
+    return d, cov
+
+
 @pytest.mark.parametrize("formula", ["y ~ x + (1 | g)", "y ~ x + (x | g)"])
 @pytest.mark.parametrize("grouped", [True, False])
 def test_group_batches_sum_to_the_full_nll(formula, grouped):
@@ -65,12 +77,7 @@ def test_group_batches_sum_to_the_full_nll(formula, grouped):
     diagonal by group; paper §3.1); random batches of the same size do not."""
     rng = np.random.default_rng(2)
     n = 120
-    data = pd.DataFrame({"y": rng.normal(size=n), "x": rng.normal(size=n),
-                         "g": rng.integers(0, 15, n).astype(str)})
-    d = lp.design(formula, data)
-    cov = CovarianceParams(d.random, 0.9)
-    with torch.no_grad():
-        cov.factors[0].add_(torch.as_tensor(rng.normal(scale=0.3, size=cov.factors[0].shape)))
+    d, cov = _one_factor_model(formula, rng, n, 15, 0.9)
     r = torch.as_tensor(d.y - 0.2)
     codes = np.asarray(d.random[0].codes)
     order, order_groups = epoch_order(np.arange(n), rng, codes if grouped else None)
@@ -94,12 +101,7 @@ def test_batch_nll_gradient_is_the_multivariate_normal_gradient(formula):
     equals autograd's gradient of the dense Gaussian NLL, for r, log σ and the factor."""
     rng = np.random.default_rng(1)
     n = 30
-    data = pd.DataFrame({"y": rng.normal(size=n), "x": rng.normal(size=n),
-                         "g": rng.integers(0, 5, n).astype(str)})
-    d = lp.design(formula, data)
-    cov = CovarianceParams(d.random, 0.8)
-    with torch.no_grad():
-        cov.factors[0].add_(torch.as_tensor(rng.normal(scale=0.3, size=cov.factors[0].shape)))
+    d, cov = _one_factor_model(formula, rng, n, 5, 0.8)
     r = torch.as_tensor(rng.normal(size=n), dtype=torch.float64).requires_grad_(True)
     codes, Xs = [torch.as_tensor(d.random[0].codes)], [torch.as_tensor(d.random[0].X)]
     ours = torch.autograd.grad(batch_nll(r, cov, codes, Xs),
