@@ -218,8 +218,9 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     batch_size = control.batch_size
     start_epoch = 1
     fingerprint = _fingerprint(design, control, family)
-    # the validation batches are fixed, in the data's order, so that every epoch is judged
-    # on the same NLL (as Keras, which the paper used, evaluates validation data)
+    # the validation batches are fixed, in the data's order (by level with group batching),
+    # so that every epoch is judged on the same NLL (as Keras, which the paper used,
+    # evaluates validation data)
     val_batches = epoch_batches(val_rows, batch_size, shuffle=False) if n_val else None
     if control.resume:
         if not control.checkpoint_dir:
