@@ -3,6 +3,9 @@ and against q, and full trainings to early stopping at the issue's reference siz
 
     .venv/bin/python benchmarks/torch_speed.py            # writes benchmarks/RESULTS_torch.md
     .venv/bin/python benchmarks/torch_speed.py --quick    # smaller grid
+
+On a machine with CUDA the engine trains there (device="auto") and the table goes to
+benchmarks/RESULTS_torch_cuda.md; the plain-PyTorch comparison then runs on the same GPU.
 """
 
 from __future__ import annotations
@@ -31,14 +34,14 @@ def simulate(n: int, q: int, seed: int = 0) -> pd.DataFrame:
     return df
 
 
-def per_epoch(n: int, q: int, batch: int, epochs: int = 2) -> float:
+def per_epoch(n: int, q: int, batch: int, epochs: int = 2, **options) -> float:
     df = simulate(n, q)
     m = lp.lmer("y ~ nn(x1 + ... + x10) + (1 | g0)", df, epochs=epochs, patience=0,
-                batch_size=batch, verbose=False, seed=0, refine=False)
+                batch_size=batch, verbose=False, seed=0, refine=False, **options)
     return float(m.history.seconds.median())
 
 
-def plain_torch_epoch(n: int, batch: int, epochs: int = 2) -> float:
+def plain_torch_epoch(n: int, batch: int, epochs: int = 2, device: str = "cpu") -> float:
     """The same MLP (nn.Sequential, nn.Dropout) trained by the shortest idiomatic PyTorch loop
     with an MSE loss and no random effects: what one epoch costs in eager PyTorch here."""
     from torch import nn
@@ -48,19 +51,22 @@ def plain_torch_epoch(n: int, batch: int, epochs: int = 2) -> float:
     for h in (100, 50, 25, 12):
         layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(0.25)]
         width = h
-    net = nn.Sequential(*layers, nn.Linear(width, 1))
-    x, y = torch.rand(n, 10) * 2 - 1, torch.randn(n)
+    net = nn.Sequential(*layers, nn.Linear(width, 1)).to(device)
+    x = torch.rand(n, 10, device=device) * 2 - 1
+    y = torch.randn(n, device=device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
     seconds = []
     for _ in range(epochs):
         t0 = time.perf_counter()
-        order = torch.randperm(n)
+        order = torch.randperm(n, device=device)
         xs, ys = x[order], y[order]
         for i in range(0, n, batch):
             opt.zero_grad()
             loss = ((net(xs[i:i + batch])[:, 0] - ys[i:i + batch]) ** 2).mean()
             loss.backward()
             opt.step()
+        if device != "cpu":
+            torch.cuda.synchronize()
         seconds.append(time.perf_counter() - t0)
     return float(np.median(seconds))
 
@@ -77,9 +83,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    device = "cuda" if torch.cuda.is_available() else \
-        f"cpu, {os.cpu_count()} cores; training runs one thread for batches ≤ 4096"
-    lines = [f"# Torch engine speed ({device})", "",
+    cuda = torch.cuda.is_available()
+    device = "cuda" if cuda else "cpu"
+    where = (f"CUDA, {torch.cuda.get_device_name(0)}; torch {torch.__version__}" if cuda else
+             f"cpu, {os.cpu_count()} cores; training runs one thread for batches ≤ 4096")
+    lines = [f"# Torch engine speed ({where})", "",
              "Paper architecture (100, 50, 25, 12), one random intercept, batching 'random'.",
              "", "## Seconds per epoch against n (q = 1,000)", "",
              "Each epoch: training (90% of n) and the validation NLL (10%). 'plain torch' is the",
@@ -91,7 +99,8 @@ def main() -> None:
     for n in ns:
         b100 = per_epoch(n, 1000, 100) if n <= 100_000 or not args.quick else float("nan")
         b1000 = per_epoch(n, 1000, 1000)
-        p100, p1000 = plain_torch_epoch(n, 100), plain_torch_epoch(n, 1000)
+        p100 = plain_torch_epoch(n, 100, device=device)
+        p1000 = plain_torch_epoch(n, 1000, device=device)
         lines.append(f"| {n:,} | {b100:.2f} | {p100:.2f} | {b1000:.2f} | {p1000:.2f} |")
         print(lines[-1], flush=True)
     lines += ["", "## Seconds per epoch against q (n = 100,000, batch 1000)", "",
@@ -99,13 +108,21 @@ def main() -> None:
     for q in ([100, 10_000] if args.quick else [100, 1_000, 10_000, 100_000]):
         lines.append(f"| {q:,} | {per_epoch(100_000, q, 1000):.2f} |")
         print(lines[-1], flush=True)
+    if cuda:
+        lines += ["", "## CUDA graphs against eager steps (n = 100,000, q = 1,000)", "",
+                  "Seconds per epoch; 'eager' is the same training with cuda_graphs=False.", "",
+                  "| batch | graphs | eager |", "|---|---|---|"]
+        for batch in (100, 1000):
+            lines.append(f"| {batch} | {per_epoch(100_000, 1000, batch, epochs=3):.2f} | "
+                         f"{per_epoch(100_000, 1000, batch, epochs=3, cuda_graphs=False):.2f} |")
+            print(lines[-1], flush=True)
     lines += ["", "## To early stopping (n = 100,000, q = 1,000)", "",
               "| batch | seconds | epochs | of which in epochs |", "|---|---|---|---|"]
     for batch in (100, 1000):
         sec, ep, in_epochs = full(100_000, 1000, batch)
         lines.append(f"| {batch} | {sec:.1f} | {ep} | {in_epochs:.1f} |")
         print(lines[-1], flush=True)
-    out = ROOT / "benchmarks" / "RESULTS_torch.md"
+    out = ROOT / "benchmarks" / ("RESULTS_torch_cuda.md" if cuda else "RESULTS_torch.md")
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")
 

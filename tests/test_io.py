@@ -43,9 +43,11 @@ CASES = {
     "glmer AGQ": lambda: lp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
                                   lp.datasets.load("cbpp"), nAGQ=9),
     "torch gaussian": lambda: lp.lmer("y ~ f + nn(x1 + x2 + x3, hidden=(8,)) + (1 | g)",
-                                      _nn_data(), seed=1, epochs=4, verbose=False),
+                                      _nn_data(), seed=1, epochs=4, verbose=False,
+                                      device="cpu"),
     "torch binomial": lambda: lp.glmer("b ~ nn(x1 + x2, hidden=(8,)) + (1 | g)", _nn_data(),
-                                       seed=1, epochs=3, verbose=False, batch_size=200),
+                                       seed=1, epochs=3, verbose=False, batch_size=200,
+                                       device="cpu"),
 }
 
 
@@ -70,7 +72,7 @@ def test_custom_modules_need_their_code_at_load(tmp_path):
     df = _nn_data()
     net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
     m = lp.lmer("y ~ nn(x1 + x2, module='mine') + (1 | g)", df, modules={"mine": net},
-                seed=0, epochs=2, verbose=False)
+                seed=0, epochs=2, verbose=False, device="cpu")
     m.save(tmp_path / "m.lmerpy")
     with pytest.raises(lp.ModelError, match="module='mine'"):
         lp.load(tmp_path / "m.lmerpy")

@@ -76,39 +76,36 @@ class _ScalarTermNLL(torch.autograd.Function):
 
         ∂NLL/∂r_i = (r_i − a x_i S_j/M_j)/σ²,   ∂NLL/∂a = ½(Σ_j n_j/M_j − Σ_j (S_j/M_j)²/σ²).
 
-    The inputs are log ℓ and log σ, and the scalar algebra is done in Python floats: one
-    autograd node and a dozen kernels instead of some thirty small autograd ones (the
-    training step of a random-intercept model is mostly such overhead)."""
+    The inputs are log ℓ and log σ: one autograd node and a dozen kernels instead of some
+    thirty small autograd ones (the training step of a random-intercept model is mostly such
+    overhead). The scalars stay tensors on the data's device — no value comes back to the
+    host, so a step can be captured in a CUDA graph (graph_step.py). Levels in ``0..k-1``
+    that no row has add M_j = 1 and S_j = 0: nothing, so ``k`` may be a fixed upper bound."""
 
     @staticmethod
     def forward(ctx, r, x, inv, k, log_ell, log_sigma):
         m = r.shape[0]
-        s2 = math.exp(2.0 * float(log_sigma))
-        a = math.exp(2.0 * float(log_ell)) / s2
+        s2 = (2.0 * log_sigma).exp()
+        a = (2.0 * log_ell).exp() / s2
         sums = torch.zeros(k, 2, dtype=r.dtype, device=r.device).index_add_(
             0, inv, torch.stack((x * x, x * r), dim=1))
         M = sums[:, 0].mul(a).add_(1.0)
         ratio = sums[:, 1] / M                                    # S_j / M_j
-        stats = torch.stack((r @ r, sums[:, 1] @ ratio, torch.log(M).sum(),
-                             (sums[:, 0] / M).sum(), ratio @ ratio)).tolist()
-        rr, s_ratio, logdet_m, n_over_m, ratio2 = stats
-        quad = (rr - a * s_ratio) / s2
-        ctx.save_for_backward(r, x, inv, ratio)
-        ctx.scalars = (m, s2, a, quad, n_over_m, ratio2)
-        return r.new_tensor(0.5 * (quad + m * math.log(s2) + logdet_m
-                                   + m * math.log(2.0 * math.pi)))
+        quad = (r @ r - a * (sums[:, 1] @ ratio)) / s2
+        n_over_m, ratio2 = (sums[:, 0] / M).sum(), ratio @ ratio
+        ctx.save_for_backward(r, x, inv, ratio, s2, a, quad, n_over_m, ratio2)
+        return 0.5 * (quad + m * s2.log() + M.log().sum() + m * math.log(2.0 * math.pi))
 
     @staticmethod
     def backward(ctx, grad):
-        r, x, inv, ratio = ctx.saved_tensors
-        m, s2, a, quad, n_over_m, ratio2 = ctx.scalars
-        g = float(grad)
-        g_r = torch.addcmul(r, x, ratio[inv], value=-a).mul_(g / s2)
+        r, x, inv, ratio, s2, a, quad, n_over_m, ratio2 = ctx.saved_tensors
+        m = r.shape[0]
+        g_r = torch.addcmul(r, x, ratio[inv] * a, value=-1.0).mul_(grad / s2)
         g_a = 0.5 * (n_over_m - ratio2 / s2)
         # a = exp(2 log ℓ − 2 log σ); the log-likelihood's σ² enters also directly
-        g_log_ell = g * g_a * 2.0 * a
-        g_log_sigma = g * (0.5 * (m - quad) * 2.0 - g_a * 2.0 * a)
-        return (g_r, None, None, None, r.new_tensor(g_log_ell), r.new_tensor(g_log_sigma))
+        g_log_ell = grad * g_a * 2.0 * a
+        g_log_sigma = grad * ((m - quad) - g_a * 2.0 * a)
+        return g_r, None, None, None, g_log_ell, g_log_sigma
 
 
 def _single_grouped_term(r, params, inv, k, Xk) -> torch.Tensor:
@@ -124,7 +121,7 @@ def _single_grouped_term(r, params, inv, k, Xk) -> torch.Tensor:
     M = M.index_add(0, inv, u.unsqueeze(2) * u.unsqueeze(1))
     M = M + torch.eye(p, dtype=r.dtype, device=r.device)
     Ur = torch.zeros(k, p, dtype=r.dtype, device=r.device).index_add(0, inv, u * r.unsqueeze(1))
-    Lm = torch.linalg.cholesky(M)
+    Lm = torch.linalg.cholesky_ex(M).L   # _ex: no host check; M = I + U'U is PD
     w = torch.linalg.solve_triangular(Lm, Ur.unsqueeze(2), upper=False).squeeze(2)
     quad = (r @ r - (w * w).sum()) / sigma2
     logdet = m * torch.log(sigma2) + 2.0 * torch.log(torch.diagonal(Lm, dim1=1, dim2=2)).sum()
@@ -166,7 +163,7 @@ def batch_nll(r: torch.Tensor, params: CovarianceParams, codes: list[torch.Tenso
     U = torch.cat([blk.to(r.dtype) for blk in blocks], dim=1) / sigma2.sqrt()
     M = U.T @ U
     M.diagonal().add_(1.0)
-    Lm = torch.linalg.cholesky(M)
+    Lm = torch.linalg.cholesky_ex(M).L
     w = torch.linalg.solve_triangular(Lm, (U.T @ r).unsqueeze(1), upper=False).squeeze(1)
     quad = (r @ r - w @ w) / sigma2
     logdet = m * torch.log(sigma2) + 2.0 * torch.log(Lm.diagonal()).sum()

@@ -91,6 +91,10 @@ class EpochBatches:
     def __len__(self) -> int:
         return len(self.bounds) - 1
 
+    @property
+    def device(self) -> torch.device:
+        return self.tensors["y"].device
+
     def batch(self, b: int) -> dict:
         """Batch ``b``: every tensor sliced to its rows, plus ``segments`` per term."""
         lo, hi = int(self.bounds[b]), int(self.bounds[b + 1])

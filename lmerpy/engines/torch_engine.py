@@ -38,6 +38,7 @@ from .glmm import GlmerControl, GlmerFit, binomial_response, fit_glmer
 from .glmm_nll import glmm_batch_nll, product_rule
 from .networks import attach_generator, build_network, describe, n_parameters
 from .pls import PLS, CrossProducts
+from .train_step import TrainStep
 
 
 class TrainingWarning(UserWarning):
@@ -69,6 +70,8 @@ class TorchControl:
     threads: int | None = None
     checkpoint_dir: str | None = None  # save the training state there after every epoch
     resume: bool = False              # continue from the checkpoint in checkpoint_dir
+    # on a GPU, replay each training step as a captured CUDA graph (train_step.py)
+    cuda_graphs: bool = True
 
 
 class _FixedPart(nn.Module):
@@ -188,12 +191,14 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
         t["w"] = torch.as_tensor(prior_w, dtype=dtype, device=device)
         t["offset"] = torch.as_tensor(offset, dtype=dtype, device=device)
     params = [p for p in list(fixed.parameters()) + list(cov.parameters()) if p.requires_grad]
-    opt = _adam(params, control)
+    codes = [np.asarray(r.codes) for r in design.random]
+    graphs = (device.type == "cuda" and control.cuda_graphs and family is None
+              and control.batching == "random" and cov.coords.count(None) == len(codes))
+    opt = _adam(params, control, capturable=graphs)
 
     rows = rng.permutation(n)
     n_val = int(round(control.validation * n)) if control.validation > 0 else 0
     val_rows, train_rows = np.sort(rows[:n_val]), np.sort(rows[n_val:])
-    codes = [np.asarray(r.codes) for r in design.random]
     # group batching keeps whole levels of the first random term together (for an rbf term:
     # whole locations, so a location's rows share a batch; the kernel still links batches)
     groups = codes[0] if control.batching == "group" else None
@@ -209,6 +214,9 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
                                   batch["Xk"][0], cov.chol(0), *gh, family,
                                   segments=batch["segments"][0])
         return batch_nll(batch["y"] - f, cov, None, batch["Xk"], segments=batch["segments"])
+
+    step = TrainStep(nll_of, opt, params,
+                     [int(c.max()) + 1 if len(c) else 1 for c in codes] if graphs else None)
 
     history: list[dict] = []
     best = (math.inf, None, 0)
@@ -248,7 +256,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
                 break
             started = time.perf_counter()
             fixed.train()
-            total, finite, size = _train_epoch(opt, nll_of, epoch_batches, train_rows,
+            total, finite, size = _train_epoch(step, opt, epoch_batches, train_rows,
                                                batch_size, rng)
             if size != batch_size and n_val:
                 val_batches = epoch_batches(val_rows, size, shuffle=False)
@@ -261,8 +269,8 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
             fixed.eval()
             with torch.no_grad():
                 if n_val:
-                    val_nll = sum(float(nll_of(val_batches.batch(b)))
-                                  for b in range(len(val_batches))) / n_val
+                    val_nll = float(sum(nll_of(val_batches.batch(b))
+                                        for b in range(len(val_batches)))) / n_val
                 else:
                     val_nll = train_nll
             theta = cov.theta()
@@ -365,36 +373,32 @@ def nn_predictor(networks: list[nn.Module], device: torch.device):
     return predict
 
 
-def _adam(params: list, control: TorchControl) -> torch.optim.Optimizer:
-    """Adam with the fused kernel (one update of all parameters, CPU or CUDA), else foreach."""
+def _adam(params: list, control: TorchControl, capturable: bool = False
+          ) -> torch.optim.Optimizer:
+    """Adam with the fused kernel (one update of all parameters, CPU or CUDA), else foreach;
+    ``capturable`` keeps its step count on the device, for CUDA graphs."""
+    options = dict(lr=control.lr, weight_decay=control.weight_decay, capturable=capturable)
     try:
-        return torch.optim.Adam(params, lr=control.lr, weight_decay=control.weight_decay,
-                                fused=True)
+        return torch.optim.Adam(params, fused=True, **options)
     except (RuntimeError, ValueError):  # parameters on a device without the fused kernel
-        return torch.optim.Adam(params, lr=control.lr, weight_decay=control.weight_decay,
-                                foreach=True)
+        return torch.optim.Adam(params, foreach=True, **options)
 
 
-def _train_epoch(opt, nll_of, epoch_batches, train_rows: np.ndarray, batch_size: int,
-                 rng: np.random.Generator) -> tuple[float, bool, int]:
-    """One pass over the training rows. Returns (Σ NLL, all finite, batch size). A GPU that
-    runs out of memory gets the epoch again with half the batch size, and a warning."""
+def _train_epoch(step: TrainStep, opt, epoch_batches, train_rows: np.ndarray,
+                 batch_size: int, rng: np.random.Generator) -> tuple[float, bool, int]:
+    """One pass over the training rows. Returns (Σ NLL, all finite, batch size). The NLL is
+    summed on the device and read once (a read per step would stall a GPU); a non-finite
+    sum ends training, and the best epoch so far is kept. A GPU that runs out of memory
+    gets the epoch again with half the batch size, and a warning."""
     while True:
         state = rng.bit_generator.state
-        total = 0.0
         try:
             batches = epoch_batches(train_rows, batch_size)
+            total = torch.zeros((), dtype=torch.float64, device=batches.device)
             for b in range(len(batches)):
-                batch = batches.batch(b)
-                opt.zero_grad()
-                loss = nll_of(batch)
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    return total, False, batch_size
-                (loss / batch["rows"]).backward()
-                opt.step()
-                total += value
-            return total, True, batch_size
+                total += step(batches.batch(b), batch_size)
+            value = float(total)
+            return value, math.isfinite(value), batch_size
         except torch.cuda.OutOfMemoryError:
             if batch_size <= 1:
                 raise ModelError("the GPU ran out of memory even with batches of one row; "

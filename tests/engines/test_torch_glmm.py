@@ -131,7 +131,7 @@ def test_nn_binomial_beats_linear_glmer_and_recovers_the_variance():
 def test_torch_glmm_is_reproducible_and_refuses_crossed_terms():
     df = _paper_binary(800, 10, seed=4)
     df["h"] = (np.arange(len(df)) % 7).astype(str)
-    kw = dict(seed=3, verbose=False, epochs=3, batch_size=200)
+    kw = dict(seed=3, verbose=False, epochs=3, batch_size=200, device="cpu")
     a = lp.glmer("y ~ nn(x1 + x2, hidden=(8,)) + (1 | g)", df, **kw)
     b = lp.glmer("y ~ nn(x1 + x2, hidden=(8,)) + (1 | g)", df, **kw)
     np.testing.assert_array_equal(a.fitted(), b.fitted())
