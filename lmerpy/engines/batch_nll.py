@@ -148,10 +148,14 @@ def batch_nll(r: torch.Tensor, params: CovarianceParams, codes: list[torch.Tenso
         if isinstance(t.cov, RBFKernel):
             raw = params.factors[k]
             sd, ell = raw[0].exp(), raw[1].exp()
-            c = params.coords[k][present]
+            # a CUDA graph pads the locations present with −1 (train_step.py): they get
+            # identity rows and columns, so L is block diagonal and no row reaches them
+            valid = present >= 0
+            c = params.coords[k][present.clamp(min=0)]
             K = torch.exp(-torch.cdist(c, c).pow(2) / (2.0 * ell**2))
-            K = K + jitter * torch.eye(len(present), dtype=K.dtype, device=K.device)
-            L = torch.linalg.cholesky(K) * sd
+            K = K * (valid.unsqueeze(1) & valid.unsqueeze(0)) + torch.diag(
+                (~valid).to(K.dtype) + jitter)
+            L = torch.linalg.cholesky_ex(K).L * sd     # _ex: no host check (CUDA graphs)
             blocks.append(L[inv])                      # Z_present L: row i is L[loc_i]
         else:
             p = t.p

@@ -193,7 +193,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     params = [p for p in list(fixed.parameters()) + list(cov.parameters()) if p.requires_grad]
     codes = [np.asarray(r.codes) for r in design.random]
     graphs = (device.type == "cuda" and control.cuda_graphs and family is None
-              and control.batching == "random" and cov.coords.count(None) == len(codes))
+              and control.batching == "random")
     opt = _adam(params, control, capturable=graphs)
 
     rows = rng.permutation(n)

@@ -5,10 +5,11 @@ time goes to launching them from Python, not to computing: an epoch ran slower o
 than on two CPU cores (benchmarks/RESULTS_torch_cuda.md). For batches of the full size the
 step (loss, backward, Adam) is captured once as a CUDA graph and then replayed batch after
 batch with the batch copied into the graph's fixed input tensors. A graph needs fixed shapes:
-the levels present in a batch vary, so each grouped term's k×k system is sized for the most
-levels a batch can hold, min(batch size, levels); the levels no row has add identity blocks,
-which change neither the likelihood nor its gradient (batch_nll.py). Spatial (rbf) terms,
-GLMMs, group batching and the last, shorter batch of an epoch stay eager.
+the levels present in a batch vary, so each term's k×k system is sized for the most levels
+(or locations) a batch can hold, min(batch size, levels), and padded with −1; the padding
+adds identity blocks, which change neither the likelihood nor its gradient (batch_nll.py).
+GLMMs, group batching (whose batches vary in size) and the last, shorter batch of an epoch
+stay eager.
 """
 
 from __future__ import annotations
@@ -64,9 +65,11 @@ class _CapturedStep:
         self.rows = batch["rows"]
         self.inputs = {key: _clone(value) for key, value in batch.items()
                        if key not in ("segments", "rows")}
-        # a term's levels present are only counted (never indexed): a placeholder of the cap
-        self.inputs["segments"] = [(torch.empty(cap, device=inv.device), inv.clone())
-                                   for (_, inv), cap in zip(batch["segments"], caps)]
+        # each term's levels present, padded to its cap with −1 (batch_nll.py)
+        self.inputs["segments"] = [(torch.full((cap,), -1, dtype=present.dtype,
+                                               device=present.device), inv.clone())
+                                   for (present, inv), cap in zip(batch["segments"], caps)]
+        _fill_segments(self.inputs["segments"], batch["segments"])
         self.inputs["rows"] = self.rows
         saved = _snapshot(step.params, step.opt)
         side = torch.cuda.Stream()
@@ -86,8 +89,7 @@ class _CapturedStep:
     def replay(self, batch: dict) -> torch.Tensor:
         for key, value in self.inputs.items():
             if key == "segments":
-                for (_, inv), (_, new) in zip(value, batch["segments"]):
-                    inv.copy_(new)
+                _fill_segments(value, batch["segments"])
             elif isinstance(value, list):
                 for dst, src in zip(value, batch[key]):
                     dst.copy_(src)
@@ -95,6 +97,14 @@ class _CapturedStep:
                 value.copy_(batch[key])
         self.graph.replay()
         return self.loss.clone()
+
+
+def _fill_segments(static: list, segments: list) -> None:
+    for (present, inv), (new_present, new_inv) in zip(static, segments):
+        k = len(new_present)
+        present[:k].copy_(new_present)
+        present[k:].fill_(-1)
+        inv.copy_(new_inv)
 
 
 def _clone(value):

@@ -121,15 +121,18 @@ def test_batch_nll_gradient_is_the_multivariate_normal_gradient(formula):
 
 
 @pytest.mark.parametrize("formula", ["y ~ x + (1 | g)", "y ~ x + (x | g)",
-                                     "y ~ x + (1 | g) + (1 | h)"])
+                                     "y ~ x + (1 | g) + (1 | h)",
+                                     "y ~ x + (1 | g) + rbf(lat, lon)"])
 def test_levels_absent_from_a_batch_change_nothing(formula):
-    """A CUDA graph sizes each term's system for the most levels a batch can hold
-    (train_step.py): levels no row has must leave the NLL and every gradient unchanged."""
+    """A CUDA graph sizes each term's system for the most levels a batch can hold and pads
+    the levels present with −1 (train_step.py): that must leave the NLL and every gradient
+    unchanged."""
     rng = np.random.default_rng(5)
     n = 25
     data = pd.DataFrame({"y": rng.normal(size=n), "x": rng.normal(size=n),
                          "g": rng.integers(0, 7, n).astype(str),
-                         "h": rng.integers(0, 4, n).astype(str)})
+                         "h": rng.integers(0, 4, n).astype(str),
+                         "lat": rng.integers(0, 5, n) / 5.0, "lon": rng.integers(0, 3, n) / 3.0})
     d = lp.design(formula, data)
     cov = CovarianceParams(d.random, 0.7)
     with torch.no_grad():
@@ -137,7 +140,7 @@ def test_levels_absent_from_a_batch_change_nothing(formula):
             f.add_(torch.as_tensor(rng.normal(scale=0.3, size=f.shape)))
     Xs = [torch.as_tensor(t.X) for t in d.random]
     segments = [torch.unique(torch.as_tensor(t.codes), return_inverse=True) for t in d.random]
-    padded = [(torch.empty(len(present) + 9), inv) for present, inv in segments]
+    padded = [(torch.cat([present, torch.full((9,), -1)]), inv) for present, inv in segments]
     values = []
     for segs in (segments, padded):
         r = torch.as_tensor(d.y - 0.3).requires_grad_(True)
@@ -152,12 +155,14 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("formula", ["(1 | g)", "(1 + x1 | g)", "(1 | g) + (1 | h)"])
+@pytest.mark.parametrize("formula", ["(1 | g)", "(1 + x1 | g)", "(1 | g) + (1 | h)",
+                                     "rbf(lat, lon)"])
 def test_cuda_graph_steps_train_as_eager_steps(device, formula):
     """Replaying captured steps (the default on a GPU) trains the same run as eager steps,
     the last, shorter batch of each epoch included; on the CPU the option changes nothing."""
     data = _nonlinear(1030, 40, 3)
     data["h"] = (np.arange(len(data)) % 9).astype(str)
+    data["lat"], data["lon"] = np.arange(len(data)) % 7, np.arange(len(data)) % 11 / 2
     kwargs = dict(seed=2, epochs=6, patience=0, batch_size=100, verbose=False, device=device,
                   refine=False)
     formula = f"y ~ nn(x1 + ... + x10, hidden=(16, 8), dropout=0) + {formula}"
