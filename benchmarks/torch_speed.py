@@ -48,7 +48,7 @@ def other_models(n: int) -> dict:
     out = {}
     for name, (df, _, random, _) in {
             "three factors q = (1000, 2000, 3000)": multi(n, (1000, 2000, 3000), 3.0, rng),
-            "longitudinal (1 + t + t² | subject), 10,000 subjects":
+            "longitudinal, intercept, t and t² by subject, 10,000 subjects":
                 longitudinal(n, 10_000, rng, future=False),
             "spatial rbf(lat, lon), 1,000 locations": spatial(n, 1000, 1.0, rng)}.items():
         out[name] = (df, random)
