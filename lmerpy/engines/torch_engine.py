@@ -38,11 +38,7 @@ from .glmm import GlmerControl, GlmerFit, binomial_response, fit_glmer
 from .glmm_nll import glmm_batch_nll, product_rule
 from .networks import attach_generator, build_network, describe, n_parameters
 from .pls import PLS, CrossProducts
-from .train_step import TrainStep
-
-
-class TrainingWarning(UserWarning):
-    """Training stopped early for a reason the user should know (non-finite loss, ...)."""
+from .train_step import TrainingWarning, TrainStep
 
 
 @dataclass

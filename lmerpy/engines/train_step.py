@@ -20,6 +20,11 @@ from collections.abc import Callable
 import torch
 
 
+class TrainingWarning(UserWarning):
+    """Training went differently from what was asked, for a reason the user should know
+    (a non-finite loss stopped it, a step could not be captured, ...)."""
+
+
 class TrainStep:
     """``step(batch)`` trains on one batch and returns its NLL as a device tensor (no host
     synchronisation: the caller sums the epoch's NLL on the device)."""
@@ -51,7 +56,7 @@ class TrainStep:
             return _CapturedStep(self, batch, caps)
         except RuntimeError as err:  # e.g. a user module that synchronises: train eagerly
             warnings.warn(f"training without CUDA graphs (the step could not be captured: "
-                          f"{str(err).splitlines()[0]})", RuntimeWarning, stacklevel=4)
+                          f"{str(err).splitlines()[0]})", TrainingWarning, stacklevel=4)
             self.level_caps = None
             return None
 
@@ -131,4 +136,4 @@ def _restore(saved: tuple, params: list[torch.Tensor], opt: torch.optim.Optimize
                     current.copy_(before[key]) if key in before else current.zero_()
 
 
-__all__ = ["TrainStep"]
+__all__ = ["TrainStep", "TrainingWarning"]
