@@ -165,10 +165,21 @@ def batch_nll(r: torch.Tensor, params: CovarianceParams, codes: list[torch.Tenso
             cols = inv.unsqueeze(1) * p + torch.arange(p, device=r.device).unsqueeze(0)
             blocks.append(U.index_put((rows, cols), vals))
     U = torch.cat([blk.to(r.dtype) for blk in blocks], dim=1) / sigma2.sqrt()
-    M = U.T @ U
-    M.diagonal().add_(1.0)
-    Lm = torch.linalg.cholesky_ex(M).L
-    w = torch.linalg.solve_triangular(Lm, (U.T @ r).unsqueeze(1), upper=False).squeeze(1)
-    quad = (r @ r - w @ w) / sigma2
+    if U.shape[1] <= m:
+        # the k×k system: LL' = I + U'U, r'(I + UU')⁻¹r = r'r − ‖L⁻¹U'r‖² (Woodbury)
+        Lm = _cholesky_of_identity_plus(U.T @ U)
+        w = torch.linalg.solve_triangular(Lm, (U.T @ r).unsqueeze(1), upper=False)
+        quad = (r @ r - (w * w).sum()) / sigma2
+    else:
+        # more columns than rows (several factors with many levels each): the m×m system,
+        # LL' = I + UU', with the same log-determinant (Sylvester's identity)
+        Lm = _cholesky_of_identity_plus(U @ U.T)
+        w = torch.linalg.solve_triangular(Lm, r.unsqueeze(1), upper=False)
+        quad = (w * w).sum() / sigma2
     logdet = m * torch.log(sigma2) + 2.0 * torch.log(Lm.diagonal()).sum()
     return 0.5 * (quad + logdet + m * math.log(2.0 * math.pi))
+
+
+def _cholesky_of_identity_plus(G: torch.Tensor) -> torch.Tensor:
+    G.diagonal().add_(1.0)
+    return torch.linalg.cholesky_ex(G).L  # _ex: no host check (CUDA graphs); I + G is PD

@@ -32,6 +32,7 @@ def _nonlinear(n: int, q: int, seed: int) -> pd.DataFrame:
     "y ~ x + (x | g)",
     "y ~ x + (1 | g) + (1 | h)",
     "y ~ x + rbf(lat, lon)",
+    "y ~ x + (1 | g) + (x | u)",  # more random-effect columns than rows: the m×m system
 ])
 def test_batch_nll_is_the_multivariate_normal(formula):
     rng = np.random.default_rng(0)
@@ -39,6 +40,7 @@ def test_batch_nll_is_the_multivariate_normal(formula):
     data = pd.DataFrame({"y": rng.normal(size=n), "x": rng.normal(size=n),
                          "g": rng.integers(0, 6, n).astype(str),
                          "h": rng.integers(0, 4, n).astype(str),
+                         "u": rng.integers(0, 30, n).astype(str),
                          "lat": rng.integers(0, 5, n) / 5.0, "lon": rng.integers(0, 3, n) / 3.0})
     d = lp.design(formula, data)
     cov = CovarianceParams(d.random, 1.3)
