@@ -79,7 +79,7 @@ class _ScalarTermNLL(torch.autograd.Function):
     The inputs are log ℓ and log σ: one autograd node and a dozen kernels instead of some
     thirty small autograd ones (the training step of a random-intercept model is mostly such
     overhead). The scalars stay tensors on the data's device — no value comes back to the
-    host, so a step can be captured in a CUDA graph (graph_step.py). Levels in ``0..k-1``
+    host, so a step can be captured in a CUDA graph (train_step.py). Levels in ``0..k-1``
     that no row has add M_j = 1 and S_j = 0: nothing, so ``k`` may be a fixed upper bound."""
 
     @staticmethod

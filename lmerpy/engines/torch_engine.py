@@ -212,7 +212,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
         return batch_nll(batch["y"] - f, cov, None, batch["Xk"], segments=batch["segments"])
 
     step = TrainStep(nll_of, opt, params,
-                     [int(c.max()) + 1 if len(c) else 1 for c in codes] if graphs else None)
+                     [int(c.max()) + 1 for c in codes] if graphs else None)
 
     history: list[dict] = []
     best = (math.inf, None, 0)

@@ -26,8 +26,9 @@ class TrainingWarning(UserWarning):
 
 
 class TrainStep:
-    """``step(batch)`` trains on one batch and returns its NLL as a device tensor (no host
-    synchronisation: the caller sums the epoch's NLL on the device)."""
+    """``step(batch, batch_size)`` trains on one batch and returns its NLL as a device tensor
+    (no host synchronisation: the caller sums the epoch's NLL on the device). With
+    ``level_caps`` (each term's number of levels) full-size batches replay a CUDA graph."""
 
     def __init__(self, nll_of: Callable[[dict], torch.Tensor], opt: torch.optim.Optimizer,
                  params: list[torch.Tensor], level_caps: list[int] | None):
@@ -68,14 +69,12 @@ class _CapturedStep:
 
     def __init__(self, step: TrainStep, batch: dict, caps: list[int]):
         self.rows = batch["rows"]
-        self.inputs = {key: _clone(value) for key, value in batch.items()
-                       if key not in ("segments", "rows")}
+        self.inputs = {key: _clone(value) for key, value in batch.items() if key != "segments"}
         # each term's levels present, padded to its cap with −1 (batch_nll.py)
         self.inputs["segments"] = [(torch.full((cap,), -1, dtype=present.dtype,
                                                device=present.device), inv.clone())
                                    for (present, inv), cap in zip(batch["segments"], caps)]
         _fill_segments(self.inputs["segments"], batch["segments"])
-        self.inputs["rows"] = self.rows
         saved = _snapshot(step.params, step.opt)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
