@@ -103,6 +103,7 @@ def save(m, path: str | os.PathLike) -> Path:
         control = {k: v for k, v in info.get("control", {}).items()}
         meta["torch"] = {
             "control": control, "refined": info["refined"], "quadrature": info["quadrature"],
+            "theta_from": info.get("theta_from"),
             "epochs": info["epochs"], "best_epoch": info["best_epoch"],
             "best_val_nll": float(info["best_val_nll"]), "stop_reason": info["stop_reason"],
             "device": info["device"], "networks": info["networks"],
@@ -220,6 +221,7 @@ def _networks(meta: dict, d, est: dict, modules: dict | None):
     info = {**{k: t[k] for k in ("refined", "quadrature", "epochs", "best_epoch",
                                  "best_val_nll", "stop_reason", "device", "networks")},
             "trained_theta": np.asarray(t["trained_theta"]), "engine": "torch",
+            "theta_from": t.get("theta_from"),
             "history": pd.DataFrame(t["history"]),
             "nn_predict": predict if d.nn else None, "modules": torch.nn.ModuleList(nets),
             "control": t["control"]}

@@ -8,8 +8,9 @@ random-effect columns present in the batch (k ≤ m·p of them), so
 (DESIGN.md) — a k×k Cholesky per batch, never an n×n or n×q matrix. When the batch holds
 more columns than rows (several factors with many levels each: k up to m per factor), the
 m×m system I + UU' has the same log-determinant and is the smaller one, so it is used
-instead: the cost is min(k, m)³. The parameters are unconstrained: log σ, per grouped term a lower-triangular factor with log-diagonal, per
-spatial term log sd and log lengthscale.
+instead: the cost is min(k, m)³. The parameters are unconstrained: log σ, per grouped
+term a lower-triangular factor with log-diagonal, per spatial term log sd and log
+lengthscale.
 """
 
 from __future__ import annotations

@@ -24,6 +24,10 @@ from ..design.random import RandomTermDesign
 from ..errors import ModelError
 
 DENSE_LIMIT = 6000  # largest dense Schur complement (doubles: 6000² × 8 B ≈ 290 MB)
+# a spatial term's Λ is dense whatever the factor, so A is factored densely up to here
+# (10,000 locations: three 800 MB matrices at the peak) rather than by a sparse LU of a
+# dense matrix, which is slower by orders of magnitude
+SPATIAL_DENSE_LIMIT = 12000
 
 
 class BlockedFactor:
@@ -175,16 +179,32 @@ class BlockedFactor:
 
 
 class DenseFactor:
-    """A(θ) as one dense Cholesky (spatial terms first, or small models)."""
+    """A(θ) as one dense Cholesky (spatial terms first, or small models). A spatial term's
+    Λ is a dense triangle: its products go through BLAS, not sparse kernels (30× faster at
+    3,000 locations), and a diagonal Z'Z (one spatial term) is kept as a vector, so that
+    Λ'Z'ZΛ = W'W with W = (Z'Z)^½Λ is one symmetric rank-k update."""
 
     def __init__(self, terms: list[RandomTermDesign], ZtZ: sp.csc_matrix):
         self.terms = terms
-        self.G = ZtZ.toarray()
+        diagonal = sp.diags(ZtZ.diagonal())
+        self.sqrt_g = np.sqrt(ZtZ.diagonal()) if (ZtZ - diagonal).count_nonzero() == 0 \
+            else None
+        self.G = None if self.sqrt_g is not None else ZtZ.toarray()
         self.logdet = 0.0
 
     def update(self, thetas: list[np.ndarray], lam: sp.csc_matrix) -> DenseFactor:
-        A = lam.T @ (lam.T @ self.G.T).T + np.eye(self.G.shape[0])
-        self.chol = sla.cho_factor(A, lower=True, check_finite=False)
+        if lam.nnz > lam.shape[0] ** 2 / 10:
+            lam = lam.toarray()
+        if self.sqrt_g is not None:
+            W = lam.multiply(self.sqrt_g[:, None]) if sp.issparse(lam) else \
+                lam * self.sqrt_g[:, None]
+            A = W.T @ W                 # numpy: a symmetric rank-k update (syrk)
+            A = A.toarray() if sp.issparse(A) else A
+        else:
+            A = lam.T @ (lam.T @ self.G.T).T
+        A = np.asarray(A)
+        A[np.diag_indices_from(A)] += 1.0
+        self.chol = sla.cho_factor(A, lower=True, check_finite=False, overwrite_a=True)
         self.logdet = float(2.0 * np.log(np.diag(self.chol[0])).sum())
         return self
 
@@ -223,6 +243,6 @@ def make_factor(terms: list[RandomTermDesign], ZtZ: sp.csc_matrix,
     rest = total - (terms[0].q * terms[0].p if blocked else 0)
     if blocked and rest <= DENSE_LIMIT:
         return BlockedFactor(terms, ZtZ, linear_updates)
-    if total <= DENSE_LIMIT:
+    if total <= (DENSE_LIMIT if blocked else SPATIAL_DENSE_LIMIT):
         return DenseFactor(terms, ZtZ)
     return SparseFactor(terms, ZtZ)

@@ -136,6 +136,8 @@ def summary_lines(m: LmerResult) -> list[str]:
                      f"{info['best_epoch']} (validation NLL per observation "
                      f"{info['best_val_nll']:.5g}); stopped: {info['stop_reason']}")
         lines.append(f"logLik (network fixed, at θ̂): {float(m.logLik()):.2f}")
+        if info.get("theta_from"):
+            lines.append(f"θ̂ from {info['theta_from']}")
     elif m.REML and m.family is None:
         crit = cat_number(float(r_round(m.REMLcrit(), 1)))
         lines.append(f"REML criterion at convergence: {crit}")

@@ -243,6 +243,31 @@ def test_refinement_is_the_exact_ml_fit_given_the_network():
     assert not np.allclose(m.torch_info["trained_theta"], m.theta)
 
 
+def test_refinement_is_skipped_above_the_spatial_limit(monkeypatch):
+    """Beyond REFINE_SPATIAL_LIMIT locations θ stays as trained, and the summary says why."""
+    from lmerpy.engines import torch_engine
+
+    rng = np.random.default_rng(3)
+    n = 300
+    loc = rng.integers(0, 12, n)
+    coords = rng.uniform(-2, 2, (12, 2))
+    data = pd.DataFrame({"x1": rng.uniform(-1, 1, n), "lat": coords[loc, 0],
+                         "lon": coords[loc, 1]})
+    data["y"] = np.sin(2 * data.x1) + rng.normal(size=12)[loc] + rng.normal(scale=0.5, size=n)
+    formula = "y ~ nn(x1, hidden=(8,)) + rbf(lat, lon)"
+    kwargs = dict(seed=0, epochs=3, verbose=False, device="cpu")
+    refined = lp.lmer(formula, data, **kwargs)
+    monkeypatch.setattr(torch_engine, "REFINE_SPATIAL_LIMIT", 11)
+    kept = lp.lmer(formula, data, **kwargs)
+    np.testing.assert_array_equal(kept.theta, kept.torch_info["trained_theta"])
+    np.testing.assert_array_equal(kept.torch_info["trained_theta"],
+                                  refined.torch_info["trained_theta"])
+    assert not np.allclose(refined.theta, kept.theta)
+    assert "θ̂ from exact ML given the network" in str(refined.summary())
+    assert ("θ̂ from training (exact refinement skipped: 12 spatial locations, more than 11)"
+            in str(kept.summary()))
+
+
 def test_custom_module_and_group_batching():
     data = _nonlinear(500, 10, 3)
     net = torch.nn.Sequential(torch.nn.Linear(10, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
