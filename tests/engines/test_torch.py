@@ -27,6 +27,22 @@ def _nonlinear(n: int, q: int, seed: int) -> pd.DataFrame:
     return df
 
 
+def _random_model(formula, rng, n, sigma):
+    """A design of random data (factors g, h, u with 6, 4 and 30 levels; a 5 × 3 grid of
+    locations) and covariance parameters moved off their start."""
+    data = pd.DataFrame({"y": rng.normal(size=n), "x": rng.normal(size=n),
+                         "g": rng.integers(0, 6, n).astype(str),
+                         "h": rng.integers(0, 4, n).astype(str),
+                         "u": rng.integers(0, 30, n).astype(str),
+                         "lat": rng.integers(0, 5, n) / 5.0, "lon": rng.integers(0, 3, n) / 3.0})
+    d = lp.design(formula, data)
+    cov = CovarianceParams(d.random, sigma)
+    with torch.no_grad():
+        for f in cov.factors:
+            f.add_(torch.as_tensor(rng.normal(scale=0.3, size=f.shape)))
+    return d, cov
+
+
 @pytest.mark.parametrize("formula", [
     "y ~ x + (1 | g)",
     "y ~ x + (x | g)",
@@ -35,18 +51,8 @@ def _nonlinear(n: int, q: int, seed: int) -> pd.DataFrame:
     "y ~ x + (1 | g) + (x | u)",  # more random-effect columns than rows: the m×m system
 ])
 def test_batch_nll_is_the_multivariate_normal(formula):
-    rng = np.random.default_rng(0)
     n = 40
-    data = pd.DataFrame({"y": rng.normal(size=n), "x": rng.normal(size=n),
-                         "g": rng.integers(0, 6, n).astype(str),
-                         "h": rng.integers(0, 4, n).astype(str),
-                         "u": rng.integers(0, 30, n).astype(str),
-                         "lat": rng.integers(0, 5, n) / 5.0, "lon": rng.integers(0, 3, n) / 3.0})
-    d = lp.design(formula, data)
-    cov = CovarianceParams(d.random, 1.3)
-    with torch.no_grad():
-        for p in cov.factors:
-            p.add_(torch.as_tensor(rng.normal(scale=0.3, size=p.shape)))
+    d, cov = _random_model(formula, np.random.default_rng(0), n, 1.3)
     r = torch.as_tensor(d.y - 0.1)
     codes = [torch.as_tensor(t.codes) for t in d.random]
     Xs = [torch.as_tensor(t.X) for t in d.random]
@@ -129,17 +135,7 @@ def test_levels_absent_from_a_batch_change_nothing(formula):
     """A CUDA graph sizes each term's system for the most levels a batch can hold and pads
     the levels present with −1 (train_step.py): that must leave the NLL and every gradient
     unchanged."""
-    rng = np.random.default_rng(5)
-    n = 25
-    data = pd.DataFrame({"y": rng.normal(size=n), "x": rng.normal(size=n),
-                         "g": rng.integers(0, 7, n).astype(str),
-                         "h": rng.integers(0, 4, n).astype(str),
-                         "lat": rng.integers(0, 5, n) / 5.0, "lon": rng.integers(0, 3, n) / 3.0})
-    d = lp.design(formula, data)
-    cov = CovarianceParams(d.random, 0.7)
-    with torch.no_grad():
-        for f in cov.factors:
-            f.add_(torch.as_tensor(rng.normal(scale=0.3, size=f.shape)))
+    d, cov = _random_model(formula, np.random.default_rng(5), 25, 0.7)
     Xs = [torch.as_tensor(t.X) for t in d.random]
     segments = [torch.unique(torch.as_tensor(t.codes), return_inverse=True) for t in d.random]
     padded = [(torch.cat([present, torch.full((9,), -1)]), inv) for present, inv in segments]
