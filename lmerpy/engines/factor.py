@@ -180,9 +180,10 @@ class BlockedFactor:
 
 class DenseFactor:
     """A(θ) as one dense Cholesky (spatial terms first, or small models). A spatial term's
-    Λ is a dense triangle: its products go through BLAS, not sparse kernels (30× faster at
-    3,000 locations), and a diagonal Z'Z (one spatial term) is kept as a vector, so that
-    Λ'Z'ZΛ = W'W with W = (Z'Z)^½Λ is one symmetric rank-k update."""
+    Λ is a dense triangle: its products go through BLAS, not sparse kernels (the BLUPs of a
+    3,000-location model at n = 100,000: 34 s before, 8 s now), and a diagonal Z'Z (one
+    spatial term) is kept as a vector, so that Λ'Z'ZΛ = W'W with W = (Z'Z)^½Λ is one
+    symmetric rank-k update."""
 
     def __init__(self, terms: list[RandomTermDesign], ZtZ: sp.csc_matrix):
         self.terms = terms
