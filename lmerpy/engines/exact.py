@@ -236,7 +236,7 @@ def fit_lmer(design: ModelDesign, REML: bool = True, weights=None,
     fit = ExactFit(design, REML, X, names, dropped, y, offset, w, theta, solution, sigma, b,
                    pls, optinfo)
     if fixed_theta is None:
-        _check_convergence(fit, objective, lower, control)
+        _check_convergence(fit, objective, lower, control, scale)
     return fit
 
 
@@ -355,8 +355,10 @@ def derivatives(fn, x: np.ndarray, lower: np.ndarray, delta: float = 1e-4):
     return grad, hess
 
 
-def _gradient_derivatives(pls: PLS, REML: bool, theta: np.ndarray, delta: float = 1e-5):
-    """Exact gradient and a Hessian from forward differences of the exact gradient."""
+def _gradient_derivatives(pls: PLS, REML: bool, theta: np.ndarray, scale: np.ndarray,
+                          delta: float = 1e-5):
+    """Exact gradient and a Hessian from forward differences of the exact gradient, both
+    in φ = θ / s (chain rule: ∂/∂φ = s ∂/∂θ; the step is δ in φ)."""
     last = getattr(pls, "last_gradient", None)
     if last is not None and np.array_equal(last[0], theta):
         grad = last[1]  # the optimiser's final evaluation
@@ -366,9 +368,9 @@ def _gradient_derivatives(pls: PLS, REML: bool, theta: np.ndarray, delta: float 
     hess = np.zeros((k, k))
     for i in range(k):
         step = np.zeros(k)
-        step[i] = delta
-        hess[:, i] = (pls.deviance_and_gradient(theta + step, REML)[1] - grad) / delta
-    return grad, (hess + hess.T) / 2.0
+        step[i] = delta * scale[i]
+        hess[:, i] = (pls.deviance_and_gradient(theta + step, REML)[1] - grad) * scale / delta
+    return grad * scale, (hess + hess.T) / 2.0
 
 
 def is_singular(theta: np.ndarray, lower: np.ndarray, tol: float = 1e-4) -> bool:
@@ -378,15 +380,20 @@ def is_singular(theta: np.ndarray, lower: np.ndarray, tol: float = 1e-4) -> bool
 
 
 def _check_convergence(fit: ExactFit, objective, lower: np.ndarray,
-                       control: LmerControl) -> None:
+                       control: LmerControl, scale: np.ndarray) -> None:
+    """lme4's checks after the optimiser. The derivatives are taken in the optimiser's
+    φ = θ / s (theta_scaling): the problem with rescaled columns, whose θ is of order one,
+    so a fixed difference step means the same everywhere (s = 1 for ordinary models, which
+    keeps lme4's check exactly)."""
     info = fit.optinfo
     check_optimizer_code(info)
     if check_singular(info, fit.theta, lower, control) or not control.calc_derivs:
         return
     if info["optimizer"] == "lbfgsb":
-        grad, hess = _gradient_derivatives(fit.pls, fit.REML, fit.theta)
+        grad, hess = _gradient_derivatives(fit.pls, fit.REML, fit.theta, scale)
     else:
-        grad, hess = derivatives(objective, fit.theta, lower)
+        grad, hess = derivatives(lambda p: objective(scale * p), fit.theta / scale,
+                                 lower / scale)
     check_gradient(info, grad, hess, control)
 
 
