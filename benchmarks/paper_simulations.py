@@ -155,9 +155,10 @@ class _Embedded(nn.Module):
         return self.net(torch.cat(parts, dim=1))[:, 0]
 
 
-LMMNN = ("lmmnn", "lmmnn (group batches)")
+LMMNN = {"lmmnn": "random", "lmmnn (sorted batches)": "sorted",
+         "lmmnn (group batches)": "group"}  # method: its batching
 OTHERS = ("ignore", "embeddings", "lmm (linear)", "true f + b̂ by lmer")
-METHODS = LMMNN + OTHERS
+METHODS = tuple(LMMNN) + OTHERS
 
 
 def run_case(name, df, groups, random, split, epochs, seed,
@@ -176,8 +177,9 @@ def run_case(name, df, groups, random, split, epochs, seed,
         names = [v for v in (r.var1, r.var2) if isinstance(v, str)]
         return f"{r.grp}:{'/'.join(names)}" if names else r.grp
 
-    # lmerpy as the paper trains it (random batches), and with whole groups per batch
-    for method, batching in zip(LMMNN, ("random", "group")):
+    # lmerpy with random batches, with rows sorted by level (as the paper's code trains) and
+    # with whole levels per batch
+    for method, batching in LMMNN.items():
         if method not in methods:
             continue
         t0 = time.perf_counter()

@@ -16,9 +16,9 @@ import torch
 
 def batch_bounds(order_groups: np.ndarray | None, n_rows: int, batch_size: int
                  ) -> np.ndarray:
-    """Start offsets of the batches (plus the end): fixed-size slices of the permuted rows,
-    or — given each permuted row's group, whole groups are kept together — the first
-    offset after which a batch holds at least ``batch_size`` rows."""
+    """Start offsets of the batches (plus the end): fixed-size slices of the ordered rows
+    (random or sorted batching), or — given each ordered row's group, whole groups are kept
+    together — the first offset after which a batch holds at least ``batch_size`` rows."""
     if order_groups is None:
         return np.append(np.arange(0, n_rows, batch_size), n_rows)
     ends = np.append(np.flatnonzero(np.diff(order_groups)) + 1, n_rows)

@@ -45,6 +45,7 @@ from .train_step import TrainingWarning, TrainStep
 # factorisation of A when a spatial term is present: 3 minutes at 3,000 locations on two
 # cores, most of an hour at 10,000. Above this many locations θ is kept as trained.
 REFINE_SPATIAL_LIMIT = 3000
+BATCHING = ("random", "sorted", "group")
 
 
 @dataclass
@@ -56,7 +57,10 @@ class TorchControl:
     epochs: int = 500
     patience: int = 10
     validation: float = 0.1
-    batching: str = "random"          # "random" (paper default) or "group"
+    # "random": rows shuffled; "sorted": rows sorted by the first random term's levels (a
+    # new level order each epoch) and cut into batches of exactly batch_size rows, as the
+    # paper's published code trains; "group": whole levels per batch (sizes vary)
+    batching: str = "random"
     device: str = "auto"
     seed: int | None = None
     verbose: bool = True
@@ -137,8 +141,9 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
 
 
 def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weights):
-    if control.batching not in {"random", "group"}:
-        raise ModelError(f"batching must be 'random' or 'group', not {control.batching!r}")
+    if control.batching not in BATCHING:
+        raise ModelError(f"batching must be one of {', '.join(map(repr, BATCHING))}, not "
+                         f"{control.batching!r}")
     if not design.random:
         raise ModelError("no random-effects terms in the formula: add e.g. (1 | group)")
     if family is None and design.y.ndim != 1:
@@ -195,19 +200,21 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     params = [p for p in list(fixed.parameters()) + list(cov.parameters()) if p.requires_grad]
     codes = [np.asarray(r.codes) for r in design.random]
     graphs = (device.type == "cuda" and control.cuda_graphs and family is None
-              and control.batching == "random")
+              and control.batching != "group")  # fixed batch sizes
     opt = _adam(params, control, capturable=graphs)
 
     rows = rng.permutation(n)
     n_val = int(round(control.validation * n)) if control.validation > 0 else 0
     val_rows, train_rows = np.sort(rows[:n_val]), np.sort(rows[n_val:])
-    # group batching keeps whole levels of the first random term together (for an rbf term:
-    # whole locations, so a location's rows share a batch; the kernel still links batches)
-    groups = codes[0] if control.batching == "group" else None
+    # sorted and group batching order the rows by the levels of the first random term (for
+    # an rbf term: by location; the kernel still links batches); group batches end only
+    # at the end of a level, sorted ones every batch_size rows
+    groups = codes[0] if control.batching != "random" else None
 
     def epoch_batches(rows: np.ndarray, size: int, shuffle: bool = True) -> EpochBatches:
         order, order_groups = epoch_order(rows, rng if shuffle else None, groups)
-        return EpochBatches.build(t, codes, order, order_groups, size, device)
+        whole = order_groups if control.batching == "group" else None
+        return EpochBatches.build(t, codes, order, whole, size, device)
 
     def nll_of(batch: dict) -> torch.Tensor:
         f = fixed(batch["X"], batch["nn"])

@@ -79,27 +79,35 @@ def _one_factor_model(formula, rng, n, levels, sigma):
 
 
 @pytest.mark.parametrize("formula", ["y ~ x + (1 | g)", "y ~ x + (x | g)"])
-@pytest.mark.parametrize("grouped", [True, False])
-def test_group_batches_sum_to_the_full_nll(formula, grouped):
+def test_batch_nlls_against_the_full_nll_by_batching(formula):
     """With whole groups per batch the batch NLLs add up to the NLL of all rows (V is block
-    diagonal by group; paper §3.1); random batches of the same size do not."""
+    diagonal by group; paper §3.1); batches of the same size cut from rows sorted by group
+    (the paper's code) split a group only at a batch's end and come close; random batches
+    are far off."""
     rng = np.random.default_rng(2)
     n = 120
     d, cov = _one_factor_model(formula, rng, n, 15, 0.9)
     r = torch.as_tensor(d.y - 0.2)
     codes = np.asarray(d.random[0].codes)
-    order, order_groups = epoch_order(np.arange(n), rng, codes if grouped else None)
-    epoch = EpochBatches.build({"r": r, "Xk": [torch.as_tensor(d.random[0].X)]}, [codes],
-                               order, order_groups, 20, "cpu")
     with torch.no_grad():
-        total = sum(float(batch_nll(b["r"], cov, None, b["Xk"], segments=b["segments"]))
-                    for b in map(epoch.batch, range(len(epoch))))
         full = float(batch_nll(r, cov, [torch.as_tensor(codes)],
                                [torch.as_tensor(d.random[0].X)]))
-    if grouped:
-        assert total == pytest.approx(full, rel=1e-10)
-    else:
-        assert abs(total - full) > 1e-3 * abs(full)
+    error = {}
+    for mode in ("group", "sorted", "random"):
+        order, order_groups = epoch_order(np.arange(n), rng, None if mode == "random" else
+                                          codes)
+        epoch = EpochBatches.build({"r": r, "Xk": [torch.as_tensor(d.random[0].X)]},
+                                   [codes], order, order_groups if mode == "group" else None,
+                                   20, "cpu")
+        if mode != "group":
+            assert set(np.diff(epoch.bounds)) == {20}
+        with torch.no_grad():
+            total = sum(float(batch_nll(b["r"], cov, None, b["Xk"], segments=b["segments"]))
+                        for b in map(epoch.batch, range(len(epoch))))
+        error[mode] = abs(total - full)
+    assert error["group"] <= 1e-10 * abs(full)
+    assert error["random"] > 1e-2 * abs(full)
+    assert error["sorted"] < error["random"] / 3
 
 
 @pytest.mark.parametrize("formula", ["y ~ x + (1 | g)", "y ~ x + (0 + x | g)",
@@ -264,12 +272,23 @@ def test_refinement_is_skipped_above_the_spatial_limit(monkeypatch):
             in str(kept.summary()))
 
 
-def test_custom_module_and_group_batching():
+@pytest.mark.parametrize("batching", ["sorted", "group"])
+def test_custom_module_and_level_batching(batching):
     data = _nonlinear(500, 10, 3)
-    net = torch.nn.Sequential(torch.nn.Linear(10, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
-    m = lp.lmer('y ~ nn(x1 + ... + x10, module="mine") + (1 | g)', data,
-                modules={"mine": net}, seed=0, epochs=3, verbose=False, batching="group")
+
+    def fit():
+        torch.manual_seed(1)
+        net = torch.nn.Sequential(torch.nn.Linear(10, 8), torch.nn.Tanh(),
+                                  torch.nn.Linear(8, 1))
+        return lp.lmer('y ~ nn(x1 + ... + x10, module="mine") + (1 | g)', data,
+                       modules={"mine": net}, seed=0, epochs=3, verbose=False,
+                       batching=batching, device="cpu")
+
+    m = fit()
     assert m.torch_info["networks"][0]["parameters"] == 10 * 8 + 8 + 8 + 1
+    assert m.torch_info["control"]["batching"] == batching
+    pd.testing.assert_frame_equal(m.history.drop(columns="seconds"),
+                                  fit().history.drop(columns="seconds"))
     with pytest.raises(lp.ModelError, match="modules="):
         lp.lmer('y ~ nn(x1 + x2, module="other") + (1 | g)', data, epochs=1, verbose=False)
 
