@@ -109,6 +109,9 @@ def save(m, path: str | os.PathLike) -> Path:
             "device": info["device"], "networks": info["networks"],
             "trained_theta": [float(v) for v in info["trained_theta"]],
             "history": info["history"].to_dict(orient="list"),
+            "backfit": None if not info.get("backfit") else {
+                **{k: v for k, v in info["backfit"].items() if k != "history"},
+                "history": info["backfit"]["history"].to_dict(orient="list")},
         }
         tensors["networks"] = [{k: v.detach().cpu() for k, v in net.state_dict().items()}
                                for net in info["modules"].networks]
@@ -223,6 +226,8 @@ def _networks(meta: dict, d, est: dict, modules: dict | None):
             "trained_theta": np.asarray(t["trained_theta"]), "engine": "torch",
             "theta_from": t.get("theta_from"),
             "history": pd.DataFrame(t["history"]),
+            "backfit": None if not t.get("backfit") else {
+                **t["backfit"], "history": pd.DataFrame(t["backfit"]["history"])},
             "nn_predict": predict if d.nn else None, "modules": torch.nn.ModuleList(nets),
             "control": t["control"]}
     return info, nn_out

@@ -12,7 +12,7 @@ Everything is expressed through solves with A(θ) = Λ'Z'WZΛ + I (see ``factor.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.linalg as sla
@@ -51,6 +51,11 @@ class CrossProducts:
         return cls(ZtZ=(Zt @ Z).tocsc(), ZtX=np.asarray(Zt @ X), Zty=np.asarray(Zt @ y).ravel(),
                    XtX=X.T @ X, Xty=X.T @ y, yty=float(y @ y), n=len(y), p=X.shape[1],
                    sum_log_w=sum_log_w)
+
+    def with_response(self, X: np.ndarray, Zt: sp.csr_matrix, y: np.ndarray) -> CrossProducts:
+        """The same X, Z (given as Z') and no weights, another response: only the products
+        with y are new, so a PLS keeps its factor (backfit.py solves many responses)."""
+        return replace(self, Zty=np.asarray(Zt @ y).ravel(), Xty=X.T @ y, yty=float(y @ y))
 
 
 class WeightedCrossProducts:
@@ -155,12 +160,16 @@ class PLS:
         # linear_updates: precompute the Schur-complement map (worth it when one Z'Z is
         # factored for many θ; not when the weights change every time, as in PIRLS)
         self.factor = make_factor(terms, cp.ZtZ, linear_updates)
+        self._factor_at: tuple | None = None  # (factor, θ) it was last updated to
 
     def solve(self, theta: np.ndarray) -> PLSSolution:
         cp = self.cp
         thetas = self.split_theta(theta)
         lam = self.Lambda(theta)
-        self.factor.update(thetas, lam)
+        at = self._factor_at
+        if at is None or at[0] is not self.factor or not np.array_equal(at[1], theta):
+            self.factor.update(thetas, lam)
+            self._factor_at = (self.factor, np.array(theta, dtype=np.float64))
         BX = np.asarray(lam.T @ cp.ZtX)
         by = np.asarray(lam.T @ cp.Zty).ravel()
         S = self.factor.solve(np.column_stack([BX, by]))

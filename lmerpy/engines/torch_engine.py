@@ -24,6 +24,7 @@ from torch import nn
 from ..design.covariance import RBFKernel
 from ..design.model import ModelDesign
 from ..errors import ModelError
+from .backfit import backfit
 from .batch_nll import CovarianceParams, batch_nll
 from .batching import EpochBatches, epoch_order
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -45,7 +46,18 @@ from .train_step import TrainingWarning, TrainStep
 # factorisation of A when a spatial term is present: 3 minutes at 3,000 locations on two
 # cores, most of an hour at 10,000. Above this many locations θ is kept as trained.
 REFINE_SPATIAL_LIMIT = 3000
-BATCHING = ("random", "sorted", "group")
+BATCHING = ("auto", "sorted", "random", "group")
+
+
+def resolve_batching(design: ModelDesign, batching: str) -> str:
+    """``"auto"``: sorted batches for a grouping factor — a random batch of 100 rows among
+    hundreds of levels holds about one row per level, so σ²b and σ²e are not told apart and
+    b is noise on the network's gradient (docs/lmmnn.md measures the difference); random
+    batches for an rbf term, whose lengthscale is learnt from distinct nearby locations in
+    one batch, which rows sorted by location seldom give."""
+    if batching != "auto":
+        return batching
+    return "random" if isinstance(design.random[0].cov, RBFKernel) else "sorted"
 
 
 @dataclass
@@ -57,10 +69,11 @@ class TorchControl:
     epochs: int = 500
     patience: int = 10
     validation: float = 0.1
-    # "random": rows shuffled; "sorted": rows sorted by the first random term's levels (a
-    # new level order each epoch) and cut into batches of exactly batch_size rows, as the
-    # paper's published code trains; "group": whole levels per batch (sizes vary)
-    batching: str = "random"
+    # "sorted": rows sorted by the first random term's levels (a new level order each epoch)
+    # and cut into batches of exactly batch_size rows, as the paper's published code trains;
+    # "random": rows shuffled; "group": whole levels per batch (sizes vary); "auto": sorted,
+    # or random when the first random term is spatial (see resolve_batching)
+    batching: str = "auto"
     device: str = "auto"
     seed: int | None = None
     verbose: bool = True
@@ -78,6 +91,9 @@ class TorchControl:
     resume: bool = False              # continue from the checkpoint in checkpoint_dir
     # on a GPU, replay each training step as a captured CUDA graph (train_step.py)
     cuda_graphs: bool = True
+    # after training, backfit the network at the refined θ̂ with the full-data gradient
+    # (backfit.py; Gaussian models with a validation split)
+    backfit: bool = False
 
 
 class _FixedPart(nn.Module):
@@ -146,6 +162,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
                          f"{control.batching!r}")
     if not design.random:
         raise ModelError("no random-effects terms in the formula: add e.g. (1 | group)")
+    control = replace(control, batching=resolve_batching(design, control.batching))
     if family is None and design.y.ndim != 1:
         raise ModelError("the torch engine fits a single numeric response")
     if family is not None:
@@ -319,10 +336,14 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     for net in networks:
         attach_generator(net, None)  # the fitted model does not keep the training generator
 
-    with torch.no_grad():
-        nn_out = np.zeros(n)
-        for net, x in zip(fixed.networks, t["nn"]):
-            nn_out += net(x).reshape(n, -1)[:, 0].double().cpu().numpy()
+    def network_output() -> np.ndarray:
+        with torch.no_grad():
+            out = np.zeros(n)
+            for net, x in zip(fixed.networks, t["nn"]):
+                out += net(x).reshape(n, -1)[:, 0].double().cpu().numpy()
+        return out
+
+    nn_out = network_output()
     theta = cov.theta()
 
     nn_predict = nn_predictor(list(fixed.networks), device)
@@ -336,6 +357,20 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     if control.refine and not refine:
         theta_from += (f" (exact refinement skipped: {locations:,} spatial locations, more "
                        f"than {REFINE_SPATIAL_LIMIT:,})")
+    backfitted = None
+    if control.backfit and family is None and design.nn:
+        if not n_val or not refine:
+            raise ModelError("backfit=True needs a validation split (validation > 0) and "
+                             "the exact refinement of θ (refine=True, at most "
+                             f"{REFINE_SPATIAL_LIMIT:,} spatial locations)")
+        with warnings.catch_warnings():  # the final refinement reports what still holds
+            warnings.simplefilter("ignore")
+            theta = fit_lmer(replace(design, offset=offset + nn_out), REML=False,
+                             start=np.maximum(theta, design.theta_lower())).theta
+        backfitted = backfit(list(fixed.networks), t["nn"], design, X, y_adj, theta,
+                             train_rows, val_rows, lambda p: _adam(p, control), batch_size,
+                             control.epochs, control.patience, rng)
+        nn_out = network_output()
     if family is not None:
         fit = _glmm_fit(design, family, weights, offset + nn_out, theta, control)
     elif refine:
@@ -360,6 +395,9 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
         "trained_theta": trained_theta, "refined": refine, "theta_from": theta_from,
         "quadrature": control.quadrature if family is not None else None,
         "engine": "torch", "epochs": len(history), "best_epoch": best[2],
+        "backfit": None if backfitted is None else {
+            "epochs": backfitted.epochs, "best_epoch": backfitted.best_epoch,
+            "best_val_mse": backfitted.best_val_mse, "history": backfitted.history},
         "best_val_nll": best[0], "stop_reason": stop_reason, "device": str(device),
         "networks": [{"term": str(inp.term), "layers": describe(net),
                       "parameters": n_parameters(net), "inputs": len(inp.names)}

@@ -135,6 +135,10 @@ def summary_lines(m: LmerResult) -> list[str]:
         lines.append(f"Training: {info['epochs']} epochs on {info['device']}, best epoch "
                      f"{info['best_epoch']} (validation NLL per observation "
                      f"{info['best_val_nll']:.5g}); stopped: {info['stop_reason']}")
+        if info.get("backfit"):
+            bf = info["backfit"]
+            lines.append(f"Backfitting at θ̂: {bf['epochs']} passes, best pass "
+                         f"{bf['best_epoch']} (validation MSE {bf['best_val_mse']:.5g})")
         lines.append(f"logLik (network fixed, at θ̂): {float(m.logLik()):.2f}")
         if info.get("theta_from"):
             lines.append(f"θ̂ from {info['theta_from']}")
