@@ -20,6 +20,7 @@ def _nn_data(n=400, seed=0):
     rng = np.random.default_rng(seed)
     df = pd.DataFrame(rng.uniform(-1, 1, (n, 3)), columns=["x1", "x2", "x3"])
     df["g"] = rng.integers(0, 12, n).astype(str)
+    df["h"] = rng.integers(0, 5, n).astype(str)
     df["f"] = pd.Categorical(rng.choice(["lo", "hi"], n), categories=["lo", "hi"])
     eta = np.sin(3 * df.x1) + df.x2 + rng.normal(size=12)[df.g.astype(int)]
     df["y"] = eta + rng.normal(scale=0.3, size=n)
@@ -45,6 +46,9 @@ CASES = {
     "torch gaussian": lambda: lp.lmer("y ~ f + nn(x1 + x2 + x3, hidden=(8,)) + (1 | g)",
                                       _nn_data(), seed=1, epochs=4, verbose=False,
                                       device="cpu"),
+    "torch crossed, backfitted": lambda: lp.lmer(
+        "y ~ nn(x1 + x2 + x3, hidden=(8,)) + (1 | g) + (1 | h)", _nn_data(), seed=1,
+        epochs=4, verbose=False, device="cpu"),
     "torch binomial": lambda: lp.glmer("b ~ nn(x1 + x2, hidden=(8,)) + (1 | g)", _nn_data(),
                                        seed=1, epochs=3, verbose=False, batch_size=200,
                                        device="cpu"),
@@ -66,6 +70,10 @@ def test_round_trip_predicts_identically(name, tmp_path):
     np.testing.assert_allclose(loaded.predict(new, **kw), m.predict(new, **kw), rtol=1e-12,
                                atol=1e-12)
     np.testing.assert_array_equal(loaded.theta, m.theta)
+    if "backfitted" in name:
+        assert "Backfitting at θ̂" in str(loaded.summary())
+        pd.testing.assert_frame_equal(loaded.torch_info["backfit"]["history"],
+                                      m.torch_info["backfit"]["history"])
 
 
 def test_custom_modules_need_their_code_at_load(tmp_path):

@@ -92,8 +92,9 @@ class TorchControl:
     # on a GPU, replay each training step as a captured CUDA graph (train_step.py)
     cuda_graphs: bool = True
     # after training, backfit the network at the refined θ̂ with the full-data gradient
-    # (backfit.py; Gaussian models with a validation split)
-    backfit: bool = False
+    # (backfit.py; Gaussian nn() models with a validation split); "auto": when the model
+    # has several random terms, whose levels no batching keeps together
+    backfit: bool | str = "auto"
 
 
 class _FixedPart(nn.Module):
@@ -163,6 +164,8 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     if not design.random:
         raise ModelError("no random-effects terms in the formula: add e.g. (1 | group)")
     control = replace(control, batching=resolve_batching(design, control.batching))
+    if not (control.backfit is True or control.backfit is False or control.backfit == "auto"):
+        raise ModelError(f"backfit must be True, False or 'auto', not {control.backfit!r}")
     if family is None and design.y.ndim != 1:
         raise ModelError("the torch engine fits a single numeric response")
     if family is not None:
@@ -358,11 +361,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
         theta_from += (f" (exact refinement skipped: {locations:,} spatial locations, more "
                        f"than {REFINE_SPATIAL_LIMIT:,})")
     backfitted = None
-    if control.backfit and family is None and design.nn:
-        if not n_val or not refine:
-            raise ModelError("backfit=True needs a validation split (validation > 0) and "
-                             "the exact refinement of θ (refine=True, at most "
-                             f"{REFINE_SPATIAL_LIMIT:,} spatial locations)")
+    if _backfits(control, design, family, bool(n_val) and refine):
         with warnings.catch_warnings():  # the final refinement reports what still holds
             warnings.simplefilter("ignore")
             theta = fit_lmer(replace(design, offset=offset + nn_out), REML=False,
@@ -415,6 +414,25 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
                "warnings": [], "torch": info}
     return ExactFit(design, False, X, names, dropped, design.y, offset + nn_out, None, theta,
                     solution, sigma, b, pls, optinfo)
+
+
+def _backfits(control: TorchControl, design: ModelDesign, family, possible: bool) -> bool:
+    """Whether to backfit the network after training (backfit.py). ``"auto"``: for Gaussian
+    nn() models with several random terms (crossed factors, or a factor and a spatial term):
+    a batch sees about one row of most levels of all but the term it is sorted by, so the
+    mini-batch gradient leaves their effects as noise; with one term, sorted batches keep
+    its levels together and backfitting was measured to add nothing (docs/lmmnn.md)."""
+    if control.backfit is False:
+        return False
+    if control.backfit == "auto":
+        return possible and family is None and bool(design.nn) and len(design.random) > 1
+    if family is not None or not design.nn:
+        raise ModelError("backfit=True applies to Gaussian models with nn() terms")
+    if not possible:
+        raise ModelError("backfit=True needs a validation split (validation > 0) and the "
+                         f"exact refinement of θ (refine=True, at most "
+                         f"{REFINE_SPATIAL_LIMIT:,} spatial locations)")
+    return True
 
 
 def nn_predictor(networks: list[nn.Module], device: torch.device):

@@ -110,8 +110,22 @@ def test_backfit_improves_a_network_trained_among_crossed_factors():
     assert mse[True] < 0.9 * mse[False]
 
 
-def test_backfit_needs_a_validation_split():
+def test_backfit_options():
+    """Asked for where it cannot run, backfitting is an error; "auto" (the default) runs it
+    for several random terms only, and never where it cannot run."""
     data = _crossed(100, 5)
     with pytest.raises(lp.ModelError, match="backfit=True needs a validation split"):
         lp.lmer("y ~ nn(x, hidden=(2,)) + (1 | g)", data, backfit=True, validation=0,
                 epochs=2, verbose=False)
+    with pytest.raises(lp.ModelError, match="Gaussian models with nn"):
+        lp.lmer("y ~ x + (1 | g)", data, engine="torch", backfit=True, epochs=2,
+                verbose=False)
+    with pytest.raises(lp.ModelError, match="backfit must be"):
+        lp.lmer("y ~ nn(x, hidden=(2,)) + (1 | g)", data, backfit="yes", verbose=False)
+    options = dict(epochs=2, verbose=False, seed=0, device="cpu")
+    one = lp.lmer("y ~ nn(x, hidden=(2,)) + (1 | g)", data, **options)
+    two = lp.lmer("y ~ nn(x, hidden=(2,)) + (1 | g) + (1 | h)", data, **options)
+    unsplit = lp.lmer("y ~ nn(x, hidden=(2,)) + (1 | g) + (1 | h)", data, validation=0,
+                      **options)
+    assert one.torch_info["backfit"] is None and unsplit.torch_info["backfit"] is None
+    assert two.torch_info["backfit"]["epochs"] >= 1
