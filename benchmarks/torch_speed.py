@@ -115,7 +115,8 @@ def main() -> None:
              f"{_processor()}, {os.cpu_count()} cores; torch {torch.__version__}; training "
              f"runs one thread for batches ≤ 4096")
     lines = [f"# Torch engine speed ({where})", "",
-             "Paper architecture (100, 50, 25, 12), one random intercept, batching 'random'.",
+             "Paper architecture (100, 50, 25, 12), one random intercept, lmerpy's default batches "
+             "(sorted by level).",
              "", "## Seconds per epoch against n (q = 1,000)", "",
              "Each epoch: training (90% of n) and the validation NLL (10%). 'plain torch' is the",
              "same MLP trained on all n rows by the shortest PyTorch loop with an MSE loss and no",

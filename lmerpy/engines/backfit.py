@@ -46,10 +46,11 @@ class BackfitResult:
 def backfit(networks: list[nn.Module], inputs: list[torch.Tensor], design: ModelDesign,
             X: np.ndarray, y: np.ndarray, theta: np.ndarray, train_rows: np.ndarray,
             val_rows: np.ndarray, make_optimizer, batch_size: int, epochs: int,
-            patience: int, rng: np.random.Generator) -> BackfitResult:
+            patience: int, rng: np.random.Generator, graphs: bool = False) -> BackfitResult:
     """Train ``networks`` (in place) by backfitting at θ̂ = ``theta``; ``y`` is the response
     less any offset, ``inputs`` the nn() input tensors of all rows. The networks end at the
-    best epoch's weights."""
+    best epoch's weights. ``graphs``: replay full-size steps as CUDA graphs (train_step.py;
+    ``make_optimizer`` must then give a capturable optimiser)."""
     Zr = design.Z.tocsr()
     Z_tr, X_tr = Zr[train_rows], X[train_rows]
     Zt_tr = Z_tr.T.tocsr()
@@ -82,7 +83,7 @@ def backfit(networks: list[nn.Module], inputs: list[torch.Tensor], design: Model
                   zip(networks, batch["nn"]))
         return 0.5 * ((batch["y"] - out) ** 2).sum()
 
-    step = TrainStep(loss_of, opt, params, None)
+    step = TrainStep(loss_of, opt, params, [] if graphs else None)  # no random terms
     best = (math.inf, None, 0)
     stale, rows, train_mse = 0, [], math.nan
     for net in networks:

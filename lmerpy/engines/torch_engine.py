@@ -366,9 +366,11 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
             warnings.simplefilter("ignore")
             theta = fit_lmer(replace(design, offset=offset + nn_out), REML=False,
                              start=np.maximum(theta, design.theta_lower())).theta
+        bf_graphs = device.type == "cuda" and control.cuda_graphs
         backfitted = backfit(list(fixed.networks), t["nn"], design, X, y_adj, theta,
-                             train_rows, val_rows, lambda p: _adam(p, control), batch_size,
-                             control.epochs, control.patience, rng)
+                             train_rows, val_rows,
+                             lambda p: _adam(p, control, capturable=bf_graphs), batch_size,
+                             control.epochs, control.patience, rng, bf_graphs)
         nn_out = network_output()
     if family is not None:
         fit = _glmm_fit(design, family, weights, offset + nn_out, theta, control)
