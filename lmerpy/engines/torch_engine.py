@@ -49,15 +49,20 @@ REFINE_SPATIAL_LIMIT = 3000
 BATCHING = ("auto", "sorted", "random", "group")
 
 
-def resolve_batching(design: ModelDesign, batching: str) -> str:
-    """``"auto"``: sorted batches for a grouping factor — a random batch of 100 rows among
-    hundreds of levels holds about one row per level, so σ²b and σ²e are not told apart and
-    b is noise on the network's gradient (docs/lmmnn.md measures the difference); random
-    batches for an rbf term, whose lengthscale is learnt from distinct nearby locations in
-    one batch, which rows sorted by location seldom give."""
+def resolve_batching(design: ModelDesign, batching: str, refine: bool = True) -> str:
+    """``"auto"``: sorted batches — a random batch of 100 rows among hundreds of levels holds
+    about one row per level, so σ²b and σ²e are not told apart and b is noise on the
+    network's gradient (docs/lmmnn.md measures the difference) — except for an rbf term
+    whose θ is kept as trained (``refine=False``, or more than REFINE_SPATIAL_LIMIT
+    locations): its lengthscale is learnt from distinct nearby locations in one batch, which
+    rows sorted by location seldom give, so random batches."""
     if batching != "auto":
         return batching
-    return "random" if isinstance(design.random[0].cov, RBFKernel) else "sorted"
+    first = design.random[0].cov
+    if isinstance(first, RBFKernel) and (not refine or len(first.coords) >
+                                         REFINE_SPATIAL_LIMIT):
+        return "random"
+    return "sorted"
 
 
 @dataclass
@@ -72,7 +77,7 @@ class TorchControl:
     # "sorted": rows sorted by the first random term's levels (a new level order each epoch)
     # and cut into batches of exactly batch_size rows, as the paper's published code trains;
     # "random": rows shuffled; "group": whole levels per batch (sizes vary); "auto": sorted,
-    # or random when the first random term is spatial (see resolve_batching)
+    # or random for an rbf term whose θ is kept as trained (see resolve_batching)
     batching: str = "auto"
     device: str = "auto"
     seed: int | None = None
@@ -163,7 +168,8 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
                          f"{control.batching!r}")
     if not design.random:
         raise ModelError("no random-effects terms in the formula: add e.g. (1 | group)")
-    control = replace(control, batching=resolve_batching(design, control.batching))
+    control = replace(control, batching=resolve_batching(design, control.batching,
+                                                         control.refine))
     if not (control.backfit is True or control.backfit is False or control.backfit == "auto"):
         raise ModelError(f"backfit must be True, False or 'auto', not {control.backfit!r}")
     if family is None and design.y.ndim != 1:

@@ -259,7 +259,8 @@ def test_refinement_is_skipped_above_the_spatial_limit(monkeypatch):
                          "lon": coords[loc, 1]})
     data["y"] = np.sin(2 * data.x1) + rng.normal(size=12)[loc] + rng.normal(scale=0.5, size=n)
     formula = "y ~ nn(x1, hidden=(8,)) + rbf(lat, lon)"
-    kwargs = dict(seed=0, epochs=3, verbose=False, device="cpu")
+    # the same batches in both fits ("auto" sorts only where θ is refined afterwards)
+    kwargs = dict(seed=0, epochs=3, verbose=False, device="cpu", batching="random")
     refined = lp.lmer(formula, data, **kwargs)
     monkeypatch.setattr(torch_engine, "REFINE_SPATIAL_LIMIT", 11)
     kept = lp.lmer(formula, data, **kwargs)
@@ -310,3 +311,26 @@ def test_verbose_false_prints_nothing(capfd):
     lp.lmer("y ~ nn(x1 + x2, hidden=(4,)) + (1 | g)", data, epochs=2, verbose=False, seed=0)
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+def test_auto_batching_sorts_unless_an_rbf_theta_is_kept_as_trained(monkeypatch):
+    """"auto" gives sorted batches, except for an rbf first term whose θ is not refined
+    exactly afterwards (refine=False or more locations than the refinement takes): its
+    lengthscale must be learnt in training, from distinct nearby locations in a batch."""
+    from lmerpy.engines import torch_engine
+
+    rng = np.random.default_rng(0)
+    n = 60
+    loc = rng.integers(0, 12, n)
+    coords = rng.uniform(-2, 2, (12, 2))
+    data = pd.DataFrame({"y": rng.normal(size=n), "x": rng.normal(size=n),
+                         "g": rng.integers(0, 5, n).astype(str), "lat": coords[loc, 0],
+                         "lon": coords[loc, 1]})
+    grouped = lp.design("y ~ x + rbf(lat, lon) + (1 | g)", data)  # grouped terms come first
+    spatial = lp.design("y ~ x + rbf(lat, lon)", data)
+    assert torch_engine.resolve_batching(grouped, "auto", refine=False) == "sorted"
+    assert torch_engine.resolve_batching(spatial, "auto") == "sorted"
+    assert torch_engine.resolve_batching(spatial, "auto", refine=False) == "random"
+    monkeypatch.setattr(torch_engine, "REFINE_SPATIAL_LIMIT", 11)
+    assert torch_engine.resolve_batching(spatial, "auto") == "random"
+    assert torch_engine.resolve_batching(spatial, "group") == "group"
