@@ -155,8 +155,8 @@ class _Embedded(nn.Module):
         return self.net(torch.cat(parts, dim=1))[:, 0]
 
 
-# lmerpy's fits: method -> its options beyond the defaults (batching "auto": sorted by
-# level as the paper's code trains, random for rbf)
+# lmerpy's fits: method -> its options beyond the defaults (sorted batches, as the paper's
+# code trains; backfitting for several random terms)
 LMMNN = {"lmmnn": {}, "lmmnn + backfit": {"backfit": True},
          "lmmnn (random batches)": {"batching": "random"},
          "lmmnn (sorted batches)": {"batching": "sorted"},

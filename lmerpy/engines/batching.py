@@ -43,6 +43,44 @@ def epoch_order(rows: np.ndarray, rng: np.random.Generator | None,
     return order, groups[order]
 
 
+def locality_rank(coords: np.ndarray, leaf: int = 8) -> np.ndarray:
+    """Each location's place in an order that keeps nearby locations close: split the
+    locations at the median of their widest coordinate, recursively (a k-d tree's leaves
+    in order), so that a run of consecutive ranks covers a compact patch of space."""
+    coords = np.asarray(coords, dtype=np.float64).reshape(len(coords), -1)
+    order = np.empty(len(coords), dtype=np.int64)
+    stack = [(np.arange(len(coords)), 0)]
+    while stack:
+        idx, start = stack.pop()
+        pts = coords[idx]
+        widest = int(np.argmax(pts.max(axis=0) - pts.min(axis=0))) if len(idx) else 0
+        idx = idx[np.argsort(pts[:, widest], kind="stable")]
+        if len(idx) <= leaf:
+            order[start:start + len(idx)] = idx
+            continue
+        half = len(idx) // 2
+        stack += [(idx[:half], start), (idx[half:], start + half)]
+    rank = np.empty(len(coords), dtype=np.int64)
+    rank[order] = np.arange(len(coords))
+    return rank
+
+
+def local_order(rows: np.ndarray, rng: np.random.Generator | None, locations: np.ndarray,
+                rank: np.ndarray, batch_size: int) -> np.ndarray:
+    """Sorted batches for a spatial term: the rows ordered by their location's
+    ``locality_rank``, so that a batch of consecutive rows holds whole nearby locations (the
+    kernel's correlations are then inside batches). With ``rng``, each epoch starts the
+    cut at a random row and shuffles the order of the full batches; without, the order
+    is fixed (validation batches)."""
+    order = rows[np.argsort(rank[locations[rows]], kind="stable")]
+    if rng is None or len(order) <= batch_size:
+        return order
+    order = np.roll(order, -int(rng.integers(len(order))))
+    full = len(order) // batch_size * batch_size
+    chunks = order[:full].reshape(-1, batch_size)[rng.permutation(full // batch_size)]
+    return np.concatenate([chunks.ravel(), order[full:]])
+
+
 @dataclass
 class Segments:
     """The levels of one random term inside each batch: ``inv`` the row's index among its
@@ -105,4 +143,5 @@ class EpochBatches:
         return out
 
 
-__all__ = ["EpochBatches", "Segments", "batch_bounds", "epoch_order"]
+__all__ = ["EpochBatches", "Segments", "batch_bounds", "epoch_order", "local_order",
+           "locality_rank"]

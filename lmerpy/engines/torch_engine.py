@@ -26,7 +26,7 @@ from ..design.model import ModelDesign
 from ..errors import ModelError
 from .backfit import backfit
 from .batch_nll import CovarianceParams, batch_nll
-from .batching import EpochBatches, epoch_order
+from .batching import EpochBatches, epoch_order, local_order, locality_rank
 from .checkpoint import load_checkpoint, save_checkpoint
 from .exact import (
     ConvergenceWarning,
@@ -46,23 +46,7 @@ from .train_step import TrainingWarning, TrainStep
 # factorisation of A when a spatial term is present: 3 minutes at 3,000 locations on two
 # cores, most of an hour at 10,000. Above this many locations θ is kept as trained.
 REFINE_SPATIAL_LIMIT = 3000
-BATCHING = ("auto", "sorted", "random", "group")
-
-
-def resolve_batching(design: ModelDesign, batching: str, refine: bool = True) -> str:
-    """``"auto"``: sorted batches — a random batch of 100 rows among hundreds of levels holds
-    about one row per level, so σ²b and σ²e are not told apart and b is noise on the
-    network's gradient (docs/lmmnn.md measures the difference) — except for an rbf term
-    whose θ is kept as trained (``refine=False``, or more than REFINE_SPATIAL_LIMIT
-    locations): its lengthscale is learnt from distinct nearby locations in one batch, which
-    rows sorted by location seldom give, so random batches."""
-    if batching != "auto":
-        return batching
-    first = design.random[0].cov
-    if isinstance(first, RBFKernel) and (not refine or len(first.coords) >
-                                         REFINE_SPATIAL_LIMIT):
-        return "random"
-    return "sorted"
+BATCHING = ("sorted", "random", "group")
 
 
 @dataclass
@@ -74,11 +58,13 @@ class TorchControl:
     epochs: int = 500
     patience: int = 10
     validation: float = 0.1
-    # "sorted": rows sorted by the first random term's levels (a new level order each epoch)
-    # and cut into batches of exactly batch_size rows, as the paper's published code trains;
-    # "random": rows shuffled; "group": whole levels per batch (sizes vary); "auto": sorted,
-    # or random for an rbf term whose θ is kept as trained (see resolve_batching)
-    batching: str = "auto"
+    # "sorted": rows sorted by the first random term's levels (a new level order each epoch;
+    # an rbf term's locations along space) and cut into batches of exactly batch_size rows,
+    # as the paper's published code trains; "random": rows shuffled; "group": whole levels
+    # per batch (sizes vary). A random batch of 100 rows among hundreds of levels holds
+    # about one row of each: σ²b and σ²e are not told apart and b is noise on the network's
+    # gradient (docs/lmmnn.md, "Batches", measures the difference)
+    batching: str = "sorted"
     device: str = "auto"
     seed: int | None = None
     verbose: bool = True
@@ -168,8 +154,6 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
                          f"{control.batching!r}")
     if not design.random:
         raise ModelError("no random-effects terms in the formula: add e.g. (1 | group)")
-    control = replace(control, batching=resolve_batching(design, control.batching,
-                                                         control.refine))
     if not (control.backfit is True or control.backfit is False or control.backfit == "auto"):
         raise ModelError(f"backfit must be True, False or 'auto', not {control.backfit!r}")
     if family is None and design.y.ndim != 1:
@@ -236,8 +220,15 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     # an rbf term: by location; the kernel still links batches); group batches end only
     # at the end of a level, sorted ones every batch_size rows
     groups = codes[0] if control.batching != "random" else None
+    first = design.random[0].cov
+    # sorted batches of an rbf term follow space, not the locations' labels
+    rank = locality_rank(first.coords) if control.batching == "sorted" and isinstance(
+        first, RBFKernel) else None
 
     def epoch_batches(rows: np.ndarray, size: int, shuffle: bool = True) -> EpochBatches:
+        if rank is not None:
+            order = local_order(rows, rng if shuffle else None, groups, rank, size)
+            return EpochBatches.build(t, codes, order, None, size, device)
         order, order_groups = epoch_order(rows, rng if shuffle else None, groups)
         whole = order_groups if control.batching == "group" else None
         return EpochBatches.build(t, codes, order, whole, size, device)

@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from lmerpy.engines.batching import EpochBatches, batch_bounds, epoch_order
+from lmerpy.engines.batching import (
+    EpochBatches,
+    batch_bounds,
+    epoch_order,
+    local_order,
+    locality_rank,
+)
 
 
 @pytest.mark.parametrize("grouped", [False, True])
@@ -52,3 +58,40 @@ def test_order_without_generator_keeps_the_data_order():
     np.testing.assert_array_equal(og, np.sort(groups))
     np.testing.assert_array_equal(order, [1, 4, 7, 3, 5, 8, 0, 2, 6, 9])
     np.testing.assert_array_equal(epoch_order(rows, None, None)[0], rows)
+
+
+def test_locality_rank_keeps_neighbours_close():
+    """Consecutive ranks are near in space: far nearer than random pairs, in 2 and 3
+    dimensions, and the rank is a permutation."""
+    rng = np.random.default_rng(0)
+    for d in (2, 3):
+        coords = rng.uniform(-10, 10, (2000, d))
+        rank = locality_rank(coords)
+        np.testing.assert_array_equal(np.sort(rank), np.arange(2000))
+        path = coords[np.argsort(rank)]
+        step = np.linalg.norm(np.diff(path, axis=0), axis=1).mean()
+        shuffled = np.linalg.norm(np.diff(coords, axis=0), axis=1).mean()
+        assert step < 0.25 * shuffled
+
+
+def test_local_order_gives_fixed_batches_of_nearby_locations():
+    """Every row once, batches of the full size but the last, each a compact patch; the
+    cut and the batch order change from epoch to epoch, and without a generator the order
+    is the sorted one."""
+    rng = np.random.default_rng(1)
+    coords = rng.uniform(-10, 10, (300, 2))
+    locations = rng.integers(0, 300, 3000)
+    rows = np.sort(rng.choice(3000, 2500, replace=False))
+    rank = locality_rank(coords)
+    first, second = (local_order(rows, rng, locations, rank, 100) for _ in range(2))
+    for order in (first, second):
+        np.testing.assert_array_equal(np.sort(order), rows)
+        epoch = EpochBatches.build({"y": torch.zeros(3000)}, [locations], order, None, 100,
+                                   "cpu")
+        assert set(np.diff(epoch.bounds)[:-1]) == {100}
+        spread = [coords[locations[order[lo:hi]]].std(axis=0).mean()
+                  for lo, hi in zip(epoch.bounds[:-1], epoch.bounds[1:])]
+        assert np.median(spread) < 0.4 * coords.std(axis=0).mean()  # random rows: ≈ 1
+    assert not np.array_equal(first, second)
+    fixed = local_order(rows, None, locations, rank, 100)
+    assert np.all(np.diff(rank[locations[fixed]]) >= 0)

@@ -259,8 +259,7 @@ def test_refinement_is_skipped_above_the_spatial_limit(monkeypatch):
                          "lon": coords[loc, 1]})
     data["y"] = np.sin(2 * data.x1) + rng.normal(size=12)[loc] + rng.normal(scale=0.5, size=n)
     formula = "y ~ nn(x1, hidden=(8,)) + rbf(lat, lon)"
-    # the same batches in both fits ("auto" sorts only where θ is refined afterwards)
-    kwargs = dict(seed=0, epochs=3, verbose=False, device="cpu", batching="random")
+    kwargs = dict(seed=0, epochs=3, verbose=False, device="cpu")
     refined = lp.lmer(formula, data, **kwargs)
     monkeypatch.setattr(torch_engine, "REFINE_SPATIAL_LIMIT", 11)
     kept = lp.lmer(formula, data, **kwargs)
@@ -313,24 +312,19 @@ def test_verbose_false_prints_nothing(capfd):
     assert out == "" and err == ""
 
 
-def test_auto_batching_sorts_unless_an_rbf_theta_is_kept_as_trained(monkeypatch):
-    """"auto" gives sorted batches, except for an rbf first term whose θ is not refined
-    exactly afterwards (refine=False or more locations than the refinement takes): its
-    lengthscale must be learnt in training, from distinct nearby locations in a batch."""
-    from lmerpy.engines import torch_engine
+def test_sorted_batches_learn_an_rbf_lengthscale_in_training():
+    """Sorted along space, a batch holds nearby locations, so training alone (θ kept as
+    trained, as above 3,000 locations) learns the lengthscale: 0.5 here. Random batches of
+    the same data leave it at 2.9 (measured), since 100 random rows seldom hold two
+    locations closer than a few lengthscales."""
+    import sys
+    from pathlib import Path
 
-    rng = np.random.default_rng(0)
-    n = 60
-    loc = rng.integers(0, 12, n)
-    coords = rng.uniform(-2, 2, (12, 2))
-    data = pd.DataFrame({"y": rng.normal(size=n), "x": rng.normal(size=n),
-                         "g": rng.integers(0, 5, n).astype(str), "lat": coords[loc, 0],
-                         "lon": coords[loc, 1]})
-    grouped = lp.design("y ~ x + rbf(lat, lon) + (1 | g)", data)  # grouped terms come first
-    spatial = lp.design("y ~ x + rbf(lat, lon)", data)
-    assert torch_engine.resolve_batching(grouped, "auto", refine=False) == "sorted"
-    assert torch_engine.resolve_batching(spatial, "auto") == "sorted"
-    assert torch_engine.resolve_batching(spatial, "auto", refine=False) == "random"
-    monkeypatch.setattr(torch_engine, "REFINE_SPATIAL_LIMIT", 11)
-    assert torch_engine.resolve_batching(spatial, "auto") == "random"
-    assert torch_engine.resolve_batching(spatial, "group") == "group"
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from paper_simulations import spatial
+
+    df, _, random, _ = spatial(4000, 400, 1.0, np.random.default_rng(0), lengthscale=0.5)
+    m = lp.lmer(f"y ~ nn(x1 + ... + x10, hidden=(16,)) + {random}", df, seed=0,
+                verbose=False, refine=False, device="cpu")
+    assert m.torch_info["control"]["batching"] == "sorted"
+    assert m.theta[1] == pytest.approx(0.5, abs=0.15)
