@@ -2,10 +2,12 @@
 effects fitted jointly by minimising the mini-batch NLL, then BLUPs from the exact engine.
 
 Training optimises the network(s), any linear coefficients and the covariance parameters
-with Adam on ``batch_nll``; early stopping watches the NLL of a validation split. After
-training, θ̂ and the network's output are handed to the exact engine's penalised least
-squares over the whole training set: that gives the BLUPs (DESIGN.md, no 10,000-row
-sampling), the linear coefficients profiled at θ̂ and their standard errors.
+with Adam on ``batch_nll`` over batches cut from the rows sorted by level (batching.py);
+early stopping watches the NLL of a validation split. With several random terms the
+network is then backfitted at the exact θ̂ (backfit.py). Finally θ̂ and the network's
+output are handed to the exact engine's penalised least squares over the whole training
+set: that gives the BLUPs (DESIGN.md, no 10,000-row sampling), the linear coefficients
+profiled at θ̂ and their standard errors.
 """
 
 from __future__ import annotations
