@@ -61,11 +61,11 @@ class TorchControl:
     patience: int = 10
     validation: float = 0.1
     # "sorted": rows sorted by the first random term's levels (a new level order each epoch;
-    # an rbf term's locations along space) and cut into batches of exactly batch_size rows,
-    # as the paper's published code trains; "random": rows shuffled; "group": whole levels
-    # per batch (sizes vary). A random batch of 100 rows among hundreds of levels holds
-    # about one row of each: σ²b and σ²e are not told apart and b is noise on the network's
-    # gradient (docs/lmmnn.md, "Batches", measures the difference)
+    # an rbf term whose θ is kept as trained: along space) and cut into batches of exactly
+    # batch_size rows, as the paper's published code trains; "random": rows shuffled;
+    # "group": whole levels per batch (sizes vary). A random batch of 100 rows among
+    # hundreds of levels holds about one row of each: σ²b and σ²e are not told apart and b
+    # is noise on the network's gradient (docs/lmmnn.md, "Batches", measures it)
     batching: str = "sorted"
     device: str = "auto"
     seed: int | None = None
@@ -223,9 +223,11 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     # at the end of a level, sorted ones every batch_size rows
     groups = codes[0] if control.batching != "random" else None
     first = design.random[0].cov
-    # sorted batches of an rbf term follow space, not the locations' labels
+    # where an rbf term's θ is kept as trained, its sorted batches follow space, so that a
+    # batch holds nearby locations and training learns the lengthscale; where θ is refined
+    # exactly afterwards, whole locations in a random order did better (docs/lmmnn.md)
     rank = locality_rank(first.coords) if control.batching == "sorted" and isinstance(
-        first, RBFKernel) else None
+        first, RBFKernel) and not _refines(control, design) else None
 
     def epoch_batches(rows: np.ndarray, size: int, shuffle: bool = True) -> EpochBatches:
         if rank is not None:
@@ -350,9 +352,8 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
 
     nn_predict = nn_predictor(list(fixed.networks), device)
     trained_theta = theta
-    locations = max((len(r.cov.coords) for r in design.random
-                     if isinstance(r.cov, RBFKernel)), default=0)
-    refine = control.refine and (family is not None or locations <= REFINE_SPATIAL_LIMIT)
+    locations = _locations(design)
+    refine = family is not None and control.refine or _refines(control, design)
     # (a GLMM's summary says itself whether θ is glmer's Laplace estimate given the network)
     theta_from = None if family is not None else \
         "exact ML given the network" if refine else "training"
@@ -415,6 +416,17 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
                "warnings": [], "torch": info}
     return ExactFit(design, False, X, names, dropped, design.y, offset + nn_out, None, theta,
                     solution, sigma, b, pls, optinfo)
+
+
+def _locations(design: ModelDesign) -> int:
+    return max((len(r.cov.coords) for r in design.random if isinstance(r.cov, RBFKernel)),
+               default=0)
+
+
+def _refines(control: TorchControl, design: ModelDesign) -> bool:
+    """Whether θ of a Gaussian model is re-estimated exactly after training: asked for, and
+    no spatial term of more than REFINE_SPATIAL_LIMIT locations."""
+    return control.refine and _locations(design) <= REFINE_SPATIAL_LIMIT
 
 
 def _backfits(control: TorchControl, design: ModelDesign, family, possible: bool) -> bool:
