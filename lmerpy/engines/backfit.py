@@ -1,8 +1,9 @@
 """Backfitting the network after LMMNN training: epochs with the full-data gradient.
 
-For fixed θ the marginal NLL of f is, up to terms free of f, the penalised least squares
-min_b ‖y − f − Zb‖² + σ²‖Λ⁻ᵀb‖²/… (lme4 JSS eq. 11–14, with f as an offset), so by the
-envelope theorem its gradient in f is that of ½‖y − Zb̂ − f‖²/σ² at the BLUP b̂(f). Each
+For fixed θ and σ the marginal NLL of f is, up to terms free of f, the penalised least
+squares min_u ‖y − f − ZΛu‖² + ‖u‖² over 2σ² (lme4 JSS eq. 11–14, f as an offset, b = Λu),
+so by the envelope theorem its gradient in f is that of ½‖y − Zb̂ − f‖²/σ² at the BLUP
+b̂(f) — equivalently V⁻¹r = (r − Zb̂)/σ² (Woodbury; tests/engines/test_backfit.py). Each
 epoch therefore solves b̂ (and any linear β̂) over the training rows at θ̂ with the exact
 engine's penalised least squares — the factor stays, only the right-hand side changes — and
 gives the network one pass of Adam steps on that squared error. Unlike the mini-batch NLL,
