@@ -27,7 +27,7 @@ from torch import nn
 
 from ..design.model import ModelDesign
 from .batching import EpochBatches
-from .networks import attach_generator
+from .networks import attach_generator, summed_output
 from .pls import PLS, CrossProducts
 from .train_step import TrainStep
 
@@ -62,15 +62,6 @@ def backfit(networks: list[nn.Module], inputs: list[torch.Tensor], design: Model
     params = [p for net in networks for p in net.parameters() if p.requires_grad]
     opt = make_optimizer(params)
 
-    def outputs() -> np.ndarray:
-        for net in networks:
-            net.eval()
-        with torch.no_grad():
-            total = np.zeros(len(y))
-            for net, x in zip(networks, inputs):
-                total += net(x).reshape(len(y), -1)[:, 0].double().cpu().numpy()
-        return total
-
     def linear_part(f: np.ndarray) -> np.ndarray:
         """Xβ̂ + Zb̂ for every row, from the training rows' PLS at θ̂ given the networks."""
         pls.cp = pls.cp.with_response(X_tr, Zt_tr, y[train_rows] - f[train_rows])
@@ -91,7 +82,9 @@ def backfit(networks: list[nn.Module], inputs: list[torch.Tensor], design: Model
         attach_generator(net, rng)
     for epoch in range(epochs + 1):  # epoch: passes done so far
         started = time.perf_counter()
-        f = outputs()
+        for net in networks:
+            net.eval()
+        f = summed_output(networks, inputs, len(y))
         fitted = linear_part(f)
         val_mse = float(np.mean((y[val_rows] - f[val_rows] - fitted[val_rows]) ** 2))
         if val_mse < best[0]:
@@ -99,20 +92,21 @@ def backfit(networks: list[nn.Module], inputs: list[torch.Tensor], design: Model
                            epoch), 0
         else:
             stale += 1
-        if epoch == epochs or (patience and stale >= patience):
-            rows.append({"epoch": epoch, "train_mse": train_mse, "val_mse": val_mse,
-                         "seconds": time.perf_counter() - started})
-            break
-        target.copy_(torch.as_tensor(y - fitted, dtype=torch.float32))
-        for net in networks:
-            net.train()
-        batches = EpochBatches.build({"nn": inputs, "y": target}, [],
-                                     rng.permutation(train_rows), None, batch_size, device)
-        total = torch.zeros((), dtype=torch.float64, device=device)
-        for b in range(len(batches)):
-            total += step(batches.batch(b), batch_size)
+        done = epoch == epochs or bool(patience and stale >= patience)
+        if not done:  # one pass on the squared error at this epoch's BLUP
+            target.copy_(torch.as_tensor(y - fitted, dtype=torch.float32))
+            for net in networks:
+                net.train()
+            batches = EpochBatches.build({"nn": inputs, "y": target}, [],
+                                         rng.permutation(train_rows), None, batch_size,
+                                         device)
+            total = torch.zeros((), dtype=torch.float64, device=device)
+            for b in range(len(batches)):
+                total += step(batches.batch(b), batch_size)
         rows.append({"epoch": epoch, "train_mse": train_mse, "val_mse": val_mse,
                      "seconds": time.perf_counter() - started})
+        if done:
+            break
         train_mse = 2.0 * float(total) / len(train_rows)
     for net, state in zip(networks, best[1]):
         attach_generator(net, None)

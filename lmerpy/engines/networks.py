@@ -104,6 +104,17 @@ def n_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
+def summed_output(networks: list[nn.Module], inputs: list[torch.Tensor], n: int
+                  ) -> np.ndarray:
+    """Σ_j nn_j(X_j) over ``n`` rows, as float64 numpy, without gradients: the networks'
+    part of the fitted values (the modules' train/eval mode is the caller's)."""
+    out = np.zeros(n)
+    with torch.no_grad():
+        for net, x in zip(networks, inputs):
+            out += net(x).reshape(n, -1)[:, 0].double().cpu().numpy()
+    return out
+
+
 def as_output(values: torch.Tensor) -> torch.Tensor:
     """A network's output as a flat vector of one prediction per row."""
     return values.reshape(values.shape[0], -1)[:, 0] if values.ndim > 1 else values

@@ -40,7 +40,13 @@ from .exact import (
 from .family import Family
 from .glmm import GlmerControl, GlmerFit, binomial_response, fit_glmer
 from .glmm_nll import glmm_batch_nll, product_rule
-from .networks import attach_generator, build_network, describe, n_parameters
+from .networks import (
+    attach_generator,
+    build_network,
+    describe,
+    n_parameters,
+    summed_output,
+)
 from .pls import PLS, CrossProducts
 from .train_step import TrainingWarning, TrainStep
 
@@ -340,14 +346,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     for net in networks:
         attach_generator(net, None)  # the fitted model does not keep the training generator
 
-    def network_output() -> np.ndarray:
-        with torch.no_grad():
-            out = np.zeros(n)
-            for net, x in zip(fixed.networks, t["nn"]):
-                out += net(x).reshape(n, -1)[:, 0].double().cpu().numpy()
-        return out
-
-    nn_out = network_output()
+    nn_out = summed_output(fixed.networks, t["nn"], n)
     theta = cov.theta()
 
     nn_predict = nn_predictor(list(fixed.networks), device)
@@ -371,7 +370,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
                              train_rows, val_rows,
                              lambda p: _adam(p, control, capturable=bf_graphs), batch_size,
                              control.epochs, control.patience, rng, bf_graphs)
-        nn_out = network_output()
+        nn_out = summed_output(fixed.networks, t["nn"], n)
     if family is not None:
         fit = _glmm_fit(design, family, weights, offset + nn_out, theta, control)
     elif refine:
@@ -451,12 +450,8 @@ def _backfits(control: TorchControl, design: ModelDesign, family, possible: bool
 def nn_predictor(networks: list[nn.Module], device: torch.device):
     """f̂(X) of the trained networks on new nn() inputs (float32, already standardised)."""
     def predict(inputs: list[np.ndarray]) -> np.ndarray:
-        with torch.no_grad():
-            out = np.zeros(len(inputs[0]) if inputs else 0)
-            for net, x in zip(networks, inputs):
-                tx = torch.as_tensor(x, dtype=torch.float32, device=device)
-                out = out + net(tx).reshape(len(x), -1)[:, 0].double().cpu().numpy()
-            return out
+        tensors = [torch.as_tensor(x, dtype=torch.float32, device=device) for x in inputs]
+        return summed_output(networks, tensors, len(inputs[0]) if inputs else 0)
     return predict
 
 
