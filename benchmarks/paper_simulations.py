@@ -11,7 +11,9 @@ x ~ U(−1, 1), σ²e = 1, level sizes multinomial with Poisson(30)-based probab
 
 Scenarios: single factor (q × σ²b grid, paper Table 1), three factors (Table 2),
 longitudinal random intercept/slope/quadratic with ρ01 = ρ02 = 0.3 (Table 3, random and
-"future" splits) and spatial rbf(lat, lon). Test MSE and the estimated variance components
+"future" splits; with --full also as the paper's code draws it: measurements at periods
+0, 1, 2, … per subject, t + t² in the fixed part and t among the network's inputs) and
+spatial rbf(lat, lon). Test MSE and the estimated variance components
 are written as a Markdown table.
 
     .venv/bin/python benchmarks/paper_simulations.py --n 20000          # CPU-sized
@@ -81,6 +83,31 @@ def longitudinal(n, subjects, rng, future: bool):
     df = pd.DataFrame(X, columns=X_COLS)
     df["y"], df["t"], df["subject"] = y, t, subj.astype(str)
     split = (t > np.quantile(t, 0.8)) if future else None
+    return df, ["subject"], "(1 + t + I(t^2) | subject)", split
+
+
+def longitudinal_periods(n, subjects, rng, future: bool):
+    """Table 3 as the paper's code simulates it (lmmnn/utils.py, mode "slopes"): subject i is
+    measured at periods 0, 1, …, n_i − 1, t = period / (largest period), the fixed part gains
+    t + t² and the network sees t; the future split holds out the 20% of rows with the
+    largest t (ties in random order)."""
+    X = rng.uniform(-1, 1, (n, 10))
+    subj = _levels(rng, n, subjects)
+    period = pd.Series(subj).groupby(subj).cumcount().to_numpy()
+    t = period / period.max()
+    rho = 0.3
+    C = np.array([[1, rho, rho], [rho, 1, 0], [rho, 0, 1]])
+    b = rng.multivariate_normal(np.zeros(3), C, size=subjects)
+    f = _f(X) + t + t**2
+    y = f + b[subj, 0] + b[subj, 1] * t + b[subj, 2] * t**2 + rng.normal(size=n)
+    df = pd.DataFrame(X, columns=X_COLS)
+    df["y"], df["t"], df["subject"], df["f_true"] = y, t, subj.astype(str), f
+    df.attrs["inputs"] = [*X_COLS, "t"]
+    df.attrs["linear"] = "x1 + ... + x10 + t + I(t^2)"
+    split = None
+    if future:
+        split = np.zeros(n, bool)
+        split[np.lexsort((rng.random(n), t))[-n // 5:]] = True
     return df, ["subject"], "(1 + t + I(t^2) | subject)", split
 
 
@@ -167,6 +194,9 @@ METHODS = tuple(LMMNN) + OTHERS
 
 def run_case(name, df, groups, random, split, epochs, seed,
              methods: tuple[str, ...] = METHODS) -> list[dict]:
+    # the network's inputs and the linear LMM's fixed part (a cell may add columns to x)
+    inputs = df.attrs.get("inputs", X_COLS)
+    linear = df.attrs.get("linear", "x1 + ... + x10")
     rng = np.random.default_rng(seed)
     test = split if split is not None else rng.random(len(df)) < 0.2
     train, new = df[~test].reset_index(drop=True), df[test].reset_index(drop=True)
@@ -185,7 +215,7 @@ def run_case(name, df, groups, random, split, epochs, seed,
         if method not in methods:
             continue
         t0 = time.perf_counter()
-        m = lp.lmer(f"y ~ nn(x1 + ... + x10) + {random}", train, seed=seed, epochs=epochs,
+        m = lp.lmer(f"y ~ nn({' + '.join(inputs)}) + {random}", train, seed=seed, epochs=epochs,
                     verbose=False, **options)
         vc = m.VarCorr().to_frame()
         est = ", ".join(f"{label(r)}={r.vcov:.3f}" for r in vc.itertuples())
@@ -195,12 +225,12 @@ def run_case(name, df, groups, random, split, epochs, seed,
     if not set(OTHERS) & set(methods):
         return out
 
-    x_tr = torch.tensor(train[X_COLS].to_numpy(), dtype=torch.float32)
-    x_te = torch.tensor(new[X_COLS].to_numpy(), dtype=torch.float32)
+    x_tr = torch.tensor(train[inputs].to_numpy(), dtype=torch.float32)
+    x_te = torch.tensor(new[inputs].to_numpy(), dtype=torch.float32)
     y_tr = torch.tensor(train.y.to_numpy(), dtype=torch.float32)
     if "ignore" in methods:
         t0 = time.perf_counter()
-        mlp = _train_mse(_MLP(10), [x_tr], y_tr, epochs, seed)
+        mlp = _train_mse(_MLP(len(inputs)), [x_tr], y_tr, epochs, seed)
         with torch.no_grad():
             record("ignore", mlp(x_te).numpy(), time.perf_counter() - t0)
     if "embeddings" in methods:
@@ -212,14 +242,15 @@ def run_case(name, df, groups, random, split, epochs, seed,
         return out  # the exact engine's dense kernel solve is cubic in the locations
     if "lmm (linear)" in methods:
         t0 = time.perf_counter()
-        lmm = lp.lmer(f"y ~ x1 + ... + x10 + {random}", train, REML=False)
+        lmm = lp.lmer(f"y ~ {linear} + {random}", train, REML=False)
         record("lmm (linear)", lmm.predict(new, allow_new_levels=True).to_numpy(),
                time.perf_counter() - t0)
     if "true f + b̂ by lmer" in methods:
         # a reference, not a competitor: the true f as an offset and b predicted by the
         # exact engine; what is left is the error of predicting b (and σ²e = 1)
         t0 = time.perf_counter()
-        train, new = (d.assign(f_true=_f(d[X_COLS].to_numpy())) for d in (train, new))
+        if "f_true" not in train:
+            train, new = (d.assign(f_true=_f(d[X_COLS].to_numpy())) for d in (train, new))
         known = lp.lmer(f"y ~ 1 + offset(f_true) + {random}", train, REML=False)
         record("true f + b̂ by lmer", known.predict(new, allow_new_levels=True).to_numpy(),
                time.perf_counter() - t0)
@@ -235,7 +266,8 @@ def _embeddings(train, new, groups, x_tr, y_tr, epochs, seed):
         sizes.append(len(levels) + 1)  # the last index: levels unseen in training
         c_tr.append(torch.tensor(train[g].map(levels).to_numpy()))
         c_te.append(torch.tensor(new[g].map(levels).fillna(len(levels)).astype(int).to_numpy()))
-    return _train_mse(_Embedded(10, sizes), [x_tr] + c_tr, y_tr, epochs, seed), c_te
+    return (_train_mse(_Embedded(x_tr.shape[1], sizes), [x_tr] + c_tr, y_tr, epochs, seed),
+            c_te)
 
 
 def binary(n, q, sig2b, rng):
@@ -424,6 +456,10 @@ def _cases(args, seed: int) -> list[tuple]:
     # squared lengthscale (paper eq. 31: K(s, s') = σ²b0 exp(−‖s − s'‖² / 2σ²b1)).
     extras = [("three factors q=(1000,2000,3000) σ²b=0.3",
                lambda r: multi(n, (1000, 2000, 3000), 0.3, r))]
+    for future in (False, True):
+        extras.append((f"longitudinal {subjects} subjects by period, "
+                       f"{'future' if future else 'random'} split",
+                       lambda r, future=future: longitudinal_periods(n, subjects, r, future)))
     for loc in (100, 1000, 10000):
         for s0 in (0.1, 1.0, 10.0):
             for s1 in (0.1, 1.0, 10.0):
