@@ -16,6 +16,7 @@ longitudinal random intercept/slope/quadratic with ρ01 = ρ02 = 0.3 (Table 3, r
 spatial rbf(lat, lon). Test MSE and the estimated variance components
 are written as a Markdown table.
 
+    .venv/bin/python benchmarks/paper_simulations.py --quick            # minutes
     .venv/bin/python benchmarks/paper_simulations.py --n 20000          # CPU-sized
     .venv/bin/python benchmarks/paper_simulations.py --n 100000 --full  # the paper's size
     .venv/bin/python benchmarks/paper_simulations.py --glmm --n 20000   # binary, section 6
@@ -181,6 +182,11 @@ class _Embedded(nn.Module):
         parts = [x] + [e(c) for e, c in zip(self.emb, codes)]
         return self.net(torch.cat(parts, dim=1))[:, 0]
 
+
+# --quick: one cell of each kind at n = 20,000 (the core grid's names)
+QUICK_CELLS = ("single q=1000 σ²b=1.0", "three factors q=(100,200,300) σ²b=3",
+               "longitudinal 1000 subjects, random split",
+               "spatial 200 locations σ²b0=1 σ²b1=1")
 
 # lmerpy's fits: method -> its options beyond the defaults (sorted batches, as the paper's
 # code trains; backfitting for several random terms)
@@ -392,6 +398,10 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="Gaussian: the methods to run, comma-separated, of "
                              + ", ".join(METHODS))
+    parser.add_argument("--quick", action="store_true",
+                        help="a spot check in minutes: n = 20,000, four cells (one factor, "
+                             "three factors, longitudinal, spatial), lmerpy's defaults and the "
+                             "baselines")
     parser.add_argument("--lmmnn-only", action="store_true", help="--glmm: skip the baselines")
     parser.add_argument("--batch", type=int, default=1000, help="--glmm: lmerpy's batch size")
     parser.add_argument("--lr", type=float, default=1e-3, help="--glmm: lmerpy's learning rate")
@@ -403,7 +413,14 @@ def main() -> None:
         args.out = args.out or "benchmarks/paper_glmm_results.md"
         main_binary(args)
         return
+    cells = {args.cell} if args.cell else None
+    if args.quick:
+        args.n, args.full, cells = 20_000, False, cells or set(QUICK_CELLS)
+        if args.methods == ",".join(METHODS):
+            args.methods = ",".join(["lmmnn", *OTHERS])
+        args.out = args.out or "benchmarks/paper_results_quick.md"
     args.out = args.out or "benchmarks/paper_results.md"
+    start = time.perf_counter()
     header = (f"# LMMNN simulations (n = {args.n:,}, epochs ≤ {args.epochs}, seed {args.seed}"
               f"{f', {args.reps} repetitions' if args.reps > 1 else ''})\n\n"
               f"Test MSE (σ²e = 1; 'true f + b̂ by lmer' is the floor of a cell); lmmnn's "
@@ -411,7 +428,7 @@ def main() -> None:
     rows = []
     for rep in range(args.reps):
         for name, df, groups, random, split in _cases(args, args.seed + rep):
-            if args.cell and args.cell != name:
+            if cells and name not in cells:
                 continue
             result = run_case(name, df, groups, random, split, args.epochs, args.seed + rep,
                               tuple(args.methods.split(",")))
@@ -425,6 +442,10 @@ def main() -> None:
     if args.reps == 1:
         _write_table([{k: v for k, v in r.items() if k not in ("rep", "sigma2e")}
                       for r in rows], header, args.out)
+    took = f"\nThe whole run took {time.perf_counter() - start:.0f} s.\n"
+    with open(args.out, "a") as out:
+        out.write(took)
+    print(took.strip())
 
 
 def _cases(args, seed: int) -> list[tuple]:
@@ -468,7 +489,7 @@ def _cases(args, seed: int) -> list[tuple]:
                                    lambda r, loc=loc, s0=s0, s1=s1:
                                    spatial(n, loc, s0, r, lengthscale=np.sqrt(s1))))
     for k, (name, make) in enumerate(extras):
-        if args.cell in (None, name):
+        if args.cell in (None, name):  # --full only: not among the quick cells
             cases.append((name, *make(np.random.default_rng([seed, k]))))
     return cases
 

@@ -55,6 +55,21 @@ class CovarianceParams(nn.Module):
         raw = self.factors[k]
         return torch.tril(raw, -1) + torch.diag_embed(raw.diagonal().exp())
 
+    def describe(self) -> str:
+        """The current variance components, one group after another (for the progress bar):
+        a grouped term's variances diag(D_k), an rbf term's variance and lengthscale."""
+        parts = []
+        for k, t in enumerate(self.terms):
+            if isinstance(t.cov, RBFKernel):
+                raw = self.factors[k].detach()
+                parts.append(f"{t.group} {float(raw[0].exp()) ** 2:.3g} "
+                             f"ℓ {float(raw[1].exp()):.3g}")
+            else:
+                L = self.chol(k).detach()
+                var = (L * L).sum(1).cpu().numpy()
+                parts.append(f"{t.group} " + " ".join(f"{v:.3g}" for v in var))
+        return "  ".join(parts)
+
     def theta(self) -> np.ndarray:
         """lme4's θ (relative factor Λ/σ, lower triangle column by column; rbf: sd/σ, ℓ)."""
         s = float(self.sigma.detach())

@@ -317,7 +317,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
             if bar:
                 bar.update(task, advance=1, description=(
                     f"epoch {epoch}  train {train_nll:.4f}  val {val_nll:.4f}  "
-                    f"σ² {float(cov.sigma.detach()) ** 2:.4g}"))
+                    f"σ² {float(cov.sigma.detach()) ** 2:.4g}  {cov.describe()}"))
             if val_nll < best[0] - 1e-12:
                 best = (val_nll, (copy.deepcopy(fixed.state_dict()),
                                   copy.deepcopy(cov.state_dict())), epoch)

@@ -329,3 +329,39 @@ def test_sorted_batches_learn_an_rbf_lengthscale_in_training():
                 verbose=False, refine=False, device="cpu")
     assert m.torch_info["control"]["batching"] == "sorted"
     assert m.theta[1] == pytest.approx(0.5, abs=0.15)
+
+
+def test_progress_description_gives_the_variance_components():
+    """The progress bar's variance components are σ²·diag(ΛΛ') of lme4's θ (and, for an rbf
+    term, σ²θ₀² and the lengthscale): the same numbers VarCorr would print."""
+    d, cov = _random_model("y ~ x + (x | g) + rbf(lat, lon)", np.random.default_rng(3), 40,
+                           1.3)
+    theta, s2 = cov.theta(), float(cov.sigma.detach()) ** 2
+    L = np.array([[theta[0], 0.0], [theta[1], theta[2]]])
+    expected = [*np.diag(L @ L.T) * s2, s2 * theta[3] ** 2, theta[4]]
+    text = cov.describe()
+    groups = [t.group for t in d.random]
+    assert text.startswith(groups[0] + " ") and f"  {groups[1]} " in text
+    numbers = [float(w) for w in text.replace("ℓ", "").split() if w[0].isdigit()]
+    assert numbers == pytest.approx(expected, rel=5e-3)  # three significant digits
+
+
+def test_progress_bar_shows_epoch_losses_and_variance_components(monkeypatch):
+    """On a terminal the bar's text carries the epoch, both NLLs, σ² and the components."""
+    from rich.progress import Progress
+
+    seen = []
+    real_update = Progress.update
+
+    def update(self, task, **kw):
+        seen.append(kw.get("description", ""))
+        return real_update(self, task, **kw)
+
+    monkeypatch.setattr(Progress, "update", update)
+    monkeypatch.setattr("rich.console.Console.is_terminal", property(lambda self: True))
+    df = _nonlinear(600, 6, 0)
+    lp.lmer("y ~ nn(x1 + x2, hidden=(4,)) + (1 | g)", df, epochs=2, seed=0, verbose=True,
+            refine=False)
+    assert len(seen) == 2
+    assert seen[-1].startswith("epoch 2  train ") and " val " in seen[-1]
+    assert " σ² " in seen[-1] and "  g " in seen[-1]
