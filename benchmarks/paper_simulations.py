@@ -191,6 +191,7 @@ QUICK_CELLS = ("single q=1000 σ²b=1.0", "three factors q=(100,200,300) σ²b=3
 # lmerpy's fits: method -> its options beyond the defaults (sorted batches, as the paper's
 # code trains; backfitting for several random terms)
 LMMNN = {"lmmnn": {}, "lmmnn + backfit": {"backfit": True},
+         "lmmnn + lr decay": {"lr_decay": 0.1},
          "lmmnn (random batches)": {"batching": "random"},
          "lmmnn (sorted batches)": {"batching": "sorted"},
          "lmmnn (group batches)": {"batching": "group"}}

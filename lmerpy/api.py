@@ -46,9 +46,9 @@ def lmer(formula: str | Formula, data: pd.DataFrame, REML: bool = True,
     default for formulas without nn() terms) agrees with lme4; ``engine="torch"`` (the default
     with nn() terms) trains by mini-batch NLL (LMMNN). Training options go in a TorchControl
     or as keywords: ``lr``, ``batch_size``, ``epochs``, ``patience``, ``validation``,
-    ``batching`` ("sorted", "random", "group"), ``backfit``, ``refine``, ``device``,
-    ``seed``, ``verbose``; ``modules`` maps nn(..., module="name") to your own torch
-    modules.
+    ``batching`` ("sorted", "random", "group"), ``backfit``, ``lr_decay``, ``refine``,
+    ``device``, ``seed``, ``verbose``; ``modules`` maps nn(..., module="name") to your own
+    torch modules.
     """
     if isinstance(formula, str):
         formula = parse(formula)

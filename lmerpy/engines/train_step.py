@@ -44,6 +44,13 @@ class TrainStep:
                 return self._graph.replay(batch)
         return self.eager(batch)
 
+    def set_lr(self, lr: float) -> None:
+        """A new learning rate for every parameter group. A captured graph holds the old
+        rate as a constant, so it is dropped and the next full batch captures anew."""
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        self._graph = None
+
     def eager(self, batch: dict) -> torch.Tensor:
         self.opt.zero_grad(set_to_none=True)
         loss = self.nll_of(batch)

@@ -365,3 +365,41 @@ def test_progress_bar_shows_epoch_losses_and_variance_components(monkeypatch):
     assert len(seen) == 2
     assert seen[-1].startswith("epoch 2  train ") and " val " in seen[-1]
     assert " σ² " in seen[-1] and "  g " in seen[-1]
+
+
+def test_lr_decay_continues_from_the_best_epoch_at_the_lower_rate():
+    """lr_decay=0.1: the run is the plain run until its first stall (bit for bit on CPU),
+    then goes on from the best epoch at a tenth of the rate until it stalls again."""
+    df = _nonlinear(1500, 15, 1)
+    kw = dict(epochs=200, patience=3, seed=4, verbose=False, refine=False, lr=5e-3)
+    formula = "y ~ nn(x1 + x2 + x3, hidden=(16, 8), dropout=0.0) + (1 | g)"
+    plain = lp.lmer(formula, df, **kw)
+    decayed = lp.lmer(formula, df, lr_decay=0.1, **kw)
+    h0, h1 = plain.history, decayed.history
+    stall = len(h0)
+    assert stall < 200 and len(h1) > stall  # the plain run stopped early; the decayed went on
+    cols = ["train_nll", "val_nll", "sigma2", "theta1"]
+    assert np.array_equal(h1[cols].to_numpy()[:stall], h0[cols].to_numpy())
+    assert (h1.lr.to_numpy()[:stall] == 5e-3).all()
+    assert h1.lr.to_numpy()[stall:] == pytest.approx(5e-4)
+    assert decayed.torch_info["best_val_nll"] <= plain.torch_info["best_val_nll"]
+    assert f"after epoch {stall}" in decayed.torch_info["stop_reason"]
+    # the next phase started from the best epoch, not from the last one: its first epoch
+    # is one step of the lower rate from there, so its validation NLL is near the best
+    best = plain.torch_info["best_val_nll"]
+    last = float(h0.val_nll.iloc[-1])
+    first_after = float(h1.val_nll.iloc[stall])
+    assert abs(first_after - best) < abs(last - best) or last == best
+
+
+@pytest.mark.parametrize("bad", [0, 1, 1.5, -0.1, True, "0.1"])
+def test_lr_decay_must_be_a_fraction(bad):
+    with pytest.raises(lp.ModelError, match="lr_decay must be a number between 0 and 1"):
+        lp.lmer("y ~ nn(x1) + (1 | g)", _nonlinear(200, 4, 0), lr_decay=bad, epochs=1,
+                verbose=False)
+
+
+def test_lr_decay_needs_early_stopping():
+    with pytest.raises(lp.ModelError, match="lr_decay needs early stopping"):
+        lp.lmer("y ~ nn(x1) + (1 | g)", _nonlinear(200, 4, 0), lr_decay=0.1, patience=0,
+                epochs=1, verbose=False)
