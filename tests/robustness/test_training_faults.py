@@ -144,3 +144,21 @@ def test_out_of_memory_halves_the_batch_and_warns():
         m = lp.lmer("y ~ nn(x1 + x2, module='net') + (1 | g)", df,
                     modules={"net": _OutOfMemory(limit=30)}, **{**TRAIN, "epochs": 3})
     assert m.torch_info["epochs"] == 3 and np.isfinite(m.fitted()).all()
+
+
+def test_run_with_lr_decay_resumes_after_the_decay_to_the_same_result(tmp_path):
+    """A checkpoint taken after lr_decay applied carries the lower rate and the epoch it
+    applied at: continuing it gives the uninterrupted run, not a second decay."""
+    df = _data(600, 12, 3)
+    train = dict(TRAIN, patience=3, epochs=300, lr=5e-3, lr_decay=0.1)
+    reference = lp.lmer(FORMULA, df, **train)
+    lr = reference.history.lr.to_numpy()
+    decayed = int(np.argmax(lr < 5e-3))  # epochs before the first at the lower rate
+    assert 0 < decayed < len(lr) < 300
+    ckpt = str(tmp_path / "ckpt")
+    lp.lmer(FORMULA, df, checkpoint_dir=ckpt, **dict(train, epochs=decayed + 1))
+    resumed = lp.lmer(FORMULA, df, checkpoint_dir=ckpt, resume=True, **train)
+    np.testing.assert_array_equal(resumed.history.lr, reference.history.lr)
+    np.testing.assert_array_equal(resumed.history.val_nll, reference.history.val_nll)
+    np.testing.assert_array_equal(resumed.theta, reference.theta)
+    assert resumed.torch_info["stop_reason"] == reference.torch_info["stop_reason"]
