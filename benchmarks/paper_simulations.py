@@ -490,7 +490,7 @@ def _cases(args, seed: int) -> list[tuple]:
                                    lambda r, loc=loc, s0=s0, s1=s1:
                                    spatial(n, loc, s0, r, lengthscale=np.sqrt(s1))))
     for k, (name, make) in enumerate(extras):
-        if args.cell in (None, name):  # --full only: not among the quick cells
+        if args.cell in (None, name):
             cases.append((name, *make(np.random.default_rng([seed, k]))))
     return cases
 
