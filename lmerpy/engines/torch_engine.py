@@ -97,7 +97,7 @@ class TorchControl:
     # when the validation NLL first stalls for `patience` epochs: go back to the best epoch
     # and train on at lr × lr_decay until it stalls again (one more phase); None: stop at
     # the first stall, as the paper trains. Measured (docs/lmmnn.md, "Learning-rate
-    # decay"): a closer fit of the network in 13 of 13 cells, for about 1.6 times the epochs
+    # decay"): a closer fit of the network in 15 of 15 cells, for about 1.6 times the epochs
     lr_decay: float | None = None
 
 
