@@ -27,7 +27,7 @@ from torch import nn
 
 from ..design.model import ModelDesign
 from .batching import EpochBatches
-from .networks import attach_generator, summed_output
+from .networks import as_output, attach_generator, summed_output
 from .pls import PLS, CrossProducts
 from .train_step import TrainStep
 
@@ -71,8 +71,7 @@ def backfit(networks: list[nn.Module], inputs: list[torch.Tensor], design: Model
     target = torch.zeros(len(y), dtype=torch.float32, device=device)
 
     def loss_of(batch: dict) -> torch.Tensor:
-        out = sum(net(x).reshape(batch["rows"], -1)[:, 0] for net, x in
-                  zip(networks, batch["nn"]))
+        out = sum(as_output(net(x)) for net, x in zip(networks, batch["nn"]))
         return 0.5 * ((batch["y"] - out) ** 2).sum()
 
     step = TrainStep(loss_of, opt, params, [] if graphs else None)  # no random terms

@@ -111,7 +111,7 @@ def summed_output(networks: list[nn.Module], inputs: list[torch.Tensor], n: int
     out = np.zeros(n)
     with torch.no_grad():
         for net, x in zip(networks, inputs):
-            out += net(x).reshape(n, -1)[:, 0].double().cpu().numpy()
+            out += as_output(net(x)).double().cpu().numpy()
     return out
 
 

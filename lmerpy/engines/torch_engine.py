@@ -41,6 +41,7 @@ from .family import Family
 from .glmm import GlmerControl, GlmerFit, binomial_response, fit_glmer
 from .glmm_nll import glmm_batch_nll, product_rule
 from .networks import (
+    as_output,
     attach_generator,
     build_network,
     describe,
@@ -113,7 +114,7 @@ class _FixedPart(nn.Module):
         out = X @ self.beta if self.beta is not None else torch.zeros(
             X.shape[0], dtype=X.dtype, device=X.device)
         for net, x in zip(self.networks, inputs):
-            out = out + net(x).reshape(x.shape[0], -1)[:, 0].to(out.dtype)
+            out = out + as_output(net(x)).to(out.dtype)
         return out
 
 

@@ -367,13 +367,23 @@ def test_progress_bar_shows_epoch_losses_and_variance_components(monkeypatch):
     assert " σ² " in seen[-1] and "  g " in seen[-1]
 
 
-def test_lr_decay_continues_from_the_best_epoch_at_the_lower_rate():
+def test_lr_decay_continues_from_the_best_epoch_at_the_lower_rate(monkeypatch):
     """lr_decay=0.1: the run is the plain run until its first stall (bit for bit on CPU),
     then goes on from the best epoch at a tenth of the rate until it stalls again."""
+    from lmerpy.engines.train_step import TrainStep
+
     df = _nonlinear(1500, 15, 1)
     kw = dict(epochs=200, patience=3, seed=4, verbose=False, refine=False, lr=5e-3)
     formula = "y ~ nn(x1 + x2 + x3, hidden=(16, 8), dropout=0.0) + (1 | g)"
     plain = lp.lmer(formula, df, **kw)
+    at_decay = []
+    real_set_lr = TrainStep.set_lr
+
+    def set_lr(self, lr):
+        at_decay.append([p.detach().clone() for p in self.params])
+        return real_set_lr(self, lr)
+
+    monkeypatch.setattr(TrainStep, "set_lr", set_lr)
     decayed = lp.lmer(formula, df, lr_decay=0.1, **kw)
     h0, h1 = plain.history, decayed.history
     stall = len(h0)
@@ -384,12 +394,13 @@ def test_lr_decay_continues_from_the_best_epoch_at_the_lower_rate():
     assert h1.lr.to_numpy()[stall:] == pytest.approx(5e-4)
     assert decayed.torch_info["best_val_nll"] <= plain.torch_info["best_val_nll"]
     assert f"after epoch {stall}" in decayed.torch_info["stop_reason"]
-    # the next phase started from the best epoch, not from the last one: its first epoch
-    # is one step of the lower rate from there, so its validation NLL is near the best
-    best = plain.torch_info["best_val_nll"]
-    last = float(h0.val_nll.iloc[-1])
-    first_after = float(h1.val_nll.iloc[stall])
-    assert abs(first_after - best) < abs(last - best) or last == best
+    # the next phase started from the best epoch, not from the last one: the parameters
+    # at the decay are those the plain run ends with (it reloads its best epoch)
+    best = [*plain.torch_info["modules"].parameters(),
+            *plain.torch_info["covariance"].parameters()]
+    assert len(at_decay) == 1 and len(at_decay[0]) == len(best)
+    for got, want in zip(at_decay[0], best):
+        assert torch.equal(got, want.detach())
 
 
 @pytest.mark.parametrize("bad", [0, 1, 1.5, -0.1, True, "0.1"])
