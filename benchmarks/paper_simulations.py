@@ -189,9 +189,11 @@ QUICK_CELLS = ("single q=1000 σ²b=1.0", "three factors q=(100,200,300) σ²b=3
                "spatial 200 locations σ²b0=1 σ²b1=1")
 
 # lmerpy's fits: method -> its options beyond the defaults (sorted batches, as the paper's
-# code trains; backfitting for several random terms)
+# code trains; a second phase with batches ten times larger; backfitting for several
+# random terms). "single phase" stops at the first stall, as the paper trains
 LMMNN = {"lmmnn": {}, "lmmnn + backfit": {"backfit": True},
-         "lmmnn + lr decay": {"lr_decay": 0.1},
+         "lmmnn, single phase": {"batch_growth": None},
+         "lmmnn + lr decay": {"lr_decay": 0.1, "batch_growth": None},
          "lmmnn (random batches)": {"batching": "random"},
          "lmmnn (sorted batches)": {"batching": "sorted"},
          "lmmnn (group batches)": {"batching": "group"}}

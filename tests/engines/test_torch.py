@@ -367,15 +367,24 @@ def test_progress_bar_shows_epoch_losses_and_variance_components(monkeypatch):
     assert " σ² " in seen[-1] and "  g " in seen[-1]
 
 
+SECOND_PHASE = dict(epochs=200, patience=3, seed=4, verbose=False, refine=False, lr=5e-3,
+                    batch_size=50)
+SMALL_NET = "y ~ nn(x1 + x2 + x3, hidden=(16, 8), dropout=0.0) + (1 | g)"
+
+
+def _first_phase_best(plain) -> list[torch.Tensor]:
+    return [p.detach() for p in (*plain.torch_info["modules"].parameters(),
+                                 *plain.torch_info["covariance"].parameters())]
+
+
 def test_lr_decay_continues_from_the_best_epoch_at_the_lower_rate(monkeypatch):
-    """lr_decay=0.1: the run is the plain run until its first stall (bit for bit on CPU),
-    then goes on from the best epoch at a tenth of the rate until it stalls again."""
+    """lr_decay=0.1: the run is the single-phase run until its first stall (bit for bit on
+    CPU), then goes on from the best epoch at a tenth of the rate until it stalls again."""
     from lmerpy.engines.train_step import TrainStep
 
     df = _nonlinear(1500, 15, 1)
-    kw = dict(epochs=200, patience=3, seed=4, verbose=False, refine=False, lr=5e-3)
-    formula = "y ~ nn(x1 + x2 + x3, hidden=(16, 8), dropout=0.0) + (1 | g)"
-    plain = lp.lmer(formula, df, **kw)
+    kw = dict(SECOND_PHASE, batch_growth=None)
+    plain = lp.lmer(SMALL_NET, df, **kw)
     at_decay = []
     real_set_lr = TrainStep.set_lr
 
@@ -384,7 +393,7 @@ def test_lr_decay_continues_from_the_best_epoch_at_the_lower_rate(monkeypatch):
         return real_set_lr(self, lr)
 
     monkeypatch.setattr(TrainStep, "set_lr", set_lr)
-    decayed = lp.lmer(formula, df, lr_decay=0.1, **kw)
+    decayed = lp.lmer(SMALL_NET, df, lr_decay=0.1, **kw)
     h0, h1 = plain.history, decayed.history
     stall = len(h0)
     assert stall < 200 and len(h1) > stall  # the plain run stopped early; the decayed went on
@@ -392,15 +401,73 @@ def test_lr_decay_continues_from_the_best_epoch_at_the_lower_rate(monkeypatch):
     assert np.array_equal(h1[cols].to_numpy()[:stall], h0[cols].to_numpy())
     assert (h1.lr.to_numpy()[:stall] == 5e-3).all()
     assert h1.lr.to_numpy()[stall:] == pytest.approx(5e-4)
+    assert (h1.batch_size == 50).all()
     assert decayed.torch_info["best_val_nll"] <= plain.torch_info["best_val_nll"]
-    assert f"after epoch {stall}" in decayed.torch_info["stop_reason"]
+    assert decayed.torch_info["stop_reason"].endswith(
+        f"(second phase after epoch {stall}: learning rate × 0.1)")
     # the next phase started from the best epoch, not from the last one: the parameters
     # at the decay are those the plain run ends with (it reloads its best epoch)
-    best = [*plain.torch_info["modules"].parameters(),
-            *plain.torch_info["covariance"].parameters()]
+    best = _first_phase_best(plain)
     assert len(at_decay) == 1 and len(at_decay[0]) == len(best)
     for got, want in zip(at_decay[0], best):
-        assert torch.equal(got, want.detach())
+        assert torch.equal(got, want)
+
+
+def test_batch_growth_continues_from_the_best_epoch_with_larger_batches(monkeypatch):
+    """batch_growth=4: the single-phase run until its first stall (bit for bit), then from
+    its best epoch with batches of 4 × 50 rows at the same rate until the next stall."""
+    from lmerpy.engines.train_step import TrainStep
+
+    df = _nonlinear(1500, 15, 1)
+    plain = lp.lmer(SMALL_NET, df, batch_growth=None, **SECOND_PHASE)
+    at_growth = []
+    real_call = TrainStep.__call__
+
+    def call(self, batch, batch_size):
+        if batch["rows"] == 200 and not at_growth:  # the second phase's first step
+            at_growth.append([p.detach().clone() for p in self.params])
+        return real_call(self, batch, batch_size)
+
+    monkeypatch.setattr(TrainStep, "__call__", call)
+    grown = lp.lmer(SMALL_NET, df, batch_growth=4, **SECOND_PHASE)
+    h0, h1 = plain.history, grown.history
+    stall = len(h0)
+    assert stall < 200 and len(h1) > stall
+    cols = ["train_nll", "val_nll", "sigma2", "theta1"]
+    assert np.array_equal(h1[cols].to_numpy()[:stall], h0[cols].to_numpy())
+    assert (h1.batch_size.to_numpy()[:stall] == 50).all()
+    assert (h1.batch_size.to_numpy()[stall:] == 200).all()
+    assert (h1.lr == 5e-3).all()
+    assert grown.torch_info["best_val_nll"] <= plain.torch_info["best_val_nll"]
+    assert grown.torch_info["stop_reason"].endswith(
+        f"(second phase after epoch {stall}: batches of 200 rows)")
+    for got, want in zip(at_growth[0], _first_phase_best(plain)):
+        assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("formula, batch, growth, expected", [
+    ("y ~ x + (1 | g)", 100, 10, 1000),
+    ("y ~ x + (1 | g)", 100, 50, 1350),        # at most the 1,350 training rows
+    ("y ~ x + (1 | g)", 1000, 10, 1350),
+    ("y ~ x + (1 | g) + (1 | h)", 100, 20, 1000),   # a dense system: at most 1,000 rows
+    ("y ~ x + (1 | g) + (1 | h)", 50, 4, 200),
+    ("y ~ x + rbf(lat, lon)", 100, 20, 1000),
+    ("y ~ x + rbf(lat, lon)", 1200, 10, 1200),  # already larger: unchanged
+    ("y ~ x + (1 | g)", 100, None, 100),
+])
+def test_second_phase_batch_size(formula, batch, growth, expected):
+    from lmerpy.engines.torch_engine import TorchControl, second_phase_batch
+
+    d, _ = _random_model(formula, np.random.default_rng(0), 40, 1.0)
+    control = TorchControl(batch_size=batch, batch_growth=growth)
+    assert second_phase_batch(control, d, batch, 1350) == expected
+
+
+@pytest.mark.parametrize("bad", [0, 1, 2.5, True, "10", -3])
+def test_batch_growth_must_be_a_whole_number_of_at_least_two(bad):
+    with pytest.raises(lp.ModelError, match="batch_growth must be a whole number of at least 2"):
+        lp.lmer("y ~ nn(x1) + (1 | g)", _nonlinear(200, 4, 0), batch_growth=bad, epochs=1,
+                verbose=False)
 
 
 @pytest.mark.parametrize("bad", [0, 1, 1.5, -0.1, True, "0.1"])

@@ -146,19 +146,23 @@ def test_out_of_memory_halves_the_batch_and_warns():
     assert m.torch_info["epochs"] == 3 and np.isfinite(m.fitted()).all()
 
 
-def test_run_with_lr_decay_resumes_after_the_decay_to_the_same_result(tmp_path):
-    """A checkpoint taken after lr_decay applied carries the lower rate and the epoch it
-    applied at: continuing it gives the uninterrupted run, not a second decay."""
+def test_run_in_its_second_phase_resumes_to_the_same_result(tmp_path):
+    """A checkpoint taken in the second phase (batches × 10, lr_decay) carries the larger
+    batches, the lower rate and the epoch the phase began at, while validation keeps its
+    first batches: continuing it gives the uninterrupted run, not a third phase."""
     df = _data(600, 12, 3)
-    train = dict(TRAIN, patience=3, epochs=300, lr=5e-3, lr_decay=0.1)
+    train = dict(TRAIN, patience=3, epochs=300, lr=5e-3, lr_decay=0.1, batch_growth=10)
     reference = lp.lmer(FORMULA, df, **train)
     lr = reference.history.lr.to_numpy()
     decayed = int(np.argmax(lr < 5e-3))  # epochs before the first at the lower rate
     assert 0 < decayed < len(lr) < 300
+    # 540 training rows: batches of 50, then of 500
+    assert set(reference.history.batch_size[decayed:]) == {500}
     ckpt = str(tmp_path / "ckpt")
     lp.lmer(FORMULA, df, checkpoint_dir=ckpt, **dict(train, epochs=decayed + 1))
     resumed = lp.lmer(FORMULA, df, checkpoint_dir=ckpt, resume=True, **train)
     np.testing.assert_array_equal(resumed.history.lr, reference.history.lr)
+    np.testing.assert_array_equal(resumed.history.batch_size, reference.history.batch_size)
     np.testing.assert_array_equal(resumed.history.val_nll, reference.history.val_nll)
     np.testing.assert_array_equal(resumed.theta, reference.theta)
     assert resumed.torch_info["stop_reason"] == reference.torch_info["stop_reason"]
