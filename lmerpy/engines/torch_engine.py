@@ -52,9 +52,9 @@ from .networks import (
 from .pls import PLS, CrossProducts
 from .train_step import TrainingWarning, TrainStep
 
-# The second phase's batches, where the batch NLL is a dense system (several random terms,
-# or an rbf term) whose cost grows with the cube of the rows, are at most this many rows
-# (or batch_size, if larger).
+# The second phase's batches for an rbf term, whose batch NLL is a dense system of the
+# locations present (its cost up to the cube of the rows), are at most this many rows (or
+# batch_size, if larger).
 DENSE_PHASE_BATCH = 1000
 # The exact refinement of θ evaluates the profiled likelihood some 30–60 times, each a dense
 # factorisation of A when a spatial term is present: 3 minutes at 3,000 locations on two
@@ -357,14 +357,15 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
             else:
                 stale += 1
                 if control.patience and stale >= control.patience:
-                    if (growth or decay) and second_at is None and epoch < control.epochs:
+                    grown = second_phase_batch(control, design, batch_size, len(train_rows))
+                    if (decay or grown > batch_size) and second_at is None and \
+                            epoch < control.epochs:
                         # the second phase starts from the best epoch
                         fixed.load_state_dict(best[1][0])
                         cov.load_state_dict(best[1][1])
                         if decay:
                             step.set_lr(opt.param_groups[0]["lr"] * decay)
-                        batch_size = second_phase_batch(control, design, batch_size,
-                                                        len(train_rows))
+                        batch_size = grown
                         second_at, stale = epoch, 0
                     else:
                         stop_reason = (f"no improvement in validation NLL for "
@@ -472,14 +473,15 @@ def _locations(design: ModelDesign) -> int:
 def second_phase_batch(control: TorchControl, design: ModelDesign, batch_size: int,
                        n_train: int) -> int:
     """The second phase's batch size: ``batch_growth`` times the first's, at most the
-    training rows; where the batch NLL is a dense system (several random terms, or an rbf
-    term: batch_nll.py), whose cost grows with the cube of the rows, at most
-    DENSE_PHASE_BATCH rows unless the first phase's batches were already larger."""
-    if not control.batch_growth:
+    training rows; for an rbf term at most DENSE_PHASE_BATCH rows unless the first phase's
+    batches were already larger. With several random terms the batches do not grow: a
+    batch's system is then dense in the levels of all but the sorted term, about one per
+    row (batch_nll.py), and at 1,000 rows a three-factor fit took several times as long
+    (docs/lmmnn.md); backfitting refits the network there instead."""
+    if not control.batch_growth or len(design.random) > 1:
         return batch_size
     grown = batch_size * control.batch_growth
-    dense = len(design.random) > 1 or isinstance(design.random[0].cov, RBFKernel)
-    if dense:
+    if isinstance(design.random[0].cov, RBFKernel):
         grown = min(grown, max(batch_size, DENSE_PHASE_BATCH))
     return max(batch_size, min(grown, n_train))
 
@@ -487,7 +489,7 @@ def second_phase_batch(control: TorchControl, design: ModelDesign, batch_size: i
 def _second_phase(control: TorchControl, batch_size: int, epoch: int) -> str:
     """The second phase, in words, for the stop reason."""
     what = []
-    if control.batch_growth:
+    if control.batch_growth and batch_size > control.batch_size:
         what.append(f"batches of {batch_size:,} rows")
     if control.lr_decay:
         what.append(f"learning rate × {control.lr_decay:g}")

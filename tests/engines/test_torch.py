@@ -445,13 +445,27 @@ def test_batch_growth_continues_from_the_best_epoch_with_larger_batches(monkeypa
         assert torch.equal(got, want)
 
 
+def test_several_random_terms_stop_at_the_first_stall_without_lr_decay():
+    """With several random terms the batches do not grow, so the default second phase has
+    nothing to change: training stops at the first stall (and backfitting follows)."""
+    df = _nonlinear(1500, 15, 1)
+    df["h"] = (np.arange(len(df)) % 7).astype(str)
+    formula = "y ~ nn(x1 + x2 + x3, hidden=(16, 8), dropout=0.0) + (1 | g) + (1 | h)"
+    kw = dict(SECOND_PHASE, backfit=False)
+    default = lp.lmer(formula, df, **kw)
+    single = lp.lmer(formula, df, batch_growth=None, **kw)
+    assert len(default.history) == len(single.history) < 200
+    assert (default.history.batch_size == 50).all()
+    assert "second phase" not in default.torch_info["stop_reason"]
+
+
 @pytest.mark.parametrize("formula, batch, growth, expected", [
     ("y ~ x + (1 | g)", 100, 10, 1000),
     ("y ~ x + (1 | g)", 100, 50, 1350),        # at most the 1,350 training rows
     ("y ~ x + (1 | g)", 1000, 10, 1350),
-    ("y ~ x + (1 | g) + (1 | h)", 100, 20, 1000),   # a dense system: at most 1,000 rows
-    ("y ~ x + (1 | g) + (1 | h)", 50, 4, 200),
-    ("y ~ x + rbf(lat, lon)", 100, 20, 1000),
+    ("y ~ x + (1 | g) + (1 | h)", 100, 10, 100),    # several terms: no growth
+    ("y ~ x + rbf(lat, lon)", 100, 20, 1000),       # a dense system: at most 1,000 rows
+    ("y ~ x + rbf(lat, lon)", 50, 4, 200),
     ("y ~ x + rbf(lat, lon)", 1200, 10, 1200),  # already larger: unchanged
     ("y ~ x + (1 | g)", 100, None, 100),
 ])
