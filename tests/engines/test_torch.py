@@ -372,76 +372,47 @@ SECOND_PHASE = dict(epochs=200, patience=3, seed=4, verbose=False, refine=False,
 SMALL_NET = "y ~ nn(x1 + x2 + x3, hidden=(16, 8), dropout=0.0) + (1 | g)"
 
 
-def _first_phase_best(plain) -> list[torch.Tensor]:
-    return [p.detach() for p in (*plain.torch_info["modules"].parameters(),
-                                 *plain.torch_info["covariance"].parameters())]
-
-
-def test_lr_decay_continues_from_the_best_epoch_at_the_lower_rate(monkeypatch):
-    """lr_decay=0.1: the run is the single-phase run until its first stall (bit for bit on
-    CPU), then goes on from the best epoch at a tenth of the rate until it stalls again."""
-    from lmerpy.engines.train_step import TrainStep
-
-    df = _nonlinear(1500, 15, 1)
-    kw = dict(SECOND_PHASE, batch_growth=None)
-    plain = lp.lmer(SMALL_NET, df, **kw)
-    at_decay = []
-    real_set_lr = TrainStep.set_lr
-
-    def set_lr(self, lr):
-        at_decay.append([p.detach().clone() for p in self.params])
-        return real_set_lr(self, lr)
-
-    monkeypatch.setattr(TrainStep, "set_lr", set_lr)
-    decayed = lp.lmer(SMALL_NET, df, lr_decay=0.1, **kw)
-    h0, h1 = plain.history, decayed.history
-    stall = len(h0)
-    assert stall < 200 and len(h1) > stall  # the plain run stopped early; the decayed went on
-    cols = ["train_nll", "val_nll", "sigma2", "theta1"]
-    assert np.array_equal(h1[cols].to_numpy()[:stall], h0[cols].to_numpy())
-    assert (h1.lr.to_numpy()[:stall] == 5e-3).all()
-    assert h1.lr.to_numpy()[stall:] == pytest.approx(5e-4)
-    assert (h1.batch_size == 50).all()
-    assert decayed.torch_info["best_val_nll"] <= plain.torch_info["best_val_nll"]
-    assert decayed.torch_info["stop_reason"].endswith(
-        f"(second phase after epoch {stall}: learning rate × 0.1)")
-    # the next phase started from the best epoch, not from the last one: the parameters
-    # at the decay are those the plain run ends with (it reloads its best epoch)
-    best = _first_phase_best(plain)
-    assert len(at_decay) == 1 and len(at_decay[0]) == len(best)
-    for got, want in zip(at_decay[0], best):
-        assert torch.equal(got, want)
-
-
-def test_batch_growth_continues_from_the_best_epoch_with_larger_batches(monkeypatch):
-    """batch_growth=4: the single-phase run until its first stall (bit for bit), then from
-    its best epoch with batches of 4 × 50 rows at the same rate until the next stall."""
+@pytest.mark.parametrize("options, batch2, lr2, phase", [
+    ({"lr_decay": 0.1, "batch_growth": None}, 50, 5e-4, "learning rate × 0.1"),
+    ({"batch_growth": 4}, 200, 5e-3, "batches of 200 rows"),
+])
+def test_second_phase_continues_from_the_best_epoch(monkeypatch, options, batch2, lr2, phase):
+    """The run is the single-phase run until its first stall (bit for bit on CPU), then goes
+    on from the best epoch, not the last, with the second phase's batches (batch_growth ×
+    50 rows) and rate (lr_decay × 5e-3) until it stalls again."""
     from lmerpy.engines.train_step import TrainStep
 
     df = _nonlinear(1500, 15, 1)
     plain = lp.lmer(SMALL_NET, df, batch_growth=None, **SECOND_PHASE)
-    at_growth = []
+    at_phase = []
     real_call = TrainStep.__call__
 
     def call(self, batch, batch_size):
-        if batch["rows"] == 200 and not at_growth:  # the second phase's first step
-            at_growth.append([p.detach().clone() for p in self.params])
+        # the second phase's first step: its batch size and rate, never seen before it
+        if not at_phase and batch["rows"] == batch2 and self.opt.param_groups[0]["lr"] == lr2:
+            at_phase.append([p.detach().clone() for p in self.params])
         return real_call(self, batch, batch_size)
 
     monkeypatch.setattr(TrainStep, "__call__", call)
-    grown = lp.lmer(SMALL_NET, df, batch_growth=4, **SECOND_PHASE)
-    h0, h1 = plain.history, grown.history
+    second = lp.lmer(SMALL_NET, df, **{**SECOND_PHASE, **options})
+    h0, h1 = plain.history, second.history
     stall = len(h0)
-    assert stall < 200 and len(h1) > stall
+    assert stall < 200 and len(h1) > stall  # the plain run stopped early; the other went on
     cols = ["train_nll", "val_nll", "sigma2", "theta1"]
     assert np.array_equal(h1[cols].to_numpy()[:stall], h0[cols].to_numpy())
+    assert (h1.lr.to_numpy()[:stall] == 5e-3).all()
     assert (h1.batch_size.to_numpy()[:stall] == 50).all()
-    assert (h1.batch_size.to_numpy()[stall:] == 200).all()
-    assert (h1.lr == 5e-3).all()
-    assert grown.torch_info["best_val_nll"] <= plain.torch_info["best_val_nll"]
-    assert grown.torch_info["stop_reason"].endswith(
-        f"(second phase after epoch {stall}: batches of 200 rows)")
-    for got, want in zip(at_growth[0], _first_phase_best(plain)):
+    assert h1.lr.to_numpy()[stall:] == pytest.approx(lr2)
+    assert (h1.batch_size.to_numpy()[stall:] == batch2).all()
+    assert second.torch_info["best_val_nll"] <= plain.torch_info["best_val_nll"]
+    assert second.torch_info["stop_reason"].endswith(
+        f"(second phase after epoch {stall}: {phase})")
+    # the parameters at the phase's first step are those the plain run ends with (it
+    # reloads its best epoch)
+    best = [p.detach() for p in (*plain.torch_info["modules"].parameters(),
+                                 *plain.torch_info["covariance"].parameters())]
+    assert len(at_phase) == 1 and len(at_phase[0]) == len(best)
+    for got, want in zip(at_phase[0], best):
         assert torch.equal(got, want)
 
 
