@@ -101,12 +101,14 @@ class TorchControl:
     # has several random terms, whose levels no batching keeps together
     backfit: bool | str = "auto"
     # The second phase: when the validation NLL first stalls for `patience` epochs, go back
-    # to the best epoch and train on until it stalls again, with batches batch_growth times
-    # larger (second_phase_batch) and the rate × lr_decay. Larger batches cut the gradient's
-    # noise as a lower rate does, with fewer and cheaper steps (Smith et al. 2018, "Don't
-    # decay the learning rate, increase the batch size"). Both None: stop at the first
-    # stall, as the paper trains. Measured (docs/lmmnn.md, "The second phase"): the network
-    # fits as closely as with lr_decay=0.1, for a few seconds instead of 1.6 times the epochs
+    # to the best epoch and train on until it stalls again with the gradient's noise cut
+    # batch_growth-fold: by batches that much larger where the batch NLL allows, by a lower
+    # rate for the rest (second_phase; lr_decay, if given, sets the rate). Larger batches
+    # cut the noise as a lower rate does, with fewer and cheaper steps (Smith et al. 2018,
+    # "Don't decay the learning rate, increase the batch size"). Both None: stop at the
+    # first stall, as the paper trains. Measured (docs/lmmnn.md, "The second phase"): the
+    # network fits as closely as with lr_decay=0.1, for a few seconds instead of 1.6 times
+    # the epochs
     batch_growth: int | None = 10
     lr_decay: float | None = None
 
@@ -357,14 +359,15 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
             else:
                 stale += 1
                 if control.patience and stale >= control.patience:
-                    grown = second_phase_batch(control, design, batch_size, len(train_rows))
-                    if (decay or grown > batch_size) and second_at is None and \
+                    grown, lr_factor = second_phase(control, design, batch_size,
+                                                    len(train_rows))
+                    if (lr_factor < 1 or grown > batch_size) and second_at is None and \
                             epoch < control.epochs:
                         # the second phase starts from the best epoch
                         fixed.load_state_dict(best[1][0])
                         cov.load_state_dict(best[1][1])
-                        if decay:
-                            step.set_lr(opt.param_groups[0]["lr"] * decay)
+                        if lr_factor < 1:
+                            step.set_lr(opt.param_groups[0]["lr"] * lr_factor)
                         batch_size = grown
                         second_at, stale = epoch, 0
                     else:
@@ -372,7 +375,9 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
                                        f"{control.patience} epochs")
                         stopped = True
                         if second_at is not None:
-                            stop_reason += f" ({_second_phase(control, batch_size, second_at)})"
+                            phase = _second_phase(batch_size, opt.param_groups[0]["lr"]
+                                                  / control.lr, second_at, control)
+                            stop_reason += f" ({phase})"
             if control.checkpoint_dir:
                 save_checkpoint(control.checkpoint_dir, {
                     "fingerprint": fingerprint, "epoch": epoch,
@@ -470,29 +475,38 @@ def _locations(design: ModelDesign) -> int:
                default=0)
 
 
-def second_phase_batch(control: TorchControl, design: ModelDesign, batch_size: int,
-                       n_train: int) -> int:
-    """The second phase's batch size: ``batch_growth`` times the first's, at most the
-    training rows; for an rbf term at most DENSE_PHASE_BATCH rows unless the first phase's
-    batches were already larger. With several random terms the batches do not grow: a
-    batch's system is then dense in the levels of all but the sorted term, about one per
-    row (batch_nll.py), and at 1,000 rows a three-factor fit took several times as long
-    (docs/lmmnn.md); backfitting refits the network there instead."""
-    if not control.batch_growth or len(design.random) > 1:
-        return batch_size
-    grown = batch_size * control.batch_growth
-    if isinstance(design.random[0].cov, RBFKernel):
-        grown = min(grown, max(batch_size, DENSE_PHASE_BATCH))
-    return max(batch_size, min(grown, n_train))
+def second_phase(control: TorchControl, design: ModelDesign, batch_size: int,
+                 n_train: int) -> tuple[int, float]:
+    """The second phase's batch size and the factor on its rate.
+
+    The phase cuts the gradient's noise ``batch_growth``-fold: the batches grow that much,
+    to at most the training rows, for an rbf term to at most DENSE_PHASE_BATCH rows unless
+    the first phase's batches were already larger, and with several random terms not at
+    all (a batch's system is then dense in the levels of all but the sorted term, about
+    one per row: batch_nll.py; at 1,000 rows a three-factor fit took several times as
+    long, docs/lmmnn.md). The rate takes the part the batches could not: × grown /
+    (batch_size · batch_growth), as for SGD, whose noise scales with rate / batch size
+    (Smith et al. 2018). ``lr_decay``, when given, sets the rate's factor instead.
+    """
+    growth = control.batch_growth
+    grown = batch_size
+    if growth and len(design.random) == 1:
+        grown = batch_size * growth
+        if isinstance(design.random[0].cov, RBFKernel):
+            grown = min(grown, max(batch_size, DENSE_PHASE_BATCH))
+        grown = max(batch_size, min(grown, n_train))
+    if control.lr_decay:
+        return grown, float(control.lr_decay)
+    return grown, grown / (batch_size * growth) if growth else 1.0
 
 
-def _second_phase(control: TorchControl, batch_size: int, epoch: int) -> str:
+def _second_phase(batch_size: int, lr_factor: float, epoch: int, control: TorchControl) -> str:
     """The second phase, in words, for the stop reason."""
     what = []
-    if control.batch_growth and batch_size > control.batch_size:
+    if batch_size > control.batch_size:
         what.append(f"batches of {batch_size:,} rows")
-    if control.lr_decay:
-        what.append(f"learning rate × {control.lr_decay:g}")
+    if lr_factor < 1:
+        what.append(f"learning rate × {lr_factor:.3g}")
     return f"second phase after epoch {epoch}: {', '.join(what)}"
 
 

@@ -416,36 +416,48 @@ def test_second_phase_continues_from_the_best_epoch(monkeypatch, options, batch2
         assert torch.equal(got, want)
 
 
-def test_several_random_terms_stop_at_the_first_stall_without_lr_decay():
-    """With several random terms the batches do not grow, so the default second phase has
-    nothing to change: training stops at the first stall (and backfitting follows)."""
+def test_several_random_terms_lower_the_rate_in_the_second_phase():
+    """With several random terms the batches do not grow, so the default second phase
+    cuts the noise by the rate instead: the run is lr_decay=1/batch_growth's, bit for bit,
+    and the single-phase run until its stall."""
     df = _nonlinear(1500, 15, 1)
     df["h"] = (np.arange(len(df)) % 7).astype(str)
     formula = "y ~ nn(x1 + x2 + x3, hidden=(16, 8), dropout=0.0) + (1 | g) + (1 | h)"
     kw = dict(SECOND_PHASE, backfit=False)
     default = lp.lmer(formula, df, **kw)
+    decayed = lp.lmer(formula, df, batch_growth=None, lr_decay=0.1, **kw)
     single = lp.lmer(formula, df, batch_growth=None, **kw)
-    assert len(default.history) == len(single.history) < 200
-    assert (default.history.batch_size == 50).all()
-    assert "second phase" not in default.torch_info["stop_reason"]
+    h, stall = default.history, len(single.history)
+    assert stall < len(h) < 200
+    cols = ["train_nll", "val_nll", "sigma2", "theta1", "theta2"]
+    assert np.array_equal(h[cols].to_numpy(), decayed.history[cols].to_numpy())
+    assert np.array_equal(h[cols].to_numpy()[:stall], single.history[cols].to_numpy())
+    assert (h.batch_size == 50).all()
+    assert h.lr.to_numpy()[stall:] == pytest.approx(5e-4)
+    assert default.torch_info["stop_reason"].endswith(
+        f"(second phase after epoch {stall}: learning rate × 0.1)")
 
 
-@pytest.mark.parametrize("formula, batch, growth, expected", [
-    ("y ~ x + (1 | g)", 100, 10, 1000),
-    ("y ~ x + (1 | g)", 100, 50, 1350),        # at most the 1,350 training rows
-    ("y ~ x + (1 | g)", 1000, 10, 1350),
-    ("y ~ x + (1 | g) + (1 | h)", 100, 10, 100),    # several terms: no growth
-    ("y ~ x + rbf(lat, lon)", 100, 20, 1000),       # a dense system: at most 1,000 rows
-    ("y ~ x + rbf(lat, lon)", 50, 4, 200),
-    ("y ~ x + rbf(lat, lon)", 1200, 10, 1200),  # already larger: unchanged
-    ("y ~ x + (1 | g)", 100, None, 100),
+@pytest.mark.parametrize("formula, batch, growth, decay, expected", [
+    ("y ~ x + (1 | g)", 100, 10, None, (1000, 1.0)),
+    ("y ~ x + (1 | g)", 100, 50, None, (1350, 1350 / 5000)),  # at most the 1,350 rows;
+    ("y ~ x + (1 | g)", 1000, 10, None, (1350, 0.135)),       # the rate takes the rest
+    ("y ~ x + (1 | g) + (1 | h)", 100, 10, None, (100, 0.1)),  # several terms: the rate
+    ("y ~ x + rbf(lat, lon)", 100, 20, None, (1000, 0.5)),   # a dense system: ≤ 1,000 rows
+    ("y ~ x + rbf(lat, lon)", 50, 4, None, (200, 1.0)),
+    ("y ~ x + rbf(lat, lon)", 1200, 10, None, (1200, 0.1)),  # already larger
+    ("y ~ x + (1 | g)", 100, None, None, (100, 1.0)),        # no second phase
+    ("y ~ x + (1 | g)", 100, 10, 0.1, (1000, 0.1)),          # lr_decay sets the rate
+    ("y ~ x + (1 | g) + (1 | h)", 100, 10, 0.5, (100, 0.5)),
+    ("y ~ x + (1 | g)", 100, None, 0.2, (100, 0.2)),
 ])
-def test_second_phase_batch_size(formula, batch, growth, expected):
-    from lmerpy.engines.torch_engine import TorchControl, second_phase_batch
+def test_second_phase_batch_size_and_rate(formula, batch, growth, decay, expected):
+    from lmerpy.engines.torch_engine import TorchControl, second_phase
 
     d, _ = _random_model(formula, np.random.default_rng(0), 40, 1.0)
-    control = TorchControl(batch_size=batch, batch_growth=growth)
-    assert second_phase_batch(control, d, batch, 1350) == expected
+    control = TorchControl(batch_size=batch, batch_growth=growth, lr_decay=decay)
+    grown, factor = second_phase(control, d, batch, 1350)
+    assert grown == expected[0] and factor == pytest.approx(expected[1], rel=1e-12)
 
 
 @pytest.mark.parametrize("bad", [0, 1, 2.5, True, "10", -3])
