@@ -46,8 +46,9 @@ def lmer(formula: str | Formula, data: pd.DataFrame, REML: bool = True,
     default for formulas without nn() terms) agrees with lme4; ``engine="torch"`` (the default
     with nn() terms) trains by mini-batch NLL (LMMNN). Training options go in a TorchControl
     or as keywords: ``lr``, ``batch_size``, ``epochs``, ``patience``, ``validation``,
-    ``batching`` ("sorted", "random", "group"), ``backfit``, ``batch_growth`` and
-    ``lr_decay`` (the second phase), ``refine``, ``device``, ``seed``, ``verbose``;
+    ``batching`` ("sorted", "random", "group"), ``backfit``, ``batch_growth``,
+    ``lr_decay`` and ``phase_patience`` (the second phase), ``refine``, ``device``,
+    ``seed``, ``verbose``;
     ``modules`` maps nn(..., module="name") to your own torch modules.
     """
     if isinstance(formula, str):

@@ -438,6 +438,37 @@ def test_several_random_terms_lower_the_rate_in_the_second_phase():
         f"(second phase after epoch {stall}: learning rate × 0.1)")
 
 
+def test_phase_patience_ends_the_second_phase():
+    """phase_patience=8 leaves the first phase alone (its stall at patience=3, bit for bit)
+    and ends the second only after 8 epochs without a new best."""
+    df = _nonlinear(1500, 15, 1)
+    default = lp.lmer(SMALL_NET, df, batch_growth=4, **SECOND_PHASE)
+    longer = lp.lmer(SMALL_NET, df, batch_growth=4, phase_patience=8, **SECOND_PHASE)
+    h0, h1 = default.history, longer.history
+    first = int((h0.batch_size == 50).sum())  # the first phase's epochs
+    assert first == int((h1.batch_size == 50).sum()) and len(h1) > len(h0) > first
+    cols = ["train_nll", "val_nll", "sigma2", "theta1"]
+    assert np.array_equal(h1[cols].to_numpy()[:len(h0)], h0[cols].to_numpy())
+    for h, patience, run in ((h0, 3, default), (h1, 8, longer)):
+        best = run.torch_info["best_epoch"]
+        assert len(h) - best == patience  # stopped the epoch the counter reached it
+        assert (h.val_nll.to_numpy()[best:] >= h.val_nll.to_numpy()[best - 1]).all()
+        assert f"for {patience} epochs (second phase" in run.torch_info["stop_reason"]
+
+
+@pytest.mark.parametrize("bad", [0, -2, 2.5, True, "30"])
+def test_phase_patience_must_be_a_whole_number_of_epochs(bad):
+    with pytest.raises(lp.ModelError, match="phase_patience must be a whole number"):
+        lp.lmer("y ~ nn(x1) + (1 | g)", _nonlinear(200, 4, 0), phase_patience=bad, epochs=1,
+                verbose=False)
+
+
+def test_phase_patience_needs_early_stopping():
+    with pytest.raises(lp.ModelError, match="phase_patience needs early stopping"):
+        lp.lmer("y ~ nn(x1) + (1 | g)", _nonlinear(200, 4, 0), phase_patience=5, patience=0,
+                epochs=1, verbose=False)
+
+
 @pytest.mark.parametrize("formula, batch, growth, decay, expected", [
     ("y ~ x + (1 | g)", 100, 10, None, (1000, 1.0)),
     ("y ~ x + (1 | g)", 100, 50, None, (1350, 1350 / 5000)),  # at most the 1,350 rows;
