@@ -143,6 +143,11 @@ def _device(name: str) -> torch.device:
         raise ModelError(f"unknown device {name!r}") from err
 
 
+def _is_whole(value, least: int) -> bool:
+    """Whether an option is a whole number (not a bool) of at least ``least``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
 def _check_glmm(design: ModelDesign, control: TorchControl) -> None:
     """The quadrature NLL needs one grouping factor, so that whole groups are independent."""
     if len(design.random) != 1 or design.random[0].encoder is None:
@@ -192,13 +197,11 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
         raise ModelError(f"lr_decay must be a number between 0 and 1 (e.g. 0.1) or None, "
                          f"not {decay!r}")
     growth = control.batch_growth
-    if growth is not None and (isinstance(growth, bool) or not isinstance(growth, int)
-                               or growth < 2):
+    if growth is not None and not _is_whole(growth, 2):
         raise ModelError(f"batch_growth must be a whole number of at least 2 (e.g. 10) or "
                          f"None, not {growth!r}")
     phase_patience = control.phase_patience
-    if phase_patience is not None and (isinstance(phase_patience, bool) or not isinstance(
-            phase_patience, int) or phase_patience < 1):
+    if phase_patience is not None and not _is_whole(phase_patience, 1):
         raise ModelError(f"phase_patience must be a whole number of epochs of at least 1 or "
                          f"None, not {phase_patience!r}")
     if phase_patience is not None and not control.patience:

@@ -456,19 +456,6 @@ def test_phase_patience_ends_the_second_phase():
         assert f"for {patience} epochs (second phase" in run.torch_info["stop_reason"]
 
 
-@pytest.mark.parametrize("bad", [0, -2, 2.5, True, "30"])
-def test_phase_patience_must_be_a_whole_number_of_epochs(bad):
-    with pytest.raises(lp.ModelError, match="phase_patience must be a whole number"):
-        lp.lmer("y ~ nn(x1) + (1 | g)", _nonlinear(200, 4, 0), phase_patience=bad, epochs=1,
-                verbose=False)
-
-
-def test_phase_patience_needs_early_stopping():
-    with pytest.raises(lp.ModelError, match="phase_patience needs early stopping"):
-        lp.lmer("y ~ nn(x1) + (1 | g)", _nonlinear(200, 4, 0), phase_patience=5, patience=0,
-                epochs=1, verbose=False)
-
-
 @pytest.mark.parametrize("formula, batch, growth, decay, expected", [
     ("y ~ x + (1 | g)", 100, 10, None, (1000, 1.0)),
     ("y ~ x + (1 | g)", 100, 50, None, (1350, 1350 / 5000)),  # at most the 1,350 rows;
@@ -491,21 +478,22 @@ def test_second_phase_batch_size_and_rate(formula, batch, growth, decay, expecte
     assert grown == expected[0] and factor == pytest.approx(expected[1], rel=1e-12)
 
 
-@pytest.mark.parametrize("bad", [0, 1, 2.5, True, "10", -3])
-def test_batch_growth_must_be_a_whole_number_of_at_least_two(bad):
-    with pytest.raises(lp.ModelError, match="batch_growth must be a whole number of at least 2"):
-        lp.lmer("y ~ nn(x1) + (1 | g)", _nonlinear(200, 4, 0), batch_growth=bad, epochs=1,
-                verbose=False)
+@pytest.mark.parametrize("option, bad, message", [
+    *[("batch_growth", v, "batch_growth must be a whole number of at least 2")
+      for v in (0, 1, 2.5, True, "10", -3)],
+    *[("lr_decay", v, "lr_decay must be a number between 0 and 1")
+      for v in (0, 1, 1.5, -0.1, True, "0.1")],
+    *[("phase_patience", v, "phase_patience must be a whole number of epochs")
+      for v in (0, -2, 2.5, True, "30")],
+])
+def test_second_phase_options_are_checked(option, bad, message):
+    with pytest.raises(lp.ModelError, match=message):
+        lp.lmer("y ~ nn(x1) + (1 | g)", _nonlinear(200, 4, 0), epochs=1, verbose=False,
+                **{option: bad})
 
 
-@pytest.mark.parametrize("bad", [0, 1, 1.5, -0.1, True, "0.1"])
-def test_lr_decay_must_be_a_fraction(bad):
-    with pytest.raises(lp.ModelError, match="lr_decay must be a number between 0 and 1"):
-        lp.lmer("y ~ nn(x1) + (1 | g)", _nonlinear(200, 4, 0), lr_decay=bad, epochs=1,
-                verbose=False)
-
-
-def test_lr_decay_needs_early_stopping():
-    with pytest.raises(lp.ModelError, match="lr_decay needs early stopping"):
-        lp.lmer("y ~ nn(x1) + (1 | g)", _nonlinear(200, 4, 0), lr_decay=0.1, patience=0,
-                epochs=1, verbose=False)
+@pytest.mark.parametrize("option, value", [("lr_decay", 0.1), ("phase_patience", 5)])
+def test_second_phase_options_need_early_stopping(option, value):
+    with pytest.raises(lp.ModelError, match=f"{option} needs early stopping"):
+        lp.lmer("y ~ nn(x1) + (1 | g)", _nonlinear(200, 4, 0), patience=0, epochs=1,
+                verbose=False, **{option: value})
