@@ -204,12 +204,10 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     if phase_patience is not None and not _is_whole(phase_patience, 1):
         raise ModelError(f"phase_patience must be a whole number of epochs of at least 1 or "
                          f"None, not {phase_patience!r}")
-    if phase_patience is not None and not control.patience:
-        raise ModelError("phase_patience needs early stopping: set patience= (the second "
-                         "phase begins when the validation NLL stalls for that many epochs)")
-    if decay is not None and not control.patience:
-        raise ModelError("lr_decay needs early stopping: set patience= (the decay applies "
-                         "when the validation NLL stalls for that many epochs)")
+    for name, value in (("lr_decay", decay), ("phase_patience", phase_patience)):
+        if value is not None and not control.patience:
+            raise ModelError(f"{name} needs early stopping: set patience= (the second phase "
+                             f"begins when the validation NLL stalls for that many epochs)")
     if family is None and design.y.ndim != 1:
         raise ModelError("the torch engine fits a single numeric response")
     if family is not None:
@@ -393,7 +391,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
                                        f"{limit} epochs")
                         stopped = True
                         if second_at is not None:
-                            phase = _second_phase(batch_size, opt.param_groups[0]["lr"]
+                            phase = _describe_phase(batch_size, opt.param_groups[0]["lr"]
                                                   / control.lr, second_at, control)
                             stop_reason += f" ({phase})"
             if control.checkpoint_dir:
@@ -518,7 +516,7 @@ def second_phase(control: TorchControl, design: ModelDesign, batch_size: int,
     return grown, grown / (batch_size * growth) if growth else 1.0
 
 
-def _second_phase(batch_size: int, lr_factor: float, epoch: int, control: TorchControl) -> str:
+def _describe_phase(batch_size: int, lr_factor: float, epoch: int, control: TorchControl) -> str:
     """The second phase, in words, for the stop reason."""
     what = []
     if batch_size > control.batch_size:

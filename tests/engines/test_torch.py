@@ -422,7 +422,7 @@ def test_several_random_terms_lower_the_rate_in_the_second_phase():
     and the single-phase run until its stall."""
     df = _nonlinear(1500, 15, 1)
     df["h"] = (np.arange(len(df)) % 7).astype(str)
-    formula = "y ~ nn(x1 + x2 + x3, hidden=(16, 8), dropout=0.0) + (1 | g) + (1 | h)"
+    formula = SMALL_NET + " + (1 | h)"
     kw = dict(SECOND_PHASE, backfit=False)
     default = lp.lmer(formula, df, **kw)
     decayed = lp.lmer(formula, df, batch_growth=None, lr_decay=0.1, **kw)
