@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
 
 class LmerpyError(Exception):
     """Base class of every error lmerpy raises on purpose."""
@@ -33,3 +37,16 @@ class DataError(LmerpyError, ValueError):
 
 class ModelError(LmerpyError, ValueError):
     """A model that cannot be fitted as specified (too many random effects, ...)."""
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
+    """Issue a warning attributed to the first caller outside lmerpy (as pandas does), so it
+    names the user's line, in a script or a notebook cell, whatever the depth of the code that
+    found the problem, and ``warnings.filterwarnings(module=...)`` matches the caller."""
+    frame, level = sys._getframe(), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import difflib
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import DataError, warn
 from .evaluate import LITERAL_NAMES, is_numeric
 
 
@@ -72,6 +71,6 @@ def drop_missing(data: pd.DataFrame, columns: list[str], na_action: str = "omit"
     if n_bad == len(data):
         raise DataError(f"every row has a missing value in a used column (NA per column: "
                         f"{detail})")
-    warnings.warn(f"{n_bad} row(s) dropped because of missing values (NA per column: "
-                  f"{detail})", stacklevel=3)
+    warn(f"{n_bad} row(s) dropped because of missing values (NA per column: "
+         f"{detail})")
     return CleanFrame(data.loc[~bad], n_bad, data.index[bad])

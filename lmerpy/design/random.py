@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..errors import DataError
+from ..errors import DataError, warn
 from ..formula.terms import RandomTerm, RBFTerm
 from .covariance import CovarianceSpec, RBFKernel, Unstructured
 from .encoding import MatrixEncoder, as_labels, level_order
@@ -122,8 +121,8 @@ def random_design(term: RandomTerm, data: pd.DataFrame) -> RandomTermDesign:
         series = data[g]
         if pd.api.types.is_float_dtype(series) and not isinstance(series.dtype,
                                                                    pd.CategoricalDtype):
-            warnings.warn(f"grouping column '{g}' holds floats; its distinct values are used "
-                          f"as levels", stacklevel=4)
+            warn(f"grouping column '{g}' holds floats; its distinct values are used "
+                 f"as levels")
     codes, levels = grouping_codes(data, term.group)
     encoder = MatrixEncoder(term.expr, what=f"random term {term}")
     X = encoder.fit(data)

@@ -7,14 +7,13 @@ lme4's convergence checks run on finite-difference derivatives at the optimum.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import nlopt
 import numpy as np
 
 from ..design.model import ModelDesign
-from ..errors import DataError, ModelError
+from ..errors import DataError, ModelError, warn
 from .pls import PLS, CrossProducts, PLSSolution
 
 
@@ -138,7 +137,7 @@ def fixed_effects_matrix(design: ModelDesign, rank_tol: float, messages: list[st
         msg = (f"fixed-effect model matrix is rank deficient so dropping {k} column"
                f"{'s' if k > 1 else ''} / coefficient{'s' if k > 1 else ''}")
         messages.append(msg)
-        warnings.warn(f"{msg} ({', '.join(dropped)})", RankDeficiencyWarning, stacklevel=4)
+        warn(f"{msg} ({', '.join(dropped)})", RankDeficiencyWarning)
     return X, names, dropped
 
 
@@ -402,7 +401,7 @@ def check_optimizer_code(info: dict) -> None:
     if info["code"] < 0 or info["code"] == 5:
         msg = f"optimizer (bobyqa) stopped with code {info['code']}: did not converge"
         info["warnings"].append(msg)
-        warnings.warn(msg, ConvergenceWarning, stacklevel=4)
+        warn(msg, ConvergenceWarning)
 
 
 def check_singular(info: dict, theta: np.ndarray, lower: np.ndarray,
@@ -412,7 +411,7 @@ def check_singular(info: dict, theta: np.ndarray, lower: np.ndarray,
         return False
     msg = "boundary (singular) fit: see help('isSingular')"
     info["messages"].append(msg)
-    warnings.warn(msg, SingularFitWarning, stacklevel=4)
+    warn(msg, SingularFitWarning)
     return True
 
 
@@ -430,7 +429,7 @@ def check_gradient(info: dict, grad: np.ndarray, hess: np.ndarray,
                f"eigenvalue{'s' if neg != 1 else ''}") if neg else \
             "unable to evaluate scaled gradient"
         info["warnings"].append(msg)
-        warnings.warn(msg, ConvergenceWarning, stacklevel=4)
+        warn(msg, ConvergenceWarning)
         return
     mingrad = np.minimum(np.abs(scgrad), np.abs(grad))
     worst = float(mingrad.max()) if len(mingrad) else 0.0
@@ -438,7 +437,7 @@ def check_gradient(info: dict, grad: np.ndarray, hess: np.ndarray,
         msg = (f"Model failed to converge with max|grad| = {worst:.6g} (tol = "
                f"{control.check_conv_grad_tol:g}, component {int(mingrad.argmax()) + 1})")
         info["warnings"].append(msg)
-        warnings.warn(msg, ConvergenceWarning, stacklevel=4)
+        warn(msg, ConvergenceWarning)
 
 
 def conditional_variances(fit: ExactFit) -> list[np.ndarray]:

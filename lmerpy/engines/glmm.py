@@ -18,13 +18,12 @@ As lme4 (Bates et al., JSS 2015, section 5; lme4's ``glmerLaplace``/``glmerAGQ``
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..design.model import ModelDesign
-from ..errors import DataError, ModelError
+from ..errors import DataError, ModelError, warn
 from .exact import (
     ConvergenceWarning,
     ExactFit,
@@ -300,7 +299,7 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
                    f"({', '.join(cols)}) separate the 0 and 1 responses, so their estimates "
                    f"and standard errors are not reliable (they diverge)")
             messages.append(msg)
-            warnings.warn(msg, SeparationWarning, stacklevel=3)
+            warn(msg, SeparationWarning)
     pirls = PIRLS(design, X, y, w, offset, family, control)
     lower = design.theta_lower()
     k = len(lower)
@@ -383,7 +382,7 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
         msg = (f"PIRLS did not converge in {control.max_pirls} iterations: the conditional "
                f"modes are not reliable")
         optinfo["warnings"].append(msg)
-        warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+        warn(msg, ConvergenceWarning)
     return fit
 
 

@@ -26,7 +26,7 @@ from torch import nn
 
 from ..design.covariance import RBFKernel
 from ..design.model import ModelDesign
-from ..errors import ModelError
+from ..errors import ModelError, warn
 from .backfit import backfit
 from .batch_nll import CovarianceParams, batch_nll
 from .batching import EpochBatches, epoch_order, local_order, locality_rank
@@ -346,7 +346,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
             batch_size = size
             if not finite:
                 stop_reason = f"non-finite loss in epoch {epoch}; kept the best epoch so far"
-                warnings.warn(f"training stopped: {stop_reason}", TrainingWarning, stacklevel=3)
+                warn(f"training stopped: {stop_reason}", TrainingWarning)
                 break
             train_nll = total / len(train_rows)
             fixed.eval()
@@ -449,7 +449,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
                                start=np.maximum(theta, design.theta_lower()))
         for w in caught:
             if issubclass(w.category, (SingularFitWarning, ConvergenceWarning)):
-                warnings.warn(str(w.message), w.category, stacklevel=3)
+                warn(str(w.message), w.category)
         # the exact fit already holds the BLUPs and linear coefficients at its θ̂
         theta, pls, solution = refined.theta, refined.pls, refined.solution
         sigma, b = refined.sigma, refined.b
@@ -594,8 +594,8 @@ def _train_epoch(step: TrainStep, opt, epoch_batches, train_rows: np.ndarray,
                 torch.cuda.empty_cache()
             batch_size = max(1, batch_size // 2)
             rng.bit_generator.state = state
-            warnings.warn(f"out of GPU memory: retrying the epoch with batch_size={batch_size}",
-                          TrainingWarning, stacklevel=4)
+            warn(f"out of GPU memory: retrying the epoch with batch_size={batch_size}",
+                 TrainingWarning)
 
 
 def _fingerprint(design: ModelDesign, control: TorchControl, family) -> str:
@@ -623,7 +623,7 @@ def _glmm_fit(design: ModelDesign, family: Family, weights, offset: np.ndarray,
                         fix_theta=not control.refine)
     for w in caught:
         if issubclass(w.category, (SingularFitWarning, ConvergenceWarning)):
-            warnings.warn(str(w.message), w.category, stacklevel=4)
+            warn(str(w.message), w.category)
     r = design.random[0]
     if r.p == 1:
         # the fit's own PIRLS state at (θ̂, β̂): no second PIRLS run

@@ -14,10 +14,11 @@ stay eager.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 
 import torch
+
+from ..errors import warn
 
 
 class TrainingWarning(UserWarning):
@@ -63,8 +64,8 @@ class TrainStep:
         try:
             return _CapturedStep(self, batch, caps)
         except RuntimeError as err:  # e.g. a user module that synchronises: train eagerly
-            warnings.warn(f"training without CUDA graphs (the step could not be captured: "
-                          f"{str(err).splitlines()[0]})", TrainingWarning, stacklevel=4)
+            warn(f"training without CUDA graphs (the step could not be captured: "
+                 f"{str(err).splitlines()[0]})", TrainingWarning)
             self.level_caps = None
             return None
 

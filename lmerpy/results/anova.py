@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import scipy.stats as st
 
-from ..errors import ModelError
+from ..errors import ModelError, warn
 from .model import LmerResult
 from .rformat import format_numbers, print_matrix
 from .summary import SIGNIF_LEGEND, stars
@@ -76,7 +74,7 @@ def anova(*models: LmerResult, names: list[str] | None = None) -> AnovaTable:
         raise ModelError(f"models were not all fitted to the same number of observations "
                          f"({sorted(n)})")
     if any(m.REML for m in models):
-        warnings.warn("refitting model(s) with ML (instead of REML)", stacklevel=2)
+        warn("refitting model(s) with ML (instead of REML)")
     fits = [m.refit(REML=False) for m in models]
     order = sorted(range(len(fits)), key=lambda i: fits[i].n_params)
     rows = []

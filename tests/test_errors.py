@@ -1,0 +1,79 @@
+"""Warnings name the user's line: lmerpy's warnings are attributed to the first frame outside
+the package, whatever the depth of the code that found the problem (errors.warn)."""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+
+import numpy as np
+import pandas as pd
+
+import lmerpy as lp
+
+SLEEP = lp.datasets.load("sleepstudy")
+
+
+def _next_line() -> int:
+    """The line after the caller's: where the call under test is."""
+    return inspect.currentframe().f_back.f_lineno + 1
+
+
+def _assert_here(caught, line: int, category: type[Warning], text: str) -> None:
+    hits = [w for w in caught if issubclass(w.category, category) and text in str(w.message)]
+    assert hits, [str(w.message) for w in caught]
+    for w in hits:
+        assert (w.filename, w.lineno) == (__file__, line), (w.filename, w.lineno)
+
+
+def test_missing_values_warning_names_the_callers_line():
+    data = SLEEP.assign(Days=np.where(np.arange(len(SLEEP)) == 3, np.nan, SLEEP.Days))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = _next_line()
+        lp.lmer("Reaction ~ Days + (1 | Subject)", data)
+    _assert_here(caught, line, UserWarning, "1 row(s) dropped")
+
+
+def test_singular_fit_warning_names_the_callers_line_from_either_engine():
+    dyestuff2 = lp.datasets.load("Dyestuff2")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = _next_line()
+        lp.lmer("Yield ~ 1 + (1 | Batch)", dyestuff2)
+    _assert_here(caught, line, lp.SingularFitWarning, "boundary (singular) fit")
+    # the torch engine's exact refinement of θ warns from two levels deeper
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = _next_line()
+        lp.lmer("Yield ~ 1 + (1 | Batch)", dyestuff2, engine="torch", epochs=3, verbose=False)
+    _assert_here(caught, line, lp.SingularFitWarning, "boundary (singular) fit")
+
+
+def test_warnings_of_results_and_of_the_formula_name_the_callers_line():
+    m0 = lp.lmer("Reaction ~ Days + (1 | Subject)", SLEEP)
+    m1 = lp.lmer("Reaction ~ Days + (Days | Subject)", SLEEP)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = _next_line()
+        lp.anova(m0, m1)
+    _assert_here(caught, line, UserWarning, "refitting model(s) with ML")
+    floats = pd.DataFrame({"y": np.arange(12.0) % 5, "g": np.repeat([0.5, 1.5, 2.5], 4)})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = _next_line()
+        lp.lmer("y ~ 1 + (1 | g)", floats)
+    _assert_here(caught, line, UserWarning, "holds floats")
+
+
+def test_a_filter_by_module_matches_the_caller():
+    data = SLEEP.assign(Days=np.where(np.arange(len(SLEEP)) == 3, np.nan, SLEEP.Days))
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.filterwarnings("error", message="1 row", module=__name__)
+        try:
+            lp.lmer("Reaction ~ Days + (1 | Subject)", data)
+        except UserWarning as err:
+            assert "dropped because of missing values" in str(err)
+        else:
+            raise AssertionError("the filter for this module did not match the warning")
