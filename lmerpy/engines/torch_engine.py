@@ -261,8 +261,8 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
         t["offset"] = torch.as_tensor(offset, dtype=dtype, device=device)
     params = [p for p in list(fixed.parameters()) + list(cov.parameters()) if p.requires_grad]
     codes = [np.asarray(r.codes) for r in design.random]
-    graphs = (device.type == "cuda" and control.cuda_graphs and family is None
-              and control.batching != "group")  # fixed batch sizes
+    graphs = _captures(device, control) and family is None and \
+        control.batching != "group"  # fixed batch sizes
     opt = _adam(params, control, capturable=graphs)
 
     rows = rng.permutation(n)
@@ -433,7 +433,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
             warnings.simplefilter("ignore")
             theta = fit_lmer(replace(design, offset=offset + nn_out), REML=False,
                              start=np.maximum(theta, design.theta_lower())).theta
-        bf_graphs = device.type == "cuda" and control.cuda_graphs
+        bf_graphs = _captures(device, control)
         backfitted = backfit(list(fixed.networks), t["nn"], design, X, y_adj, theta,
                              train_rows, val_rows,
                              lambda p: _adam(p, control, capturable=bf_graphs),
@@ -557,6 +557,12 @@ def nn_predictor(networks: list[nn.Module], device: torch.device):
         tensors = [torch.as_tensor(x, dtype=torch.float32, device=device) for x in inputs]
         return summed_output(networks, tensors, len(inputs[0]) if inputs else 0)
     return predict
+
+
+def _captures(device: torch.device, control: TorchControl) -> bool:
+    """Whether full-size training steps replay CUDA graphs (train_step.py): on a GPU,
+    unless ``cuda_graphs=False``."""
+    return device.type == "cuda" and control.cuda_graphs
 
 
 def _adam(params: list, control: TorchControl, capturable: bool = False
