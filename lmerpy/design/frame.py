@@ -19,6 +19,7 @@ class CleanFrame:
     data: pd.DataFrame
     n_dropped: int
     dropped_index: pd.Index
+    kept: np.ndarray          # which of the given rows were kept (a mask)
 
 
 def check_frame(data: object, what: str = "data") -> pd.DataFrame:
@@ -44,10 +45,14 @@ def require_columns(data: pd.DataFrame, names: list[str], what: str = "data") ->
         raise DataError(f"column '{name}' not found in {what}{hint}")
 
 
-def drop_missing(data: pd.DataFrame, columns: list[str], na_action: str = "omit") -> CleanFrame:
-    """Drop rows with NA in any used column (counted and reported), or raise."""
-    if na_action not in {"omit", "raise"}:
-        raise DataError(f"na_action must be 'omit' or 'raise', not {na_action!r}")
+def drop_missing(data: pd.DataFrame, columns: list[str], na_action: str = "omit",
+                 allowed: tuple[str, ...] = ("omit", "raise")) -> CleanFrame:
+    """Drop rows with NA in any used column (counted and reported), or raise. ``"pass"``
+    (for new data: ``allowed`` names it) sets them aside without a warning, for the caller to
+    answer NA there, as lme4's predict() does with na.pass."""
+    if na_action not in allowed:
+        options = ", ".join(repr(a) for a in allowed[:-1]) + f" or {allowed[-1]!r}"
+        raise DataError(f"na_action must be {options}, not {na_action!r}")
     sub = data[columns]
     for col in columns:
         series = sub[col]
@@ -62,15 +67,17 @@ def drop_missing(data: pd.DataFrame, columns: list[str], na_action: str = "omit"
     bad = missing.any(axis=1).to_numpy()
     n_bad = int(bad.sum())
     if n_bad == 0:
-        return CleanFrame(data, 0, data.index[:0])
+        return CleanFrame(data, 0, data.index[:0], ~bad)
     counts = {c: int(missing[c].sum()) for c in columns if missing[c].any()}
     detail = ", ".join(f"'{c}': {k}" for c, k in counts.items())
     if na_action == "raise":
         raise DataError(f"{n_bad} row(s) have missing values (NA per column: {detail}); "
                         f"use na_action='omit' to drop them")
+    if na_action == "pass":
+        return CleanFrame(data.loc[~bad], n_bad, data.index[bad], ~bad)
     if n_bad == len(data):
         raise DataError(f"every row has a missing value in a used column (NA per column: "
                         f"{detail})")
     warn(f"{n_bad} row(s) dropped because of missing values (NA per column: "
          f"{detail})")
-    return CleanFrame(data.loc[~bad], n_bad, data.index[bad])
+    return CleanFrame(data.loc[~bad], n_bad, data.index[bad], ~bad)

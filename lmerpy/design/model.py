@@ -31,6 +31,7 @@ class NewDataDesign:
     offset: np.ndarray | None
     index: pd.Index
     coords: list[np.ndarray | None]     # spatial terms: the new rows' coordinates
+    kept: np.ndarray                   # which of the given rows these are (no NA in a used column)
 
 
 @dataclass
@@ -86,12 +87,18 @@ class ModelDesign:
     def ngrps(self) -> dict[str, int]:
         return {r.group: r.q for r in self.random}
 
-    def for_new_data(self, newdata: pd.DataFrame, na_action: str = "raise") -> NewDataDesign:
-        """Apply the training encodings to ``newdata``; unseen levels are reported by name."""
+    def for_new_data(self, newdata: pd.DataFrame, na_action: str = "pass"
+                     ) -> NewDataDesign | None:
+        """Apply the training encodings to the rows of ``newdata`` without missing values
+        (``na_action``: "pass" sets the others aside, "omit" drops them with a warning,
+        "raise" refuses them); unseen levels are reported by name. None: "pass", and no
+        row is complete."""
         newdata = check_frame(newdata, "newdata")
         needed = [n for n in _rhs_variables(self.formula) if n not in LITERAL_NAMES]
         require_columns(newdata, needed, "newdata")
-        clean = drop_missing(newdata, needed, na_action)
+        clean = drop_missing(newdata, needed, na_action, ("pass", "omit", "raise"))
+        if not clean.kept.any():
+            return None
         data = clean.data
         X = self.fixed_encoder.transform(data)
         Zs, codes_all, unseen, coords_all = [], [], {}, []
@@ -113,7 +120,8 @@ class ModelDesign:
             Zs.append(build_Z(codes, Xk, r.q))
         nns = [inp.transform(data) for inp in self.nn]
         offset = _offset(self.formula, data)
-        return NewDataDesign(X, Zs, codes_all, unseen, nns, offset, data.index, coords_all)
+        return NewDataDesign(X, Zs, codes_all, unseen, nns, offset, data.index, coords_all,
+                             clean.kept)
 
 
 def _group_labels(data: pd.DataFrame, group: tuple[str, ...]) -> np.ndarray:

@@ -97,12 +97,13 @@ class GlmerResult(LmerResult):
 
     # -- prediction --------------------------------------------------------------------------
     def predict(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,
-                allow_new_levels: bool = False, type: str = "link") -> pd.Series:
+                allow_new_levels: bool = False, type: str = "link",
+                na_action: str = "pass") -> pd.Series:
         """Predictions on the link scale (``type="link"``, lme4's default) or as means
         (``type="response"``)."""
         if type not in {"link", "response"}:
             raise ValueError("type must be 'link' or 'response'")
-        eta = super().predict(newdata, re_form, allow_new_levels)
+        eta = super().predict(newdata, re_form, allow_new_levels, na_action)
         if type == "response":
             return pd.Series(self.family.link.inverse(eta.to_numpy()), index=eta.index,
                              name="predict")

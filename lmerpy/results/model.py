@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats as st
 
+from ..design.frame import check_frame
 from ..engines.exact import ExactFit, conditional_variances, fit_lmer, is_singular
 from ..errors import DataError, FormulaError, ModelError
 from ..formula import parse
@@ -282,9 +283,11 @@ class LmerResult:
 
     # -- prediction --------------------------------------------------------------------------
     def predict(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,
-                allow_new_levels: bool = False) -> pd.Series:
+                allow_new_levels: bool = False, na_action: str = "pass") -> pd.Series:
         """Predictions; ``re_form="~0"`` (or "NA") gives population-level predictions, a
-        formula such as ``"~(1 | Subject)"`` keeps only those random terms."""
+        formula such as ``"~(1 | Subject)"`` keeps only those random terms. Rows of
+        ``newdata`` with a missing value in a used column predict NaN (``na_action="pass"``,
+        lme4's na.pass), or are dropped with a warning ("omit"), or refused ("raise")."""
         keep = self._re_terms(re_form)
         f = self.fit
         if newdata is None:
@@ -296,7 +299,10 @@ class LmerResult:
                     eta = eta + r.Z @ f.b[start:start + width]
                 start += width
             return pd.Series(eta, index=self.design.index, name="predict")
-        nd = self.design.for_new_data(newdata)
+        newdata = check_frame(newdata, "newdata")
+        nd = self.design.for_new_data(newdata, na_action)
+        if nd is None:
+            return pd.Series(np.nan, index=newdata.index, name="predict")
         Xn = nd.X[:, [self.design.X_names.index(n) for n in f.fixef_names]]
         eta = Xn @ f.solution.beta + (nd.offset if nd.offset is not None else 0.0)
         if self.torch_info is not None and self.torch_info["nn_predict"] is not None:
@@ -319,6 +325,10 @@ class LmerResult:
                                     f"to predict them at the population level")
                 eta = eta + nd.random[k] @ f.b[start:start + width]
             start += width
+        if na_action == "pass":
+            full = np.full(len(nd.kept), np.nan)
+            full[nd.kept] = eta
+            return pd.Series(full, index=newdata.index, name="predict")
         return pd.Series(eta, index=nd.index, name="predict")
 
     def _re_terms(self, re_form: str | None) -> set[int]:

@@ -227,6 +227,14 @@ def test_network_learns_what_a_linear_model_cannot():
     mse_nn = np.mean((new.y - m.predict(new, allow_new_levels=True)) ** 2)
     mse_lin = np.mean((new.y - lin.predict(new, allow_new_levels=True)) ** 2)
     assert mse_nn < 0.8 * mse_lin
+    # a network input missing: that row predicts NaN, the others as before (lme4's na.pass)
+    holes = new.copy()
+    holes.loc[holes.index[3], "x7"] = np.nan
+    pred, with_holes = m.predict(new, allow_new_levels=True), \
+        m.predict(holes, allow_new_levels=True)
+    assert np.isnan(with_holes.iloc[3]) and with_holes.isna().sum() == 1
+    np.testing.assert_allclose(with_holes.drop(holes.index[3]), pred.drop(new.index[3]),
+                               rtol=1e-6)
     assert m.history.shape[0] == m.torch_info["epochs"]
     assert set(m.history.columns) >= {"epoch", "train_nll", "val_nll", "sigma2", "theta1"}
     text = str(m.summary())

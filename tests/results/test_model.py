@@ -26,6 +26,33 @@ def test_predict_new_data_matches_lme4(sleep_fit):
     np.testing.assert_allclose(sleep_fit.predict(nd, re_form="~0"), pop)
 
 
+def test_predict_rows_with_missing_values_as_lme4_na_pass(sleep_fit):
+    """lme4's predict() passes NA rows through (na.pass): NaN there, the others unchanged."""
+    nd = pd.DataFrame(REF["predict_newdata"])
+    ref = np.asarray(REF["predict"]["re"])
+    holes = nd.copy()
+    holes.loc[1, "Days"] = np.nan
+    holes.loc[2, "Subject"] = None
+    holes.index = ["a", "b", "b", "c"]  # a repeated label too
+    pred = sleep_fit.predict(holes, allow_new_levels=True)
+    assert list(pred.index) == list(holes.index)
+    assert np.isnan(pred.iloc[[1, 2]]).all()
+    keep = np.ones(len(nd), bool)
+    keep[[1, 2]] = False
+    np.testing.assert_allclose(pred.to_numpy()[keep], ref[keep], rtol=1e-5)
+    with pytest.warns(UserWarning, match="2 row\\(s\\) dropped .*'Days': 1, 'Subject': 1"):
+        omitted = sleep_fit.predict(holes, allow_new_levels=True, na_action="omit")
+    np.testing.assert_allclose(omitted.to_numpy(), ref[keep], rtol=1e-5)
+    with pytest.raises(lp.DataError, match="2 row\\(s\\) have missing values"):
+        sleep_fit.predict(holes, allow_new_levels=True, na_action="raise")
+    with pytest.raises(lp.DataError, match="'pass', 'omit' or 'raise', not 'exclude'"):
+        sleep_fit.predict(holes, na_action="exclude")
+    assert sleep_fit.predict(holes.assign(Days=np.nan)).isna().all()
+    with pytest.raises(lp.DataError, match="'omit' or 'raise', not 'pass'"):
+        lp.lmer("Reaction ~ Days + (Days | Subject)", lp.datasets.load("sleepstudy"),
+                na_action="pass")
+
+
 def test_predict_unseen_level_is_named(sleep_fit):
     nd = pd.DataFrame({"Days": [1.0], "Subject": ["999"]})
     with pytest.raises(lp.DataError, match="new levels in grouping factor 'Subject': 999"):

@@ -97,8 +97,9 @@ def test_newdata_problems(model):
         model.predict(S.assign(Subject="new"))
     pop = model.predict(S.assign(Subject="new"), allow_new_levels=True)
     np.testing.assert_allclose(pop, model.predict(S, re_form="NA"))
-    with pytest.raises(lp.DataError, match="missing values"):
-        model.predict(S.assign(Days=np.nan))
+    with pytest.raises(lp.DataError, match="180 row\\(s\\) have missing values .*'Days': 180"):
+        model.predict(S.assign(Days=np.nan), na_action="raise")
+    assert model.predict(S.assign(Days=np.nan)).isna().all()  # lme4's na.pass
 
 
 def test_accepted_inputs_fit_as_lme4_would():
