@@ -59,6 +59,11 @@ def build_network(term: NNTerm, in_features: int, modules: dict[str, nn.Module] 
         if not isinstance(module, nn.Module):
             raise ModelError(f"modules[{name!r}] is a {type(module).__name__}, not a "
                              f"torch.nn.Module")
+        ignored = sorted(set(options) - {"module"})
+        if ignored:
+            raise ModelError(f"nn(..., module={name!r}) uses the module as given: "
+                             f"{', '.join(ignored)} would be ignored; set them in the module")
+        _check_module(name, module, in_features)
         return module
     hidden = options.get("hidden", DEFAULT_HIDDEN)
     hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
@@ -83,6 +88,34 @@ def build_network(term: NNTerm, in_features: int, modules: dict[str, nn.Module] 
         width = h
     layers.append(nn.Linear(width, 1, bias=bias))
     return nn.Sequential(*layers)
+
+
+def _check_module(name: str, module: nn.Module, in_features: int) -> None:
+    """Run a user's module once on two rows of zeros (in eval mode, without gradients): it
+    must take float32 rows of the term's ``in_features`` columns and give one number per row,
+    else a clear error now rather than a torch traceback (or a silently cut output) later."""
+    params = list(module.parameters())
+    device = params[0].device if params else torch.device("cpu")
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            out = module(torch.zeros(2, in_features, device=device))
+    except Exception as err:  # whatever the module raises, say which module and why
+        kinds = sorted({str(p.dtype).replace("torch.", "") for p in params} - {"float32"})
+        hint = f"; its parameters are {', '.join(kinds)}: lmerpy feeds float32, use " \
+               f"module.float()" if kinds else ""
+        raise ModelError(f"modules[{name!r}] failed on a batch of {in_features} input "
+                         f"column(s) (after one-hot coding): {str(err).splitlines()[0]}"
+                         f"{hint}") from None
+    finally:
+        module.train(was_training)
+    if not isinstance(out, torch.Tensor) or not out.is_floating_point():
+        kind = out.dtype if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelError(f"modules[{name!r}] must return a float tensor, not {kind}")
+    if tuple(out.shape) not in {(2,), (2, 1)}:
+        raise ModelError(f"modules[{name!r}] must give one output per row, shape (rows,) or "
+                         f"(rows, 1); on 2 rows it gave {tuple(out.shape)}")
 
 
 def describe(module: nn.Module) -> str:
@@ -117,4 +150,4 @@ def summed_output(networks: list[nn.Module], inputs: list[torch.Tensor], n: int
 
 def as_output(values: torch.Tensor) -> torch.Tensor:
     """A network's output as a flat vector of one prediction per row."""
-    return values.reshape(values.shape[0], -1)[:, 0] if values.ndim > 1 else values
+    return values.reshape(values.shape[0])  # (rows,) or (rows, 1): build_network checks

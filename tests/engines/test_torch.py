@@ -302,6 +302,36 @@ def test_custom_module_and_level_batching(batching):
         lp.lmer('y ~ nn(x1 + x2, module="other") + (1 | g)', data, epochs=1, verbose=False)
 
 
+class _Pair(torch.nn.Module):
+    """Returns a tuple, not a tensor."""
+
+    def forward(self, x):
+        return x, x
+
+
+@pytest.mark.parametrize("module, message", [
+    (torch.nn.Linear(2, 3), r"one output per row, .*on 2 rows it gave \(2, 3\)"),
+    (torch.nn.Identity(), r"one output per row, .*on 2 rows it gave \(2, 2\)"),
+    (torch.nn.Linear(5, 1), r"failed on a batch of 2 input column\(s\) .*: mat1 and mat2"),
+    (torch.nn.Linear(2, 1).double(), r"its parameters are float64: .*module\.float\(\)"),
+    (_Pair(), "must return a float tensor, not tuple"),
+])
+def test_a_users_module_is_checked_before_training(module, message):
+    """A module that cannot take the term's columns, or gives other than one number per row,
+    is refused before training with its name (a silently cut output was the danger)."""
+    data = _nonlinear(200, 5, 0)
+    with pytest.raises(lp.ModelError, match=r"modules\['net'\] .*" + message):
+        lp.lmer('y ~ nn(x1 + x2, module="net") + (1 | g)', data, modules={"net": module},
+                epochs=1, verbose=False)
+    with pytest.raises(lp.ModelError, match="uses the module as given: dropout, hidden would"):
+        lp.lmer('y ~ nn(x1 + x2, module="net", hidden=(4,), dropout=0) + (1 | g)', data,
+                modules={"net": torch.nn.Linear(2, 1)}, epochs=1, verbose=False)
+    flat = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.Flatten(0))  # (rows,) is fine
+    m = lp.lmer('y ~ nn(x1 + x2, module="net") + (1 | g)', data, modules={"net": flat},
+                epochs=1, verbose=False)
+    assert np.isfinite(m.fitted()).all()
+
+
 def test_training_option_errors():
     data = _nonlinear(200, 5, 4)
     with pytest.raises(lp.ModelError, match="unknown training option"):
