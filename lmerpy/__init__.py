@@ -13,7 +13,8 @@ from .engines.exact import (
 )
 from .engines.family import Family, binomial, poisson
 from .engines.glmm import GlmerControl, SeparationWarning
-from .engines.torch_engine import TorchControl, TrainingWarning
+from .engines.torch_control import TorchControl
+from .engines.torch_engine import TrainingWarning
 from .errors import DataError, FormulaError, LmerpyError, ModelError
 from .formula import Formula, parse
 from .io import ModelFileError, load

@@ -12,7 +12,8 @@ from .design import design as make_design
 from .engines.exact import LmerControl, fit_lmer
 from .engines.family import Family, make_family
 from .engines.glmm import GlmerControl, fit_glmer
-from .engines.torch_engine import TorchControl, fit_torch
+from .engines.torch_control import TorchControl
+from .engines.torch_engine import fit_torch
 from .errors import DataError, ModelError
 from .formula import Formula, parse
 from .results.glmer import GlmerResult

@@ -17,7 +17,7 @@ import copy
 import math
 import time
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,7 @@ from .networks import (
     summed_output,
 )
 from .pls import PLS, CrossProducts
+from .torch_control import TorchControl, check_control, check_split
 from .train_step import TrainingWarning, TrainStep
 
 # The second phase's batches for an rbf term, whose batch NLL is a dense system of the
@@ -60,62 +61,6 @@ DENSE_PHASE_BATCH = 1000
 # factorisation of A when a spatial term is present: 3 minutes at 3,000 locations on two
 # cores, most of an hour at 10,000. Above this many locations θ is kept as trained.
 REFINE_SPATIAL_LIMIT = 3000
-BATCHING = ("sorted", "random", "group")
-
-
-@dataclass
-class TorchControl:
-    """Training settings (defaults: the LMMNN paper's, plus the second phase)."""
-
-    lr: float = 1e-3
-    batch_size: int = 100
-    epochs: int = 500
-    patience: int = 10
-    validation: float = 0.1
-    # "sorted": rows sorted by the first random term's levels (a new level order each epoch;
-    # an rbf term whose θ is kept as trained: along space) and cut into batches of exactly
-    # batch_size rows, as the paper's published code trains; "random": rows shuffled;
-    # "group": whole levels per batch (sizes vary). A random batch of 100 rows among
-    # hundreds of levels holds about one row of each: σ²b and σ²e are not told apart and b
-    # is noise on the network's gradient (docs/lmmnn.md, "Batches", measures it)
-    batching: str = "sorted"
-    device: str = "auto"
-    seed: int | None = None
-    verbose: bool = True
-    weight_decay: float = 0.0
-    # After training, re-estimate θ (and any linear coefficients) exactly by ML with the
-    # network's output held fixed: one exact block-coordinate step of the same likelihood
-    # (for GLMMs: glmer's Laplace approximation with the network as an offset).
-    refine: bool = True
-    quadrature: int = 5               # GLMMs: Gauss–Hermite nodes per dimension (paper: 5)
-    # CPU threads while training; None: one thread for batches up to 4096 rows, where the
-    # per-batch operations are too small to gain from threads (and lose much when the
-    # cores are busy), else torch's setting
-    threads: int | None = None
-    checkpoint_dir: str | None = None  # save the training state there after every epoch
-    resume: bool = False              # continue from the checkpoint in checkpoint_dir
-    # on a GPU, replay each training step as a captured CUDA graph (train_step.py)
-    cuda_graphs: bool = True
-    # after training, backfit the network at the refined θ̂ with the full-data gradient
-    # (backfit.py; Gaussian nn() models with a validation split); "auto": when the model
-    # has several random terms, whose levels no batching keeps together
-    backfit: bool | str = "auto"
-    # The second phase: when the validation NLL first stalls for `patience` epochs, go back
-    # to the best epoch and train on until it stalls again with the gradient's noise cut
-    # batch_growth-fold: by batches that much larger where the batch NLL allows, by a lower
-    # rate for the rest (second_phase; lr_decay, if given, sets the rate). Larger batches
-    # cut the noise as a lower rate does, with fewer and cheaper steps (Smith et al. 2018,
-    # "Don't decay the learning rate, increase the batch size"). Both None: stop at the
-    # first stall, as the paper trains. Measured (docs/lmmnn.md, "The second phase"): the
-    # network fits as closely as with lr_decay=0.1, for a few seconds instead of 1.6 times
-    # the epochs
-    batch_growth: int | None = 10
-    lr_decay: float | None = None
-    # epochs without improvement that end the second phase (None: patience). Its epochs
-    # are cheaper and its validation NLL steadier; with many small levels (longitudinal,
-    # q = 10,000) 30 lowered the test MSE for 1.4–2 times the time (docs/lmmnn.md, "Many
-    # small levels")
-    phase_patience: int | None = None
 
 
 class _FixedPart(nn.Module):
@@ -134,18 +79,21 @@ class _FixedPart(nn.Module):
         return out
 
 
-def _device(name: str) -> torch.device:
+def _device(name: str | torch.device) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except RuntimeError as err:
         raise ModelError(f"unknown device {name!r}") from err
-
-
-def _is_whole(value, least: int) -> bool:
-    """Whether an option is a whole number (not a bool) of at least ``least``."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError(f"device={name!r}, but torch sees no CUDA GPU here "
+                         f"(torch.cuda.is_available() is False); use device='auto' or 'cpu'")
+    if device.type == "cuda" and device.index is not None and \
+            device.index >= torch.cuda.device_count():
+        raise ModelError(f"device={name!r}, but torch sees {torch.cuda.device_count()} CUDA "
+                         f"GPU(s)")
+    return device
 
 
 def _check_glmm(design: ModelDesign, control: TorchControl) -> None:
@@ -158,8 +106,6 @@ def _check_glmm(design: ModelDesign, control: TorchControl) -> None:
         raise ModelError(f"the torch GLMM integrates over at most 3 random effects per level "
                          f"(tensor-product quadrature); {design.random[0].term} has "
                          f"{design.random[0].p}")
-    if control.quadrature < 1:
-        raise ModelError("quadrature must be at least 1 node")
 
 
 def fit_torch(design: ModelDesign, control: TorchControl | None = None,
@@ -171,6 +117,7 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
     quadrature over batches of whole groups (paper eq. 40), and the fit a GlmerFit.
     """
     control = control or TorchControl()
+    check_control(control)
     threads = control.threads
     if threads is None and control.batch_size <= 4096:
         threads = 1
@@ -184,30 +131,8 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
 
 
 def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weights):
-    if control.batching not in BATCHING:
-        raise ModelError(f"batching must be one of {', '.join(map(repr, BATCHING))}, not "
-                         f"{control.batching!r}")
     if not design.random:
         raise ModelError("no random-effects terms in the formula: add e.g. (1 | group)")
-    if not (control.backfit is True or control.backfit is False or control.backfit == "auto"):
-        raise ModelError(f"backfit must be True, False or 'auto', not {control.backfit!r}")
-    decay = control.lr_decay
-    if decay is not None and (isinstance(decay, bool) or not isinstance(decay, (int, float))
-                              or not 0 < decay < 1):
-        raise ModelError(f"lr_decay must be a number between 0 and 1 (e.g. 0.1) or None, "
-                         f"not {decay!r}")
-    growth = control.batch_growth
-    if growth is not None and not _is_whole(growth, 2):
-        raise ModelError(f"batch_growth must be a whole number of at least 2 (e.g. 10) or "
-                         f"None, not {growth!r}")
-    phase_patience = control.phase_patience
-    if phase_patience is not None and not _is_whole(phase_patience, 1):
-        raise ModelError(f"phase_patience must be a whole number of epochs of at least 1 or "
-                         f"None, not {phase_patience!r}")
-    for name, value in (("lr_decay", decay), ("phase_patience", phase_patience)):
-        if value is not None and not control.patience:
-            raise ModelError(f"{name} needs early stopping: set patience= (the second phase "
-                             f"begins when the validation NLL stalls for that many epochs)")
     if family is None and design.y.ndim != 1:
         raise ModelError("the torch engine fits a single numeric response")
     if family is not None:
@@ -266,7 +191,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     opt = _adam(params, control, capturable=graphs)
 
     rows = rng.permutation(n)
-    n_val = int(round(control.validation * n)) if control.validation > 0 else 0
+    n_val = check_split(control, n)
     val_rows, train_rows = np.sort(rows[:n_val]), np.sort(rows[n_val:])
     # sorted and group batching order the rows by the levels of the first random term (for
     # an rbf term: by location; the kernel still links batches); group batches end only

@@ -514,24 +514,3 @@ def test_second_phase_batch_size_and_rate(formula, batch, growth, decay, expecte
     control = TorchControl(batch_size=batch, batch_growth=growth, lr_decay=decay)
     grown, factor = second_phase(control, d, batch, 1350)
     assert grown == expected[0] and factor == pytest.approx(expected[1], rel=1e-12)
-
-
-@pytest.mark.parametrize("option, bad, message", [
-    *[("batch_growth", v, "batch_growth must be a whole number of at least 2")
-      for v in (0, 1, 2.5, True, "10", -3)],
-    *[("lr_decay", v, "lr_decay must be a number between 0 and 1")
-      for v in (0, 1, 1.5, -0.1, True, "0.1")],
-    *[("phase_patience", v, "phase_patience must be a whole number of epochs")
-      for v in (0, -2, 2.5, True, "30")],
-])
-def test_second_phase_options_are_checked(option, bad, message):
-    with pytest.raises(lp.ModelError, match=message):
-        lp.lmer("y ~ nn(x1) + (1 | g)", _nonlinear(200, 4, 0), epochs=1, verbose=False,
-                **{option: bad})
-
-
-@pytest.mark.parametrize("option, value", [("lr_decay", 0.1), ("phase_patience", 5)])
-def test_second_phase_options_need_early_stopping(option, value):
-    with pytest.raises(lp.ModelError, match=f"{option} needs early stopping"):
-        lp.lmer("y ~ nn(x1) + (1 | g)", _nonlinear(200, 4, 0), patience=0, epochs=1,
-                verbose=False, **{option: value})

@@ -1,0 +1,151 @@
+"""The torch engine's training settings (TorchControl) and their check at the border: every
+option is validated before training, so a bad value gets a ModelError that names it, never
+a torch or numpy traceback from deep in the loop."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import ModelError
+
+BATCHING = ("sorted", "random", "group")
+
+
+@dataclass
+class TorchControl:
+    """Training settings (defaults: the LMMNN paper's, plus the second phase)."""
+
+    lr: float = 1e-3
+    batch_size: int = 100
+    epochs: int = 500
+    patience: int = 10
+    validation: float = 0.1
+    # "sorted": rows sorted by the first random term's levels (a new level order each epoch;
+    # an rbf term whose θ is kept as trained: along space) and cut into batches of exactly
+    # batch_size rows, as the paper's published code trains; "random": rows shuffled;
+    # "group": whole levels per batch (sizes vary). A random batch of 100 rows among
+    # hundreds of levels holds about one row of each: σ²b and σ²e are not told apart and b
+    # is noise on the network's gradient (docs/lmmnn.md, "Batches", measures it)
+    batching: str = "sorted"
+    device: str = "auto"
+    seed: int | None = None
+    verbose: bool = True
+    weight_decay: float = 0.0
+    # After training, re-estimate θ (and any linear coefficients) exactly by ML with the
+    # network's output held fixed: one exact block-coordinate step of the same likelihood
+    # (for GLMMs: glmer's Laplace approximation with the network as an offset).
+    refine: bool = True
+    quadrature: int = 5               # GLMMs: Gauss–Hermite nodes per dimension (paper: 5)
+    # CPU threads while training; None: one thread for batches up to 4096 rows, where the
+    # per-batch operations are too small to gain from threads (and lose much when the
+    # cores are busy), else torch's setting
+    threads: int | None = None
+    checkpoint_dir: str | None = None  # save the training state there after every epoch
+    resume: bool = False              # continue from the checkpoint in checkpoint_dir
+    # on a GPU, replay each training step as a captured CUDA graph (train_step.py)
+    cuda_graphs: bool = True
+    # after training, backfit the network at the refined θ̂ with the full-data gradient
+    # (backfit.py; Gaussian nn() models with a validation split); "auto": when the model
+    # has several random terms, whose levels no batching keeps together
+    backfit: bool | str = "auto"
+    # The second phase: when the validation NLL first stalls for `patience` epochs, go back
+    # to the best epoch and train on until it stalls again with the gradient's noise cut
+    # batch_growth-fold: by batches that much larger where the batch NLL allows, by a lower
+    # rate for the rest (second_phase; lr_decay, if given, sets the rate). Larger batches
+    # cut the noise as a lower rate does, with fewer and cheaper steps (Smith et al. 2018,
+    # "Don't decay the learning rate, increase the batch size"). Both None: stop at the
+    # first stall, as the paper trains. Measured (docs/lmmnn.md, "The second phase"): the
+    # network fits as closely as with lr_decay=0.1, for a few seconds instead of 1.6 times
+    # the epochs
+    batch_growth: int | None = 10
+    lr_decay: float | None = None
+    # epochs without improvement that end the second phase (None: patience). Its epochs
+    # are cheaper and its validation NLL steadier; with many small levels (longitudinal,
+    # q = 10,000) 30 lowered the test MSE for 1.4–2 times the time (docs/lmmnn.md, "Many
+    # small levels")
+    phase_patience: int | None = None
+
+
+def is_whole(value, least: int) -> bool:
+    """Whether an option is a whole number (numpy's too, not a bool) of at least ``least``."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and \
+        value >= least
+
+
+def _is_flag(value) -> bool:
+    """True/False (numpy's too), or 0/1 as ML code often writes verbose=0."""
+    return isinstance(value, (bool, np.bool_)) or (
+        isinstance(value, numbers.Integral) and value in (0, 1))
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and \
+        math.isfinite(value)
+
+
+def check_control(control: TorchControl) -> None:
+    """Refuse any setting the engine cannot train with, naming the option and its value."""
+    wholes = {"batch_size": 1, "epochs": 1, "patience": 0, "quadrature": 1}
+    for name, least in wholes.items():
+        value = getattr(control, name)
+        if not is_whole(value, least):
+            raise ModelError(f"{name} must be a whole number of at least {least}, not "
+                             f"{value!r}")
+    for name, least in {"threads": 1, "seed": 0, "phase_patience": 1}.items():
+        value = getattr(control, name)
+        if value is not None and not is_whole(value, least):
+            raise ModelError(f"{name} must be a whole number of at least {least} or None, "
+                             f"not {value!r}")
+    if not (_is_number(control.lr) and control.lr > 0):
+        raise ModelError(f"lr must be a positive number (e.g. 1e-3), not {control.lr!r}")
+    if not (_is_number(control.weight_decay) and control.weight_decay >= 0):
+        raise ModelError(f"weight_decay must be a number of at least 0, not "
+                         f"{control.weight_decay!r}")
+    if not (_is_number(control.validation) and 0 <= control.validation < 1):
+        raise ModelError(f"validation must be a share of the rows in [0, 1) (e.g. 0.1), not "
+                         f"{control.validation!r}")
+    for name in ("verbose", "refine", "resume", "cuda_graphs"):
+        if not _is_flag(getattr(control, name)):
+            raise ModelError(f"{name} must be True or False, not {getattr(control, name)!r}")
+    if control.batching not in BATCHING:
+        raise ModelError(f"batching must be one of {', '.join(map(repr, BATCHING))}, not "
+                         f"{control.batching!r}")
+    if not (control.backfit is True or control.backfit is False or control.backfit == "auto"):
+        raise ModelError(f"backfit must be True, False or 'auto', not {control.backfit!r}")
+    if not isinstance(control.device, (str, torch.device)):
+        raise ModelError(f"device must be 'auto', 'cpu', 'cuda' or a torch.device, not "
+                         f"{control.device!r}")
+    if control.checkpoint_dir is not None and \
+            not isinstance(control.checkpoint_dir, (str, os.PathLike)):
+        raise ModelError(f"checkpoint_dir must be a folder's path or None, not "
+                         f"{control.checkpoint_dir!r}")
+    decay = control.lr_decay
+    if decay is not None and not (_is_number(decay) and 0 < decay < 1):
+        raise ModelError(f"lr_decay must be a number between 0 and 1 (e.g. 0.1) or None, "
+                         f"not {decay!r}")
+    growth = control.batch_growth
+    if growth is not None and not is_whole(growth, 2):
+        raise ModelError(f"batch_growth must be a whole number of at least 2 (e.g. 10) or "
+                         f"None, not {growth!r}")
+    for name in ("lr_decay", "phase_patience"):
+        if getattr(control, name) is not None and not control.patience:
+            raise ModelError(f"{name} needs early stopping: set patience= (the second phase "
+                             f"begins when the validation NLL stalls for that many epochs)")
+
+
+def check_split(control: TorchControl, n: int) -> int:
+    """The number of validation rows; refuses a split that leaves no training rows."""
+    n_val = int(round(control.validation * n))
+    if n - n_val < 1:
+        raise ModelError(f"validation={control.validation!r} leaves no training rows of the "
+                         f"{n:,}: lower it")
+    return n_val
+
+
+__all__ = ["BATCHING", "TorchControl", "check_control", "check_split", "is_whole"]
