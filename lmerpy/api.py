@@ -12,9 +12,10 @@ from .design import design as make_design
 from .engines.exact import LmerControl, fit_lmer
 from .engines.family import Family, make_family
 from .engines.glmm import GlmerControl, fit_glmer
+from .engines.options import is_flag
 from .engines.torch_control import TorchControl
 from .engines.torch_engine import fit_torch
-from .errors import DataError, ModelError
+from .errors import DataError, FormulaError, ModelError
 from .formula import Formula, parse
 from .results.glmer import GlmerResult
 from .results.model import LmerResult
@@ -52,8 +53,10 @@ def lmer(formula: str | Formula, data: pd.DataFrame, REML: bool = True,
     ``seed``, ``verbose``;
     ``modules`` maps nn(..., module="name") to your own torch modules.
     """
-    if isinstance(formula, str):
-        formula = parse(formula)
+    formula = _formula(formula)
+    if not is_flag(REML):
+        raise ModelError(f"REML must be True or False, not {REML!r}")
+    REML = bool(REML)
     use_torch, control = _choose_engine(formula, engine, control, training)
     if use_torch and weights is not None:
         raise ModelError("prior weights are not supported by the torch engine for Gaussian "
@@ -65,6 +68,16 @@ def lmer(formula: str | Formula, data: pd.DataFrame, REML: bool = True,
     else:
         fit = fit_lmer(d, REML=REML, weights=w, control=control)
     return LmerResult(fit, data_name, weights_name, data)
+
+
+def _formula(formula) -> Formula:
+    """The parsed formula: a string is parsed, a Formula taken as it is."""
+    if isinstance(formula, str):
+        return parse(formula)
+    if not isinstance(formula, Formula):
+        raise FormulaError(f"the formula must be a string such as 'y ~ x + (1 | g)', not "
+                           f"{type(formula).__name__}")
+    return formula
 
 
 def _choose_engine(formula: Formula, engine: str, control, training: dict):
@@ -128,8 +141,7 @@ def glmer(formula: str | Formula, data: pd.DataFrame, family: str | Family = "bi
     marginal NLL over whole groups, by Gauss–Hermite quadrature (LMMNN paper eq. 40;
     ``quadrature=5`` nodes), with the training options of ``lmer()``.
     """
-    if isinstance(formula, str):
-        formula = parse(formula)
+    formula = _formula(formula)
     fam = make_family(family, link)
     use_torch, control = _choose_engine(formula, engine, control, training)
     if not use_torch and control is not None and not isinstance(control, GlmerControl):

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..design.model import ModelDesign
 from ..errors import DataError, ModelError, warn
+from .options import is_flag, is_number, is_whole
 from .pls import PLS, CrossProducts, PLSSolution
 
 
@@ -46,6 +47,25 @@ class LmerControl:
     # each evaluation is expensive and the gradient costs about two of them, else BOBYQA.
     optimizer: str = "auto"
     large_model: int = 20_000  # "auto" uses L-BFGS-B from this many rows or random effects
+
+    def check(self) -> None:
+        """Refuse a setting the optimiser or the checks cannot use, naming the option."""
+        for name, positive in (("xtol_abs", False), ("ftol_abs", False),
+                               ("boundary_tol", False), ("singular_tol", False),
+                               ("check_conv_grad_tol", True), ("rank_tol", True)):
+            value = getattr(self, name)
+            if not (is_number(value) and (value > 0 if positive else value >= 0)):
+                what = "a positive number" if positive else "a number of at least 0"
+                raise ModelError(f"{name} must be {what}, not {value!r}")
+        for name in ("maxeval", "large_model"):
+            if not is_whole(getattr(self, name), 1):
+                raise ModelError(f"{name} must be a whole number of at least 1, not "
+                                 f"{getattr(self, name)!r}")
+        if not is_flag(self.calc_derivs):
+            raise ModelError(f"calc_derivs must be True or False, not {self.calc_derivs!r}")
+        if self.optimizer not in {"auto", "bobyqa", "lbfgsb"}:
+            raise ModelError(f"unknown optimizer {self.optimizer!r} (use 'auto', 'bobyqa' or "
+                             f"'lbfgsb')")
 
 
 @dataclass
@@ -190,6 +210,7 @@ def fit_lmer(design: ModelDesign, REML: bool = True, weights=None,
     ``fixed_theta`` skips the optimisation: the fit at that θ (a loaded model).
     """
     control = control or LmerControl()
+    control.check()
     n = design.n
     _check_design(design, n)
     w = check_weights(weights, n)
@@ -241,8 +262,6 @@ def fit_lmer(design: ModelDesign, REML: bool = True, weights=None,
 
 def _choose_optimizer(control: LmerControl, pls: PLS, n: int) -> str:
     choice = control.optimizer
-    if choice not in {"auto", "bobyqa", "lbfgsb"}:
-        raise ModelError(f"unknown optimizer {choice!r} (use 'auto', 'bobyqa' or 'lbfgsb')")
     if choice == "lbfgsb" and not pls.has_gradient:
         raise ModelError("optimizer='lbfgsb' needs every random term to be scalar, as in "
                          "(1 | g) or (0 + x | g)")
@@ -283,9 +302,9 @@ def bobyqa(objective, theta0: np.ndarray, lower: np.ndarray, control: LmerContro
     opt.set_lower_bounds(np.where(np.isfinite(lower), lower, -np.inf))
     opt.set_upper_bounds(np.full(k, np.inf))
     opt.set_min_objective(lambda x, grad: objective(np.asarray(x)))
-    opt.set_xtol_abs(control.xtol_abs)
-    opt.set_ftol_abs(control.ftol_abs)
-    opt.set_maxeval(control.maxeval)
+    opt.set_xtol_abs(float(control.xtol_abs))
+    opt.set_ftol_abs(float(control.ftol_abs))
+    opt.set_maxeval(int(control.maxeval))
     if step is not None:
         opt.set_initial_step(step)
     try:

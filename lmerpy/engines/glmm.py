@@ -39,6 +39,7 @@ from .exact import (
     theta_scaling,
 )
 from .family import Family, gauss_hermite
+from .options import is_flag, is_number, is_whole
 from .pls import PLS, LambdaMap, PLSSolution, WeightedCrossProducts
 
 
@@ -53,6 +54,17 @@ class GlmerControl(LmerControl):
     tol_pwrss: float = 1e-10
     max_pirls: int = 100
     check_separation: bool = True
+
+    def check(self) -> None:
+        super().check()
+        if not (is_number(self.tol_pwrss) and self.tol_pwrss > 0):
+            raise ModelError(f"tol_pwrss must be a positive number, not {self.tol_pwrss!r}")
+        if not is_whole(self.max_pirls, 1):
+            raise ModelError(f"max_pirls must be a whole number of at least 1, not "
+                             f"{self.max_pirls!r}")
+        if not is_flag(self.check_separation):
+            raise ModelError(f"check_separation must be True or False, not "
+                             f"{self.check_separation!r}")
 
 
 @dataclass
@@ -274,6 +286,7 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
     optimisation (a loaded model).
     """
     control = control or GlmerControl()
+    control.check()
     n = design.n
     check_random_terms(design, n)
     if not isinstance(nAGQ, (int, np.integer)) or nAGQ < 0:

@@ -4,15 +4,13 @@ a torch or numpy traceback from deep in the loop."""
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from ..errors import ModelError
+from .options import is_flag, is_number, is_whole
 
 BATCHING = ("sorted", "random", "group")
 
@@ -72,23 +70,6 @@ class TorchControl:
     phase_patience: int | None = None
 
 
-def is_whole(value, least: int) -> bool:
-    """Whether an option is a whole number (numpy's too, not a bool) of at least ``least``."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and \
-        value >= least
-
-
-def _is_flag(value) -> bool:
-    """True/False (numpy's too), or 0/1 as ML code often writes verbose=0."""
-    return isinstance(value, (bool, np.bool_)) or (
-        isinstance(value, numbers.Integral) and value in (0, 1))
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and \
-        math.isfinite(value)
-
-
 def check_control(control: TorchControl) -> None:
     """Refuse any setting the engine cannot train with, naming the option and its value."""
     wholes = {"batch_size": 1, "epochs": 1, "patience": 0, "quadrature": 1}
@@ -102,16 +83,16 @@ def check_control(control: TorchControl) -> None:
         if value is not None and not is_whole(value, least):
             raise ModelError(f"{name} must be a whole number of at least {least} or None, "
                              f"not {value!r}")
-    if not (_is_number(control.lr) and control.lr > 0):
+    if not (is_number(control.lr) and control.lr > 0):
         raise ModelError(f"lr must be a positive number (e.g. 1e-3), not {control.lr!r}")
-    if not (_is_number(control.weight_decay) and control.weight_decay >= 0):
+    if not (is_number(control.weight_decay) and control.weight_decay >= 0):
         raise ModelError(f"weight_decay must be a number of at least 0, not "
                          f"{control.weight_decay!r}")
-    if not (_is_number(control.validation) and 0 <= control.validation < 1):
+    if not (is_number(control.validation) and 0 <= control.validation < 1):
         raise ModelError(f"validation must be a share of the rows in [0, 1) (e.g. 0.1), not "
                          f"{control.validation!r}")
     for name in ("verbose", "refine", "resume", "cuda_graphs"):
-        if not _is_flag(getattr(control, name)):
+        if not is_flag(getattr(control, name)):
             raise ModelError(f"{name} must be True or False, not {getattr(control, name)!r}")
     if control.batching not in BATCHING:
         raise ModelError(f"batching must be one of {', '.join(map(repr, BATCHING))}, not "
@@ -126,7 +107,7 @@ def check_control(control: TorchControl) -> None:
         raise ModelError(f"checkpoint_dir must be a folder's path or None, not "
                          f"{control.checkpoint_dir!r}")
     decay = control.lr_decay
-    if decay is not None and not (_is_number(decay) and 0 < decay < 1):
+    if decay is not None and not (is_number(decay) and 0 < decay < 1):
         raise ModelError(f"lr_decay must be a number between 0 and 1 (e.g. 0.1) or None, "
                          f"not {decay!r}")
     growth = control.batch_growth
@@ -148,4 +129,4 @@ def check_split(control: TorchControl, n: int) -> int:
     return n_val
 
 
-__all__ = ["BATCHING", "TorchControl", "check_control", "check_split", "is_whole"]
+__all__ = ["BATCHING", "TorchControl", "check_control", "check_split"]
