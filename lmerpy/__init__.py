@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import datasets
+from . import datasets, plot
 from .api import glmer, lmer
 from .design import ModelDesign, design
 from .engines.exact import (
@@ -28,4 +28,4 @@ __all__ = ["DataError", "Formula", "FormulaError", "LmerpyError", "ModelError", 
            "parse", "design", "ModelDesign", "lmer", "anova", "LmerResult", "LmerControl",
            "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "TorchControl",
            "TrainingWarning", "__version__", "glmer", "GlmerResult", "GlmerControl", "Family",
-           "binomial", "poisson", "SeparationWarning", "load", "ModelFileError"]
+           "binomial", "poisson", "SeparationWarning", "load", "ModelFileError", "plot"]

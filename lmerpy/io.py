@@ -27,7 +27,8 @@ VERSION = 1
 
 
 class ModelFileError(LmerpyError, ValueError):
-    """A file that is not a readable lmerpy model (corrupt, foreign, or a newer format)."""
+    """A file that is not a readable lmerpy model (corrupt, foreign, or a newer format), or
+    a path a model cannot be written to."""
 
 
 def _columns(m) -> dict:
@@ -118,9 +119,17 @@ def save(m, path: str | os.PathLike) -> Path:
         tensors["b"] = torch.as_tensor(fit.b)
     archive = {"meta": json.dumps(meta), "data": _columns(m), "estimates": tensors}
     path = Path(path)
+    if not path.parent.is_dir():
+        raise ModelFileError(f"cannot write {path}: the folder {path.parent} does not exist")
+    if path.is_dir():
+        raise ModelFileError(f"cannot write {path}: it is a folder")
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(archive, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(archive, tmp)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise ModelFileError(f"cannot write {path}: {err.strerror or err}") from None
     return path
 
 

@@ -5,7 +5,7 @@ a torch or numpy traceback from deep in the loop."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -70,8 +70,11 @@ class TorchControl:
     phase_patience: int | None = None
 
 
-def check_control(control: TorchControl) -> None:
-    """Refuse any setting the engine cannot train with, naming the option and its value."""
+def check_control(control: TorchControl) -> TorchControl:
+    """Refuse any setting the engine cannot train with, naming the option and its value;
+    returns the settings as plain Python values (numpy's numbers, paths and torch devices
+    as int, float, bool and str), which the checkpoint's fingerprint and a saved model's
+    JSON hold."""
     wholes = {"batch_size": 1, "epochs": 1, "patience": 0, "quadrature": 1}
     for name, least in wholes.items():
         value = getattr(control, name)
@@ -118,6 +121,26 @@ def check_control(control: TorchControl) -> None:
         if getattr(control, name) is not None and not control.patience:
             raise ModelError(f"{name} needs early stopping: set patience= (the second phase "
                              f"begins when the validation NLL stalls for that many epochs)")
+    return _plain(control)
+
+
+def _plain(control: TorchControl) -> TorchControl:
+    def as_int(v):
+        return None if v is None else int(v)
+
+    def as_float(v):
+        return None if v is None else float(v)
+
+    return replace(
+        control, **{k: as_int(getattr(control, k)) for k in (
+            "batch_size", "epochs", "patience", "quadrature", "threads", "seed",
+            "phase_patience", "batch_growth")},
+        **{k: as_float(getattr(control, k)) for k in (
+            "lr", "weight_decay", "validation", "lr_decay")},
+        **{k: bool(getattr(control, k)) for k in ("verbose", "refine", "resume", "cuda_graphs")},
+        device=str(control.device),
+        checkpoint_dir=None if control.checkpoint_dir is None else os.fspath(
+            control.checkpoint_dir))
 
 
 def check_split(control: TorchControl, n: int) -> int:

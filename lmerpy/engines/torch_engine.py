@@ -117,7 +117,7 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
     quadrature over batches of whole groups (paper eq. 40), and the fit a GlmerFit.
     """
     control = control or TorchControl()
-    check_control(control)
+    control = check_control(control)
     threads = control.threads
     if threads is None and control.batch_size <= 4096:
         threads = 1

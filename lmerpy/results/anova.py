@@ -68,6 +68,10 @@ def anova(*models: LmerResult, names: list[str] | None = None) -> AnovaTable:
     """
     if len(models) < 2:
         raise ModelError("anova() needs at least two models")
+    for i, m in enumerate(models):
+        if not isinstance(m, LmerResult):
+            raise ModelError(f"anova() compares fitted models; argument {i + 1} is a "
+                             f"{type(m).__name__}")
     names = names or [f"m{i}" for i in range(len(models))]
     n = {m.nobs for m in models}
     if len(n) > 1:

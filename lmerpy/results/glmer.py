@@ -81,7 +81,7 @@ class GlmerResult(LmerResult):
 
     def residuals(self, type: str = "deviance", scaled: bool = False) -> pd.Series:
         if type not in RESIDUAL_TYPES:
-            raise ValueError(f"type must be one of {', '.join(RESIDUAL_TYPES)}")
+            raise ModelError(f"type must be one of {', '.join(RESIDUAL_TYPES)}, not {type!r}")
         f = self.fit
         raw = f.y - f.mu
         if type == "response":
@@ -102,7 +102,7 @@ class GlmerResult(LmerResult):
         """Predictions on the link scale (``type="link"``, lme4's default) or as means
         (``type="response"``)."""
         if type not in {"link", "response"}:
-            raise ValueError("type must be 'link' or 'response'")
+            raise ModelError(f"type must be 'link' or 'response', not {type!r}")
         eta = super().predict(newdata, re_form, allow_new_levels, na_action)
         if type == "response":
             return pd.Series(self.family.link.inverse(eta.to_numpy()), index=eta.index,

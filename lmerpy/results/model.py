@@ -14,6 +14,7 @@ import scipy.stats as st
 
 from ..design.frame import check_frame
 from ..engines.exact import ExactFit, conditional_variances, fit_lmer, is_singular
+from ..engines.options import is_flag, is_number
 from ..errors import DataError, FormulaError, ModelError
 from ..formula import parse
 from .summary import Summary
@@ -258,7 +259,8 @@ class LmerResult:
 
     def residuals(self, type: str = "response", scaled: bool = False) -> pd.Series:
         if type not in {"response", "pearson", "working", "deviance"}:
-            raise ValueError("type must be 'response', 'pearson', 'working' or 'deviance'")
+            raise ModelError(f"type must be 'response', 'pearson', 'working' or 'deviance', "
+                             f"not {type!r}")
         r = self.fit.y - self.fitted().to_numpy()
         if type in {"pearson", "deviance"} and self.fit.weights is not None:
             r = r * np.sqrt(self.fit.weights)
@@ -270,7 +272,12 @@ class LmerResult:
     def confint(self, method: str = "Wald", level: float = 0.95) -> pd.DataFrame:
         """Wald intervals for the fixed effects (lme4 gives NA for the variance parameters)."""
         if method != "Wald":
-            raise ValueError("only method='Wald' is available")
+            raise ModelError(f"confint(method={method!r}) is not available: lmerpy gives "
+                             f"Wald intervals (method='Wald'), not lme4's profile or "
+                             f"bootstrap ones")
+        if not (is_number(level) and 0 < level < 1):
+            raise ModelError(f"level must be a probability in (0, 1), e.g. 0.95, not "
+                             f"{level!r}")
         z = st.norm.ppf(0.5 + level / 2.0)
         fe = self.fixef()
         se = np.sqrt(np.diag(self.vcov().to_numpy()))
@@ -349,6 +356,8 @@ class LmerResult:
     # -- refitting ---------------------------------------------------------------------------
     def refit(self, REML: bool) -> LmerResult:
         """The same model fitted by REML or ML (anova compares ML fits, as lme4)."""
+        if not is_flag(REML):
+            raise ModelError(f"REML must be True or False, not {REML!r}")
         if REML == self.REML:
             return self
         if self.torch_info is not None:

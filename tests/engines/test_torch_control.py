@@ -72,7 +72,17 @@ def test_the_split_must_leave_training_rows():
         check_split(TorchControl(validation=0.999), 300)
 
 
-def test_lmer_checks_settings_before_training():
+def test_settings_come_back_as_plain_python_values():
+    control = check_control(TorchControl(epochs=np.int64(3), lr=np.float32(0.5), verbose=0,
+                                         seed=np.uint8(7), checkpoint_dir=Path("ck"),
+                                         device=torch.device("cpu")))
+    assert (control.epochs, control.lr, control.verbose, control.seed, control.checkpoint_dir,
+            control.device) == (3, 0.5, False, 7, "ck", "cpu")
+    assert [type(v) for v in (control.epochs, control.lr, control.verbose, control.seed)] == \
+        [int, float, bool, int]
+
+
+def test_lmer_checks_settings_before_training(tmp_path):
     data = _nonlinear(300, 5, 0)
     formula = "y ~ nn(x1 + x2, hidden=(4,)) + (1 | g)"
     with pytest.raises(lp.ModelError, match="epochs must be a whole number"):
@@ -87,3 +97,7 @@ def test_lmer_checks_settings_before_training():
             lp.lmer(formula, data, device="cuda", epochs=1, verbose=False)
     m = lp.lmer(formula, data, epochs=np.int64(2), batch_size=np.int64(64), verbose=0, seed=0)
     assert m.torch_info["epochs"] == 2
+    # numpy-typed settings still save (the file's JSON holds them) and load
+    m.save(tmp_path / "m.lmerpy")
+    loaded = lp.load(tmp_path / "m.lmerpy")
+    assert loaded.torch_info["control"]["batch_size"] == 64 and loaded.sigma == m.sigma

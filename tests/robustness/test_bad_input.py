@@ -171,3 +171,28 @@ def test_collinear_fixed_effects_are_dropped_as_lme4():
     with pytest.warns(lp.RankDeficiencyWarning, match="dropping 1 column"):
         m = lp.lmer("Reaction ~ Days + D2 + (1 | Subject)", S.assign(D2=2 * S.Days))
     assert m.fixef_names == ["(Intercept)", "Days"]
+
+
+def test_result_methods_name_bad_arguments(model, tmp_path):
+    glmm = lp.glmer(G, CBPP)
+    cases = [
+        (lambda: model.confint(method="profile"), lp.ModelError,
+         "confint\\(method='profile'\\) is not available: lmerpy gives Wald intervals"),
+        (lambda: model.confint(level=95), lp.ModelError, "level must be a probability in"),
+        (lambda: model.confint(level="a"), lp.ModelError, "level must be a probability in"),
+        (lambda: model.residuals(type="raw"), lp.ModelError, "type must be 'response', "),
+        (lambda: glmm.predict(type="probability"), lp.ModelError,
+         "type must be 'link' or 'response', not 'probability'"),
+        (lambda: glmm.residuals(type="raw"), lp.ModelError, "type must be one of"),
+        (lambda: lp.anova(model, 3), lp.ModelError, "argument 2 is a int"),
+        (lambda: model.refit(REML="no"), lp.ModelError, "REML must be True or False"),
+        (lambda: model.save(tmp_path / "absent" / "m.lmerpy"), lp.ModelFileError,
+         "the folder .*absent does not exist"),
+        (lambda: model.save(tmp_path), lp.ModelFileError, "it is a folder"),
+    ]
+    for call, error, message in cases:
+        with pytest.raises(error, match=message):
+            call()
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+    # lp.plot is there after `import lmerpy as lp`, as the docs write it
+    assert callable(lp.plot.caterpillar)
