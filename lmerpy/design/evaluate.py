@@ -30,8 +30,9 @@ def is_numeric(series: pd.Series) -> bool:
 
 
 def check_column_type(series: pd.Series, name: str) -> None:
-    """Refuse column types that have no model-matrix meaning: dates and times, and object
-    columns that mix numbers with text (almost always a data-entry or parsing error)."""
+    """Refuse column types that have no model-matrix meaning: dates and times, object
+    columns of other things than numbers and text (lists, dicts, ...), and object columns
+    that mix numbers with text (almost always a data-entry or parsing error)."""
     dtype = series.dtype
     if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype) \
             or isinstance(dtype, pd.PeriodDtype):
@@ -39,6 +40,12 @@ def check_column_type(series: pd.Series, name: str) -> None:
                         f"(e.g. days since a reference date) or to categories (astype(str))")
     if pd.api.types.is_object_dtype(dtype):
         values = series.dropna()
+        odd = values.map(lambda v: not isinstance(v, (str, bool, int, float, np.generic)))
+        if odd.any():
+            row = values.index[odd.to_numpy()][0]
+            raise DataError(f"column '{name}' holds {type(values[row]).__name__} values (row "
+                            f"{row!r}: {values[row]!r}); a column must hold numbers, text "
+                            f"or categories")
         is_num = values.map(lambda v: isinstance(v, (int, float, np.number))
                             and not isinstance(v, bool))
         if is_num.any() and not is_num.all():

@@ -12,7 +12,7 @@ from ..errors import DataError, warn
 from ..formula.terms import RandomTerm, RBFTerm
 from .covariance import CovarianceSpec, RBFKernel, Unstructured
 from .encoding import MatrixEncoder, as_labels, level_order
-from .evaluate import numeric_column
+from .evaluate import check_column_type, numeric_column
 
 
 @dataclass
@@ -88,6 +88,8 @@ def grouping_codes(data: pd.DataFrame, group: tuple[str, ...],
     Training data (``levels=None``): R's ``a:b`` levels with unused ones dropped, as lme4.
     New data: codes in the training ``levels``; unseen levels get -1.
     """
+    for g in group:
+        check_column_type(data[g], g)
     per = [factor_codes(data[g]) for g in group]
     if len(group) == 1 and levels is None:
         return per[0]

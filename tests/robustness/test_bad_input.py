@@ -73,6 +73,12 @@ ERRORS = [
      "column"),
     ("binomial response out of range", lambda: lp.glmer("size ~ period + (1 | herd)", CBPP),
      lp.ModelError, "must lie in \\[0, 1\\]"),
+    ("dict values in a fixed term", lambda: lp.lmer("Reaction ~ d + (1 | Subject)",
+                                                    S.assign(d=[{"a": 1}] * len(S))),
+     lp.DataError, "column 'd' holds dict values \\(row 0: \\{'a': 1\\}\\)"),
+    ("list values in a grouping factor", lambda: lp.lmer("Reaction ~ Days + (1 | s)",
+                                                         S.assign(s=[[1]] * len(S))),
+     lp.DataError, "column 's' holds list values"),
 ]
 
 
