@@ -569,17 +569,26 @@ def _glmm_fit(design: ModelDesign, family: Family, weights, offset: np.ndarray,
 
 
 def _progress(control: TorchControl):
-    """A rich progress bar when verbose and writing to a terminal; otherwise nothing."""
+    """A rich progress bar when verbose and writing to a terminal or a Jupyter notebook
+    (there rich draws it in a widget, so only with ipywidgets installed: the ``notebook``
+    extra); otherwise nothing."""
     from contextlib import nullcontext
 
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True)
-    if not control.verbose or not console.is_terminal:
+    shown = _has_widgets() if console.is_jupyter else console.is_terminal
+    if not control.verbose or not shown:
         return nullcontext(None)
     return Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                     console=console, transient=False)
+
+
+def _has_widgets() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ipywidgets") is not None
 
 
 __all__ = ["TorchControl", "TrainingWarning", "fit_torch"]

@@ -405,6 +405,25 @@ def test_progress_bar_shows_epoch_losses_and_variance_components(monkeypatch):
     assert " σ² " in seen[-1] and "  g " in seen[-1]
 
 
+@pytest.mark.parametrize("jupyter, widgets, terminal, shown", [
+    (True, True, False, True), (True, False, False, False), (False, False, True, True),
+    (False, True, False, False)])
+def test_progress_bar_in_a_notebook_needs_ipywidgets(monkeypatch, jupyter, widgets, terminal,
+                                                     shown):
+    """rich is no terminal in Jupyter, where it draws live output in an ipywidgets widget:
+    the bar shows there when ipywidgets is installed (without, rich would only warn)."""
+    from rich.progress import Progress
+
+    from lmerpy.engines import torch_engine
+
+    monkeypatch.setattr("rich.console._is_jupyter", lambda: jupyter)
+    monkeypatch.setattr("rich.console.Console.is_terminal", property(lambda self: terminal))
+    monkeypatch.setattr(torch_engine, "_has_widgets", lambda: widgets)
+    bar = torch_engine._progress(lp.TorchControl(verbose=True))
+    assert isinstance(bar, Progress) == shown
+    assert not isinstance(torch_engine._progress(lp.TorchControl(verbose=False)), Progress)
+
+
 SECOND_PHASE = dict(epochs=200, patience=3, seed=4, verbose=False, refine=False, lr=5e-3,
                     batch_size=50)
 SMALL_NET = "y ~ nn(x1 + x2 + x3, hidden=(16, 8), dropout=0.0) + (1 | g)"
