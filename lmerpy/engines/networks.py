@@ -46,6 +46,12 @@ def attach_generator(module: nn.Module, generator: np.random.Generator | None) -
             m.generator = generator
 
 
+# The largest MLP a formula may ask for (400 MB of float32 weights, three times that with
+# Adam's moments): a formula may come from an untrusted source, and hidden=(10^9,) would
+# otherwise end in the allocator's out-of-memory error.
+MAX_PARAMETERS = 100_000_000
+
+
 def build_network(term: NNTerm, in_features: int, modules: dict[str, nn.Module] | None,
                   bias: bool = True) -> nn.Module:
     """An MLP ``in_features -> hidden... -> 1`` from the term's options, or ``module=``."""
@@ -72,6 +78,12 @@ def build_network(term: NNTerm, in_features: int, modules: dict[str, nn.Module] 
     dropout = float(options.get("dropout", DEFAULT_DROPOUT))
     if not 0.0 <= dropout < 1.0:
         raise ModelError(f"dropout must be in [0, 1), not {dropout}")
+    widths = [in_features, *hidden, 1]
+    size = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+    if size > MAX_PARAMETERS:
+        raise ModelError(f"nn(..., hidden={hidden}) would have {size:,} parameters, more than "
+                         f"the {MAX_PARAMETERS:,} lmerpy builds from a formula; for a larger "
+                         f"network pass your own module (module=)")
     activation = options.get("activation", "relu")
     if activation not in ACTIVATIONS:
         raise ModelError(f"unknown activation {activation!r} (available: "

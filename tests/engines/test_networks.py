@@ -45,3 +45,23 @@ def test_dropout_without_generator_or_in_eval_mode():
     attach_generator(layer, np.random.default_rng(0))
     layer.eval()
     assert torch.equal(layer(x), x)
+
+
+def test_a_formula_cannot_ask_for_an_oversized_network(monkeypatch):
+    """hidden=(10^9,) from an untrusted formula is refused before any allocation; the
+    count is the MLP's weights and biases, in -> hidden... -> 1."""
+    import pandas as pd
+
+    import lmerpy as lp
+    from lmerpy.engines import networks
+
+    df = pd.DataFrame({"x1": np.arange(30.0), "y": np.sin(np.arange(30.0)), "g": list("abc") * 10})
+    with pytest.raises(lp.ModelError, match="would have 3,000,000,001 parameters, more than "
+                                            "the 100,000,000"):
+        lp.lmer("y ~ nn(x1, hidden=(1000000000,)) + (1 | g)", df, epochs=1, verbose=False)
+    # at the cap, (1 + 1)·h + (h + 1) = 3h + 1 parameters are built, one more is refused
+    monkeypatch.setattr(networks, "MAX_PARAMETERS", 3 * 40 + 1)
+    m = lp.lmer("y ~ nn(x1, hidden=(40,), dropout=0) + (1 | g)", df, epochs=1, verbose=False)
+    assert m.torch_info["networks"][0]["parameters"] == 3 * 40  # the intercept is β's
+    with pytest.raises(lp.ModelError, match="would have 124 parameters, more than the 121"):
+        lp.lmer("y ~ nn(x1, hidden=(41,)) + (1 | g)", df, epochs=1, verbose=False)
