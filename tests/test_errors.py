@@ -3,15 +3,25 @@ the package, whatever the depth of the code that found the problem (errors.warn)
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import warnings
 
 import numpy as np
 import pandas as pd
+import pytest
 
 import lmerpy as lp
 
 SLEEP = lp.datasets.load("sleepstudy")
+
+
+@contextlib.contextmanager
+def _recorded():
+    """Every warning of the block, as a list."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught
 
 
 def _next_line() -> int:
@@ -28,8 +38,7 @@ def _assert_here(caught, line: int, category: type[Warning], text: str) -> None:
 
 def test_missing_values_warning_names_the_callers_line():
     data = SLEEP.assign(Days=np.where(np.arange(len(SLEEP)) == 3, np.nan, SLEEP.Days))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with _recorded() as caught:
         line = _next_line()
         lp.lmer("Reaction ~ Days + (1 | Subject)", data)
     _assert_here(caught, line, UserWarning, "1 row(s) dropped")
@@ -37,14 +46,12 @@ def test_missing_values_warning_names_the_callers_line():
 
 def test_singular_fit_warning_names_the_callers_line_from_either_engine():
     dyestuff2 = lp.datasets.load("Dyestuff2")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with _recorded() as caught:
         line = _next_line()
         lp.lmer("Yield ~ 1 + (1 | Batch)", dyestuff2)
     _assert_here(caught, line, lp.SingularFitWarning, "boundary (singular) fit")
     # the torch engine's exact refinement of θ warns from two levels deeper
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with _recorded() as caught:
         line = _next_line()
         lp.lmer("Yield ~ 1 + (1 | Batch)", dyestuff2, engine="torch", epochs=3, verbose=False)
     _assert_here(caught, line, lp.SingularFitWarning, "boundary (singular) fit")
@@ -53,14 +60,12 @@ def test_singular_fit_warning_names_the_callers_line_from_either_engine():
 def test_warnings_of_results_and_of_the_formula_name_the_callers_line():
     m0 = lp.lmer("Reaction ~ Days + (1 | Subject)", SLEEP)
     m1 = lp.lmer("Reaction ~ Days + (Days | Subject)", SLEEP)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with _recorded() as caught:
         line = _next_line()
         lp.anova(m0, m1)
     _assert_here(caught, line, UserWarning, "refitting model(s) with ML")
     floats = pd.DataFrame({"y": np.arange(12.0) % 5, "g": np.repeat([0.5, 1.5, 2.5], 4)})
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with _recorded() as caught:
         line = _next_line()
         lp.lmer("y ~ 1 + (1 | g)", floats)
     _assert_here(caught, line, UserWarning, "holds floats")
@@ -71,9 +76,5 @@ def test_a_filter_by_module_matches_the_caller():
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.filterwarnings("error", message="1 row", module=__name__)
-        try:
+        with pytest.raises(UserWarning, match="dropped because of missing values"):
             lp.lmer("Reaction ~ Days + (1 | Subject)", data)
-        except UserWarning as err:
-            assert "dropped because of missing values" in str(err)
-        else:
-            raise AssertionError("the filter for this module did not match the warning")
