@@ -172,6 +172,8 @@ class LmerResult:
     def ranef(self, condVar: bool = False) -> Ranef:
         """Conditional modes per grouping factor; with condVar, their conditional sds
         (``.attrs['condsd']``) and covariances (``.attrs['postVar']``, q × p × p per term)."""
+        if not is_flag(condVar):
+            raise ModelError(f"condVar must be True or False, not {condVar!r}")
         result = Ranef()
         effects = self._term_effects()
         cvs = self._condvar if condVar else [None] * len(effects)
@@ -295,6 +297,9 @@ class LmerResult:
         formula such as ``"~(1 | Subject)"`` keeps only those random terms. Rows of
         ``newdata`` with a missing value in a used column predict NaN (``na_action="pass"``,
         lme4's na.pass), or are dropped with a warning ("omit"), or refused ("raise")."""
+        if not is_flag(allow_new_levels):
+            raise ModelError(f"allow_new_levels must be True or False, not "
+                             f"{allow_new_levels!r}")
         keep = self._re_terms(re_form)
         f = self.fit
         if newdata is None:
