@@ -12,7 +12,7 @@ from .design import design as make_design
 from .engines.exact import LmerControl, fit_lmer
 from .engines.family import Family, make_family
 from .engines.glmm import GlmerControl, fit_glmer
-from .engines.options import is_flag
+from .engines.options import require_flag
 from .engines.torch_control import TorchControl
 from .engines.torch_engine import fit_torch
 from .errors import DataError, FormulaError, ModelError
@@ -54,8 +54,7 @@ def lmer(formula: str | Formula, data: pd.DataFrame, REML: bool = True,
     ``modules`` maps nn(..., module="name") to your own torch modules.
     """
     formula = _formula(formula)
-    if not is_flag(REML):
-        raise ModelError(f"REML must be True or False, not {REML!r}")
+    require_flag("REML", REML)
     REML = bool(REML)
     use_torch, control = _choose_engine(formula, engine, control, training)
     if use_torch and weights is not None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..design.model import ModelDesign
 from ..errors import DataError, ModelError, warn
-from .options import is_flag, is_number, is_whole
+from .options import require_flag, require_number, require_whole
 from .pls import PLS, CrossProducts, PLSSolution
 
 
@@ -53,16 +53,10 @@ class LmerControl:
         for name, positive in (("xtol_abs", False), ("ftol_abs", False),
                                ("boundary_tol", False), ("singular_tol", False),
                                ("check_conv_grad_tol", True), ("rank_tol", True)):
-            value = getattr(self, name)
-            if not (is_number(value) and (value > 0 if positive else value >= 0)):
-                what = "a positive number" if positive else "a number of at least 0"
-                raise ModelError(f"{name} must be {what}, not {value!r}")
+            require_number(name, getattr(self, name), positive)
         for name in ("maxeval", "large_model"):
-            if not is_whole(getattr(self, name), 1):
-                raise ModelError(f"{name} must be a whole number of at least 1, not "
-                                 f"{getattr(self, name)!r}")
-        if not is_flag(self.calc_derivs):
-            raise ModelError(f"calc_derivs must be True or False, not {self.calc_derivs!r}")
+            require_whole(name, getattr(self, name), 1)
+        require_flag("calc_derivs", self.calc_derivs)
         if self.optimizer not in {"auto", "bobyqa", "lbfgsb"}:
             raise ModelError(f"unknown optimizer {self.optimizer!r} (use 'auto', 'bobyqa' or "
                              f"'lbfgsb')")

@@ -39,7 +39,7 @@ from .exact import (
     theta_scaling,
 )
 from .family import Family, gauss_hermite
-from .options import is_flag, is_number, is_whole
+from .options import require_flag, require_number, require_whole
 from .pls import PLS, LambdaMap, PLSSolution, WeightedCrossProducts
 
 
@@ -57,14 +57,9 @@ class GlmerControl(LmerControl):
 
     def check(self) -> None:
         super().check()
-        if not (is_number(self.tol_pwrss) and self.tol_pwrss > 0):
-            raise ModelError(f"tol_pwrss must be a positive number, not {self.tol_pwrss!r}")
-        if not is_whole(self.max_pirls, 1):
-            raise ModelError(f"max_pirls must be a whole number of at least 1, not "
-                             f"{self.max_pirls!r}")
-        if not is_flag(self.check_separation):
-            raise ModelError(f"check_separation must be True or False, not "
-                             f"{self.check_separation!r}")
+        require_number("tol_pwrss", self.tol_pwrss, positive=True)
+        require_whole("max_pirls", self.max_pirls, 1)
+        require_flag("check_separation", self.check_separation)
 
 
 @dataclass

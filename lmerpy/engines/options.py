@@ -8,6 +8,8 @@ import numbers
 
 import numpy as np
 
+from ..errors import ModelError
+
 
 def is_whole(value, least: int) -> bool:
     """Whether an option is a whole number (numpy's too, not a bool) of at least ``least``."""
@@ -27,4 +29,24 @@ def is_flag(value) -> bool:
         isinstance(value, numbers.Integral) and value in (0, 1))
 
 
-__all__ = ["is_flag", "is_number", "is_whole"]
+def require_flag(name: str, value) -> None:
+    if not is_flag(value):
+        raise ModelError(f"{name} must be True or False, not {value!r}")
+
+
+def require_whole(name: str, value, least: int, optional: bool = False) -> None:
+    """A whole number of at least ``least`` (or None, if ``optional``), else a ModelError."""
+    if not (optional and value is None) and not is_whole(value, least):
+        raise ModelError(f"{name} must be a whole number of at least {least}"
+                         f"{' or None' if optional else ''}, not {value!r}")
+
+
+def require_number(name: str, value, positive: bool, example: str = "") -> None:
+    """A finite number above 0 (``positive``) or of at least 0, else a ModelError."""
+    if not (is_number(value) and (value > 0 if positive else value >= 0)):
+        what = "a positive number" if positive else "a number of at least 0"
+        raise ModelError(f"{name} must be {what}{example}, not {value!r}")
+
+
+__all__ = ["is_flag", "is_number", "is_whole", "require_flag", "require_number",
+           "require_whole"]

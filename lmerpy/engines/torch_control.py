@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..errors import ModelError
-from .options import is_flag, is_number, is_whole
+from .options import is_number, require_flag, require_number, require_whole
 
 BATCHING = ("sorted", "random", "group")
 
@@ -75,28 +75,17 @@ def check_control(control: TorchControl) -> TorchControl:
     returns the settings as plain Python values (numpy's numbers, paths and torch devices
     as int, float, bool and str), which the checkpoint's fingerprint and a saved model's
     JSON hold."""
-    wholes = {"batch_size": 1, "epochs": 1, "patience": 0, "quadrature": 1}
-    for name, least in wholes.items():
-        value = getattr(control, name)
-        if not is_whole(value, least):
-            raise ModelError(f"{name} must be a whole number of at least {least}, not "
-                             f"{value!r}")
-    for name, least in {"threads": 1, "seed": 0, "phase_patience": 1}.items():
-        value = getattr(control, name)
-        if value is not None and not is_whole(value, least):
-            raise ModelError(f"{name} must be a whole number of at least {least} or None, "
-                             f"not {value!r}")
-    if not (is_number(control.lr) and control.lr > 0):
-        raise ModelError(f"lr must be a positive number (e.g. 1e-3), not {control.lr!r}")
-    if not (is_number(control.weight_decay) and control.weight_decay >= 0):
-        raise ModelError(f"weight_decay must be a number of at least 0, not "
-                         f"{control.weight_decay!r}")
+    for name, least in {"batch_size": 1, "epochs": 1, "patience": 0, "quadrature": 1}.items():
+        require_whole(name, getattr(control, name), least)
+    for name, least in {"threads": 1, "seed": 0, "phase_patience": 1, "batch_growth": 2}.items():
+        require_whole(name, getattr(control, name), least, optional=True)
+    require_number("lr", control.lr, positive=True, example=" (e.g. 1e-3)")
+    require_number("weight_decay", control.weight_decay, positive=False)
     if not (is_number(control.validation) and 0 <= control.validation < 1):
         raise ModelError(f"validation must be a share of the rows in [0, 1) (e.g. 0.1), not "
                          f"{control.validation!r}")
     for name in ("verbose", "refine", "resume", "cuda_graphs"):
-        if not is_flag(getattr(control, name)):
-            raise ModelError(f"{name} must be True or False, not {getattr(control, name)!r}")
+        require_flag(name, getattr(control, name))
     if control.batching not in BATCHING:
         raise ModelError(f"batching must be one of {', '.join(map(repr, BATCHING))}, not "
                          f"{control.batching!r}")
@@ -113,10 +102,6 @@ def check_control(control: TorchControl) -> TorchControl:
     if decay is not None and not (is_number(decay) and 0 < decay < 1):
         raise ModelError(f"lr_decay must be a number between 0 and 1 (e.g. 0.1) or None, "
                          f"not {decay!r}")
-    growth = control.batch_growth
-    if growth is not None and not is_whole(growth, 2):
-        raise ModelError(f"batch_growth must be a whole number of at least 2 (e.g. 10) or "
-                         f"None, not {growth!r}")
     for name in ("lr_decay", "phase_patience"):
         if getattr(control, name) is not None and not control.patience:
             raise ModelError(f"{name} needs early stopping: set patience= (the second phase "

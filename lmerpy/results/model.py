@@ -12,9 +12,8 @@ import numpy as np
 import pandas as pd
 import scipy.stats as st
 
-from ..design.frame import check_frame
 from ..engines.exact import ExactFit, conditional_variances, fit_lmer, is_singular
-from ..engines.options import is_flag, is_number
+from ..engines.options import is_number, require_flag
 from ..errors import DataError, FormulaError, ModelError
 from ..formula import parse
 from .summary import Summary
@@ -172,8 +171,7 @@ class LmerResult:
     def ranef(self, condVar: bool = False) -> Ranef:
         """Conditional modes per grouping factor; with condVar, their conditional sds
         (``.attrs['condsd']``) and covariances (``.attrs['postVar']``, q × p × p per term)."""
-        if not is_flag(condVar):
-            raise ModelError(f"condVar must be True or False, not {condVar!r}")
+        require_flag("condVar", condVar)
         result = Ranef()
         effects = self._term_effects()
         cvs = self._condvar if condVar else [None] * len(effects)
@@ -297,9 +295,7 @@ class LmerResult:
         formula such as ``"~(1 | Subject)"`` keeps only those random terms. Rows of
         ``newdata`` with a missing value in a used column predict NaN (``na_action="pass"``,
         lme4's na.pass), or are dropped with a warning ("omit"), or refused ("raise")."""
-        if not is_flag(allow_new_levels):
-            raise ModelError(f"allow_new_levels must be True or False, not "
-                             f"{allow_new_levels!r}")
+        require_flag("allow_new_levels", allow_new_levels)
         keep = self._re_terms(re_form)
         f = self.fit
         if newdata is None:
@@ -311,8 +307,7 @@ class LmerResult:
                     eta = eta + r.Z @ f.b[start:start + width]
                 start += width
             return pd.Series(eta, index=self.design.index, name="predict")
-        newdata = check_frame(newdata, "newdata")
-        nd = self.design.for_new_data(newdata, na_action)
+        nd = self.design.for_new_data(newdata, na_action)  # checks newdata is a DataFrame
         if nd is None:
             return pd.Series(np.nan, index=newdata.index, name="predict")
         Xn = nd.X[:, [self.design.X_names.index(n) for n in f.fixef_names]]
@@ -361,8 +356,7 @@ class LmerResult:
     # -- refitting ---------------------------------------------------------------------------
     def refit(self, REML: bool) -> LmerResult:
         """The same model fitted by REML or ML (anova compares ML fits, as lme4)."""
-        if not is_flag(REML):
-            raise ModelError(f"REML must be True or False, not {REML!r}")
+        require_flag("REML", REML)
         if REML == self.REML:
             return self
         if self.torch_info is not None:
