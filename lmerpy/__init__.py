@@ -13,6 +13,7 @@ from .engines.exact import (
 )
 from .engines.family import Family, binomial, poisson
 from .engines.glmm import GlmerControl, SeparationWarning
+from .engines.profile import ProfileWarning
 from .engines.torch_control import TorchControl
 from .engines.torch_engine import TrainingWarning
 from .errors import DataError, FormulaError, LmerpyError, ModelError
@@ -28,4 +29,5 @@ __all__ = ["DataError", "Formula", "FormulaError", "LmerpyError", "ModelError", 
            "parse", "design", "ModelDesign", "lmer", "anova", "LmerResult", "LmerControl",
            "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "TorchControl",
            "TrainingWarning", "__version__", "glmer", "GlmerResult", "GlmerControl", "Family",
-           "binomial", "poisson", "SeparationWarning", "load", "ModelFileError", "plot"]
+           "binomial", "poisson", "SeparationWarning", "load", "ModelFileError", "plot",
+           "ProfileWarning"]

@@ -2,7 +2,9 @@
 
 The covariance of a term's effects is D = σ² Λ Λ' (lme4 JSS eq. 4). For grouped terms Λ is
 block diagonal, I_q ⊗ T with a p×p template T; for a spatial term it is one dense q×q block.
-Engines only call ``theta0``, ``lower``, ``template`` / ``block`` and ``Lambda``.
+Engines only call ``theta0``, ``lower``, ``template`` / ``block`` and ``Lambda``; profiling
+also maps θ to and from the standard deviations and correlations lme4 reports (``to_sdcor``,
+``from_sdcor``: lme4's Cv_to_Sv and Sv_to_Cv).
 """
 
 from __future__ import annotations
@@ -37,6 +39,37 @@ class CovarianceSpec(ABC):
     def Lambda(self, theta: np.ndarray, q: int) -> sp.csc_matrix:
         """The term's block of Λ, of size (q·p) × (q·p)."""
 
+    @abstractmethod
+    def sdcor_kinds(self) -> list[str]:
+        """Per element of θ, what it becomes on lme4's reported scale: "sd", "cor", or
+        "lengthscale"."""
+
+    @abstractmethod
+    def to_sdcor(self, theta: np.ndarray, sigma: float) -> np.ndarray:
+        """θ as the standard deviations (σ·relative) and correlations lme4 reports."""
+
+    @abstractmethod
+    def from_sdcor(self, values: np.ndarray, sigma: float) -> np.ndarray | None:
+        """The θ with these standard deviations and correlations; None when the
+        correlations do not form a positive semi-definite matrix."""
+
+
+def semidefinite_cholesky(A: np.ndarray, tol: float = 1e-10) -> np.ndarray | None:
+    """Lower-triangular L with L L' = A for a positive semi-definite A (a zero pivot gives a
+    zero column, as for a correlation of ±1 or a zero variance); None if A is indefinite."""
+    p = A.shape[0]
+    L = np.zeros_like(A, dtype=np.float64)
+    scale = max(float(np.max(np.abs(np.diag(A)))), 1e-300)
+    for j in range(p):
+        d = A[j, j] - L[j, :j] @ L[j, :j]
+        col = A[j + 1:, j] - L[j + 1:, :j] @ L[j, :j]
+        if d > tol * scale:
+            L[j, j] = np.sqrt(d)
+            L[j + 1:, j] = col / L[j, j]
+        elif d < -tol * scale or np.any(np.abs(col) > np.sqrt(tol) * scale):
+            return None
+    return L
+
 
 @dataclass(frozen=True)
 class Unstructured(CovarianceSpec):
@@ -48,33 +81,60 @@ class Unstructured(CovarianceSpec):
     def n_theta(self) -> int:
         return self.p * (self.p + 1) // 2
 
-    def _tril(self) -> tuple[np.ndarray, np.ndarray]:
+    def tril(self) -> tuple[np.ndarray, np.ndarray]:
         # lme4 stores θ column-major over the lower triangle: (1,1), (2,1), ..., (2,2), ...
         cols, rows = np.triu_indices(self.p)
         return rows, cols
 
     def theta0(self) -> np.ndarray:
-        rows, cols = self._tril()
+        rows, cols = self.tril()
         return (rows == cols).astype(np.float64)
 
     def lower(self) -> np.ndarray:
-        rows, cols = self._tril()
+        rows, cols = self.tril()
         return np.where(rows == cols, 0.0, -np.inf)
 
     def template(self, theta: np.ndarray) -> np.ndarray:
         T = np.zeros((self.p, self.p))
-        rows, cols = self._tril()
+        rows, cols = self.tril()
         T[rows, cols] = theta
         return T
 
     def theta_names(self, term_names: list[str]) -> list[str]:
-        rows, cols = self._tril()
+        rows, cols = self.tril()
         return [term_names[r] if r == c else f"{term_names[r]}.{term_names[c]}"
                 for r, c in zip(rows, cols)]
 
     def Lambda(self, theta: np.ndarray, q: int) -> sp.csc_matrix:
         return sp.kron(sp.identity(q, format="csc"), sp.csc_matrix(self.template(theta)),
                        format="csc")
+
+    def sdcor_kinds(self) -> list[str]:
+        rows, cols = self.tril()
+        return ["sd" if r == c else "cor" for r, c in zip(rows, cols)]
+
+    def to_sdcor(self, theta: np.ndarray, sigma: float) -> np.ndarray:
+        T = self.template(theta)
+        S = T @ T.T
+        sd = np.sqrt(np.diag(S))
+        rows, cols = self.tril()
+        out = np.empty(len(rows))
+        for k, (r, c) in enumerate(zip(rows, cols)):
+            denom = sd[r] * sd[c]
+            out[k] = sigma * sd[r] if r == c else (S[r, c] / denom if denom > 0 else 0.0)
+        return out
+
+    def from_sdcor(self, values: np.ndarray, sigma: float) -> np.ndarray | None:
+        rows, cols = self.tril()
+        C = np.eye(self.p)
+        sd = np.zeros(self.p)
+        for v, r, c in zip(values, rows, cols):
+            if r == c:
+                sd[r] = v / sigma
+            else:
+                C[r, c] = C[c, r] = v
+        L = semidefinite_cholesky(sd[:, None] * C * sd[None, :])
+        return None if L is None else L[rows, cols]
 
 
 @dataclass(frozen=True)
@@ -102,6 +162,15 @@ class Diagonal(CovarianceSpec):
     def Lambda(self, theta: np.ndarray, q: int) -> sp.csc_matrix:
         return sp.kron(sp.identity(q, format="csc"), sp.diags(np.asarray(theta, float)),
                        format="csc")
+
+    def sdcor_kinds(self) -> list[str]:
+        return ["sd"] * self.p
+
+    def to_sdcor(self, theta: np.ndarray, sigma: float) -> np.ndarray:
+        return sigma * np.abs(np.asarray(theta, dtype=np.float64))
+
+    def from_sdcor(self, values: np.ndarray, sigma: float) -> np.ndarray | None:
+        return np.asarray(values, dtype=np.float64) / sigma
 
 
 @dataclass(frozen=True)
@@ -146,6 +215,15 @@ class RBFKernel(CovarianceSpec):
 
     def Lambda(self, theta: np.ndarray, q: int) -> sp.csc_matrix:
         return sp.csc_matrix(self.block(theta))
+
+    def sdcor_kinds(self) -> list[str]:
+        return ["sd", "lengthscale"]
+
+    def to_sdcor(self, theta: np.ndarray, sigma: float) -> np.ndarray:
+        return np.array([sigma * abs(float(theta[0])), float(theta[1])])
+
+    def from_sdcor(self, values: np.ndarray, sigma: float) -> np.ndarray | None:
+        return np.array([float(values[0]) / sigma, float(values[1])])
 
     def krige(self, b: np.ndarray, new_coords: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """E[b(new) | b(training locations)] = K_nt (K_tt + jitter I)⁻¹ b: the conditional

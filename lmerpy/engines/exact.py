@@ -287,14 +287,15 @@ def _lbfgsb(pls: PLS, REML: bool, phi0: np.ndarray, lower: np.ndarray,
 
 
 def bobyqa(objective, theta0: np.ndarray, lower: np.ndarray, control: LmerControl,
-            step: np.ndarray | None = None):
+            step: np.ndarray | None = None, upper: np.ndarray | None = None):
     k = len(theta0)
+    upper = np.full(k, np.inf) if upper is None else np.asarray(upper, dtype=np.float64)
+    start = np.minimum(np.maximum(theta0, lower), upper)
     if k == 1:  # nlopt's BOBYQA needs 2 parameters; one is a bracketed Brent search
-        return _brent(objective, float(np.maximum(theta0, lower)[0]), float(lower[0]),
-                      control)
+        return _brent(objective, float(start[0]), float(lower[0]), control, float(upper[0]))
     opt = nlopt.opt(nlopt.LN_BOBYQA, k)
     opt.set_lower_bounds(np.where(np.isfinite(lower), lower, -np.inf))
-    opt.set_upper_bounds(np.full(k, np.inf))
+    opt.set_upper_bounds(upper)
     opt.set_min_objective(lambda x, grad: objective(np.asarray(x)))
     opt.set_xtol_abs(float(control.xtol_abs))
     opt.set_ftol_abs(float(control.ftol_abs))
@@ -302,16 +303,18 @@ def bobyqa(objective, theta0: np.ndarray, lower: np.ndarray, control: LmerContro
     if step is not None:
         opt.set_initial_step(step)
     try:
-        theta = opt.optimize(np.maximum(theta0, lower))
+        theta = opt.optimize(start)
         code = opt.last_optimize_result()
     except nlopt.RoundoffLimited:
         theta, code = opt.last_optimum_x() if hasattr(opt, "last_optimum_x") else theta0, -4
     return np.asarray(theta, dtype=np.float64), int(code), int(opt.get_numevals())
 
 
-def _brent(objective, x0: float, lower: float, control: LmerControl):
-    """Minimise over one parameter ≥ lower: grow an upper end until the function rises, then
-    Brent's bounded method (lme4 uses a golden-section/Brent search for one θ as well)."""
+def _brent(objective, x0: float, lower: float, control: LmerControl,
+           upper: float = np.inf):
+    """Minimise over one parameter in [lower, upper]: grow an upper end until the function
+    rises, then Brent's bounded method (lme4 uses a golden-section/Brent search for one θ as
+    well)."""
     from scipy.optimize import minimize_scalar
 
     count = [0]
@@ -321,9 +324,9 @@ def _brent(objective, x0: float, lower: float, control: LmerControl):
         return float(objective(np.array([x])))
 
     lo = lower if np.isfinite(lower) else x0 - 10.0
-    hi = max(4.0 * abs(x0), 4.0) + lo
-    while f(hi) < f(lo + (hi - lo) / 2.0) and hi < 1e12:
-        hi = lo + (hi - lo) * 4.0
+    hi = min(max(4.0 * abs(x0), 4.0) + lo, upper)
+    while hi < min(1e12, upper) and f(hi) < f(lo + (hi - lo) / 2.0):
+        hi = min(lo + (hi - lo) * 4.0, upper)
     res = minimize_scalar(f, bounds=(lo, hi), method="bounded",
                           options={"xatol": control.xtol_abs, "maxiter": 500})
     x = float(res.x)

@@ -109,9 +109,16 @@ class GlmerResult(LmerResult):
                              name="predict")
         return eta
 
-    def confint(self, method: str = "Wald", level: float = 0.95) -> pd.DataFrame:
-        out = super().confint(method, level)
-        return out.drop(index=".sigma")
+    _default_confint = "Wald"
+
+    @property
+    def _confint_names(self) -> list[str]:
+        """No .sigma row: a GLMM's scale is fixed by its family."""
+        return [n for n in super()._confint_names if n != ".sigma"]
+
+    def _check_profile(self) -> None:
+        raise ModelError("profile intervals are available for lmer() fits; glmer() gives "
+                         "Wald intervals (method='Wald')")
 
     def refit(self, REML: bool) -> GlmerResult:
         return self  # always maximum likelihood

@@ -14,6 +14,7 @@ import scipy.stats as st
 
 from ..engines.exact import ExactFit, conditional_variances, fit_lmer, is_singular
 from ..engines.options import is_number, require_flag
+from ..engines.profile import profile_intervals
 from ..errors import DataError, FormulaError, ModelError
 from ..formula import parse
 from .summary import Summary
@@ -269,24 +270,65 @@ class LmerResult:
         return pd.Series(r, index=self.design.index, name="residuals")
 
     # -- inference ---------------------------------------------------------------------------
-    def confint(self, method: str = "Wald", level: float = 0.95) -> pd.DataFrame:
-        """Wald intervals for the fixed effects (lme4 gives NA for the variance parameters)."""
-        if method != "Wald":
-            raise ModelError(f"confint(method={method!r}) is not available: lmerpy gives "
-                             f"Wald intervals (method='Wald'), not lme4's profile or "
-                             f"bootstrap ones")
+    def confint(self, method: str | None = None, level: float = 0.95,
+                parm: str | list[str] | None = None) -> pd.DataFrame:
+        """Confidence intervals, as lme4's confint(): ``method="profile"`` (lme4's default,
+        and lmerpy's for exact fits) inverts the profiled likelihood for every parameter;
+        ``"Wald"`` gives β̂ ± z·SE for the fixed effects and NaN for the variance parameters.
+        ``parm`` picks rows: names, ``"theta_"`` (the variance parameters) or ``"beta_"``."""
+        if method is None:
+            method = self._default_confint
+        if method not in {"profile", "Wald"}:
+            raise ModelError(f"confint(method={method!r}) is not available: use 'profile' or "
+                             f"'Wald' (lme4's bootstrap intervals are not provided)")
         if not (is_number(level) and 0 < level < 1):
             raise ModelError(f"level must be a probability in (0, 1), e.g. 0.95, not "
                              f"{level!r}")
-        z = st.norm.ppf(0.5 + level / 2.0)
-        fe = self.fixef()
-        se = np.sqrt(np.diag(self.vcov().to_numpy()))
+        names = self._confint_names
+        rows = self._confint_rows(parm, names)
         lo, hi = f"{100 * (1 - level) / 2:g} %", f"{100 * (1 + level) / 2:g} %"
+        if method == "profile":
+            self._check_profile()
+            ends = profile_intervals(self.fit, rows, level, names)
+            return pd.DataFrame(ends, index=[names[i] for i in rows], columns=[lo, hi])
+        z = st.norm.ppf(0.5 + level / 2.0)
+        fe = self.fixef().to_numpy()
+        se = np.sqrt(np.diag(self.vcov().to_numpy()))
+        k = len(names) - len(fe)
+        ends = np.full((len(names), 2), np.nan)
+        ends[k:] = np.column_stack([fe - z * se, fe + z * se])
+        return pd.DataFrame(ends[rows], index=[names[i] for i in rows], columns=[lo, hi])
+
+    @property
+    def _default_confint(self) -> str:
+        return "Wald" if self.torch_info is not None else "profile"
+
+    @property
+    def _confint_names(self) -> list[str]:
+        """lme4's row names (oldNames): .sig01, ... per θ element, .sigma, the fixed effects."""
         k = len(self.theta)
-        names = [f".sig{i + 1:02d}" for i in range(k)] + [".sigma"]
-        na = pd.DataFrame(np.nan, index=names, columns=[lo, hi])
-        beta = pd.DataFrame({lo: fe - z * se, hi: fe + z * se})
-        return pd.concat([na, beta])
+        return [f".sig{i + 1:02d}" for i in range(k)] + [".sigma"] + self.fixef_names
+
+    def _confint_rows(self, parm, names: list[str]) -> list[int]:
+        n_var = len(names) - len(self.fixef_names)
+        if parm is None:
+            return list(range(len(names)))
+        if parm == "theta_":
+            return list(range(n_var))
+        if parm == "beta_":
+            return list(range(n_var, len(names)))
+        wanted = [parm] if isinstance(parm, str) else list(parm)
+        unknown = [p for p in wanted if p not in names]
+        if unknown or not wanted:
+            raise ModelError(f"parm must name parameters of the model ({', '.join(names)}), "
+                             f"or be 'theta_' or 'beta_'; unknown: {unknown or wanted!r}")
+        return [names.index(p) for p in wanted]
+
+    def _check_profile(self) -> None:
+        if self.torch_info is not None:
+            raise ModelError("profile intervals need an exact fit: a torch-engine fit's "
+                             "network has no profile likelihood; use method='Wald', or "
+                             "refit a formula without nn() terms with engine='exact'")
 
     # -- prediction --------------------------------------------------------------------------
     def predict(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,

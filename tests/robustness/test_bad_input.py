@@ -182,8 +182,12 @@ def test_collinear_fixed_effects_are_dropped_as_lme4():
 def test_result_methods_name_bad_arguments(model, tmp_path):
     glmm = lp.glmer(G, CBPP)
     cases = [
-        (lambda: model.confint(method="profile"), lp.ModelError,
-         "confint\\(method='profile'\\) is not available: lmerpy gives Wald intervals"),
+        (lambda: model.confint(method="boot"), lp.ModelError,
+         "confint\\(method='boot'\\) is not available: use 'profile' or 'Wald'"),
+        (lambda: model.confint(parm="Dayz"), lp.ModelError,
+         "parm must name parameters of the model \\(.sig01, .sigma, \\(Intercept\\), Days\\)"),
+        (lambda: glmm.confint(method="profile"), lp.ModelError,
+         "profile intervals are available for lmer\\(\\) fits"),
         (lambda: model.confint(level=95), lp.ModelError, "level must be a probability in"),
         (lambda: model.confint(level="a"), lp.ModelError, "level must be a probability in"),
         (lambda: model.residuals(type="raw"), lp.ModelError, "type must be 'response', "),
