@@ -76,6 +76,16 @@ class ModelDesign:
         bounds = np.cumsum([0] + self.theta_sizes)
         return [np.asarray(theta[a:b], dtype=np.float64) for a, b in zip(bounds, bounds[1:])]
 
+    def sdcor(self, theta: np.ndarray, sigma: float) -> np.ndarray:
+        """lme4's variance parameters: per θ element the standard deviation or correlation
+        it stands for (.sig01, ...), then σ (.sigma)."""
+        parts = [r.cov.to_sdcor(th, sigma) for r, th in zip(self.random, self.split_theta(theta))]
+        return np.concatenate(parts + [np.array([sigma])])
+
+    def sdcor_kinds(self) -> list[str]:
+        """What each element of ``sdcor`` is: "sd", "cor", "lengthscale", then "sigma"."""
+        return [k for r in self.random for k in r.cov.sdcor_kinds()] + ["sigma"]
+
     def Lambda(self, theta: np.ndarray) -> sp.csc_matrix:
         """The relative covariance factor Λ(θ): block diagonal over the random terms."""
         blocks = [r.Lambda(t) for r, t in zip(self.random, self.split_theta(theta))]

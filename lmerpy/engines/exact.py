@@ -228,19 +228,11 @@ def fit_lmer(design: ModelDesign, REML: bool = True, weights=None,
         value = pls.deviance(theta, REML)
         return value if np.isfinite(value) else 1e300
 
-    method = _choose_optimizer(control, pls, n)
+    method = choose_optimizer(control, pls, n)
     if fixed_theta is not None:
-        phi, code, evals = np.asarray(fixed_theta, dtype=np.float64) / scale, 0, 0
-    elif method == "lbfgsb":
-        phi, code, evals = _lbfgsb(pls, REML, phi0, lower / scale, control, scale)
-        if code < 0:  # line search trouble: let BOBYQA finish from there
-            phi, code, more = bobyqa(lambda p: objective(scale * p), phi, lower / scale,
-                                     control)
-            evals += more
+        theta, code, evals = np.asarray(fixed_theta, dtype=np.float64), 0, 0
     else:
-        phi, code, evals = bobyqa(lambda p: objective(scale * p), phi0, lower / scale,
-                                  control)
-    theta = scale * phi
+        theta, code, evals = optimize_theta(pls, REML, phi0, lower, scale, control, method)
     solution = pls.solve(theta)
     sigma = float(np.sqrt(solution.pwrss / (n - X.shape[1] if REML else n)))
     lam = pls.Lambda(theta)
@@ -254,7 +246,26 @@ def fit_lmer(design: ModelDesign, REML: bool = True, weights=None,
     return fit
 
 
-def _choose_optimizer(control: LmerControl, pls: PLS, n: int) -> str:
+def optimize_theta(pls: PLS, REML: bool, phi0: np.ndarray, lower: np.ndarray,
+                   scale: np.ndarray, control: LmerControl, method: str
+                   ) -> tuple[np.ndarray, int, int]:
+    """θ minimising the profiled criterion, from φ0 = θ0 / scale (see theta_scaling); returns
+    θ, the optimiser's code and its number of evaluations."""
+    def objective(phi: np.ndarray) -> float:
+        value = pls.deviance(scale * phi, REML)
+        return value if np.isfinite(value) else 1e300
+
+    if method == "lbfgsb":
+        phi, code, evals = _lbfgsb(pls, REML, phi0, lower / scale, control, scale)
+        if code < 0:  # line search trouble: let BOBYQA finish from there
+            phi, code, more = bobyqa(objective, phi, lower / scale, control)
+            evals += more
+    else:
+        phi, code, evals = bobyqa(objective, phi0, lower / scale, control)
+    return scale * phi, code, evals
+
+
+def choose_optimizer(control: LmerControl, pls: PLS, n: int) -> str:
     choice = control.optimizer
     if choice == "lbfgsb" and not pls.has_gradient:
         raise ModelError("optimizer='lbfgsb' needs every random term to be scalar, as in "

@@ -55,6 +55,9 @@ class BlockedFactor:
         self.G22 = np.ascontiguousarray(ZtZ[n1:, n1:].toarray()) if self.n2 \
             else np.zeros((0, 0))
         self.logdet = 0.0
+        # Λ of the other terms is diagonal when each is scalar or uncorrelated (x || g)
+        self._rest_diagonal = all(isinstance(t.cov, Diagonal) or (
+            isinstance(t.cov, Unstructured) and t.cov.p == 1) for t in terms[1:])
         self._K_map = self._schur_map() if linear_updates and self.n2 and self.p1 == 1 \
             else None
         self._buffer = np.empty(self.G22.shape, order="C")
@@ -97,9 +100,8 @@ class BlockedFactor:
         L11 = np.linalg.cholesky(A11)
         self.A11_inv = np.linalg.inv(A11)
         logdet = 2.0 * np.log(np.diagonal(L11, axis1=1, axis2=2)).sum()
-        self.lam1 = lam[: self.n1, : self.n1].tocsr()
+        self.lam1, lam_r = _diagonal_blocks(lam, self.n1)
         if self.n2:
-            lam_r = lam[self.n1:, self.n1:].tocsc()
             self.lam_r = lam_r
             # A21 A11⁻¹ A12 = Λr' G21 M G12 Λr  with  M = Λ1 A11⁻¹ Λ1' (block diagonal)
             M = np.einsum("ij,ljk,mk->lim", T, self.A11_inv, T)
@@ -116,7 +118,7 @@ class BlockedFactor:
                 inner -= (scaled @ self.G12).toarray()
             else:
                 inner -= (self.G21 @ sp.block_diag(list(M), format="csr") @ self.G12).toarray()
-            if (lam_r - sp.diags(lam_r.diagonal())).count_nonzero() == 0:
+            if self._rest_diagonal:
                 d = lam_r.diagonal()  # scalar terms only: Λr is diagonal
                 inner *= d[:, None]
                 inner *= d[None, :]
@@ -176,6 +178,22 @@ class BlockedFactor:
             a12_x2 = self.lam1.T @ (self.G12 @ (self.lam_r @ x2))
             out = np.vstack([y1 - self._solve11(np.asarray(a12_x2)), x2])
         return out.ravel() if vector else out
+
+
+def _diagonal_blocks(lam: sp.csc_matrix, n1: int
+                     ) -> tuple[sp.csc_matrix, sp.csc_matrix | None]:
+    """Λ's leading n1 × n1 block and the rest, read off its CSC arrays: Λ is block diagonal
+    over the terms, so the first n1 columns hold exactly the first block (sparse slicing
+    cost more than the rest of a small model's update)."""
+    k = lam.indptr[n1]
+    n2 = lam.shape[0] - n1
+    first = sp.csc_matrix((lam.data[:k], lam.indices[:k], lam.indptr[: n1 + 1]),
+                          shape=(n1, n1))
+    if not n2:
+        return first, None
+    rest = sp.csc_matrix((lam.data[k:], lam.indices[k:] - n1, lam.indptr[n1:] - k),
+                         shape=(n2, n2))
+    return first, rest
 
 
 class DenseFactor:

@@ -170,8 +170,9 @@ class PLS:
         if at is None or at[0] is not self.factor or not np.array_equal(at[1], theta):
             self.factor.update(thetas, lam)
             self._factor_at = (self.factor, np.array(theta, dtype=np.float64))
-        BX = np.asarray(lam.T @ cp.ZtX)
-        by = np.asarray(lam.T @ cp.Zty).ravel()
+        lam_t = lam.T
+        BX = np.asarray(lam_t @ cp.ZtX)
+        by = np.asarray(lam_t @ cp.Zty).ravel()
         S = self.factor.solve(np.column_stack([BX, by]))
         SX, Sy = S[:, : cp.p], S[:, cp.p]
         RtR = cp.XtX - BX.T @ SX

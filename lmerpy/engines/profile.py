@@ -71,9 +71,8 @@ class Profiler:
         self.base = fit.solution.ml
         self.lowest = self.base
         sigma = fit.sigma
-        parts = [r.cov.to_sdcor(th, sigma) for r, th in zip(self.terms, self.split(fit.theta))]
-        self.v_hat = np.concatenate(parts + [np.array([sigma])])
-        self.kinds = [k for r in self.terms for k in r.cov.sdcor_kinds()] + ["sigma"]
+        self.v_hat = design.sdcor(fit.theta, sigma)
+        self.kinds = design.sdcor_kinds()
         self.scales = np.array([1.0 if k == "cor" else abs(v) if k == "lengthscale"
                                 else max(abs(v), 0.1 * sigma)
                                 for k, v in zip(self.kinds, self.v_hat)])

@@ -116,9 +116,12 @@ class GlmerResult(LmerResult):
         """No .sigma row: a GLMM's scale is fixed by its family."""
         return [n for n in super()._confint_names if n != ".sigma"]
 
-    def _check_profile(self) -> None:
-        raise ModelError("profile intervals are available for lmer() fits; glmer() gives "
-                         "Wald intervals (method='Wald')")
+    def _check_profile(self, what: str = "profile intervals") -> None:
+        raise ModelError(f"{what} are available for lmer() fits; glmer() gives Wald "
+                         f"intervals (method='Wald')")
+
+    def _check_simulate(self) -> None:
+        raise ModelError("simulate() is available for lmer() fits, not yet for glmer()")
 
     def refit(self, REML: bool) -> GlmerResult:
         return self  # always maximum likelihood

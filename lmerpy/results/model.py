@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 import scipy.stats as st
 
+from ..engines.bootstrap import boot_intervals, bootstrap, simulate
 from ..engines.exact import ExactFit, conditional_variances, fit_lmer, is_singular
-from ..engines.options import is_number, require_flag
+from ..engines.options import is_number, require_flag, require_whole
 from ..engines.profile import profile_intervals
 from ..errors import DataError, FormulaError, ModelError
 from ..formula import parse
@@ -271,16 +272,19 @@ class LmerResult:
 
     # -- inference ---------------------------------------------------------------------------
     def confint(self, method: str | None = None, level: float = 0.95,
-                parm: str | list[str] | None = None) -> pd.DataFrame:
+                parm: str | list[str] | None = None, nsim: int = 500, seed=None,
+                boot_type: str = "perc") -> pd.DataFrame:
         """Confidence intervals, as lme4's confint(): ``method="profile"`` (lme4's default,
         and lmerpy's for exact fits) inverts the profiled likelihood for every parameter;
+        ``"boot"`` refits ``nsim`` responses simulated from the fit (a parametric bootstrap,
+        ``boot_type`` "perc", "basic" or "norm" as boot.ci; ``seed`` makes it repeatable);
         ``"Wald"`` gives β̂ ± z·SE for the fixed effects and NaN for the variance parameters.
         ``parm`` picks rows: names, ``"theta_"`` (the variance parameters) or ``"beta_"``."""
         if method is None:
             method = self._default_confint
-        if method not in {"profile", "Wald"}:
-            raise ModelError(f"confint(method={method!r}) is not available: use 'profile' or "
-                             f"'Wald' (lme4's bootstrap intervals are not provided)")
+        if method not in {"profile", "Wald", "boot"}:
+            raise ModelError(f"confint(method={method!r}) is not available: use 'profile', "
+                             f"'boot' or 'Wald'")
         if not (is_number(level) and 0 < level < 1):
             raise ModelError(f"level must be a probability in (0, 1), e.g. 0.95, not "
                              f"{level!r}")
@@ -290,6 +294,17 @@ class LmerResult:
         if method == "profile":
             self._check_profile()
             ends = profile_intervals(self.fit, rows, level, names)
+            return pd.DataFrame(ends, index=[names[i] for i in rows], columns=[lo, hi])
+        if method == "boot":
+            require_whole("nsim", nsim, 2)
+            if boot_type not in {"perc", "basic", "norm"}:
+                raise ModelError(f"boot_type must be 'perc', 'basic' or 'norm', not "
+                                 f"{boot_type!r}")
+            self._check_profile("bootstrap intervals")
+            replicates = bootstrap(self.fit, nsim, seed)[:, rows]
+            estimates = np.concatenate([self.design.sdcor(self.theta, self.sigma),
+                                        self.fixef().to_numpy()])[rows]
+            ends = boot_intervals(replicates, estimates, level, boot_type)
             return pd.DataFrame(ends, index=[names[i] for i in rows], columns=[lo, hi])
         z = st.norm.ppf(0.5 + level / 2.0)
         fe = self.fixef().to_numpy()
@@ -324,11 +339,24 @@ class LmerResult:
                              f"or be 'theta_' or 'beta_'; unknown: {unknown or wanted!r}")
         return [names.index(p) for p in wanted]
 
-    def _check_profile(self) -> None:
+    def _check_profile(self, what: str = "profile intervals") -> None:
         if self.torch_info is not None:
-            raise ModelError("profile intervals need an exact fit: a torch-engine fit's "
-                             "network has no profile likelihood; use method='Wald', or "
-                             "refit a formula without nn() terms with engine='exact'")
+            raise ModelError(f"{what} need an exact fit: a torch-engine fit's network is "
+                             f"not refitted by them; use method='Wald', or refit a formula "
+                             f"without nn() terms with engine='exact'")
+
+    def simulate(self, nsim: int = 1, seed=None, use_u: bool = False) -> pd.DataFrame:
+        """Responses simulated from the fitted model (lme4's simulate()): new random effects
+        for each (``use_u=True`` keeps the fitted ones), columns sim_1, ..., sim_nsim."""
+        require_whole("nsim", nsim, 1)
+        require_flag("use_u", use_u)
+        self._check_simulate()
+        ys = simulate(self.fit, nsim, seed, bool(use_u))
+        return pd.DataFrame(ys, index=self.design.index,
+                            columns=[f"sim_{i + 1}" for i in range(nsim)])
+
+    def _check_simulate(self) -> None:
+        """Gaussian fits simulate; GLMMs refuse (results.glmer)."""
 
     # -- prediction --------------------------------------------------------------------------
     def predict(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,

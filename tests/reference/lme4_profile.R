@@ -1,4 +1,5 @@
-# Profile-likelihood confidence intervals from real lme4 runs (confint's default method).
+# Confidence intervals from real lme4 runs: profile (confint's default) and parametric
+# bootstrap, with boot.ci's percentile rule.
 # Run from the repository root:   Rscript tests/reference/lme4_profile.R
 # Writes tests/reference/lme4_profile.json (committed; the tests read it, R not needed).
 suppressPackageStartupMessages({ library(lme4); library(jsonlite) })
@@ -60,9 +61,31 @@ quad <- fit_quietly(quote(lmer(Reaction ~ Days + I(Days^2) + (Days + I(Days^2) |
 assign("fit", quad$fit, envir = globalenv())
 quad3 <- c(intervals(fit, 0.95), list(fit_warnings = quad$warnings))
 
+# parametric-bootstrap intervals (random, so the tests allow for Monte Carlo error) and the
+# percentile rule of boot.ci (boot's norm.inter) on fixed vectors
+set.seed(20261202)
+boot_ci <- function(formula, data, type) {
+  fit <- lmer(formula, data = data)
+  ci <- suppressWarnings(suppressMessages(confint(fit, method = "boot", nsim = 1000,
+                                                  boot.type = type)))
+  list(formula = paste(deparse(formula, width.cutoff = 500), collapse = " "), type = type,
+       nsim = 1000, rows = rownames(ci), lower = unname(ci[, 1]), upper = unname(ci[, 2]))
+}
+boot_refs <- list(
+  sleep_perc = boot_ci(Reaction ~ Days + (Days | Subject), sleepstudy, "perc"),
+  dyestuff_perc = boot_ci(Yield ~ 1 + (1 | Batch), Dyestuff, "perc"),
+  dyestuff_basic = boot_ci(Yield ~ 1 + (1 | Batch), Dyestuff, "basic"),
+  dyestuff_norm = boot_ci(Yield ~ 1 + (1 | Batch), Dyestuff, "norm")
+)
+inter <- function(t, alpha) list(t = t, alpha = alpha,
+                                 value = unname(boot:::norm.inter(t, alpha)[, 2]))
+norm_inter <- list(inter((1:99)^1.5, c(0.025, 0.975)),
+                   inter(sqrt(1:500), c(0.025, 0.975, 0.05, 0.95)),
+                   inter(c(3, 1, 2, 5, 4), c(0.025, 0.5, 0.975)))
+
 writeLines(toJSON(list(lme4_version = as.character(packageVersion("lme4")),
                        R_version = R.version.string, fits = out, sleep_reml_extra = extra,
-                       sleep_quad3 = quad3),
+                       sleep_quad3 = quad3, boot = boot_refs, norm_inter = norm_inter),
                   digits = NA, auto_unbox = TRUE, null = "null", matrix = "rowmajor"),
            "tests/reference/lme4_profile.json")
 cat("wrote tests/reference/lme4_profile.json\n")

@@ -182,8 +182,9 @@ def test_collinear_fixed_effects_are_dropped_as_lme4():
 def test_result_methods_name_bad_arguments(model, tmp_path):
     glmm = lp.glmer(G, CBPP)
     cases = [
-        (lambda: model.confint(method="boot"), lp.ModelError,
-         "confint\\(method='boot'\\) is not available: use 'profile' or 'Wald'"),
+        (lambda: model.confint(method="bootstrap"), lp.ModelError,
+         "confint\\(method='bootstrap'\\) is not available: use 'profile', 'boot' or "
+         "'Wald'"),
         (lambda: model.confint(parm="Dayz"), lp.ModelError,
          "parm must name parameters of the model \\(.sig01, .sigma, \\(Intercept\\), Days\\)"),
         (lambda: glmm.confint(method="profile"), lp.ModelError,
