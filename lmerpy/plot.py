@@ -113,6 +113,31 @@ def history(m):
     return fig
 
 
+def profile(m, parm=None, levels: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95, 0.99)):
+    """lme4's ``xyplot(profile(m))``: ζ against each parameter, one panel per parameter,
+    with dotted lines at ±z for the confidence ``levels`` (where a line meets the curve is
+    that interval's end)."""
+    plt = _plt()
+    table = m.profile(parm=parm, level=max(levels))
+    names = list(dict.fromkeys(table["parameter"]))
+    cols = min(3, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False)
+    zs = st.norm.ppf(0.5 + np.asarray(levels) / 2)
+    for ax, name in zip(axes.ravel(), names):
+        part = table[table["parameter"] == name]
+        ax.plot(part["value"], part["zeta"], color="C0")
+        for z in zs:
+            for sign in (-1, 1):
+                ax.axhline(sign * z, color="grey", linestyle=":", linewidth=0.8)
+        ax.set_xlabel(name)
+        ax.set_ylabel("ζ")
+    for ax in axes.ravel()[len(names):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
 def spatial_map(m, term: int | None = None):
     """The predicted spatial effect b̂ at each training location of an rbf() term."""
     plt = _plt()

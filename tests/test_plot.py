@@ -67,3 +67,13 @@ def test_training_history_and_spatial_map():
     assert fig.axes[0].get_xlabel() == "lat" and fig.axes[0].get_ylabel() == "lon"
     with pytest.raises(lp.ModelError, match="torch-engine fit"):
         plot.history(lp.lmer("y ~ x + (1 | g)", df.assign(g=(df.lat * 2).astype(int))))
+
+
+def test_profile_plot_has_one_panel_per_parameter(sleep):
+    fig = plot.profile(sleep, parm=["Days", ".sigma"], levels=(0.9, 0.95))
+    _png(fig)
+    ax0, ax1 = [a for a in fig.axes if a.get_visible()]
+    assert ax0.get_xlabel() == "Days" and ax1.get_xlabel() == ".sigma"
+    line = ax0.get_lines()[0]
+    assert max(line.get_ydata()) == pytest.approx(1.959964, abs=1e-4)  # up to the top level
+    assert len(ax0.get_lines()) == 1 + 4  # the curve and ±z for two levels

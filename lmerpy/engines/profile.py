@@ -255,9 +255,39 @@ def profile_intervals(fit: ExactFit, which: list[int], level: float,
     """Profile intervals (rows: lower, upper) for the parameters at positions ``which`` of
     Profiler.targets(): variance parameters first (sd/cor per term, σ), then β, called
     ``names`` in warnings."""
+    profiler = Profiler(ml_fit(fit))
+    ends = _ends(profiler, which, level, names)
+    _check_base(profiler)
+    return ends
+
+
+def profile_points(fit: ExactFit, which: list[int], level: float, points: int,
+                   names: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """lme4's profile(): per parameter, values from the ``level`` interval's lower end to its
+    upper end (``points`` on each side of the estimate, which is one of them) and ζ at each,
+    traced outward from the estimate."""
+    profiler = Profiler(ml_fit(fit))
+    ends = _ends(profiler, which, level, names)
+    targets = profiler.targets()
+    out = []
+    for (lo, hi), i in zip(ends, which):
+        t = targets[i]
+        xs, zs = [t.estimate], [0.0]
+        for end in (lo, hi):
+            if not np.isfinite(end) or end == t.estimate:
+                continue
+            for x in np.linspace(t.estimate, end, points + 1)[1:]:  # outward
+                xs.append(float(x))
+                zs.append(profiler.zeta(t, float(x)))
+        order = np.argsort(xs)
+        out.append((np.asarray(xs)[order], np.asarray(zs)[order]))
+    _check_base(profiler)
+    return out
+
+
+def _ends(profiler: Profiler, which: list[int], level: float, names: list[str]) -> np.ndarray:
     from scipy.stats import norm
 
-    profiler = Profiler(ml_fit(fit))
     targets = profiler.targets()
     z = float(norm.ppf(0.5 + level / 2.0))
     out = np.full((len(which), 2), np.nan)
@@ -269,11 +299,15 @@ def profile_intervals(fit: ExactFit, which: list[int], level: float,
         warn(f"the profile of parameter{'s' if len(short) > 1 else ''} "
              f"{', '.join(names[i] for i in short)} never reached its interval's end: "
              f"that end is NaN", ProfileWarning)
+    return out
+
+
+def _check_base(profiler: Profiler) -> None:
     if profiler.lowest < profiler.base - 1e-6:
         warn(f"profiling found a lower deviance ({profiler.lowest:.6f}) than the fit's "
              f"({profiler.base:.6f}): the fit may not be at the optimum, so the intervals "
              f"are suspect", ProfileWarning)
-    return out
 
 
-__all__ = ["ProfileTarget", "ProfileWarning", "Profiler", "ml_fit", "profile_intervals"]
+__all__ = ["ProfileTarget", "ProfileWarning", "Profiler", "ml_fit", "profile_intervals",
+           "profile_points"]

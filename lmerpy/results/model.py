@@ -15,7 +15,7 @@ import scipy.stats as st
 from ..engines.bootstrap import boot_intervals, bootstrap, simulate
 from ..engines.exact import ExactFit, conditional_variances, fit_lmer, is_singular
 from ..engines.options import is_number, require_flag, require_whole
-from ..engines.profile import profile_intervals
+from ..engines.profile import profile_intervals, profile_points
 from ..errors import DataError, FormulaError, ModelError
 from ..formula import parse
 from .summary import Summary
@@ -313,6 +313,23 @@ class LmerResult:
         ends = np.full((len(names), 2), np.nan)
         ends[k:] = np.column_stack([fe - z * se, fe + z * se])
         return pd.DataFrame(ends[rows], index=[names[i] for i in rows], columns=[lo, hi])
+
+    def profile(self, parm: str | list[str] | None = None, level: float = 0.99,
+                points: int = 8) -> pd.DataFrame:
+        """lme4's profile(): the signed root deviance ζ over each parameter, from the lower
+        to the upper end of its ``level`` interval (lme4 profiles to alphamax = 0.01, i.e.
+        level 0.99), ``points`` values each side of the estimate. Long format: parameter,
+        value, zeta; ``lmerpy.plot.profile`` draws it."""
+        if not (is_number(level) and 0 < level < 1):
+            raise ModelError(f"level must be a probability in (0, 1), e.g. 0.99, not "
+                             f"{level!r}")
+        require_whole("points", points, 1)
+        self._check_profile("profiles")
+        names = self._confint_names
+        rows = self._confint_rows(parm, names)
+        traces = profile_points(self.fit, rows, level, points, names)
+        return pd.DataFrame([(names[i], x, z) for i, (xs, zs) in zip(rows, traces)
+                             for x, z in zip(xs, zs)], columns=["parameter", "value", "zeta"])
 
     @property
     def _default_confint(self) -> str:

@@ -212,3 +212,43 @@ def test_an_end_never_reached_is_nan_with_a_warning(monkeypatch):
     with pytest.warns(lp.ProfileWarning, match="parameter .sigma never reached"):
         ci = m.confint(parm="theta_")
     assert np.isnan(ci.loc[".sigma"].iloc[1]) and np.isfinite(ci.loc[".sig01"]).all()
+
+
+def test_zeta_at_lme4s_own_profile_points():
+    """lme4's profile() evaluates ζ exactly at its grid points (the spline comes after):
+    ours at the same values agree to 2e-4 where |ζ| ≤ 3 (intervals up to 99.7%), and
+    farther out is never larger (a larger |ζ| would be a poorer inner optimum; at two far
+    points lme4's is poorer, by 0.005 and 0.0008)."""
+    from lmerpy.engines.profile import Profiler
+
+    grid = REF["zeta_grid"]
+    m, _ = _fit(FITS["sleep_ml"])
+    profiler = Profiler(m.fit)
+    names = m._confint_names
+    targets = profiler.targets()
+    for par in dict.fromkeys(grid["par"]):
+        t = targets[names.index(par)]
+        rows = [i for i, p in enumerate(grid["par"]) if p == par]
+        # outward from the estimate, as lme4 traces it
+        rows.sort(key=lambda i: abs(grid["value"][i] - t.estimate))
+        for i in rows:
+            ours, theirs = profiler.zeta(t, grid["value"][i]), grid["zeta"][i]
+            if abs(theirs) <= 3:
+                assert ours == pytest.approx(theirs, abs=2e-4), par
+            assert abs(ours) <= abs(theirs) + 2e-4, par
+            assert np.sign(ours) == np.sign(theirs) or abs(theirs) < 1e-3
+
+
+def test_profile_traces_zeta_between_the_ends():
+    m, _ = _fit(FITS["sleep_reml"])
+    p = m.profile(parm=["Days", ".sig02"], points=4)
+    assert list(p.columns) == ["parameter", "value", "zeta"]
+    assert list(dict.fromkeys(p["parameter"])) == ["Days", ".sig02"]
+    for _, part in p.groupby("parameter", sort=False):
+        assert len(part) == 9 and np.all(np.diff(part["value"]) > 0)
+        assert np.all(np.diff(part["zeta"]) > 0)  # a monotone profile
+        np.testing.assert_allclose(part["zeta"].iloc[[0, -1]], [-norm.ppf(0.995),
+                                                                norm.ppf(0.995)], atol=1e-6)
+    ci99 = m.confint(level=0.99, parm="Days").to_numpy().ravel()
+    days = p[p["parameter"] == "Days"]["value"].to_numpy()
+    np.testing.assert_allclose(days[[0, -1]], ci99, rtol=1e-8)

@@ -54,6 +54,13 @@ extra <- list(level90 = intervals(fit, 0.90),
               beta_only = intervals(fit, 0.95, "beta_"),
               theta_only = intervals(fit, 0.95, "theta_"))
 
+# the profile itself (zeta at lme4's own grid of values), on the correlated sleepstudy model
+assign("fit", lmer(Reaction ~ Days + (Days | Subject), sleepstudy, REML = FALSE),
+       envir = globalenv())
+pr <- as.data.frame(suppressWarnings(profile(fit, signames = TRUE)))
+zeta_grid <- list(par = as.character(pr$.par), zeta = pr$.zeta,
+                  value = sapply(seq_len(nrow(pr)), function(i) pr[i, as.character(pr$.par[i])]))
+
 # a 3x3 unstructured term, where lme4's own fit fails its convergence check and some of its
 # correlation ends are off (the tests check those ends by other means)
 quad <- fit_quietly(quote(lmer(Reaction ~ Days + I(Days^2) + (Days + I(Days^2) | Subject),
@@ -85,7 +92,7 @@ norm_inter <- list(inter((1:99)^1.5, c(0.025, 0.975)),
 
 writeLines(toJSON(list(lme4_version = as.character(packageVersion("lme4")),
                        R_version = R.version.string, fits = out, sleep_reml_extra = extra,
-                       sleep_quad3 = quad3, boot = boot_refs, norm_inter = norm_inter),
+                       sleep_quad3 = quad3, zeta_grid = zeta_grid, boot = boot_refs, norm_inter = norm_inter),
                   digits = NA, auto_unbox = TRUE, null = "null", matrix = "rowmajor"),
            "tests/reference/lme4_profile.json")
 cat("wrote tests/reference/lme4_profile.json\n")
