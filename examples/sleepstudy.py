@@ -1,5 +1,5 @@
-"""sleepstudy end to end: fit, lme4's summary, random effects, a likelihood-ratio test,
-predictions for a new subject, saving the model and a caterpillar plot."""
+"""sleepstudy end to end: fit, lme4's summary, random effects, profile confidence intervals,
+a likelihood-ratio test, predictions for a new subject, saving the model and plots."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ def main() -> None:
     print(m.summary())
     print(m.VarCorr())
     print(m.ranef(condVar=True)["Subject"].head())
+    print(m.confint())  # profile-likelihood intervals, lme4's default
     m0 = lp.lmer("Reaction ~ Days + (1 | Subject)", sleepstudy)
     print(lp.anova(m0, m))
     new = sleepstudy.head(3).assign(Subject=["308", "new", "new"])
@@ -27,7 +28,8 @@ def main() -> None:
             matplotlib.use("Agg")
             from lmerpy import plot
             plot.caterpillar(m).savefig(Path(tmp) / "caterpillar.png")
-            print("caterpillar plot written")
+            plot.profile(m).savefig(Path(tmp) / "profile.png")
+            print("caterpillar and profile plots written")
         except lp.LmerpyError as err:  # matplotlib not installed
             print(err)
 

@@ -123,3 +123,14 @@ def test_simulate_and_boot_refuse_what_they_cannot_do():
         m.confint(method="boot", boot_type="bca")
     with pytest.raises(lp.ModelError, match="use_u must be True or False"):
         m.simulate(use_u="yes")
+
+
+def test_torch_fits_simulate_around_their_network():
+    m = lp.lmer("Reaction ~ nn(Days, hidden=(8,)) + (1 | Subject)", SLEEP, epochs=3,
+                verbose=False, seed=0)
+    ys = m.simulate(2000, seed=1, use_u=True).to_numpy()
+    # the fitted values include the network's output, so the mean must too
+    np.testing.assert_allclose(ys.mean(axis=1), m.fitted().to_numpy(),
+                               atol=4.5 * m.sigma / np.sqrt(2000))
+    with pytest.raises(lp.ModelError, match="bootstrap intervals need an exact fit"):
+        m.confint(method="boot")
