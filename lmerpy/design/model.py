@@ -82,6 +82,21 @@ class ModelDesign:
         parts = [r.cov.to_sdcor(th, sigma) for r, th in zip(self.random, self.split_theta(theta))]
         return np.concatenate(parts + [np.array([sigma])])
 
+    def theta_of_sdcor(self, values: np.ndarray) -> np.ndarray | None:
+        """The inverse of ``sdcor``: θ for these standard deviations, correlations and σ,
+        or None when σ ≤ 0 or a term's correlations are not a valid matrix."""
+        sigma = values[-1]
+        if not sigma > 0:
+            return None
+        out = []
+        bounds = np.cumsum([0] + self.theta_sizes)
+        for r, a, b in zip(self.random, bounds, bounds[1:]):
+            theta = r.cov.from_sdcor(values[a:b], sigma)
+            if theta is None:
+                return None
+            out.append(theta)
+        return np.concatenate(out)
+
     def sdcor_kinds(self) -> list[str]:
         """What each element of ``sdcor`` is: "sd", "cor", "lengthscale", then "sigma"."""
         return [k for r in self.random for k in r.cov.sdcor_kinds()] + ["sigma"]

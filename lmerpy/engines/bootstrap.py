@@ -35,11 +35,9 @@ class Simulator:
         self.Z = fit.design.Z
         self.lam = fit.pls.Lambda(fit.theta)
         self.mean = fit.X @ fit.solution.beta + fit.offset
-        w = fit.weights
+        w = np.ones(len(fit.y)) if fit.weights is None else fit.weights
         # rows of weight 0 take no part in the fit; they get the mean, not an infinite error
-        self.noise_sd = fit.sigma * (np.ones(len(fit.y)) if w is None else
-                                     np.where(w > 0, 1.0 / np.sqrt(np.where(w > 0, w, 1.0)),
-                                              0.0))
+        self.noise_sd = fit.sigma / np.sqrt(np.where(w > 0, w, np.inf))
 
     def draw(self) -> np.ndarray:
         f = self.fit
@@ -55,8 +53,7 @@ class Simulator:
 def simulate(fit: ExactFit, nsim: int, seed, use_u: bool = False) -> np.ndarray:
     """``nsim`` responses from the fitted model, as columns of an n × nsim array."""
     sim = Simulator(fit, np.random.default_rng(seed), use_u)
-    return np.column_stack([sim.draw() for _ in range(nsim)]) if nsim else \
-        np.zeros((len(fit.y), 0))
+    return np.column_stack([sim.draw() for _ in range(nsim)])
 
 
 class Refitter:

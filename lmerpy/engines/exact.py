@@ -247,10 +247,11 @@ def fit_lmer(design: ModelDesign, REML: bool = True, weights=None,
 
 
 def optimize_theta(pls: PLS, REML: bool, phi0: np.ndarray, lower: np.ndarray,
-                   scale: np.ndarray, control: LmerControl, method: str
-                   ) -> tuple[np.ndarray, int, int]:
+                   scale: np.ndarray, control: LmerControl, method: str,
+                   step: np.ndarray | None = None) -> tuple[np.ndarray, int, int]:
     """θ minimising the profiled criterion, from φ0 = θ0 / scale (see theta_scaling); returns
-    θ, the optimiser's code and its number of evaluations."""
+    θ, the optimiser's code and its number of evaluations. ``step``: BOBYQA's first step
+    in φ (nlopt's default if None)."""
     def objective(phi: np.ndarray) -> float:
         value = pls.deviance(scale * phi, REML)
         return value if np.isfinite(value) else 1e300
@@ -258,10 +259,10 @@ def optimize_theta(pls: PLS, REML: bool, phi0: np.ndarray, lower: np.ndarray,
     if method == "lbfgsb":
         phi, code, evals = _lbfgsb(pls, REML, phi0, lower / scale, control, scale)
         if code < 0:  # line search trouble: let BOBYQA finish from there
-            phi, code, more = bobyqa(objective, phi, lower / scale, control)
+            phi, code, more = bobyqa(objective, phi, lower / scale, control, step)
             evals += more
     else:
-        phi, code, evals = bobyqa(objective, phi0, lower / scale, control)
+        phi, code, evals = bobyqa(objective, phi0, lower / scale, control, step)
     return scale * phi, code, evals
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from ..errors import warn
-from .exact import ExactFit, LmerControl, bobyqa, fit_lmer, theta_scaling
+from .exact import ExactFit, LmerControl, bobyqa, fit_lmer, optimize_theta, theta_scaling
 from .pls import PLS
 from .profile_coords import BOUNDS, VarianceCoordinates
 
@@ -97,25 +97,10 @@ class Profiler:
         return out
 
     # -- deviances ------------------------------------------------------------------------
-    def _theta(self, v: np.ndarray) -> np.ndarray | None:
-        """θ for variance parameters v (sd/cor per term, then σ), or None if v is invalid."""
-        sigma = v[-1]
-        if not sigma > 0:
-            return None
-        out, start = [], 0
-        for r in self.terms:
-            k = r.cov.n_theta
-            th = r.cov.from_sdcor(v[start:start + k], sigma)
-            if th is None:
-                return None
-            out.append(th)
-            start += k
-        return np.concatenate(out)
-
     def variance_deviance(self, v: np.ndarray) -> float:
         """The ML deviance at variance parameters v, minimised over β (JSS eq. 34 before σ is
         profiled out: log|A| + n log(2πσ²) + r²(θ)/σ² − Σ log w)."""
-        theta = self._theta(v)
+        theta = self.fit.design.theta_of_sdcor(v)
         if theta is None:
             return np.inf
         sol = self.pls.solve(theta)
@@ -157,14 +142,10 @@ class Profiler:
         """min over θ (β's other elements and σ profiled out) with β_j at x."""
         pls = self._beta_model(t.index, x)
         s = self.theta_scale
-
-        def objective(phi: np.ndarray) -> float:
-            value = pls.deviance(s * phi, REML=False)
-            return value if np.isfinite(value) else 1e300
-
-        phi, _, _ = bobyqa(objective, start / s, self.theta_lower / s, self.control,
-                           step=np.full(len(s), INNER_STEP))
-        return objective(phi), s * phi
+        theta, _, _ = optimize_theta(pls, False, start / s, self.theta_lower, s, self.control,
+                                     "bobyqa", step=np.full(len(s), INNER_STEP))
+        value = pls.deviance(theta, REML=False)
+        return (value if np.isfinite(value) else 1e300), theta
 
     def zeta(self, t: ProfileTarget, x: float) -> float:
         """ζ at x (NaN where no valid model has ψ = x). The inner fit starts from the optimum
