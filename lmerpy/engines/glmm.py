@@ -339,12 +339,7 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
         return pirls.agq(m, th, nodes) if nodes is not None else pirls.laplace(m)
 
     def stage2(par: np.ndarray) -> float:
-        th, b = par[:k], par[k:]
-        # always from the same start: the deviance is then a deterministic, smooth function
-        # of (θ, β), which the finite-difference Hessian (the standard errors) relies on
-        m = pirls.modes(th, b, u0=u_start)
-        value = criterion(m, th)
-        return value if np.isfinite(value) else 1e300
+        return glmm_deviance(pirls, par[:k], par[k:], u_start, nodes)
 
     par_lower = np.concatenate([lower, np.full(len(beta), -np.inf)])
     if fixed is not None:
@@ -394,6 +389,17 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
     return fit
 
 
+def glmm_deviance(pirls: PIRLS, theta: np.ndarray, beta: np.ndarray, u0: np.ndarray,
+                  nodes: tuple[np.ndarray, np.ndarray] | None) -> float:
+    """−2 log L at (θ, β), Laplace (nodes None) or adaptive Gauss–Hermite: lme4's stage-2
+    objective (1e300 where it is not finite, for BOBYQA). PIRLS always starts from u0, so the
+    deviance is a deterministic, smooth function of (θ, β), which the finite-difference
+    Hessian (the standard errors) relies on."""
+    m = pirls.modes(theta, beta, u0=u0)
+    value = pirls.agq(m, theta, nodes) if nodes is not None else pirls.laplace(m)
+    return value if np.isfinite(value) else 1e300
+
+
 def final_rx(pirls: PIRLS, m: Modes, theta: np.ndarray) -> np.ndarray:
     """R_X of the weighted PLS at the modes (the fixed effects' unscaled precision factor),
     lme4's fallback for vcov when the Hessian is unusable."""
@@ -419,4 +425,4 @@ def pearson_weights(fit: GlmerFit) -> np.ndarray:
 
 
 __all__ = ["GlmerControl", "GlmerFit", "PIRLS", "SeparationWarning", "check_separation",
-           "fit_glmer"]
+           "fit_glmer", "glmm_deviance"]

@@ -231,12 +231,20 @@ def ml_fit(fit: ExactFit) -> ExactFit:
         return fit_lmer(fit.design, REML=False, weights=fit.weights, start=fit.theta)
 
 
+def make_profiler(fit: ExactFit) -> Profiler:
+    """The profiler for this kind of fit: an LMM's from its ML fit, a GLMM's as it is."""
+    from .glmm import GlmerFit
+    from .profile_glmm import GlmmProfiler  # it builds on this module
+
+    return GlmmProfiler(fit) if isinstance(fit, GlmerFit) else Profiler(ml_fit(fit))
+
+
 def profile_intervals(fit: ExactFit, which: list[int], level: float,
                       names: list[str]) -> np.ndarray:
     """Profile intervals (rows: lower, upper) for the parameters at positions ``which`` of
     Profiler.targets(): variance parameters first (sd/cor per term, σ), then β, called
     ``names`` in warnings."""
-    profiler = Profiler(ml_fit(fit))
+    profiler = make_profiler(fit)
     ends = _ends(profiler, which, level, names)
     _check_base(profiler)
     return ends
@@ -247,7 +255,7 @@ def profile_points(fit: ExactFit, which: list[int], level: float, points: int,
     """lme4's profile(): per parameter, values from the ``level`` interval's lower end to its
     upper end (``points`` on each side of the estimate, which is one of them) and ζ at each,
     traced outward from the estimate."""
-    profiler = Profiler(ml_fit(fit))
+    profiler = make_profiler(fit)
     ends = _ends(profiler, which, level, names)
     targets = profiler.targets()
     out = []
@@ -290,5 +298,5 @@ def _check_base(profiler: Profiler) -> None:
              f"are suspect", ProfileWarning)
 
 
-__all__ = ["ProfileTarget", "ProfileWarning", "Profiler", "ml_fit", "profile_intervals",
-           "profile_points"]
+__all__ = ["ProfileTarget", "ProfileWarning", "Profiler", "make_profiler", "ml_fit",
+           "profile_intervals", "profile_points"]

@@ -46,21 +46,21 @@ class CorrelationBlock:
     p: int
     at: dict[tuple[int, int], int]  # (row, column), row > column -> position
 
-    def order(self, fixed: int) -> np.ndarray:
+    def order(self, fixed: int | None) -> np.ndarray:
         """Variables in the order the factor is built: a profiled pair first."""
         for (a, b), i in self.at.items():
             if i == fixed:
                 return np.array([b, a] + [k for k in range(self.p) if k not in (a, b)])
         return np.arange(self.p)
 
-    def holds(self, fixed: int) -> bool:
+    def holds(self, fixed: int | None) -> bool:
         return fixed in self.at.values()
 
 
 class VarianceCoordinates:
     """Free coordinates u of the inner fit with variance parameter ``fixed`` held at x, and
     back: ``pack(v, fixed)`` gives u, its bounds, from a valid v; ``unpack(u, fixed, x)``
-    the parameters."""
+    the parameters. ``fixed = None`` holds none (a GLMM's fixed-effect profiles)."""
 
     def __init__(self, terms, kinds: list[str], scales: np.ndarray):
         self.kinds = kinds
@@ -77,7 +77,8 @@ class VarianceCoordinates:
         in_blocks = {i for b in self.blocks for i in b.at.values()}
         self.plain = [i for i in range(len(kinds)) if i not in in_blocks]
 
-    def pack(self, v: np.ndarray, fixed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def pack(self, v: np.ndarray, fixed: int | None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         plain = [i for i in self.plain if i != fixed]
         u = [v[i] / self.scales[i] for i in plain]
         lower = [BOUNDS[self.kinds[i]][0] / self.scales[i] for i in plain]
@@ -97,9 +98,10 @@ class VarianceCoordinates:
                 upper.extend([np.pi] * i)
         return np.array(u), np.array(lower), np.array(upper)
 
-    def unpack(self, u: np.ndarray, fixed: int, x: float) -> np.ndarray:
+    def unpack(self, u: np.ndarray, fixed: int | None, x: float = np.nan) -> np.ndarray:
         v = np.empty(len(self.kinds))
-        v[fixed] = x
+        if fixed is not None:
+            v[fixed] = x
         plain = [i for i in self.plain if i != fixed]
         v[plain] = u[:len(plain)] * self.scales[plain]
         pos = len(plain)

@@ -109,16 +109,25 @@ class GlmerResult(LmerResult):
                              name="predict")
         return eta
 
-    _default_confint = "Wald"
-
     @property
     def _confint_names(self) -> list[str]:
         """No .sigma row: a GLMM's scale is fixed by its family."""
         return [n for n in super()._confint_names if n != ".sigma"]
 
+    @property
+    def _default_confint(self) -> str:
+        """Profile, as lme4; Wald for nAGQ = 0 and torch fits, which have no such profile."""
+        return "Wald" if self.fit.nAGQ == 0 or self.torch_info is not None else "profile"
+
     def _check_profile(self, what: str = "profile intervals") -> None:
-        raise ModelError(f"{what} are available for lmer() fits; glmer() gives Wald "
-                         f"intervals (method='Wald')")
+        super()._check_profile(what)
+        if self.fit.nAGQ == 0:
+            raise ModelError(f"{what} need the likelihood: this fit used nAGQ=0 (no Laplace "
+                             f"step); refit with nAGQ=1, or use method='Wald'")
+
+    def _check_boot(self) -> None:
+        raise ModelError("bootstrap intervals are available for lmer() fits; glmer() gives "
+                         "profile or Wald intervals")
 
     def _check_simulate(self) -> None:
         raise ModelError("simulate() is available for lmer() fits, not yet for glmer()")

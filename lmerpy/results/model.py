@@ -300,7 +300,7 @@ class LmerResult:
             if boot_type not in {"perc", "basic", "norm"}:
                 raise ModelError(f"boot_type must be 'perc', 'basic' or 'norm', not "
                                  f"{boot_type!r}")
-            self._check_profile("bootstrap intervals")
+            self._check_boot()
             replicates = bootstrap(self.fit, nsim, seed)[:, rows]
             estimates = np.concatenate([self.design.sdcor(self.theta, self.sigma),
                                         self.fixef().to_numpy()])[rows]
@@ -361,6 +361,9 @@ class LmerResult:
             raise ModelError(f"{what} need an exact fit: a torch-engine fit's network is "
                              f"not refitted by them; use method='Wald', or refit a formula "
                              f"without nn() terms with engine='exact'")
+
+    def _check_boot(self) -> None:
+        self._check_profile("bootstrap intervals")
 
     def simulate(self, nsim: int = 1, seed=None, use_u: bool = False) -> pd.DataFrame:
         """Responses simulated from the fitted model (lme4's simulate()): new random effects

@@ -68,6 +68,26 @@ quad <- fit_quietly(quote(lmer(Reaction ~ Days + I(Days^2) + (Days + I(Days^2) |
 assign("fit", quad$fit, envir = globalenv())
 quad3 <- c(intervals(fit, 0.95), list(fit_warnings = quad$warnings))
 
+# glmer fits: profile intervals on the Laplace / quadrature deviance
+sim_poisson <- read.csv("tests/reference/sim_poisson.csv.gz")
+sim_binary <- read.csv("tests/reference/sim_binary.csv.gz")
+glmer_ci <- function(data, formula, family, nAGQ) {
+  assign("gdata", get(data), envir = globalenv())
+  fit <- fit_quietly(bquote(glmer(.(formula), data = gdata, family = .(family),
+                                  nAGQ = .(nAGQ))))$fit
+  assign("fit", fit, envir = globalenv())
+  c(list(data = data, formula = paste(deparse(formula, width.cutoff = 500), collapse = " "),
+         family = family, nAGQ = nAGQ), intervals(fit, 0.95))
+}
+glmer_refs <- list(
+  cbpp_laplace = glmer_ci("cbpp", cbind(incidence, size - incidence) ~ period + (1 | herd),
+                          "binomial", 1),
+  cbpp_agq9 = glmer_ci("cbpp", cbind(incidence, size - incidence) ~ period + (1 | herd),
+                       "binomial", 9),
+  poisson_crossed = glmer_ci("sim_poisson", count ~ x + (1 | site) + (1 | year), "poisson", 1),
+  binary_slope = glmer_ci("sim_binary", y ~ t + (t | subject), "binomial", 1)
+)
+
 # parametric-bootstrap intervals (random, so the tests allow for Monte Carlo error) and the
 # percentile rule of boot.ci (boot's norm.inter) on fixed vectors
 set.seed(20261202)
@@ -92,7 +112,7 @@ norm_inter <- list(inter((1:99)^1.5, c(0.025, 0.975)),
 
 writeLines(toJSON(list(lme4_version = as.character(packageVersion("lme4")),
                        R_version = R.version.string, fits = out, sleep_reml_extra = extra,
-                       sleep_quad3 = quad3, zeta_grid = zeta_grid, boot = boot_refs, norm_inter = norm_inter),
+                       sleep_quad3 = quad3, zeta_grid = zeta_grid, glmer = glmer_refs, boot = boot_refs, norm_inter = norm_inter),
                   digits = NA, auto_unbox = TRUE, null = "null", matrix = "rowmajor"),
            "tests/reference/lme4_profile.json")
 cat("wrote tests/reference/lme4_profile.json\n")
