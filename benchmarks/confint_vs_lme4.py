@@ -47,7 +47,7 @@ GLMER_CASES = [
      "poisson"),
 ]
 BOOT_CASES = CASES[:2] + [("Dyestuff", "Yield ~ 1 + (1 | Batch)",
-                           lambda: lp.datasets.load("Dyestuff"))]
+                           lambda: lp.datasets.load("Dyestuff")), GLMER_CASES[0]]
 NSIM = 500
 
 R_SCRIPT = textwrap.dedent("""

@@ -1,19 +1,23 @@
-"""The parametric bootstrap of a linear mixed model: lme4's simulate() and bootMer(), behind
-``confint(method="boot")``.
+"""The parametric bootstrap of a mixed model: lme4's simulate() and bootMer(), behind
+``confint(method="boot")``. For an LMM:
 
 New responses come from the fitted model, y* = Xβ̂ + offset + σ̂ (ZΛ̂u* + ε*/√w) with u*, ε*
 standard normal (lme4's simulate.merMod, use.u = FALSE); ``use_u`` keeps the fitted random
 effects b̂ instead. Each response is refitted from θ̂ by the fit's own criterion (REML or ML),
 as bootMer's refit does. Only the products with y change, so one factor serves every refit.
+A GLMM draws from its family at the simulated means and is refitted by fit_glmer.
 """
 
 from __future__ import annotations
+
+import warnings
+from dataclasses import replace
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.stats import norm
 
-from ..errors import warn
+from ..errors import ModelError, warn
 from .exact import (
     ConvergenceWarning,
     ExactFit,
@@ -22,6 +26,7 @@ from .exact import (
     optimize_theta,
     theta_scaling,
 )
+from .glmm import GlmerControl, GlmerFit, fit_glmer
 from .pls import PLS
 
 
@@ -50,10 +55,50 @@ class Simulator:
             self.noise_sd * self.rng.standard_normal(len(f.y))
 
 
+class GlmmSimulator:
+    """Draws responses from a fitted GLMM: η* = Xβ̂ + offset + ZΛ̂u* (or Zb̂ with use_u), then
+    the family's distribution at μ* = g⁻¹(η*), in the form the model's response has
+    (cbind counts, 0/1 or proportions of the prior weights, or counts)."""
+
+    def __init__(self, fit: GlmerFit, rng: np.random.Generator, use_u: bool = False):
+        self.fit = fit
+        self.rng = rng
+        self.use_u = use_u
+        self.Z = fit.design.Z
+        self.lam = fit.pls.Lambda(fit.theta)
+        self.eta_fixed = fit.X @ fit.solution.beta + fit.offset
+        y = np.asarray(fit.design.y, dtype=np.float64)
+        self.cbind = y.ndim == 2
+        if fit.family.family == "binomial":
+            trials = y.sum(axis=1) if self.cbind else fit.prior_weights
+            if np.any(np.abs(trials - np.rint(trials)) > 1e-8):
+                raise ModelError("simulating a binomial response needs whole numbers of "
+                                 "trials (cbind counts, or weights= that count trials)")
+            self.trials = np.rint(trials).astype(np.int64)
+
+    def draw(self) -> np.ndarray:
+        f = self.fit
+        u = f.b if self.use_u else self.lam @ self.rng.standard_normal(self.Z.shape[1])
+        mu = f.family.link.inverse(self.eta_fixed + np.asarray(self.Z @ u).ravel())
+        if f.family.family == "poisson":
+            return self.rng.poisson(mu).astype(np.float64)
+        s = self.rng.binomial(self.trials, np.clip(mu, 0.0, 1.0)).astype(np.float64)
+        if self.cbind:
+            return np.column_stack([s, self.trials - s])
+        return np.where(self.trials > 0, s / np.maximum(self.trials, 1), f.y)
+
+
+def make_simulator(fit: ExactFit, rng: np.random.Generator, use_u: bool = False):
+    return GlmmSimulator(fit, rng, use_u) if isinstance(fit, GlmerFit) else \
+        Simulator(fit, rng, use_u)
+
+
 def simulate(fit: ExactFit, nsim: int, seed, use_u: bool = False) -> np.ndarray:
-    """``nsim`` responses from the fitted model, as columns of an n × nsim array."""
-    sim = Simulator(fit, np.random.default_rng(seed), use_u)
-    return np.column_stack([sim.draw() for _ in range(nsim)])
+    """``nsim`` responses from the fitted model, as columns of an n × nsim array (for a
+    cbind() binomial response, the successes)."""
+    sim = make_simulator(fit, np.random.default_rng(seed), use_u)
+    draws = [sim.draw() for _ in range(nsim)]
+    return np.column_stack([d[:, 0] if d.ndim == 2 else d for d in draws])
 
 
 class Refitter:
@@ -89,19 +134,40 @@ class Refitter:
         return theta, sigma, sol.beta, code
 
 
+class GlmmRefitter:
+    """Refits a GLMM to new responses: fit_glmer from θ̂, by the fit's nAGQ, without the
+    finite-difference Hessian (the bootstrap needs the estimates only)."""
+
+    def __init__(self, fit: GlmerFit):
+        self.fit = fit
+        self.control = GlmerControl(calc_derivs=False)
+
+    def refit(self, y: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, int]:
+        f = self.fit
+        with warnings.catch_warnings():  # singular refits are expected; failures counted
+            warnings.simplefilter("ignore")
+            new = fit_glmer(replace(f.design, y=y), f.family, f.nAGQ, f.weights, self.control,
+                            start=f.theta)
+        failed = bool(new.optinfo["warnings"]) or not new.modes.converged
+        return new.theta, float("nan"), new.solution.beta, -1 if failed else 0
+
+
 def bootstrap(fit: ExactFit, nsim: int, seed) -> np.ndarray:
-    """nsim × k replicates of lme4's parameters (sd/cor per θ element, σ, then β), each from
-    a response simulated from the fit and refitted (bootMer with confint's FUN)."""
-    sim = Simulator(fit, np.random.default_rng(seed))
-    refitter = Refitter(fit)
+    """nsim × k replicates of lme4's parameters (sd/cor per θ element, σ for an LMM, then
+    β), each from a response simulated from the fit and refitted (bootMer with confint's
+    FUN)."""
+    sim = make_simulator(fit, np.random.default_rng(seed))
+    glmm = isinstance(fit, GlmerFit)
+    refitter = GlmmRefitter(fit) if glmm else Refitter(fit)
     design = fit.design
-    k = len(fit.theta) + 1 + len(fit.solution.beta)
+    k = len(fit.theta) + (0 if glmm else 1) + len(fit.solution.beta)
     out = np.empty((nsim, k))
     failed = 0
     for i in range(nsim):
         theta, sigma, beta, code = refitter.refit(sim.draw())
         failed += code < 0 or code == 5
-        out[i] = np.concatenate([design.sdcor(theta, sigma), beta])
+        v = design.sdcor(theta, 1.0)[:-1] if glmm else design.sdcor(theta, sigma)
+        out[i] = np.concatenate([v, beta])
     if failed:
         warn(f"{failed} of {nsim} bootstrap refits stopped without converging",
              ConvergenceWarning)
@@ -149,4 +215,5 @@ def boot_intervals(replicates: np.ndarray, estimates: np.ndarray, level: float,
     return out
 
 
-__all__ = ["Refitter", "Simulator", "boot_intervals", "bootstrap", "norm_inter", "simulate"]
+__all__ = ["GlmmRefitter", "GlmmSimulator", "Refitter", "Simulator", "boot_intervals",
+           "bootstrap", "make_simulator", "norm_inter", "simulate"]

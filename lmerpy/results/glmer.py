@@ -125,12 +125,9 @@ class GlmerResult(LmerResult):
             raise ModelError(f"{what} need the likelihood: this fit used nAGQ=0 (no Laplace "
                              f"step); refit with nAGQ=1, or use method='Wald'")
 
-    def _check_boot(self) -> None:
-        raise ModelError("bootstrap intervals are available for lmer() fits; glmer() gives "
-                         "profile or Wald intervals")
-
-    def _check_simulate(self) -> None:
-        raise ModelError("simulate() is available for lmer() fits, not yet for glmer()")
+    def _estimates(self) -> np.ndarray:
+        return np.concatenate([self.design.sdcor(self.theta, 1.0)[:-1],
+                               self.fixef().to_numpy()])
 
     def refit(self, REML: bool) -> GlmerResult:
         return self  # always maximum likelihood

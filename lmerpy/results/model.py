@@ -300,10 +300,9 @@ class LmerResult:
             if boot_type not in {"perc", "basic", "norm"}:
                 raise ModelError(f"boot_type must be 'perc', 'basic' or 'norm', not "
                                  f"{boot_type!r}")
-            self._check_boot()
+            self._check_exact("bootstrap intervals")
             replicates = bootstrap(self.fit, nsim, seed)[:, rows]
-            estimates = np.concatenate([self.design.sdcor(self.theta, self.sigma),
-                                        self.fixef().to_numpy()])[rows]
+            estimates = self._estimates()[rows]
             ends = boot_intervals(replicates, estimates, level, boot_type)
             return pd.DataFrame(ends, index=[names[i] for i in rows], columns=[lo, hi])
         z = st.norm.ppf(0.5 + level / 2.0)
@@ -357,26 +356,29 @@ class LmerResult:
         return [names.index(p) for p in wanted]
 
     def _check_profile(self, what: str = "profile intervals") -> None:
+        self._check_exact(what)
+
+    def _check_exact(self, what: str) -> None:
         if self.torch_info is not None:
             raise ModelError(f"{what} need an exact fit: a torch-engine fit's network is "
                              f"not refitted by them; use method='Wald', or refit a formula "
                              f"without nn() terms with engine='exact'")
 
-    def _check_boot(self) -> None:
-        self._check_profile("bootstrap intervals")
+    def _estimates(self) -> np.ndarray:
+        """The estimates in the order of ``_confint_names``."""
+        return np.concatenate([self.design.sdcor(self.theta, self.sigma),
+                               self.fixef().to_numpy()])
+
 
     def simulate(self, nsim: int = 1, seed=None, use_u: bool = False) -> pd.DataFrame:
         """Responses simulated from the fitted model (lme4's simulate()): new random effects
-        for each (``use_u=True`` keeps the fitted ones), columns sim_1, ..., sim_nsim."""
+        for each (``use_u=True`` keeps the fitted ones), columns sim_1, ..., sim_nsim. A
+        GLMM draws from its family; for a cbind() response the columns are successes."""
         require_whole("nsim", nsim, 1)
         require_flag("use_u", use_u)
-        self._check_simulate()
         ys = simulate(self.fit, nsim, seed, bool(use_u))
         return pd.DataFrame(ys, index=self.design.index,
                             columns=[f"sim_{i + 1}" for i in range(nsim)])
-
-    def _check_simulate(self) -> None:
-        """Gaussian fits simulate; GLMMs refuse (results.glmer)."""
 
     # -- prediction --------------------------------------------------------------------------
     def predict(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,

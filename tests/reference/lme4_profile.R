@@ -104,6 +104,11 @@ boot_refs <- list(
   dyestuff_basic = boot_ci(Yield ~ 1 + (1 | Batch), Dyestuff, "basic"),
   dyestuff_norm = boot_ci(Yield ~ 1 + (1 | Batch), Dyestuff, "norm")
 )
+gfit <- glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, binomial)
+gci <- suppressWarnings(suppressMessages(confint(gfit, method = "boot", nsim = 1000)))
+boot_refs$cbpp_perc <- list(formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                            type = "perc", nsim = 1000, rows = rownames(gci),
+                            lower = unname(gci[, 1]), upper = unname(gci[, 2]))
 inter <- function(t, alpha) list(t = t, alpha = alpha,
                                  value = unname(boot:::norm.inter(t, alpha)[, 2]))
 norm_inter <- list(inter((1:99)^1.5, c(0.025, 0.975)),
