@@ -44,29 +44,27 @@ class Simulator:
         # rows of weight 0 take no part in the fit; they get the mean, not an infinite error
         self.noise_sd = fit.sigma / np.sqrt(np.where(w > 0, w, np.inf))
 
-    def draw(self) -> np.ndarray:
+    def linear_predictor(self) -> np.ndarray:
+        """Xβ̂ + offset + Z b*, with b* = σ̂Λ̂u* new (u* standard normal) or b̂ (use_u)."""
         f = self.fit
         if self.use_u:
             random = self.Z @ f.b
         else:
-            u = self.rng.standard_normal(self.Z.shape[1])
-            random = f.sigma * (self.Z @ (self.lam @ u))
-        return self.mean + np.asarray(random).ravel() + \
-            self.noise_sd * self.rng.standard_normal(len(f.y))
+            random = f.sigma * (self.Z @ (self.lam @ self.rng.standard_normal(self.Z.shape[1])))
+        return self.mean + np.asarray(random).ravel()
+
+    def draw(self) -> np.ndarray:
+        return self.linear_predictor() + self.noise_sd * self.rng.standard_normal(
+            len(self.fit.y))
 
 
-class GlmmSimulator:
-    """Draws responses from a fitted GLMM: η* = Xβ̂ + offset + ZΛ̂u* (or Zb̂ with use_u), then
-    the family's distribution at μ* = g⁻¹(η*), in the form the model's response has
-    (cbind counts, 0/1 or proportions of the prior weights, or counts)."""
+class GlmmSimulator(Simulator):
+    """Draws responses from a fitted GLMM (σ = 1): the family's distribution at
+    μ* = g⁻¹(η*), in the form the model's response has (cbind counts, 0/1 or proportions of
+    the prior weights, or counts)."""
 
     def __init__(self, fit: GlmerFit, rng: np.random.Generator, use_u: bool = False):
-        self.fit = fit
-        self.rng = rng
-        self.use_u = use_u
-        self.Z = fit.design.Z
-        self.lam = fit.pls.Lambda(fit.theta)
-        self.eta_fixed = fit.X @ fit.solution.beta + fit.offset
+        super().__init__(fit, rng, use_u)
         y = np.asarray(fit.design.y, dtype=np.float64)
         self.cbind = y.ndim == 2
         if fit.family.family == "binomial":
@@ -78,8 +76,7 @@ class GlmmSimulator:
 
     def draw(self) -> np.ndarray:
         f = self.fit
-        u = f.b if self.use_u else self.lam @ self.rng.standard_normal(self.Z.shape[1])
-        mu = f.family.link.inverse(self.eta_fixed + np.asarray(self.Z @ u).ravel())
+        mu = f.family.link.inverse(self.linear_predictor())
         if f.family.family == "poisson":
             return self.rng.poisson(mu).astype(np.float64)
         s = self.rng.binomial(self.trials, np.clip(mu, 0.0, 1.0)).astype(np.float64)
