@@ -55,7 +55,9 @@ class ProfileTarget:
 
 
 class Profiler:
-    """ζ for each parameter of one ML fit, and the interval ends where ζ = ±z."""
+    """ζ for each parameter of one ML fit, and the interval ends where ζ = ±z. The inner
+    fits (``_profile_variance``, ``_profile_beta``) are the model's; the root finding is
+    shared with GLMMs (profile_glmm.GlmmProfiler)."""
 
     def __init__(self, fit: ExactFit):
         if fit.REML:

@@ -20,7 +20,9 @@ from .profile_coords import VarianceCoordinates
 class GlmmProfiler(Profiler):
     """ζ for each parameter of a GLMM fit (nAGQ ≥ 1)."""
 
-    def __init__(self, fit: GlmerFit):  # noqa: D107 - the LMM's fields, from the GLMM
+    def __init__(self, fit: GlmerFit):
+        # the fields Profiler's root finding reads (fit, v_hat, kinds, scales, beta_hat,
+        # beta_se, base, lowest, _seen), set from the GLMM; no PLS of an LMM is built
         self.fit = fit
         design = fit.design
         self.pirls = fit.pirls

@@ -369,7 +369,6 @@ class LmerResult:
         return np.concatenate([self.design.sdcor(self.theta, self.sigma),
                                self.fixef().to_numpy()])
 
-
     def simulate(self, nsim: int = 1, seed=None, use_u: bool = False) -> pd.DataFrame:
         """Responses simulated from the fitted model (lme4's simulate()): new random effects
         for each (``use_u=True`` keeps the fitted ones), columns sim_1, ..., sim_nsim. A
