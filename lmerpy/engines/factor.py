@@ -41,14 +41,16 @@ class BlockedFactor:
         n1 = self.q1 * self.p1
         self.n1 = n1
         self.n2 = ZtZ.shape[0] - n1
-        G = ZtZ[:n1, :n1].tocsr()
-        # the p1×p1 diagonal blocks of Z1'Z1, one per level
-        idx = np.arange(n1).reshape(self.q1, self.p1)
+        G = ZtZ if not self.n2 else ZtZ[:n1, :n1]  # one term: no slicing (PIRLS builds a
+        # factor per step, so this runs thousands of times in a GLMM fit)
+        # the p1×p1 diagonal blocks of Z1'Z1, one per level: element (a, c) of block l is
+        # G[l·p1 + a, l·p1 + c], on G's diagonal c − a (read there, not by fancy indexing,
+        # which cost more than the rest of a PIRLS step)
         self.G11 = np.zeros((self.q1, self.p1, self.p1))
         for a in range(self.p1):
             for c in range(self.p1):
-                self.G11[:, a, c] = np.asarray(G[idx[:, a], idx[:, c]]).ravel()
-        self.G21 = ZtZ[n1:, :n1].tocsr()
+                self.G11[:, a, c] = G.diagonal(c - a)[min(a, c)::self.p1][: self.q1]
+        self.G21 = ZtZ[n1:, :n1].tocsr() if self.n2 else sp.csr_matrix((0, n1))
         self.G12 = self.G21.T.tocsr()
         self._G21_scaled = self.G21.copy()
         # C order: the Schur update writes into it through a flat (row-major) view
