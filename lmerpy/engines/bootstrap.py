@@ -29,6 +29,10 @@ from .exact import (
 from .glmm import GlmerControl, GlmerFit, fit_glmer
 from .pls import PLS
 
+# BOBYQA's first step (in φ = θ / scale) for a refit: it starts near its optimum, θ̂ moved
+# by its sampling error, so a step below nlopt's default saves a fifth of the evaluations
+REFIT_STEP = 0.2
+
 
 class Simulator:
     """Draws responses from a fitted LMM, one replicate at a time (n × nsim can be large)."""
@@ -115,6 +119,7 @@ class Refitter:
         self.scale = theta_scaling(design)
         self.control = LmerControl()
         self.method = choose_optimizer(self.control, self.pls, len(fit.y))
+        self.step = np.full(len(fit.theta), REFIT_STEP)
 
     def refit(self, y: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, int]:
         """θ, σ, β and the optimiser's code for response y."""
@@ -124,7 +129,7 @@ class Refitter:
             r = r * self.sw
         self.pls.cp = f.pls.cp.with_response(self.X, self.Zt, r)
         theta, code, _ = optimize_theta(self.pls, f.REML, f.theta / self.scale, self.lower,
-                                        self.scale, self.control, self.method)
+                                        self.scale, self.control, self.method, self.step)
         sol = self.pls.solve(theta)
         n, p = len(y), self.X.shape[1]
         sigma = float(np.sqrt(sol.pwrss / (n - p if f.REML else n)))
