@@ -85,6 +85,11 @@ class ExactFit:
     def objective(self) -> float:
         return self.solution.reml if self.REML else self.solution.ml
 
+    def beta_vcov(self) -> np.ndarray:
+        """The fixed effects' covariance σ² (R_X'R_X)⁻¹ (lme4's vcov)."""
+        inv = np.linalg.inv(self.solution.RX)
+        return self.sigma**2 * inv @ inv.T
+
 
 def drop_aliased(X: np.ndarray, names: list[str], tol: float = 1e-7
                  ) -> tuple[np.ndarray, list[str], list[str]]:

@@ -95,6 +95,11 @@ class GlmerFit(ExactFit):
     def objective(self) -> float:
         return self.criterion
 
+    def beta_vcov(self) -> np.ndarray:
+        """From the Hessian of the deviance in (θ, β) (lme4's use.hessian = TRUE); from R_X
+        (σ = 1) when that Hessian is not positive definite."""
+        return self.vcov_beta if self.vcov_beta is not None else super().beta_vcov()
+
 
 def binomial_response(y: np.ndarray, family: Family, weights: np.ndarray | None
                       ) -> tuple[np.ndarray, np.ndarray]:

@@ -40,6 +40,19 @@ INNER_STEP = 0.05
 ANGLE_STEP = 0.3
 
 
+def unit_scales(kinds: list[str], values: np.ndarray, floor: float) -> np.ndarray:
+    """Each variance parameter's natural size: 1 for a correlation, the estimate for a
+    lengthscale, else the estimate but at least ``floor`` (an sd may be estimated at 0)."""
+    return np.array([1.0 if k == "cor" else abs(v) if k == "lengthscale" else
+                     max(abs(v), floor) for k, v in zip(kinds, values)])
+
+
+def inner_steps(upper: np.ndarray) -> np.ndarray:
+    """BOBYQA's first steps: ANGLE_STEP for correlation angles (bounded by π), else
+    INNER_STEP."""
+    return np.where(upper == np.pi, ANGLE_STEP, INNER_STEP)
+
+
 @dataclass(frozen=True)
 class ProfileTarget:
     """One profiled parameter: its kind, position and ML estimate."""
@@ -75,13 +88,10 @@ class Profiler:
         sigma = fit.sigma
         self.v_hat = design.sdcor(fit.theta, sigma)
         self.kinds = design.sdcor_kinds()
-        self.scales = np.array([1.0 if k == "cor" else abs(v) if k == "lengthscale"
-                                else max(abs(v), 0.1 * sigma)
-                                for k, v in zip(self.kinds, self.v_hat)])
+        self.scales = unit_scales(self.kinds, self.v_hat, 0.1 * sigma)
         self.coords = VarianceCoordinates(self.terms, self.kinds, self.scales)
         self.beta_hat = fit.solution.beta
-        inv = np.linalg.inv(fit.solution.RX)
-        self.beta_se = sigma * np.sqrt(np.sum(inv**2, axis=1))  # Wald, at the ML fit
+        self.beta_se = np.sqrt(np.diag(fit.beta_vcov()))  # Wald, at the ML fit
         self.theta_lower = design.theta_lower()
         self.theta_scale = theta_scaling(design)
         self.control = LmerControl()
@@ -120,8 +130,8 @@ class Profiler:
             value = self.variance_deviance(coords.unpack(u, t.index, x))
             return value if np.isfinite(value) else 1e300
 
-        step = np.where(upper == np.pi, ANGLE_STEP, INNER_STEP)
-        u, _, _ = bobyqa(objective, u0, lower, self.control, step=step, upper=upper)
+        u, _, _ = bobyqa(objective, u0, lower, self.control, step=inner_steps(upper),
+                         upper=upper)
         return objective(u), coords.unpack(u, t.index, x)
 
     def _beta_model(self, j: int, value: float) -> PLS:
@@ -300,5 +310,5 @@ def _check_base(profiler: Profiler) -> None:
              f"are suspect", ProfileWarning)
 
 
-__all__ = ["ProfileTarget", "ProfileWarning", "Profiler", "make_profiler", "ml_fit",
-           "profile_intervals", "profile_points"]
+__all__ = ["ProfileTarget", "ProfileWarning", "Profiler", "inner_steps", "make_profiler",
+           "ml_fit", "profile_intervals", "profile_points", "unit_scales"]

@@ -13,7 +13,7 @@ import numpy as np
 from .exact import LmerControl, bobyqa
 from .family import gauss_hermite
 from .glmm import GlmerFit, glmm_deviance
-from .profile import ANGLE_STEP, INNER_STEP, Profiler, ProfileTarget
+from .profile import Profiler, ProfileTarget, inner_steps, unit_scales
 from .profile_coords import VarianceCoordinates
 
 
@@ -30,13 +30,10 @@ class GlmmProfiler(Profiler):
         self.u0 = fit.modes.u
         self.v_hat = design.sdcor(fit.theta, 1.0)[:-1]  # σ = 1: no .sigma
         self.kinds = design.sdcor_kinds()[:-1]
-        self.scales = np.array([1.0 if k == "cor" else abs(v) if k == "lengthscale"
-                                else max(abs(v), 0.1) for k, v in zip(self.kinds, self.v_hat)])
+        self.scales = unit_scales(self.kinds, self.v_hat, 0.1)
         self.coords = VarianceCoordinates(design.random, self.kinds, self.scales)
         self.beta_hat = fit.solution.beta
-        vcov = fit.vcov_beta if fit.vcov_beta is not None else np.linalg.inv(
-            fit.solution.RX.T @ fit.solution.RX)
-        self.beta_se = np.sqrt(np.diag(vcov))
+        self.beta_se = np.sqrt(np.diag(fit.beta_vcov()))
         self.control = LmerControl()
         self.base = self._deviance(self.v_hat, self.beta_hat)
         self.lowest = self.base
@@ -74,8 +71,8 @@ class GlmmProfiler(Profiler):
         u0 = np.concatenate([uv, beta[free_b] / se])
         lower = np.concatenate([lo, np.full(len(se), -np.inf)])
         upper = np.concatenate([hi, np.full(len(se), np.inf)])
-        step = np.where(upper == np.pi, ANGLE_STEP, INNER_STEP)
-        u, _, _ = bobyqa(objective, u0, lower, self.control, step=step, upper=upper)
+        u, _, _ = bobyqa(objective, u0, lower, self.control, step=inner_steps(upper),
+                         upper=upper)
         v, b = split(u)
         return objective(u), np.concatenate([v, b])
 

@@ -51,16 +51,6 @@ class GlmerResult(LmerResult):
         vc = super().VarCorr()
         return VarCorr(vc.terms, None)  # no residual variance in a binomial/Poisson GLMM
 
-    def vcov(self) -> pd.DataFrame:
-        """From the Hessian of the deviance in (θ, β) (lme4's use.hessian = TRUE); from R_X
-        when that Hessian is not positive definite."""
-        V = self.fit.vcov_beta
-        if V is None:
-            inv = np.linalg.inv(self.fit.solution.RX)
-            V = inv @ inv.T
-        names = self.fit.fixef_names
-        return pd.DataFrame(V, index=names, columns=names)
-
     # -- criteria ----------------------------------------------------------------------------
     def REMLcrit(self) -> float:
         raise ModelError("GLMMs are fitted by maximum likelihood: there is no REML criterion")

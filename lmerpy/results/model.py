@@ -225,10 +225,8 @@ class LmerResult:
         return VarCorr(terms, s)
 
     def vcov(self) -> pd.DataFrame:
-        RX = self.fit.solution.RX
-        inv = np.linalg.inv(RX)
-        V = self.sigma**2 * inv @ inv.T
-        return pd.DataFrame(V, index=self.fit.fixef_names, columns=self.fit.fixef_names)
+        names = self.fit.fixef_names
+        return pd.DataFrame(self.fit.beta_vcov(), index=names, columns=names)
 
     # -- criteria ----------------------------------------------------------------------------
     def REMLcrit(self) -> float:
