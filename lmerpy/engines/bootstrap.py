@@ -131,9 +131,7 @@ class Refitter:
         theta, code, _ = optimize_theta(self.pls, f.REML, f.theta / self.scale, self.lower,
                                         self.scale, self.control, self.method, self.step)
         sol = self.pls.solve(theta)
-        n, p = len(y), self.X.shape[1]
-        sigma = float(np.sqrt(sol.pwrss / (n - p if f.REML else n)))
-        return theta, sigma, sol.beta, code
+        return theta, self.pls.sigma(sol, f.REML), sol.beta, code
 
 
 class GlmmRefitter:

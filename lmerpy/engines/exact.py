@@ -239,7 +239,7 @@ def fit_lmer(design: ModelDesign, REML: bool = True, weights=None,
     else:
         theta, code, evals = optimize_theta(pls, REML, phi0, lower, scale, control, method)
     solution = pls.solve(theta)
-    sigma = float(np.sqrt(solution.pwrss / (n - X.shape[1] if REML else n)))
+    sigma = pls.sigma(solution, REML)
     lam = pls.Lambda(theta)
     b = np.asarray(lam @ solution.u).ravel()
     optinfo = {"optimizer": method, "code": code, "evals": evals, "messages": messages,

@@ -240,6 +240,12 @@ class PLS:
             grad[k] = g
         return value, grad
 
+    def sigma(self, sol: PLSSolution, REML: bool) -> float:
+        """The residual sd that profiles the criterion: √(r²/(n − p)) for REML, √(r²/n)
+        for ML (JSS eqs. 33 and 40)."""
+        n = self.cp.n - self.cp.p if REML else self.cp.n
+        return float(np.sqrt(sol.pwrss / n))
+
     def deviance(self, theta: np.ndarray, REML: bool) -> float:
         sol = self.solve(theta)
         return sol.reml if REML else sol.ml

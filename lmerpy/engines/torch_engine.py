@@ -383,7 +383,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
         cp = CrossProducts.build(X, design.Z, y_adj - nn_out, None)
         pls = PLS(design.random, cp, design.split_theta)
         solution = pls.solve(theta)
-        sigma = float(np.sqrt(solution.pwrss / n))
+        sigma = pls.sigma(solution, REML=False)
         b = np.asarray(pls.Lambda(theta) @ solution.u).ravel()
     info = {
         "trained_theta": trained_theta, "refined": refine, "theta_from": theta_from,
