@@ -312,11 +312,20 @@ class LmerResult:
         return pd.DataFrame(ends[rows], index=[names[i] for i in rows], columns=[lo, hi])
 
     def profile(self, parm: str | list[str] | None = None, level: float = 0.99,
-                points: int = 8) -> pd.DataFrame:
+                points: int = 8, *, alphamax: float | None = None) -> pd.DataFrame:
         """lme4's profile(): the signed root deviance ζ over each parameter, from the lower
         to the upper end of its ``level`` interval (lme4 profiles to alphamax = 0.01, i.e.
-        level 0.99), ``points`` values each side of the estimate. Long format: parameter,
-        value, zeta; ``lmerpy.plot.profile`` draws it."""
+        level 0.99; ``alphamax=`` is accepted as lme4 spells it), ``points`` values each side
+        of the estimate. Long format: parameter, value, zeta; ``lmerpy.plot.profile`` draws
+        it."""
+        if alphamax is not None:
+            if not (is_number(alphamax) and 0 < alphamax < 1):
+                raise ModelError(f"alphamax must be a probability in (0, 1), e.g. 0.01, not "
+                                 f"{alphamax!r}")
+            if level != 0.99 and not np.isclose(level, 1 - alphamax):
+                raise ModelError(f"give level or alphamax, not both: level={level!r} and "
+                                 f"alphamax={alphamax!r} disagree (level = 1 - alphamax)")
+            level = 1 - alphamax
         if not (is_number(level) and 0 < level < 1):
             raise ModelError(f"level must be a probability in (0, 1), e.g. 0.99, not "
                              f"{level!r}")

@@ -254,6 +254,23 @@ def test_profile_traces_zeta_between_the_ends():
     np.testing.assert_allclose(days[[0, -1]], ci99, rtol=1e-8)
 
 
+def test_alphamax_is_lme4s_spelling_of_the_profiles_range():
+    """profile(alphamax=0.05) runs to the ends of the 95% interval: lme4's own confint ends."""
+    ref = FITS["sleep_reml"]
+    m, _ = _fit(ref)
+    p = m.profile(parm=["Days", ".sigma"], points=2, alphamax=0.05)
+    ends = p.groupby("parameter", sort=False)["value"].agg(["first", "last"])
+    ends.columns = ["lower", "upper"]
+    want = pd.DataFrame({"lower": ref["confint"]["lower"], "upper": ref["confint"]["upper"]},
+                        index=ref["confint"]["rows"]).loc[["Days", ".sigma"]]
+    width = (want["upper"] - want["lower"]).to_numpy()[:, None]
+    assert (np.abs(ends.to_numpy() - want.to_numpy()) / width <= 1e-3).all()
+    with pytest.raises(lp.ModelError, match="alphamax must be a probability"):
+        m.profile(alphamax=1.5)
+    with pytest.raises(lp.ModelError, match="give level or alphamax, not both"):
+        m.profile(level=0.9, alphamax=0.01)
+
+
 GLMER = REF["glmer"]
 
 
