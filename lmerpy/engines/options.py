@@ -48,5 +48,12 @@ def require_number(name: str, value, positive: bool, example: str = "") -> None:
         raise ModelError(f"{name} must be {what}{example}, not {value!r}")
 
 
+def require_probability(name: str, value, example: str) -> None:
+    """A number strictly between 0 and 1 (a confidence level, an alpha), else a ModelError."""
+    if not (is_number(value) and 0 < value < 1):
+        raise ModelError(f"{name} must be a probability in (0, 1), e.g. {example}, not "
+                         f"{value!r}")
+
+
 __all__ = ["is_flag", "is_number", "is_whole", "require_flag", "require_number",
-           "require_whole"]
+           "require_probability", "require_whole"]

@@ -14,7 +14,7 @@ import scipy.stats as st
 
 from ..engines.bootstrap import boot_intervals, bootstrap, simulate
 from ..engines.exact import ExactFit, conditional_variances, fit_lmer, is_singular
-from ..engines.options import is_number, require_flag, require_whole
+from ..engines.options import require_flag, require_probability, require_whole
 from ..engines.profile import profile_intervals, profile_points
 from ..errors import DataError, FormulaError, ModelError
 from ..formula import parse
@@ -283,9 +283,7 @@ class LmerResult:
         if method not in {"profile", "Wald", "boot"}:
             raise ModelError(f"confint(method={method!r}) is not available: use 'profile', "
                              f"'boot' or 'Wald'")
-        if not (is_number(level) and 0 < level < 1):
-            raise ModelError(f"level must be a probability in (0, 1), e.g. 0.95, not "
-                             f"{level!r}")
+        require_probability("level", level, "0.95")
         names = self._confint_names
         rows = self._confint_rows(parm, names)
         lo, hi = f"{100 * (1 - level) / 2:g} %", f"{100 * (1 + level) / 2:g} %"
@@ -311,24 +309,22 @@ class LmerResult:
         ends[k:] = np.column_stack([fe - z * se, fe + z * se])
         return pd.DataFrame(ends[rows], index=[names[i] for i in rows], columns=[lo, hi])
 
-    def profile(self, parm: str | list[str] | None = None, level: float = 0.99,
+    def profile(self, parm: str | list[str] | None = None, level: float | None = None,
                 points: int = 8, *, alphamax: float | None = None) -> pd.DataFrame:
         """lme4's profile(): the signed root deviance ζ over each parameter, from the lower
-        to the upper end of its ``level`` interval (lme4 profiles to alphamax = 0.01, i.e.
-        level 0.99; ``alphamax=`` is accepted as lme4 spells it), ``points`` values each side
-        of the estimate. Long format: parameter, value, zeta; ``lmerpy.plot.profile`` draws
-        it."""
+        to the upper end of its ``level`` interval (default 0.99: lme4 profiles to
+        alphamax = 0.01; ``alphamax=`` is accepted as lme4 spells it), ``points`` values each
+        side of the estimate. Long format: parameter, value, zeta; ``lmerpy.plot.profile``
+        draws it."""
+        if level is not None:
+            require_probability("level", level, "0.99")
         if alphamax is not None:
-            if not (is_number(alphamax) and 0 < alphamax < 1):
-                raise ModelError(f"alphamax must be a probability in (0, 1), e.g. 0.01, not "
-                                 f"{alphamax!r}")
-            if level != 0.99 and not np.isclose(level, 1 - alphamax):
+            require_probability("alphamax", alphamax, "0.01")
+            if level is not None and not np.isclose(level, 1 - alphamax):
                 raise ModelError(f"give level or alphamax, not both: level={level!r} and "
                                  f"alphamax={alphamax!r} disagree (level = 1 - alphamax)")
             level = 1 - alphamax
-        if not (is_number(level) and 0 < level < 1):
-            raise ModelError(f"level must be a probability in (0, 1), e.g. 0.99, not "
-                             f"{level!r}")
+        level = 0.99 if level is None else level
         require_whole("points", points, 1)
         self._check_profile("profiles")
         names = self._confint_names
