@@ -3,6 +3,7 @@ and against q, and full trainings to early stopping at the issue's reference siz
 
     .venv/bin/python benchmarks/torch_speed.py            # writes benchmarks/RESULTS_torch.md
     .venv/bin/python benchmarks/torch_speed.py --quick    # smaller grid
+    .venv/bin/python benchmarks/torch_speed.py --to-stop  # only the fits to early stopping
 
 On a machine with CUDA the engine trains there (device="auto") and the table goes to
 benchmarks/RESULTS_torch_cuda.md; the plain-PyTorch comparison then runs on the same GPU.
@@ -98,23 +99,65 @@ def _processor() -> str:
 
 
 def full(n: int, q: int, batch: int, batching: str = "sorted",
-         **options) -> tuple[float, int, float]:
+         **options) -> tuple[float, int, float, float]:
+    """Seconds for the whole fit, epochs, seconds in epochs, seconds backfitting."""
     df = simulate(n, q)
     t0 = time.perf_counter()
     m = lp.lmer("y ~ nn(x1 + ... + x10) + (1 | g0)", df, batch_size=batch, verbose=False,
                 seed=0, batching=batching, **options)
-    return time.perf_counter() - t0, m.torch_info["epochs"], float(m.history.seconds.sum())
+    backfit = m.torch_info["backfit"]
+    return (time.perf_counter() - t0, m.torch_info["epochs"], float(m.history.seconds.sum()),
+            float(backfit["history"].seconds.max()) if backfit else 0.0)
+
+
+def to_stop(lines: list[str], only_defaults: bool = False) -> None:
+    """The whole fit at the issue's reference size, batches of 100 and 1,000;
+    ``only_defaults``: the defaults with and without backfitting alone."""
+    lines += ["", "## To early stopping (n = 100,000, q = 1,000)", "",
+              "The whole fit (training, exact refinement of θ, backfitting, BLUPs) with the",
+              "defaults (sorted batches; after the first stall a second phase with batches ten",
+              "times larger; then the network backfitted by L-BFGS at θ̂), without",
+              "backfitting (backfit=False), with a single phase (batch_growth=None, as the",
+              "paper trains), with random batches (an epoch costs the same; the number of",
+              "epochs to early stopping differs), and with a second phase at a tenth of the",
+              "rate instead (lr_decay=0.1, batch_growth=None).", "",
+              "| batch | batching | seconds | epochs | of which in epochs | backfitting |",
+              "|---|---|---|---|---|---|"]
+    for batch in (100, 1000):
+        for label, batching, options in (
+                ("sorted (defaults)", "sorted", {}),
+                ("sorted, without backfit", "sorted", {"backfit": False}),
+                ("sorted, single phase", "sorted", {"batch_growth": None}),
+                ("random", "random", {}),
+                ("sorted, lr_decay=0.1", "sorted", {"lr_decay": 0.1, "batch_growth": None})):
+            if only_defaults and (batching == "random" or "batch_growth" in options):
+                continue
+            sec, ep, in_epochs, backfitting = full(100_000, 1000, batch, batching, **options)
+            lines.append(f"| {batch} | {label} | {sec:.1f} | {ep} | {in_epochs:.1f} | "
+                         f"{backfitting:.1f} |")
+            print(lines[-1], flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--to-stop", action="store_true",
+                        help="only the defaults' fits to early stopping, with and without "
+                             "backfitting (RESULTS_torch_stop.md)")
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
     where = (f"CUDA, {torch.cuda.get_device_name(0)}; torch {torch.__version__}" if cuda else
              f"{_processor()}, {os.cpu_count()} cores; torch {torch.__version__}; training "
              f"runs one thread for batches ≤ 4096")
+    if args.to_stop:
+        lines = [f"# Torch engine: fits to early stopping ({where})"]
+        to_stop(lines, only_defaults=True)
+        out = ROOT / "benchmarks" / ("RESULTS_torch_stop_cuda.md" if cuda else
+                                     "RESULTS_torch_stop.md")
+        out.write_text("\n".join(lines) + "\n")
+        print(f"wrote {out}")
+        return
     lines = [f"# Torch engine speed ({where})", "",
              "Paper architecture (100, 50, 25, 12), one random intercept, lmerpy's default batches "
              "(sorted by level).",
@@ -151,24 +194,7 @@ def main() -> None:
             lines.append(f"| {name} | {per_epoch(0, 0, 100, epochs=3, data=data):.2f} | "
                          f"{per_epoch(0, 0, 100, epochs=3, data=data, cuda_graphs=False):.2f} |")
             print(lines[-1], flush=True)
-    lines += ["", "## To early stopping (n = 100,000, q = 1,000)", "",
-              "The whole fit (training, exact refinement of θ, BLUPs) with the defaults",
-              "(sorted batches; after the first stall a second phase with batches ten times",
-              "larger), with a single phase (batch_growth=None, as the paper trains), with",
-              "random batches (an epoch costs the same; the number of epochs to early",
-              "stopping differs), and with a second phase at a tenth of the rate instead",
-              "(lr_decay=0.1, batch_growth=None).", "",
-              "| batch | batching | seconds | epochs | of which in epochs |",
-              "|---|---|---|---|---|"]
-    for batch in (100, 1000):
-        for label, batching, options in (
-                ("sorted (defaults)", "sorted", {}),
-                ("sorted, single phase", "sorted", {"batch_growth": None}),
-                ("random", "random", {}),
-                ("sorted, lr_decay=0.1", "sorted", {"lr_decay": 0.1, "batch_growth": None})):
-            sec, ep, in_epochs = full(100_000, 1000, batch, batching, **options)
-            lines.append(f"| {batch} | {label} | {sec:.1f} | {ep} | {in_epochs:.1f} |")
-            print(lines[-1], flush=True)
+    to_stop(lines)
     out = ROOT / "benchmarks" / ("RESULTS_torch_cuda.md" if cuda else "RESULTS_torch.md")
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")

@@ -216,7 +216,7 @@ def _rebuild(meta: dict, columns: dict, est: dict, modules: dict | None):
 def _networks(meta: dict, d, est: dict, modules: dict | None):
     """The trained networks rebuilt from their options (or ``modules``) and saved weights."""
     from .engines.networks import build_network
-    from .engines.torch_engine import nn_predictor
+    from .engines.torch_engine import FixedPart, nn_predictor
 
     has_intercept = "(Intercept)" in d.X_names
     nets = []
@@ -237,7 +237,8 @@ def _networks(meta: dict, d, est: dict, modules: dict | None):
             "history": pd.DataFrame(t["history"]),
             "backfit": None if not t.get("backfit") else {
                 **t["backfit"], "history": pd.DataFrame(t["backfit"]["history"])},
-            "nn_predict": predict if d.nn else None, "modules": torch.nn.ModuleList(nets),
+            "nn_predict": predict if d.nn else None,
+            "modules": FixedPart(0, np.zeros(0), nets, torch.float64),
             "control": t["control"]}
     return info, nn_out
 

@@ -1,5 +1,6 @@
-"""save()/load(): round trips give identical predictions and summaries; the format is safe
-to open from an untrusted source (no pickled objects), versioned, and fails clearly."""
+"""save()/load(): round trips (and a loaded model saved again) give identical predictions
+and summaries; the format is safe to open from an untrusted source (no pickled objects),
+versioned, and fails clearly."""
 
 from __future__ import annotations
 
@@ -74,6 +75,12 @@ def test_round_trip_predicts_identically(name, tmp_path):
         assert "Backfitting at θ̂" in str(loaded.summary())
         pd.testing.assert_frame_equal(loaded.torch_info["backfit"]["history"],
                                       m.torch_info["backfit"]["history"])
+    # a loaded model saves again (its networks in the same place as a fitted one's)
+    loaded.save(tmp_path / "again.lmerpy")
+    again = lp.load(tmp_path / "again.lmerpy")
+    assert str(again.summary()) == str(m.summary())
+    np.testing.assert_allclose(again.predict(new, **kw), m.predict(new, **kw), rtol=1e-12,
+                               atol=1e-12)
 
 
 def test_custom_modules_need_their_code_at_load(tmp_path):

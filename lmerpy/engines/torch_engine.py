@@ -4,8 +4,8 @@ effects fitted jointly by minimising the mini-batch NLL, then BLUPs from the exa
 Training optimises the network(s), any linear coefficients and the covariance parameters
 with Adam on ``batch_nll`` over batches cut from the rows sorted by level (batching.py);
 early stopping watches the NLL of a validation split, and at its first stall a second
-phase resumes from the best epoch with larger batches. With several random terms the
-network is then backfitted at the exact θ̂ (backfit.py). Finally θ̂ and the network's
+phase resumes from the best epoch with larger batches. The network is then backfitted at
+the exact θ̂ by full-batch L-BFGS on its marginal NLL (backfit.py). Finally θ̂ and the network's
 output are handed to the exact engine's penalised least squares over the whole training
 set: that gives the BLUPs (DESIGN.md, no 10,000-row sampling), the linear coefficients
 profiled at θ̂ and their standard errors.
@@ -63,8 +63,9 @@ DENSE_PHASE_BATCH = 1000
 REFINE_SPATIAL_LIMIT = 3000
 
 
-class _FixedPart(nn.Module):
-    """f(X) = Xβ + Σ_j nn_j(X_j): the linear coefficients and the networks."""
+class FixedPart(nn.Module):
+    """f(X) = Xβ + Σ_j nn_j(X_j): the linear coefficients and the networks (a fitted
+    model's ``torch_info["modules"]``; a loaded one holds the networks alone, β in the fit)."""
 
     def __init__(self, p: int, beta0: np.ndarray, networks: list[nn.Module], dtype):
         super().__init__()
@@ -160,7 +161,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     has_intercept = "(Intercept)" in names
     networks = [build_network(inp.term, inp.X.shape[1], modules, bias=not has_intercept)
                 for inp in design.nn]
-    fixed = _FixedPart(X.shape[1], beta0, networks, dtype).to(device)
+    fixed = FixedPart(X.shape[1], beta0, networks, dtype).to(device)
     for net in fixed.networks:
         net.to(device=device)
         attach_generator(net, rng)
@@ -353,17 +354,14 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
         theta_from += (f" (exact refinement skipped: {locations:,} spatial locations, more "
                        f"than {REFINE_SPATIAL_LIMIT:,})")
     backfitted = None
-    if _backfits(control, design, family, bool(n_val) and refine):
-        with warnings.catch_warnings():  # the final refinement reports what still holds
-            warnings.simplefilter("ignore")
-            theta = fit_lmer(replace(design, offset=offset + nn_out), REML=False,
-                             start=np.maximum(theta, design.theta_lower())).theta
-        bf_graphs = _captures(device, control)
+    if _backfits(control, design, family, bool(n_val)):
+        if refine:  # backfit at the exact θ̂ given the trained network, else at the trained θ
+            with warnings.catch_warnings():  # the final refinement reports what still holds
+                warnings.simplefilter("ignore")
+                theta = fit_lmer(replace(design, offset=offset + nn_out), REML=False,
+                                 start=np.maximum(theta, design.theta_lower())).theta
         backfitted = backfit(list(fixed.networks), t["nn"], design, X, y_adj, theta,
-                             train_rows, val_rows,
-                             lambda p: _adam(p, control, capturable=bf_graphs),
-                             min(batch_size, control.batch_size),
-                             control.epochs, control.patience, rng, bf_graphs)
+                             train_rows, val_rows)
         nn_out = summed_output(fixed.networks, t["nn"], n)
     if family is not None:
         fit = _glmm_fit(design, family, weights, offset + nn_out, theta, control)
@@ -390,7 +388,9 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
         "quadrature": control.quadrature if family is not None else None,
         "engine": "torch", "epochs": len(history), "best_epoch": best[2],
         "backfit": None if backfitted is None else {
-            "epochs": backfitted.epochs, "best_epoch": backfitted.best_epoch,
+            "method": "L-BFGS", "iterations": backfitted.iterations,
+            "best_iteration": backfitted.best_iteration,
+            "evaluations": backfitted.evaluations,
             "best_val_mse": backfitted.best_val_mse, "history": backfitted.history},
         "best_val_nll": best[0], "stop_reason": stop_reason, "device": str(device),
         "networks": [{"term": str(inp.term), "layers": describe(net),
@@ -458,21 +458,20 @@ def _refines(control: TorchControl, design: ModelDesign) -> bool:
 
 
 def _backfits(control: TorchControl, design: ModelDesign, family, possible: bool) -> bool:
-    """Whether to backfit the network after training (backfit.py). ``"auto"``: for Gaussian
-    nn() models with several random terms (crossed factors, or a factor and a spatial term):
-    a batch sees about one row of most levels of all but the term it is sorted by, so the
-    mini-batch gradient leaves their effects as noise; with one term, sorted batches keep
-    its levels together and backfitting was measured to add nothing (docs/lmmnn.md)."""
+    """Whether to backfit the network after training (backfit.py). ``"auto"``: for every
+    Gaussian nn() model where it can run (a validation split, to stop it): the
+    mini-batch NLL's early stopping ends while the network is still drifting closer, and
+    with several random terms its batches leave all but one term's effects as noise; full-
+    batch L-BFGS on the exact likelihood at θ̂ fixes both (docs/lmmnn.md, "Backfitting")."""
     if control.backfit is False:
         return False
     if control.backfit == "auto":
-        return possible and family is None and bool(design.nn) and len(design.random) > 1
+        return possible and family is None and bool(design.nn)
     if family is not None or not design.nn:
         raise ModelError("backfit=True applies to Gaussian models with nn() terms")
     if not possible:
-        raise ModelError("backfit=True needs a validation split (validation > 0) and the "
-                         f"exact refinement of θ (refine=True, at most "
-                         f"{REFINE_SPATIAL_LIMIT:,} spatial locations)")
+        raise ModelError("backfit=True needs a validation split (validation > 0): its early "
+                         "stopping watches the validation rows")
     return True
 
 

@@ -136,9 +136,7 @@ def summary_lines(m: LmerResult) -> list[str]:
                      f"{info['best_epoch']} (validation NLL per observation "
                      f"{info['best_val_nll']:.5g}); stopped: {info['stop_reason']}")
         if info.get("backfit"):
-            bf = info["backfit"]
-            lines.append(f"Backfitting at θ̂: {bf['epochs']} passes, best pass "
-                         f"{bf['best_epoch']} (validation MSE {bf['best_val_mse']:.5g})")
+            lines.append(_backfit_line(info["backfit"]))
         lines.append(f"logLik (network fixed, at θ̂): {float(m.logLik()):.2f}")
         if info.get("theta_from"):
             lines.append(f"θ̂ from {info['theta_from']}")
@@ -300,3 +298,14 @@ class Summary:
         if warn:
             parts.append(Text("\n".join(warn), style="yellow"))
         return Panel(Group(*parts), title="lmerpy", expand=False)
+
+
+def _backfit_line(bf: dict) -> str:
+    """Backfitting, in one line (files saved before L-BFGS backfitting hold Adam passes)."""
+    if "iterations" not in bf:
+        return (f"Backfitting at θ̂: {bf['epochs']} passes, best pass {bf['best_epoch']} "
+                f"(validation MSE {bf['best_val_mse']:.5g})")
+    kept = "the trained network kept" if bf["best_iteration"] == 0 else \
+        f"best after {bf['best_iteration']}"
+    return (f"Backfitting at θ̂: {bf['iterations']} L-BFGS iterations ({bf['evaluations']} "
+            f"evaluations), {kept} (validation MSE {bf['best_val_mse']:.5g})")
