@@ -173,3 +173,19 @@ def test_load_of_a_corrupted_model_file_never_escapes_as_a_raw_error(tmp_path_fa
         lp.load(path)
     except lp.LmerpyError:
         pass
+
+
+def test_backfitting_saved_by_earlier_versions_still_reads():
+    """Files written before L-BFGS backfitting hold Adam passes (epochs, best_epoch); the
+    summary describes either kind."""
+    from lmerpy.results.summary import _backfit_line
+
+    old = _backfit_line({"epochs": 7, "best_epoch": 3, "best_val_mse": 1.2345678})
+    assert old == "Backfitting at θ̂: 7 passes, best pass 3 (validation MSE 1.2346)"
+    new = _backfit_line({"method": "L-BFGS", "iterations": 24, "best_iteration": 9,
+                         "evaluations": 30, "best_val_mse": 1.0279})
+    assert new == ("Backfitting at θ̂: 24 L-BFGS iterations (30 evaluations), best after 9 "
+                   "(validation MSE 1.0279)")
+    kept = _backfit_line({"method": "L-BFGS", "iterations": 15, "best_iteration": 0,
+                          "evaluations": 18, "best_val_mse": 0.5})
+    assert "the trained network kept" in kept

@@ -48,9 +48,9 @@ class TorchControl:
     resume: bool = False              # continue from the checkpoint in checkpoint_dir
     # on a GPU, replay each training step as a captured CUDA graph (train_step.py)
     cuda_graphs: bool = True
-    # after training, backfit the network at the refined θ̂: full-batch L-BFGS on its
-    # marginal NLL over all training rows (backfit.py; Gaussian nn() models with a
-    # validation split); "auto": wherever it can run
+    # after training, backfit the network at θ̂ (refined, or as trained where refinement
+    # is off): full-batch L-BFGS on its marginal NLL over all training rows (backfit.py;
+    # Gaussian nn() models with a validation split); "auto": wherever it can run
     backfit: bool | str = "auto"
     # The second phase: when the validation NLL first stalls for `patience` epochs, go back
     # to the best epoch and train on until it stalls again with the gradient's noise cut

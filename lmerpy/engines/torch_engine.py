@@ -4,11 +4,12 @@ effects fitted jointly by minimising the mini-batch NLL, then BLUPs from the exa
 Training optimises the network(s), any linear coefficients and the covariance parameters
 with Adam on ``batch_nll`` over batches cut from the rows sorted by level (batching.py);
 early stopping watches the NLL of a validation split, and at its first stall a second
-phase resumes from the best epoch with larger batches. The network is then backfitted at
-the exact θ̂ by full-batch L-BFGS on its marginal NLL (backfit.py). Finally θ̂ and the network's
-output are handed to the exact engine's penalised least squares over the whole training
-set: that gives the BLUPs (DESIGN.md, no 10,000-row sampling), the linear coefficients
-profiled at θ̂ and their standard errors.
+phase resumes from the best epoch with larger batches. The network is then backfitted by
+full-batch L-BFGS on its marginal NLL at θ̂ (backfit.py: the exact θ̂ given the trained
+network, or the trained θ where that is kept). Finally θ̂ and the network's output are
+handed to the exact engine's penalised least squares over the whole training set: that
+gives the BLUPs (DESIGN.md, no 10,000-row sampling), the linear coefficients profiled at θ̂
+and their standard errors.
 """
 
 from __future__ import annotations
