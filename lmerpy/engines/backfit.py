@@ -52,7 +52,8 @@ CHUNK_ROWS = 1 << 18
 class BackfitResult:
     """What backfitting did: L-BFGS iterations run, the iteration whose network was kept (0:
     the trained one), its validation MSE, and per check the training rows' squared error,
-    the validation rows' prediction error and the likelihood evaluations so far."""
+    the validation rows' prediction error, and the likelihood evaluations and seconds so
+    far."""
 
     iterations: int
     best_iteration: int
@@ -101,6 +102,7 @@ def backfit(networks: list[nn.Module], inputs: list[torch.Tensor], design: Model
     """Train ``networks`` (in place) by L-BFGS on their marginal NLL at θ̂ = ``theta``;
     ``y`` is the response less any offset, ``inputs`` the nn() input tensors of all rows.
     The networks end in eval mode at the best check's weights."""
+    started = time.perf_counter()  # the history's seconds count from here (Λ(θ) included)
     lin = LinearPart(design, X, y, theta, train_rows)
     for net in networks:
         net.eval()
@@ -134,7 +136,6 @@ def backfit(networks: list[nn.Module], inputs: list[torch.Tensor], design: Model
 
     best = (math.inf, None, 0)
     stale, rows, iterations = 0, [], 0
-    started = time.perf_counter()
     while True:
         f = summed_output(networks, inputs, len(y))
         fitted = lin.fitted(f)

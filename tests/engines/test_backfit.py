@@ -221,3 +221,29 @@ def test_backfit_options():
     assert unsplit.torch_info["backfit"] is None
     assert one.torch_info["backfit"]["evaluations"] >= 1
     assert two.torch_info["backfit"]["evaluations"] >= 1
+
+
+def test_backfitting_uses_every_thread_that_training_leaves_aside(monkeypatch):
+    """Training with small batches runs one CPU thread; backfitting's full-batch products
+    run with the threads torch had before the fit (or threads=, when given), and the fit
+    leaves torch's setting as it found it."""
+    from lmerpy.engines import torch_engine
+
+    seen = []
+
+    def recording(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return backfit(*args, **kwargs)
+
+    monkeypatch.setattr(torch_engine, "backfit", recording)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        options = dict(epochs=2, verbose=False, seed=0, device="cpu")
+        formula = "y ~ nn(x, hidden=(4,)) + (1 | g)"
+        m = lp.lmer(formula, _crossed(200, 11), **options)
+        assert m.history is not None and torch.get_num_threads() == 2
+        lp.lmer(formula, _crossed(200, 11), threads=1, **options)
+        assert seen == [2, 1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
