@@ -116,11 +116,12 @@ def to_stop(lines: list[str], only_defaults: bool = False) -> None:
     lines += ["", "## To early stopping (n = 100,000, q = 1,000)", "",
               "The whole fit (training, exact refinement of θ, backfitting, BLUPs) with the",
               "defaults (sorted batches; after the first stall a second phase with batches ten",
-              "times larger; then the network backfitted by L-BFGS at θ̂), without",
-              "backfitting (backfit=False), with a single phase (batch_growth=None, as the",
-              "paper trains), with random batches (an epoch costs the same; the number of",
-              "epochs to early stopping differs), and with a second phase at a tenth of the",
-              "rate instead (lr_decay=0.1, batch_growth=None).", "",
+              "times larger; then the network backfitted by L-BFGS at θ̂) and without",
+              "backfitting (backfit=False)" + ("." if only_defaults else
+              ", with a single phase (batch_growth=None, as the paper trains), with random "
+              "batches (an epoch costs the same; the number of epochs to early stopping "
+              "differs), and with a second phase at a tenth of the rate instead "
+              "(lr_decay=0.1, batch_growth=None)."), "",
               "| batch | batching | seconds | epochs | of which in epochs | backfitting |",
               "|---|---|---|---|---|---|"]
     for batch in (100, 1000):
