@@ -132,7 +132,8 @@ def backfit(networks: list[nn.Module], inputs: list[torch.Tensor], design: Model
                 out = _output(networks, x_tr, part)
                 out.backward(torch.as_tensor(-e[part] / n_tr, dtype=out.dtype,
                                              device=device))
-        return torch.tensor(0.5 * value / n_tr)
+        # float64: the line search compares values that differ in the eighth digit
+        return torch.tensor(0.5 * value / n_tr, dtype=torch.float64)
 
     best = (math.inf, None, 0)
     stale, rows, iterations = 0, [], 0
