@@ -481,10 +481,9 @@ def test_several_random_terms_lower_the_rate_in_the_second_phase():
     df = _nonlinear(1500, 15, 1)
     df["h"] = (np.arange(len(df)) % 7).astype(str)
     formula = SMALL_NET + " + (1 | h)"
-    kw = dict(SECOND_PHASE)
-    default = lp.lmer(formula, df, **kw)
-    decayed = lp.lmer(formula, df, batch_growth=None, lr_decay=0.1, **kw)
-    single = lp.lmer(formula, df, batch_growth=None, **kw)
+    default = lp.lmer(formula, df, **SECOND_PHASE)
+    decayed = lp.lmer(formula, df, batch_growth=None, lr_decay=0.1, **SECOND_PHASE)
+    single = lp.lmer(formula, df, batch_growth=None, **SECOND_PHASE)
     h, stall = default.history, len(single.history)
     assert stall < len(h) < 200
     cols = ["train_nll", "val_nll", "sigma2", "theta1", "theta2"]
