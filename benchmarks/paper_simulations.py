@@ -189,9 +189,12 @@ QUICK_CELLS = ("single q=1000 σ²b=1.0", "three factors q=(100,200,300) σ²b=3
                "spatial 200 locations σ²b0=1 σ²b1=1")
 
 # lmerpy's fits: method -> its options beyond the defaults (sorted batches, as the paper's
-# code trains; a second phase with batches ten times larger; backfitting by L-BFGS at θ̂).
-# "single phase" stops at the first stall, as the paper trains
+# code trains; backfitting by L-BFGS at θ̂, after a single phase of training that stops at
+# the first stall, as the paper trains). "second phase": training goes on from the best
+# epoch with batches ten times larger (the default before 2026-12-02, and still where the
+# network is not backfitted); "without backfit" keeps that second phase
 LMMNN = {"lmmnn": {}, "lmmnn without backfit": {"backfit": False},
+         "lmmnn, second phase": {"batch_growth": 10},
          "lmmnn, single phase": {"batch_growth": None},
          "lmmnn + lr decay": {"lr_decay": 0.1, "batch_growth": None},
          "lmmnn (random batches)": {"batching": "random"},

@@ -34,11 +34,14 @@ def require_flag(name: str, value) -> None:
         raise ModelError(f"{name} must be True or False, not {value!r}")
 
 
-def require_whole(name: str, value, least: int, optional: bool = False) -> None:
-    """A whole number of at least ``least`` (or None, if ``optional``), else a ModelError."""
+def require_whole(name: str, value, least: int, optional: bool = False, also: str = ""
+                  ) -> None:
+    """A whole number of at least ``least`` (or None, if ``optional``), else a ModelError;
+    ``also`` names another accepted value for the message."""
     if not (optional and value is None) and not is_whole(value, least):
+        alternatives = [a for a in ("None" if optional else "", also) if a]
         raise ModelError(f"{name} must be a whole number of at least {least}"
-                         f"{' or None' if optional else ''}, not {value!r}")
+                         f"{''.join(f' or {a}' for a in alternatives)}, not {value!r}")
 
 
 def require_number(name: str, value, positive: bool, example: str = "") -> None:

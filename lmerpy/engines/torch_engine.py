@@ -52,7 +52,7 @@ from .networks import (
     summed_output,
 )
 from .pls import PLS, CrossProducts
-from .torch_control import TorchControl, check_control, check_split
+from .torch_control import AUTO_GROWTH, TorchControl, check_control, check_split
 from .train_step import TrainingWarning, TrainStep
 
 # The second phase's batches for an rbf term, whose batch NLL is a dense system of the
@@ -206,6 +206,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
 
     rows = rng.permutation(n)
     n_val = check_split(control, n)
+    control = replace(control, batch_growth=_growth(control, design, family, bool(n_val)))
     val_rows, train_rows = np.sort(rows[:n_val]), np.sort(rows[n_val:])
     # sorted and group batching order the rows by the levels of the first random term (for
     # an rbf term: by location; the kernel still links batches); group batches end only
@@ -487,6 +488,23 @@ def _backfits(control: TorchControl, design: ModelDesign, family, possible: bool
         raise ModelError("backfit=True needs a validation split (validation > 0): its early "
                          "stopping watches the validation rows")
     return True
+
+
+def _growth(control: TorchControl, design: ModelDesign, family, possible: bool
+            ) -> int | None:
+    """``batch_growth`` as training uses it. ``"auto"``: no second phase where the network
+    is backfitted at the exact θ̂ afterwards — backfitting then does the phase's work on
+    the network, the exact refit its work on θ; with one of them missing (GLMMs, spatial
+    terms whose θ is kept as trained, ``refine=False``, ``backfit=False``), or ``lr_decay``
+    or ``phase_patience`` given, a second phase of AUTO_GROWTH-fold batches."""
+    growth = control.batch_growth
+    if growth != "auto":
+        return growth
+    asked = control.lr_decay is not None or control.phase_patience is not None
+    if not asked and _refines(control, design) and _backfits(control, design, family,
+                                                             possible):
+        return None
+    return AUTO_GROWTH
 
 
 def nn_predictor(networks: list[nn.Module], device: torch.device):

@@ -533,3 +533,67 @@ def test_second_phase_batch_size_and_rate(formula, batch, growth, decay, expecte
     control = TorchControl(batch_size=batch, batch_growth=growth, lr_decay=decay)
     grown, factor = second_phase(control, d, batch, 1350)
     assert grown == expected[0] and factor == pytest.approx(expected[1], rel=1e-12)
+
+
+@pytest.mark.parametrize("formula, family, options, expected", [
+    # backfitting at the exact θ̂ follows: it does the second phase's work
+    ("y ~ nn(x) + (1 | g)", None, {}, None),
+    ("y ~ nn(x) + (1 | g) + (1 | h)", None, {}, None),
+    ("y ~ nn(x) + rbf(lat, lon)", None, {}, None),
+    ("y ~ nn(x) + (1 | g)", None, {"backfit": True}, None),
+    # one of the two missing: the second phase
+    ("y ~ nn(x) + (1 | g)", None, {"refine": False}, 10),
+    ("y ~ nn(x) + (1 | g)", None, {"backfit": False}, 10),
+    ("y ~ nn(x) + (1 | g)", None, {"validation": 0.0}, 10),  # nothing to stop backfitting
+    ("y ~ x + (1 | g)", None, {}, 10),                       # no network
+    ("y ~ nn(x) + (1 | g)", "binomial", {}, 10),             # GLMMs are not backfitted
+    # a second phase asked for, or the growth given
+    ("y ~ nn(x) + (1 | g)", None, {"lr_decay": 0.1}, 10),
+    ("y ~ nn(x) + (1 | g)", None, {"phase_patience": 20}, 10),
+    ("y ~ nn(x) + (1 | g)", None, {"batch_growth": 4}, 4),
+    ("y ~ nn(x) + (1 | g)", "binomial", {"batch_growth": None}, None),
+])
+def test_auto_batch_growth(formula, family, options, expected):
+    from lmerpy.engines.family import make_family
+    from lmerpy.engines.torch_control import TorchControl, check_control
+    from lmerpy.engines.torch_engine import _growth
+
+    d, _ = _random_model(formula, np.random.default_rng(0), 40, 1.0)
+    control = check_control(TorchControl(**options))
+    fam = make_family(family) if family else None
+    assert _growth(control, d, fam, control.validation > 0) == expected
+
+
+def test_auto_batch_growth_keeps_the_second_phase_where_theta_is_kept():
+    """More spatial locations than REFINE_SPATIAL_LIMIT: θ is kept as trained, so the second
+    phase still runs, though the network is backfitted."""
+    from lmerpy.engines.torch_control import TorchControl, check_control
+    from lmerpy.engines.torch_engine import REFINE_SPATIAL_LIMIT, _growth
+
+    n = REFINE_SPATIAL_LIMIT + 1
+    rng = np.random.default_rng(1)
+    data = pd.DataFrame({"y": rng.normal(size=n), "x": rng.normal(size=n),
+                         "lat": rng.uniform(size=n), "lon": rng.uniform(size=n)})
+    d = lp.design("y ~ nn(x) + rbf(lat, lon)", data)
+    assert _growth(check_control(TorchControl()), d, None, True) == 10
+
+
+def test_default_gaussian_fit_trains_in_one_phase():
+    """By default a backfitted Gaussian fit stops at the first stall: the same run, bit for
+    bit, as batch_growth=None, with one batch size and rate throughout; refine=False brings
+    the second phase back."""
+    df = _nonlinear(1500, 15, 1)
+    options = {k: v for k, v in SECOND_PHASE.items() if k not in ("refine", "backfit")}
+    default = lp.lmer(SMALL_NET, df, **options)
+    single = lp.lmer(SMALL_NET, df, batch_growth=None, **options)
+    cols = ["train_nll", "val_nll", "sigma2", "theta1", "lr", "batch_size"]
+    assert np.array_equal(default.history[cols].to_numpy(), single.history[cols].to_numpy())
+    assert (default.history.batch_size == 50).all() and (default.history.lr == 5e-3).all()
+    assert "second phase" not in default.torch_info["stop_reason"]
+    assert default.torch_info["control"]["batch_growth"] is None
+    assert default.torch_info["backfit"] is not None
+    assert np.array_equal(default.fitted(), single.fitted())  # backfitted alike
+    assert default.sigma == single.sigma
+    kept = lp.lmer(SMALL_NET, df, **{**options, "refine": False})
+    assert "second phase" in kept.torch_info["stop_reason"]
+    assert kept.torch_info["control"]["batch_growth"] == 10

@@ -34,7 +34,8 @@ BAD = [
     ("backfit", "x", "backfit must be True, False or 'auto'"),
     ("device", 0, "device must be 'auto', 'cpu', 'cuda' or a torch.device"),
     ("checkpoint_dir", 3, "checkpoint_dir must be a folder's path or None"),
-    *[("batch_growth", v, f"batch_growth {WHOLE} 2") for v in (0, 1, 2.5, True, "10", -3)],
+    *[("batch_growth", v, f"batch_growth {WHOLE} 2 or None or 'auto'")
+      for v in (0, 1, 2.5, True, "10", "Auto", -3)],
     *[("lr_decay", v, "lr_decay must be a number between 0 and 1")
       for v in (0, 1, 1.5, -0.1, True, "0.1", float("nan"))],
     *[("phase_patience", v, f"phase_patience {WHOLE} 1 or None")
@@ -52,7 +53,8 @@ def test_each_bad_setting_is_named(option, bad, message):
     ("epochs", np.int64(3)), ("batch_size", np.int32(50)), ("seed", np.uint8(7)),
     ("lr", np.float32(0.01)), ("validation", 0), ("patience", 0), ("verbose", 0),
     ("verbose", np.bool_(True)), ("device", torch.device("cpu")),
-    ("checkpoint_dir", Path("ckpt")), ("batch_growth", None), ("phase_patience", None),
+    ("checkpoint_dir", Path("ckpt")), ("batch_growth", None), ("batch_growth", "auto"),
+    ("batch_growth", np.int64(4)), ("phase_patience", None),
 ])
 def test_numpy_numbers_paths_and_devices_are_accepted(option, good):
     check_control(TorchControl(**{option: good}))
