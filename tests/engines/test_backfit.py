@@ -121,7 +121,8 @@ def test_backfit_scores_the_validation_rows_by_the_training_rows_blup():
 
 def test_backfit_keeps_the_best_network_it_scored(monkeypatch):
     """The network that comes back is the one of the best validation check (never worse
-    than the trained one), and evaluating in chunks gives the one-pass result."""
+    than the trained one), and evaluating in passes of a few rows, with the graphs kept or
+    run twice, gives the one-pass result."""
     data = _crossed(400, 8)
     d = lp.design("y ~ 1 + nn(x, hidden=(8,)) + (1 | g) + (1 | h)", data)
     inputs = [torch.as_tensor(d.nn[0].X, dtype=torch.float32)]
@@ -129,8 +130,10 @@ def test_backfit_keeps_the_best_network_it_scored(monkeypatch):
     val, train = np.sort(rows[:60]), np.sort(rows[60:])
     theta = np.array([0.9, 0.6])
     results, weights = [], []
-    for chunk in (1 << 18, 97):  # one pass; chunks of 97 rows
+    # one pass; passes of 97 rows keeping their graphs; run without the graph, then again
+    for chunk, rows_a_pass in ((1 << 18, 1 << 18), (1 << 18, 97), (97, 97)):
         monkeypatch.setattr(backfit_module, "CHUNK_ROWS", chunk)
+        monkeypatch.setattr(backfit_module, "PASS_ROWS", rows_a_pass)
         net = _net(8)
         results.append(backfit([net], inputs, d, d.X, d.y, theta, train, val,
                                max_iterations=40))
@@ -145,8 +148,9 @@ def test_backfit_keeps_the_best_network_it_scored(monkeypatch):
         assert results[-1].best_iteration > 0
         assert list(history.columns) == ["iteration", "train_mse", "val_mse", "evaluations",
                                          "seconds"]
-    assert results[0].best_iteration == results[1].best_iteration
-    torch.testing.assert_close(weights[0], weights[1], rtol=1e-4, atol=1e-5)
+    for result, weight in zip(results[1:], weights[1:]):
+        assert result.best_iteration == results[0].best_iteration
+        torch.testing.assert_close(weight, weights[0], rtol=1e-4, atol=1e-5)
 
 
 def test_a_frozen_module_is_scored_and_kept():
