@@ -263,12 +263,53 @@ def optimize_theta(pls: PLS, REML: bool, phi0: np.ndarray, lower: np.ndarray,
 
     if method == "lbfgsb":
         phi, code, evals = _lbfgsb(pls, REML, phi0, lower / scale, control, scale)
+        for _ in range(MAX_BOUNDARY_RESTARTS):
+            off, probes = leave_false_boundary(objective, phi, lower / scale)
+            evals += probes
+            if off is None:
+                break
+            phi, code, more = _lbfgsb(pls, REML, off, lower / scale, control, scale)
+            evals += more
         if code < 0:  # line search trouble: let BOBYQA finish from there
             phi, code, more = bobyqa(objective, phi, lower / scale, control, step)
             evals += more
     else:
         phi, code, evals = bobyqa(objective, phi0, lower / scale, control, step)
     return scale * phi, code, evals
+
+
+# Where L-BFGS-B stops on a zero lower bound, the deviance is probed this far off it (in φ)
+# before the fit is called singular, and L-BFGS-B restarted from a lower point, at most
+# MAX_BOUNDARY_RESTARTS times.
+BOUNDARY_PROBES = (1e-3, 1e-2, 0.1, 0.3, 1.0, 3.0)
+MAX_BOUNDARY_RESTARTS = 5
+
+
+def leave_false_boundary(objective, phi: np.ndarray, lower: np.ndarray
+                         ) -> tuple[np.ndarray | None, int]:
+    """A point of lower deviance than ``phi`` with one of the components that sit on a zero
+    lower bound moved off it (None where there is none: the bound is a minimum along each),
+    and the number of evaluations spent.
+
+    The profiled deviance depends on a scalar term's θ only through θ² (Λ enters as ΛΛ'),
+    so its gradient on the bound θ = 0 is zero whether the bound is a minimum or a maximum.
+    L-BFGS-B's first step from θ = 1 can overshoot onto the bound (its projected step
+    follows a large gradient) and then stops there: with σ²b/σ² = 0.1 and eight rows a
+    level it returned θ = 0 for the ML estimate 0.30 (tests/engines/test_gradient.py)."""
+    at = np.flatnonzero((lower == 0) & (phi <= 0))
+    if not len(at):
+        return None, 0
+    base = objective(phi)
+    best, point, evals = base, None, 1
+    for j in at:
+        for delta in BOUNDARY_PROBES:
+            trial = phi.copy()
+            trial[j] = delta
+            value = objective(trial)
+            evals += 1
+            if value < best - 1e-10 * max(1.0, abs(base)):
+                best, point = value, trial
+    return point, evals
 
 
 def choose_optimizer(control: LmerControl, pls: PLS, n: int) -> str:
