@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 from ..design.model import ModelDesign
@@ -81,6 +82,7 @@ class LinearPart:
                                                           y[train_rows], None),
                        design.split_theta)
         self.lam = self.pls.Lambda(theta)
+        self.pls.solve(theta)  # the factor at θ̂, built here on every BLAS thread
 
     def solve(self, f_train: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """β̂, b̂ = Λû and the penalty ‖û‖² for the training rows' network output."""
@@ -144,26 +146,31 @@ def backfit(networks: list[nn.Module], inputs: list[torch.Tensor], design: Model
 
     best = (math.inf, None, 0)
     stale, rows, iterations = 0, [], 0
-    while True:
-        f = summed_output(networks, inputs, len(y))
-        fitted = lin.fitted(f)
-        r = y - f - fitted
-        val_mse = float(np.mean(r[val_rows] ** 2))
-        if val_mse < best[0]:
-            best = (val_mse, [copy.deepcopy(n.state_dict()) for n in networks], iterations)
-            stale = 0
-        else:
-            stale += 1
-        rows.append({"iteration": iterations, "train_mse": float(np.mean(r[train_rows] ** 2)),
-                     "val_mse": val_mse, "evaluations": evaluations,
-                     "seconds": time.perf_counter() - started})
-        if stale >= PATIENCE or iterations >= max_iterations or opt is None:
-            break
-        before = iterations
-        opt.step(objective)
-        iterations = opt.state[params[0]]["n_iter"]
-        if iterations == before:  # no step left to take: converged
-            break
+    # numpy's and scipy's OpenBLAS threads spin on after each call, and the network's
+    # passes that follow then share the cores with them: on two cores an evaluation's
+    # backward took 0.13 s instead of 0.06 s. The solves at a fixed factor are small: one
+    # BLAS thread (torch's own kernels are not OpenBLAS, and keep theirs)
+    with threadpool_limits(limits=1, user_api="blas"):
+        while True:
+            f = summed_output(networks, inputs, len(y))
+            fitted = lin.fitted(f)
+            r = y - f - fitted
+            val_mse = float(np.mean(r[val_rows] ** 2))
+            if val_mse < best[0]:
+                best = (val_mse, [copy.deepcopy(n.state_dict()) for n in networks], iterations)
+                stale = 0
+            else:
+                stale += 1
+            rows.append({"iteration": iterations, "train_mse": float(np.mean(r[train_rows] ** 2)),
+                         "val_mse": val_mse, "evaluations": evaluations,
+                         "seconds": time.perf_counter() - started})
+            if stale >= PATIENCE or iterations >= max_iterations or opt is None:
+                break
+            before = iterations
+            opt.step(objective)
+            iterations = opt.state[params[0]]["n_iter"]
+            if iterations == before:  # no step left to take: converged
+                break
     for net, state in zip(networks, best[1]):
         net.load_state_dict(state)
         net.eval()
