@@ -206,7 +206,8 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
 
     rows = rng.permutation(n)
     n_val = check_split(control, n)
-    control = replace(control, batch_growth=_growth(control, design, family, bool(n_val)))
+    backfits = _backfits(control, design, family, bool(n_val))
+    control = replace(control, batch_growth=_growth(control, design, backfits))
     val_rows, train_rows = np.sort(rows[:n_val]), np.sort(rows[n_val:])
     # sorted and group batching order the rows by the levels of the first random term (for
     # an rbf term: by location; the kernel still links batches); group batches end only
@@ -368,7 +369,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
         theta_from += (f" (exact refinement skipped: {locations:,} spatial locations, more "
                        f"than {REFINE_SPATIAL_LIMIT:,})")
     backfitted = None
-    if _backfits(control, design, family, bool(n_val)):
+    if backfits:
         if refine:  # backfit at the exact θ̂ given the trained network, else at the trained θ
             with warnings.catch_warnings():  # the final refinement reports what still holds
                 warnings.simplefilter("ignore")
@@ -490,19 +491,18 @@ def _backfits(control: TorchControl, design: ModelDesign, family, possible: bool
     return True
 
 
-def _growth(control: TorchControl, design: ModelDesign, family, possible: bool
-            ) -> int | None:
-    """``batch_growth`` as training uses it. ``"auto"``: no second phase where the network
-    is backfitted at the exact θ̂ afterwards — backfitting then does the phase's work on
-    the network, the exact refit its work on θ; with one of them missing (GLMMs, spatial
-    terms whose θ is kept as trained, ``refine=False``, ``backfit=False``), or ``lr_decay``
-    or ``phase_patience`` given, a second phase of AUTO_GROWTH-fold batches."""
+def _growth(control: TorchControl, design: ModelDesign, backfits: bool) -> int | None:
+    """``batch_growth`` as training uses it, given whether the network will be backfitted.
+    ``"auto"``: no second phase where the network is backfitted at the exact θ̂ afterwards
+    — backfitting then does the phase's work on the network, the exact refit its work on
+    θ; with one of them missing (GLMMs, spatial terms whose θ is kept as trained,
+    ``refine=False``, ``backfit=False``), or ``lr_decay`` or ``phase_patience`` given, a
+    second phase of AUTO_GROWTH-fold batches."""
     growth = control.batch_growth
     if growth != "auto":
         return growth
     asked = control.lr_decay is not None or control.phase_patience is not None
-    if not asked and _refines(control, design) and _backfits(control, design, family,
-                                                             possible):
+    if backfits and not asked and _refines(control, design):
         return None
     return AUTO_GROWTH
 

@@ -556,26 +556,28 @@ def test_second_phase_batch_size_and_rate(formula, batch, growth, decay, expecte
 def test_auto_batch_growth(formula, family, options, expected):
     from lmerpy.engines.family import make_family
     from lmerpy.engines.torch_control import TorchControl, check_control
-    from lmerpy.engines.torch_engine import _growth
+    from lmerpy.engines.torch_engine import _backfits, _growth
 
     d, _ = _random_model(formula, np.random.default_rng(0), 40, 1.0)
     control = check_control(TorchControl(**options))
     fam = make_family(family) if family else None
-    assert _growth(control, d, fam, control.validation > 0) == expected
+    assert _growth(control, d, _backfits(control, d, fam, control.validation > 0)) == expected
 
 
 def test_auto_batch_growth_keeps_the_second_phase_where_theta_is_kept():
     """More spatial locations than REFINE_SPATIAL_LIMIT: θ is kept as trained, so the second
     phase still runs, though the network is backfitted."""
     from lmerpy.engines.torch_control import TorchControl, check_control
-    from lmerpy.engines.torch_engine import REFINE_SPATIAL_LIMIT, _growth
+    from lmerpy.engines.torch_engine import REFINE_SPATIAL_LIMIT, _backfits, _growth
 
     n = REFINE_SPATIAL_LIMIT + 1
     rng = np.random.default_rng(1)
     data = pd.DataFrame({"y": rng.normal(size=n), "x": rng.normal(size=n),
                          "lat": rng.uniform(size=n), "lon": rng.uniform(size=n)})
     d = lp.design("y ~ nn(x) + rbf(lat, lon)", data)
-    assert _growth(check_control(TorchControl()), d, None, True) == 10
+    control = check_control(TorchControl())
+    assert _backfits(control, d, None, True)  # backfitted, at the trained θ
+    assert _growth(control, d, True) == 10
 
 
 def test_default_gaussian_fit_trains_in_one_phase():
