@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.linalg as sla
 import scipy.sparse as sp
 from scipy.spatial.distance import cdist
 
@@ -205,13 +206,27 @@ class RBFKernel(CovarianceSpec):
                b: np.ndarray | None = None) -> np.ndarray:
         a = self.coords if a is None else a
         b = self.coords if b is None else b
-        d2 = cdist(a, b, "sqeuclidean")
-        return np.exp(-d2 / (2.0 * lengthscale**2))
+        K = cdist(a, b, "sqeuclidean")
+        K *= -1.0 / (2.0 * lengthscale**2)
+        return np.exp(K, out=K)  # in place: at 10,000 locations each q × q array is 800 MB
+
+    def covariance(self, theta: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+        """ΛΛ' = θ₀²(K_ℓ + jitter·I), the relative covariance of the q effects, without Λ's
+        Cholesky (factor.py's KernelFactor works with it directly); with ``scale``,
+        diag(scale)·ΛΛ'·diag(scale), in place."""
+        K = self.kernel(float(theta[1]))
+        K[np.diag_indices_from(K)] += self.jitter
+        s = float(theta[0]) * (np.ones(len(K)) if scale is None else np.asarray(scale))
+        K *= s[:, None]
+        K *= s[None, :]
+        return K
 
     def block(self, theta: np.ndarray) -> np.ndarray:
         K = self.kernel(float(theta[1]))
-        L = np.linalg.cholesky(K + self.jitter * np.eye(len(K)))
-        return float(theta[0]) * L
+        K[np.diag_indices_from(K)] += self.jitter
+        L = sla.cholesky(K, lower=True, overwrite_a=True, check_finite=False)
+        L *= float(theta[0])
+        return L
 
     def Lambda(self, theta: np.ndarray, q: int) -> sp.csc_matrix:
         return sp.csc_matrix(self.block(theta))

@@ -8,8 +8,10 @@ need a dense (Schur complement) factor. ``BlockedFactor`` does exactly that:
     log|A| = Σ log|A11,l| + log|S|,   A⁻¹b by block elimination.
 
 When the remaining terms are too many for a dense S, ``SparseFactor`` uses a sparse LU of
-the whole A (SuperLU, symmetric mode). Engines only call ``update``, ``logdet`` and
-``solve``.
+the whole A (SuperLU, symmetric mode). A model whose one random term is spatial goes
+through ``KernelFactor`` (one Cholesky of M = I + G^½ΣG^½, without Λ); other spatial models
+through ``DenseFactor``. Engines call ``update``, ``logdet`` and ``solve``; PLS.deviance
+also KernelFactor's ``update_kernel`` and ``quadratic``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from ..design.covariance import Diagonal, Unstructured
+from ..design.covariance import Diagonal, RBFKernel, Unstructured
 from ..design.random import RandomTermDesign
 from ..errors import ModelError
 
@@ -199,11 +201,11 @@ def _diagonal_blocks(lam: sp.csc_matrix, n1: int
 
 
 class DenseFactor:
-    """A(θ) as one dense Cholesky (spatial terms first, or small models). A spatial term's
-    Λ is a dense triangle: its products go through BLAS, not sparse kernels (the BLUPs of a
-    3,000-location model at n = 100,000: 34 s before, 8 s now), and a diagonal Z'Z (one
-    spatial term) is kept as a vector, so that Λ'Z'ZΛ = W'W with W = (Z'Z)^½Λ is one
-    symmetric rank-k update."""
+    """A(θ) as one dense Cholesky (spatial terms besides others, or small models). A spatial
+    term's Λ is a dense triangle: its products go through BLAS, not sparse kernels (the
+    BLUPs of a 3,000-location model at n = 100,000: 34 s by sparse products, 8 s so), and a
+    diagonal Z'Z is kept as a vector, so that Λ'Z'ZΛ = W'W with W = (Z'Z)^½Λ is one
+    symmetric rank-k update. (One spatial term alone goes through KernelFactor.)"""
 
     def __init__(self, terms: list[RandomTermDesign], ZtZ: sp.csc_matrix):
         self.terms = terms
@@ -237,6 +239,68 @@ class DenseFactor:
         return np.diag(inv).copy()
 
 
+class KernelFactor:
+    """A(θ) for a model whose one random term is spatial (rbf), each row at one location, so
+    that G = Z'WZ is diagonal. With Σ = ΛΛ' = θ₀²(K_ℓ + jitter·I) and H = G^½Λ, Sylvester's
+    determinant identity and Woodbury's put everything through M = I + G^½ΣG^½ = I + HH':
+
+        log|A| = log|M|,    A⁻¹ = I − Λ'G^½ M⁻¹ G^½Λ,
+        (Λ'C)'A⁻¹(Λ'C) = C̃'(I − M⁻¹)C̃   for C = G^½C̃   (C = Z'W[X y], zero where g = 0).
+
+    The deviance, all the optimiser asks for, thus needs M's Cholesky alone: neither Λ's
+    (K's Cholesky) nor the product Λ'GΛ, a third of the floating-point work. Λ is used
+    only by ``solve`` (the BLUPs at the estimate)."""
+
+    def __init__(self, terms: list[RandomTermDesign], ZtZ: sp.csc_matrix):
+        self.terms = terms
+        g = ZtZ.diagonal()
+        self.sqrt_g = np.sqrt(g)
+        self.inv_sqrt_g = np.divide(1.0, self.sqrt_g, out=np.zeros_like(self.sqrt_g),
+                                    where=g > 0)
+        self.logdet = 0.0
+        self._lam = None
+
+    def update_kernel(self, thetas: list[np.ndarray]) -> KernelFactor:
+        """M's Cholesky at θ, without Λ (enough for ``logdet`` and ``quadratic``)."""
+        M = self.terms[0].cov.covariance(thetas[0], scale=self.sqrt_g)
+        M[np.diag_indices_from(M)] += 1.0
+        # M is symmetric: its transpose is the same matrix in Fortran order (no copy)
+        chol, info = sla.lapack.dpotrf(M.T, lower=1, overwrite_a=1, clean=0)
+        if info != 0:
+            raise ModelError("the spatial random-effects system is not positive definite")
+        self.L = chol
+        self.logdet = float(2.0 * np.log(np.diag(chol)).sum())
+        self._lam = None
+        return self
+
+    def update(self, thetas: list[np.ndarray], lam: sp.csc_matrix) -> KernelFactor:
+        self.update_kernel(thetas)
+        self._lam = lam
+        return self
+
+    def quadratic(self, C: np.ndarray) -> np.ndarray:
+        """(Λ'C)'A⁻¹(Λ'C) for C with the random-effect columns as rows, through M alone."""
+        Ct = np.asarray(C, dtype=np.float64).reshape(len(self.sqrt_g), -1) \
+            * self.inv_sqrt_g[:, None]
+        W = sla.solve_triangular(self.L, Ct, lower=True, check_finite=False)
+        return Ct.T @ Ct - W.T @ W
+
+    def solve(self, B: np.ndarray) -> np.ndarray:
+        """A⁻¹B by Woodbury (needs Λ: ``update``, not ``update_kernel``)."""
+        if self._lam is None:
+            raise RuntimeError("KernelFactor.solve needs Λ: call update, not update_kernel")
+        if sp.issparse(self._lam):
+            self._lam = self._lam.toarray()
+        lam = self._lam
+        B = np.asarray(B, dtype=np.float64)
+        vector = B.ndim == 1
+        B = B.reshape(B.shape[0], -1)
+        inner = sla.cho_solve((self.L, True), self.sqrt_g[:, None] * (lam @ B),
+                              check_finite=False)
+        out = B - lam.T @ (self.sqrt_g[:, None] * inner)
+        return out.ravel() if vector else out
+
+
 class SparseFactor:
     """A(θ) by sparse LU (SuperLU in symmetric mode) when no dense block fits in memory."""
 
@@ -256,10 +320,19 @@ class SparseFactor:
         return self.lu.solve(np.asarray(B, dtype=np.float64))
 
 
+def _one_location_per_row(terms: list[RandomTermDesign], ZtZ: sp.csc_matrix) -> bool:
+    """One spatial (rbf) term and a diagonal Z'WZ: KernelFactor's case."""
+    if len(terms) != 1 or not isinstance(terms[0].cov, RBFKernel):
+        return False
+    return (ZtZ - sp.diags(ZtZ.diagonal())).count_nonzero() == 0
+
+
 def make_factor(terms: list[RandomTermDesign], ZtZ: sp.csc_matrix,
                 linear_updates: bool = True):
     """Pick the factorisation for this model's random-effects structure."""
     total = ZtZ.shape[0]
+    if _one_location_per_row(terms, ZtZ) and total <= SPATIAL_DENSE_LIMIT:
+        return KernelFactor(terms, ZtZ)
     blocked = isinstance(terms[0].cov, (Unstructured, Diagonal))
     rest = total - (terms[0].q * terms[0].p if blocked else 0)
     if blocked and rest <= DENSE_LIMIT:

@@ -122,7 +122,8 @@ class PLSSolution:
 
 class LambdaMap:
     """θ -> Λ(θ) without rebuilding Λ: for grouped terms every non-zero of Λ is one element of
-    θ (lme4's ``Lind``), so only the values change; spatial blocks are recomputed."""
+    θ (lme4's ``Lind``), so only the values change; spatial blocks are recomputed when θ
+    changes."""
 
     def __init__(self, terms: list[RandomTermDesign], split_theta, n_theta: int):
         self.terms = terms
@@ -140,8 +141,12 @@ class LambdaMap:
         return sp.block_diag(blocks, format="csc")
 
     def __call__(self, theta: np.ndarray) -> sp.csc_matrix:
-        if not self.linear:
-            return self._build(theta)
+        if not self.linear:  # a spatial block costs a Cholesky: keep the last one, as
+            # backfitting and the BLUPs solve many right-hand sides at one θ
+            last = getattr(self, "_last", None)
+            if last is None or not np.array_equal(last[0], theta):
+                self._last = (np.array(theta, dtype=np.float64), self._build(theta))
+            return self._last[1]
         data = np.asarray(theta, dtype=np.float64)[self.lind]
         return sp.csc_matrix((data, self.indices, self.indptr), shape=self.shape)
 
@@ -171,29 +176,34 @@ class PLS:
             self.factor.update(thetas, lam)
             self._factor_at = (self.factor, np.array(theta, dtype=np.float64))
         lam_t = lam.T
-        BX = np.asarray(lam_t @ cp.ZtX)
-        by = np.asarray(lam_t @ cp.Zty).ravel()
-        S = self.factor.solve(np.column_stack([BX, by]))
-        SX, Sy = S[:, : cp.p], S[:, cp.p]
-        RtR = cp.XtX - BX.T @ SX
-        rhs = cp.Xty - BX.T @ Sy
-        if cp.p:
+        B = np.column_stack([np.asarray(lam_t @ cp.ZtX), np.asarray(lam_t @ cp.Zty).ravel()])
+        S = self.factor.solve(B)
+        beta, RX, logdet_RX, pwrss, ml, reml = self._profiled(B.T @ S)
+        self._last = {"theta": np.asarray(theta, float).copy(), "SX": S[:, : cp.p],
+                      "lam": lam}
+        u = S[:, cp.p] - S[:, : cp.p] @ beta
+        return PLSSolution(np.asarray(theta, float).copy(), beta, u, pwrss, self.factor.logdet,
+                           logdet_RX, RX, ml, reml)
+
+    def _profiled(self, Q: np.ndarray) -> tuple:
+        """β̂, R_X, log|R_X|², r² and the two criteria from Q = [Λ'Z'X Λ'Z'y]' A⁻¹ [Λ'Z'X
+        Λ'Z'y] (the module docstring's formulas) and the factor's log|A|."""
+        cp = self.cp
+        n, p = cp.n, cp.p
+        RtR = cp.XtX - Q[:p, :p]
+        rhs = cp.Xty - Q[:p, p]
+        if p:
             RX = sla.cholesky(RtR, lower=False, check_finite=False)
             beta = sla.cho_solve((RX, False), rhs, check_finite=False)
             logdet_RX = float(2.0 * np.log(np.diag(RX)).sum())
         else:
             RX, beta, logdet_RX = np.zeros((0, 0)), np.zeros(0), 0.0
-        self._last = {"theta": np.asarray(theta, float).copy(), "SX": SX, "lam": lam}
-        u = Sy - SX @ beta
-        pwrss = float(cp.yty - by @ Sy - beta @ rhs)
-        pwrss = max(pwrss, 1e-300)
-        n, p = cp.n, cp.p
+        pwrss = max(float(cp.yty - Q[p, p] - beta @ rhs), 1e-300)
         logdet_A = self.factor.logdet
         ml = logdet_A + n * (1.0 + np.log(2.0 * np.pi * pwrss / n)) - cp.sum_log_w
         reml = (logdet_A + logdet_RX + (n - p) * (1.0 + np.log(2.0 * np.pi * pwrss / (n - p)))
                 - cp.sum_log_w) if n > p else np.inf
-        return PLSSolution(np.asarray(theta, float).copy(), beta, u, pwrss, logdet_A,
-                           logdet_RX, RX, float(ml), float(reml))
+        return beta, RX, logdet_RX, pwrss, float(ml), float(reml)
 
     @property
     def has_gradient(self) -> bool:
@@ -247,5 +257,11 @@ class PLS:
         return float(np.sqrt(sol.pwrss / n))
 
     def deviance(self, theta: np.ndarray, REML: bool) -> float:
+        if hasattr(self.factor, "quadratic"):  # KernelFactor: Q without Λ
+            self.factor.update_kernel(self.split_theta(theta))
+            self._factor_at = None  # the factor now holds no Λ
+            C = np.column_stack([self.cp.ZtX, self.cp.Zty])
+            *_, ml, reml = self._profiled(self.factor.quadratic(C))
+            return reml if REML else ml
         sol = self.solve(theta)
         return sol.reml if REML else sol.ml

@@ -1,4 +1,4 @@
-"""The three factorisations of A(θ) = Λ'Z'ZΛ + I agree with a plain dense computation."""
+"""The factorisations of A(θ) = Λ'Z'ZΛ + I agree with a plain dense computation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import pytest
 import scipy.sparse as sp
 
 import lmerpy as lp
-from lmerpy.engines.factor import BlockedFactor, DenseFactor, SparseFactor
+from lmerpy.engines.factor import (
+    BlockedFactor,
+    DenseFactor,
+    KernelFactor,
+    SparseFactor,
+    make_factor,
+)
 
 CASES = [
     ("Reaction ~ Days + (Days | Subject)", "sleepstudy", [0.9, 0.1, 0.3]),
@@ -57,3 +63,51 @@ def test_spatial_factor_logdet_and_solve(formula, theta, kind):
     assert factor.logdet == pytest.approx(np.linalg.slogdet(A)[1], rel=1e-10)
     B = rng.normal(size=(A.shape[0], 3))
     np.testing.assert_allclose(factor.solve(B), np.linalg.solve(A, B), rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("theta", [[1.3, 0.7], [0.0, 0.5], [1e-3, 2.0], [4.0, 0.2]])
+@pytest.mark.parametrize("empty", [False, True])
+def test_kernel_factor_against_A(theta, empty):
+    """One spatial term: log|A|, A⁻¹B and (Λ'C)'A⁻¹(Λ'C) through M = I + G^½ΣG^½ (Sylvester,
+    Woodbury) equal A = Λ'Z'WZΛ + I formed and factored directly, with prior weights and,
+    ``empty``, locations without rows (g = 0: the training rows of a split)."""
+    rng = np.random.default_rng(5)
+    n = 150
+    data = pd.DataFrame({"y": rng.normal(size=n), "x": rng.normal(size=n),
+                         "lat": rng.integers(0, 7, n) / 2, "lon": rng.integers(0, 5, n) / 3})
+    d = lp.design("y ~ x + rbf(lat, lon)", data)
+    Z = d.Z.tocsr()
+    if empty:  # drop the rows of three locations, keeping them as columns
+        keep = ~np.isin(d.random[0].codes, [0, 4, 9])
+        Z = Z[keep]
+    w = rng.uniform(0.2, 4.0, Z.shape[0])
+    ZtZ = (Z.T @ sp.diags(w) @ Z).tocsc()
+    theta = np.asarray(theta)
+    lam = d.Lambda(theta)
+    A = (lam.T @ ZtZ @ lam + sp.identity(ZtZ.shape[0])).toarray()
+    factor = make_factor(d.random, ZtZ)
+    assert isinstance(factor, KernelFactor)
+    factor.update(d.split_theta(theta), lam)
+    assert factor.logdet == pytest.approx(np.linalg.slogdet(A)[1], rel=1e-10, abs=1e-12)
+    B = rng.normal(size=(A.shape[0], 3))
+    np.testing.assert_allclose(factor.solve(B), np.linalg.solve(A, B), rtol=1e-8, atol=1e-10)
+    C = np.asarray(Z.T @ (w[:, None] * rng.normal(size=(Z.shape[0], 2))))
+    LC = np.asarray(lam.T @ C)
+    np.testing.assert_allclose(factor.quadratic(C), LC.T @ np.linalg.solve(A, LC),
+                               rtol=1e-8, atol=1e-9)
+    factor.update_kernel(d.split_theta(theta))  # without Λ: the same criterion, no solves
+    assert factor.logdet == pytest.approx(np.linalg.slogdet(A)[1], rel=1e-10, abs=1e-12)
+    with pytest.raises(RuntimeError, match="needs Λ"):
+        factor.solve(B)
+
+
+def test_make_factor_uses_kernel_factor_for_one_spatial_term_only():
+    rng = np.random.default_rng(6)
+    n = 80
+    data = pd.DataFrame({"y": rng.normal(size=n), "lat": rng.integers(0, 5, n) * 1.0,
+                         "lon": rng.integers(0, 3, n) * 1.0, "g": rng.integers(0, 4, n)})
+    for formula, kind in [("y ~ rbf(lat, lon)", KernelFactor),
+                          ("y ~ (1 | g) + rbf(lat, lon)", BlockedFactor),
+                          ("y ~ rbf(lat) + rbf(lon)", DenseFactor)]:
+        d = lp.design(formula, data)
+        assert type(make_factor(d.random, (d.Z.T @ d.Z).tocsc())) is kind, formula

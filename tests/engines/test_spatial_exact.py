@@ -24,8 +24,11 @@ def _spatial_data(seed: int = 3, n_loc: int = 40, n: int = 200) -> pd.DataFrame:
 
 
 def dense_ml_deviance(data: pd.DataFrame, sd_rel: float, lengthscale: float,
-                      jitter: float = 1e-6) -> float:
-    """-2 max_{β,σ} log L with V = σ² (s² (K_ℓ + jitter I) + I) over the observations."""
+                      jitter: float = 1e-6, weights: np.ndarray | None = None,
+                      REML: bool = False) -> float:
+    """-2 max_{β,σ} log L with V = σ² (s² (K_ℓ + jitter I) + W⁻¹) over the observations
+    (W = diag(weights), I without them); ``REML``: the restricted likelihood instead,
+    -2 log L_R = (n − p)(1 + log 2π s²) + log|R| + log|X'R⁻¹X|, s² = r'R⁻¹r/(n − p)."""
     coords = data[["lat", "lon"]].to_numpy()
     X = np.column_stack([np.ones(len(data)), data.x])
     y = data.y.to_numpy()
@@ -34,11 +37,16 @@ def dense_ml_deviance(data: pd.DataFrame, sd_rel: float, lengthscale: float,
     K = np.exp(-d2 / (2 * lengthscale**2)) + jitter * np.eye(len(locs))
     Z = np.zeros((len(data), len(locs)))
     Z[np.arange(len(data)), idx.ravel()] = 1.0
-    R = sd_rel**2 * Z @ K @ Z.T + np.eye(len(data))  # V / σ²
+    w = np.ones(len(data)) if weights is None else np.asarray(weights, dtype=float)
+    R = sd_rel**2 * Z @ K @ Z.T + np.diag(1.0 / w)  # V / σ²
     Ri = np.linalg.inv(R)
     beta = np.linalg.solve(X.T @ Ri @ X, X.T @ Ri @ y)
     r = y - X @ beta
     n = len(y)
+    if REML:
+        N = n - X.shape[1]
+        return (N * (1 + np.log(2 * np.pi * (r @ Ri @ r) / N)) + np.linalg.slogdet(R)[1]
+                + np.linalg.slogdet(X.T @ Ri @ X)[1])
     s2 = r @ Ri @ r / n
     return n * np.log(2 * np.pi * s2) + np.linalg.slogdet(R)[1] + n
 
@@ -54,6 +62,24 @@ def test_rbf_profiled_deviance_is_the_dense_likelihood():
                     options={"xatol": 1e-8, "fatol": 1e-10})
     assert m.deviance() <= best.fun + 1e-6
     assert m.theta[1] > 0 and m.VarCorr().terms[0].group == "rbf(lat, lon)"
+
+
+@pytest.mark.parametrize("REML", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_rbf_criteria_with_weights_and_reml_are_the_dense_likelihood(REML, weighted):
+    """The one-spatial-term path (KernelFactor: through M = I + G^½ΣG^½ alone) against the
+    closed-form likelihood, with prior weights and for REML, at θ far from and at θ̂."""
+    data = _spatial_data(seed=11)
+    w = np.random.default_rng(2).uniform(0.3, 3.0, len(data)) if weighted else None
+    m = lp.lmer("y ~ x + rbf(lat, lon)", data, REML=REML, weights=w)
+    assert type(m.fit.pls.factor).__name__ == "KernelFactor"
+    for theta in ([0.0, 0.3], [0.05, 0.2], [2.5, 0.15], [0.9, 2.0], m.theta):
+        ours = m.fit.pls.deviance(np.asarray(theta), REML=REML)
+        assert ours == pytest.approx(dense_ml_deviance(data, *theta, weights=w, REML=REML),
+                                     rel=1e-9)
+    best = minimize(lambda t: dense_ml_deviance(data, *t, weights=w, REML=REML), m.theta,
+                    method="Nelder-Mead", options={"xatol": 1e-8, "fatol": 1e-10})
+    assert m.deviance(REML) <= best.fun + 1e-6
 
 
 def test_rbf_with_grouped_term():
