@@ -28,6 +28,7 @@ from torch import nn
 
 from ..design.covariance import RBFKernel
 from ..design.model import ModelDesign
+from ..design.subset import at_locations
 from ..errors import ModelError, warn
 from .backfit import backfit
 from .batch_nll import CovarianceParams, batch_nll
@@ -59,9 +60,11 @@ from .train_step import TrainingWarning, TrainStep
 # locations present (its cost up to the cube of the rows), are at most this many rows (or
 # batch_size, if larger).
 DENSE_PHASE_BATCH = 1000
-# The exact refinement of θ evaluates the profiled likelihood some 30–60 times, each a dense
-# factorisation of A when a spatial term is present: 3 minutes at 3,000 locations on two
-# cores, most of an hour at 10,000. Above this many locations θ is kept as trained.
+# The exact refinement of θ evaluates the profiled likelihood some 50–60 times (with the
+# convergence checks), each a dense Cholesky when a spatial term is present: about 25 s a
+# refinement at 3,000 locations on two cores, 10 minutes at 10,000 (KernelFactor;
+# benchmarks/RESULTS_spatial_exact.md). Above this many locations θ is refined on the rows
+# at a random this many of them (design/subset.py), and the BLUPs solved over all.
 REFINE_SPATIAL_LIMIT = 3000
 
 
@@ -214,11 +217,13 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     # at the end of a level, sorted ones every batch_size rows
     groups = codes[0] if control.batching != "random" else None
     first = design.random[0].cov
-    # where an rbf term's θ is kept as trained, its sorted batches follow space, so that a
-    # batch holds nearby locations and training learns the lengthscale; where θ is refined
-    # exactly afterwards, whole locations in a random order did better (docs/lmmnn.md)
+    # where an rbf term's θ is kept as trained or refined on a subset of its locations, its
+    # sorted batches follow space, so that a batch holds nearby locations and training
+    # learns the lengthscale; where θ is refined exactly on all of them afterwards, whole
+    # locations in a random order did better (docs/lmmnn.md)
     rank = locality_rank(first.coords) if control.batching == "sorted" and isinstance(
-        first, RBFKernel) and not _refines(control, design) else None
+        first, RBFKernel) and not (_refines(control, design)
+                                   and _locations(design) <= REFINE_SPATIAL_LIMIT) else None
 
     def epoch_batches(rows: np.ndarray, size: int, shuffle: bool = True) -> EpochBatches:
         if rank is not None:
@@ -362,19 +367,30 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     trained_theta = theta
     locations = _locations(design)
     refine = family is not None and control.refine or _refines(control, design)
+    subset = _refine_subset(design, rng) if refine and family is None else None
     # (a GLMM's summary says itself whether θ is glmer's Laplace estimate given the network)
     theta_from = None if family is not None else \
         "exact ML given the network" if refine else "training"
+    if subset is not None:
+        theta_from += (f", on the rows at a random {len(subset[1]):,} of the {locations:,} "
+                       f"spatial locations")
     if control.refine and not refine:
-        theta_from += (f" (exact refinement skipped: {locations:,} spatial locations, more "
-                       f"than {REFINE_SPATIAL_LIMIT:,})")
+        theta_from += (f" (exact refinement skipped: several spatial terms of more than "
+                       f"{REFINE_SPATIAL_LIMIT:,} locations)")
+
+    def refit(nn_out: np.ndarray, start: np.ndarray) -> ExactFit:
+        """The exact ML fit of θ given the network's output (on the subset's rows, if any)."""
+        given = replace(design, offset=offset + nn_out)
+        if subset is not None:
+            given = at_locations(given, *subset)[0]
+        return fit_lmer(given, REML=False, start=np.maximum(start, design.theta_lower()))
+
     backfitted = None
     if backfits:
         if refine:  # backfit at the exact θ̂ given the trained network, else at the trained θ
             with warnings.catch_warnings():  # the final refinement reports what still holds
                 warnings.simplefilter("ignore")
-                theta = fit_lmer(replace(design, offset=offset + nn_out), REML=False,
-                                 start=np.maximum(theta, design.theta_lower())).theta
+                theta = refit(nn_out, theta).theta
         with _num_threads(full_threads):
             backfitted = backfit(list(fixed.networks), t["nn"], design, X, y_adj, theta,
                                  train_rows, val_rows)
@@ -384,15 +400,15 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     elif refine:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            refined = fit_lmer(replace(design, offset=offset + nn_out), REML=False,
-                               start=np.maximum(theta, design.theta_lower()))
+            refined = refit(nn_out, theta)
         for w in caught:
             if issubclass(w.category, (SingularFitWarning, ConvergenceWarning)):
                 warn(str(w.message), w.category)
+        theta = refined.theta
+    if family is None and refine and subset is None:
         # the exact fit already holds the BLUPs and linear coefficients at its θ̂
-        theta, pls, solution = refined.theta, refined.pls, refined.solution
-        sigma, b = refined.sigma, refined.b
-    else:
+        pls, solution, sigma, b = refined.pls, refined.solution, refined.sigma, refined.b
+    elif family is None:
         # BLUPs and linear coefficients at θ̂ through the exact engine's solve (DESIGN.md)
         cp = CrossProducts.build(X, design.Z, y_adj - nn_out, None)
         pls = PLS(design.random, cp, design.split_theta)
@@ -401,6 +417,9 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
         b = np.asarray(pls.Lambda(theta) @ solution.u).ravel()
     info = {
         "trained_theta": trained_theta, "refined": refine, "theta_from": theta_from,
+        # the spatial term and locations (indices into its levels) θ was refined on
+        "refined_on": None if subset is None else (
+            design.random[subset[0]].group, subset[1]),
         "quadrature": control.quadrature if family is not None else None,
         "engine": "torch", "epochs": len(history), "best_epoch": best[2],
         "backfit": None if backfitted is None else {
@@ -428,8 +447,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
 
 
 def _locations(design: ModelDesign) -> int:
-    return max((len(r.cov.coords) for r in design.random if isinstance(r.cov, RBFKernel)),
-               default=0)
+    return max(_spatial_sizes(design), default=0)
 
 
 def second_phase(control: TorchControl, design: ModelDesign, batch_size: int,
@@ -469,8 +487,26 @@ def _describe_phase(batch_size: int, lr_factor: float, epoch: int, control: Torc
 
 def _refines(control: TorchControl, design: ModelDesign) -> bool:
     """Whether θ of a Gaussian model is re-estimated exactly after training: asked for, and
-    no spatial term of more than REFINE_SPATIAL_LIMIT locations."""
-    return control.refine and _locations(design) <= REFINE_SPATIAL_LIMIT
+    at most one spatial term of more than REFINE_SPATIAL_LIMIT locations (refined on a
+    subset of them: ``_refine_subset``)."""
+    big = [s for s in _spatial_sizes(design) if s > REFINE_SPATIAL_LIMIT]
+    return control.refine and len(big) <= 1
+
+
+def _refine_subset(design: ModelDesign, rng: np.random.Generator
+                   ) -> tuple[int, np.ndarray] | None:
+    """The spatial term and the random REFINE_SPATIAL_LIMIT of its locations whose rows θ
+    is refined on, where it has more (the subset-of-data estimate); else None."""
+    sizes = _spatial_sizes(design)
+    if max(sizes, default=0) <= REFINE_SPATIAL_LIMIT:
+        return None
+    term = int(np.argmax(sizes))
+    return term, np.sort(rng.choice(sizes[term], REFINE_SPATIAL_LIMIT, replace=False))
+
+
+def _spatial_sizes(design: ModelDesign) -> list[int]:
+    """Locations per random term (0 for grouped terms)."""
+    return [len(r.cov.coords) if isinstance(r.cov, RBFKernel) else 0 for r in design.random]
 
 
 def _backfits(control: TorchControl, design: ModelDesign, family, possible: bool) -> bool:

@@ -255,30 +255,67 @@ def test_refinement_is_the_exact_ml_fit_given_the_network():
     assert not np.allclose(m.torch_info["trained_theta"], m.theta)
 
 
-def test_refinement_is_skipped_above_the_spatial_limit(monkeypatch):
-    """Beyond REFINE_SPATIAL_LIMIT locations θ stays as trained, and the summary says why."""
-    from lmerpy.engines import torch_engine
-
-    rng = np.random.default_rng(3)
-    n = 300
-    loc = rng.integers(0, 12, n)
-    coords = rng.uniform(-2, 2, (12, 2))
+def _spatial_nonlinear(n: int = 300, locations: int = 12, seed: int = 3) -> pd.DataFrame:
+    """y = sin(2 x1) + b(location) + ε, b a Gaussian process of lengthscale 1."""
+    rng = np.random.default_rng(seed)
+    loc = rng.integers(0, locations, n)
+    coords = rng.uniform(-2, 2, (locations, 2))
+    K = np.exp(-((coords[:, None] - coords[None]) ** 2).sum(-1) / 2) + 1e-8 * np.eye(locations)
+    b = np.linalg.cholesky(K) @ rng.normal(size=locations)
     data = pd.DataFrame({"x1": rng.uniform(-1, 1, n), "lat": coords[loc, 0],
                          "lon": coords[loc, 1]})
-    data["y"] = np.sin(2 * data.x1) + rng.normal(size=12)[loc] + rng.normal(scale=0.5, size=n)
+    data["y"] = np.sin(2 * data.x1) + b[loc] + rng.normal(scale=0.5, size=n)
+    return data
+
+
+def test_refinement_above_the_spatial_limit_uses_a_subset_of_locations(monkeypatch):
+    """Beyond REFINE_SPATIAL_LIMIT locations θ is the exact ML estimate given the network
+    on the rows at a random REFINE_SPATIAL_LIMIT of the locations; σ̂ and the BLUPs are
+    then the exact solve over all rows at that θ̂; the summary says which rows."""
+    from lmerpy.engines import torch_engine
+
+    data = _spatial_nonlinear(n=900, locations=40)
     formula = "y ~ nn(x1, hidden=(8,)) + rbf(lat, lon)"
-    # the same batches in both fits (sorted ones follow space only where θ is not refined)
     kwargs = dict(seed=0, epochs=3, verbose=False, device="cpu", batching="random")
-    refined = lp.lmer(formula, data, **kwargs)
-    monkeypatch.setattr(torch_engine, "REFINE_SPATIAL_LIMIT", 11)
-    kept = lp.lmer(formula, data, **kwargs)
-    np.testing.assert_array_equal(kept.theta, kept.torch_info["trained_theta"])
-    np.testing.assert_array_equal(kept.torch_info["trained_theta"],
-                                  refined.torch_info["trained_theta"])
-    assert not np.allclose(refined.theta, kept.theta)
-    assert "θ̂ from exact ML given the network" in str(refined.summary())
-    assert ("θ̂ from training (exact refinement skipped: 12 spatial locations, more than 11)"
-            in str(kept.summary()))
+    monkeypatch.setattr(torch_engine, "REFINE_SPATIAL_LIMIT", 25)
+    m = lp.lmer(formula, data, **kwargs)
+    group, kept = m.torch_info["refined_on"]
+    assert group == "rbf(lat, lon)" and len(kept) == 25 == len(set(kept))
+    assert ("θ̂ from exact ML given the network, on the rows at a random 25 of the 40 "
+            "spatial locations" in str(m.summary()))
+    net = m.torch_info["nn_predict"]([inp.X for inp in m.design.nn])
+    given = data.assign(net=net)
+    levels = m.design.random[0].levels
+    at = np.isin(np.array(levels)[m.design.random[0].codes], np.array(levels)[kept])
+    exact_subset = lp.lmer("y ~ 1 + offset(net) + rbf(lat, lon)", given[at], REML=False)
+    np.testing.assert_allclose(m.theta, exact_subset.theta, rtol=2e-3)
+    assert not np.allclose(m.theta, m.torch_info["trained_theta"])
+    # over all rows at that θ̂: the profiled σ and the BLUPs of every location
+    exact_all = lp.lmer("y ~ 1 + offset(net) + rbf(lat, lon)", given, REML=False)
+    pls = exact_all.fit.pls
+    sol = pls.solve(m.theta)
+    assert m.sigma == pytest.approx(pls.sigma(sol, REML=False), rel=1e-8)
+    np.testing.assert_allclose(m.ranef()["rbf(lat, lon)"]["(Intercept)"].to_numpy(),
+                               np.asarray(pls.Lambda(m.theta) @ sol.u).ravel(),
+                               rtol=1e-6, atol=1e-9)
+    # within the limit, no subset
+    monkeypatch.setattr(torch_engine, "REFINE_SPATIAL_LIMIT", 40)
+    assert lp.lmer(formula, data, **kwargs).torch_info["refined_on"] is None
+
+
+def test_refinement_is_skipped_for_several_spatial_terms_above_the_limit(monkeypatch):
+    """Two spatial terms beyond REFINE_SPATIAL_LIMIT: θ stays as trained, as the summary
+    says."""
+    from lmerpy.engines import torch_engine
+
+    data = _spatial_nonlinear()
+    data["u"], data["v"] = data.lat.round(3) + 5, data.lon.round(3) - 5
+    monkeypatch.setattr(torch_engine, "REFINE_SPATIAL_LIMIT", 7)
+    m = lp.lmer("y ~ nn(x1, hidden=(8,)) + rbf(lat, lon) + rbf(u, v)", data, seed=0,
+                epochs=3, verbose=False, device="cpu", batching="random")
+    np.testing.assert_array_equal(m.theta, m.torch_info["trained_theta"])
+    assert ("θ̂ from training (exact refinement skipped: several spatial terms of more than "
+            "7 locations)" in str(m.summary()))
 
 
 @pytest.mark.parametrize("batching", ["sorted", "group"])
@@ -564,9 +601,10 @@ def test_auto_batch_growth(formula, family, options, expected):
     assert _growth(control, d, _backfits(control, d, fam, control.validation > 0)) == expected
 
 
-def test_auto_batch_growth_keeps_the_second_phase_where_theta_is_kept():
-    """More spatial locations than REFINE_SPATIAL_LIMIT: θ is kept as trained, so the second
-    phase still runs, though the network is backfitted."""
+def test_auto_batch_growth_above_the_spatial_limit():
+    """More spatial locations than REFINE_SPATIAL_LIMIT: θ is refined on a subset of them
+    and the network backfitted at that θ̂, so no second phase; with refine=False θ is kept
+    as trained and the phase runs."""
     from lmerpy.engines.torch_control import TorchControl, check_control
     from lmerpy.engines.torch_engine import REFINE_SPATIAL_LIMIT, _backfits, _growth
 
@@ -576,8 +614,10 @@ def test_auto_batch_growth_keeps_the_second_phase_where_theta_is_kept():
                          "lat": rng.uniform(size=n), "lon": rng.uniform(size=n)})
     d = lp.design("y ~ nn(x) + rbf(lat, lon)", data)
     control = check_control(TorchControl())
-    assert _backfits(control, d, None, True)  # backfitted, at the trained θ
-    assert _growth(control, d, True) == 10
+    assert _backfits(control, d, None, True)
+    assert _growth(control, d, True) is None
+    kept = check_control(TorchControl(refine=False))
+    assert _growth(kept, d, True) == 10
 
 
 def test_default_gaussian_fit_trains_in_one_phase():
