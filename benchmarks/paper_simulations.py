@@ -231,9 +231,16 @@ def run_case(name, df, groups, random, split, epochs, seed,
                     verbose=False, **options)
         vc = m.VarCorr().to_frame()
         est = ", ".join(f"{label(r)}={r.vcov:.3f}" for r in vc.itertuples())
-        record(method, m.predict(new, allow_new_levels=True).to_numpy(),
-               time.perf_counter() - t0, est)
+        took = time.perf_counter() - t0
+        record(method, m.predict(new, allow_new_levels=True).to_numpy(), took, est)
         out[-1]["sigma2e"] = m.sigma ** 2
+        info = m.torch_info
+        training = float(info["history"].seconds.sum())
+        backfitting = float(info["backfit"]["history"].seconds.max()) if info["backfit"] \
+            else 0.0
+        print(f"  {name}, {method}: {took:.0f} s, of which training {training:.0f} s "
+              f"({info['epochs']} epochs), backfitting {backfitting:.0f} s, the rest "
+              f"(refinement, BLUPs) {took - training - backfitting:.0f} s", flush=True)
     if not set(OTHERS) & set(methods):
         return out
 

@@ -129,6 +129,7 @@ class LambdaMap:
         self.terms = terms
         self.split_theta = split_theta
         self.linear = all(hasattr(t.cov, "template") for t in terms)
+        self._last: tuple[np.ndarray, sp.csc_matrix] | None = None  # non-linear: the last Λ
         if self.linear:
             probe = np.arange(1.0, n_theta + 1.0)
             pattern = self._build(probe)
@@ -143,8 +144,7 @@ class LambdaMap:
     def __call__(self, theta: np.ndarray) -> sp.csc_matrix:
         if not self.linear:  # a spatial block costs a Cholesky: keep the last one, as
             # backfitting and the BLUPs solve many right-hand sides at one θ
-            last = getattr(self, "_last", None)
-            if last is None or not np.array_equal(last[0], theta):
+            if self._last is None or not np.array_equal(self._last[0], theta):
                 self._last = (np.array(theta, dtype=np.float64), self._build(theta))
             return self._last[1]
         data = np.asarray(theta, dtype=np.float64)[self.lind]
