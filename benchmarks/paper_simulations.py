@@ -199,7 +199,10 @@ LMMNN = {"lmmnn": {}, "lmmnn without backfit": {"backfit": False},
          "lmmnn + lr decay": {"lr_decay": 0.1, "batch_growth": None},
          "lmmnn (random batches)": {"batching": "random"},
          "lmmnn (sorted batches)": {"batching": "sorted"},
-         "lmmnn (group batches)": {"batching": "group"}}
+         "lmmnn (group batches)": {"batching": "group"},
+         # θ kept as trained (then the second phase, the network backfitted at that θ): the
+         # defaults above 3,000 spatial locations before θ was refined on a subset of them
+         "lmmnn, θ as trained": {"refine": False}}
 OTHERS = ("ignore", "embeddings", "lmm (linear)", "true f + b̂ by lmer")
 METHODS = tuple(LMMNN) + OTHERS
 
@@ -240,7 +243,8 @@ def run_case(name, df, groups, random, split, epochs, seed,
             else 0.0
         print(f"  {name}, {method}: {took:.0f} s, of which training {training:.0f} s "
               f"({info['epochs']} epochs), backfitting {backfitting:.0f} s, the rest "
-              f"(refinement, BLUPs) {took - training - backfitting:.0f} s", flush=True)
+              f"(refinement, BLUPs) {took - training - backfitting:.0f} s; θ̂ "
+              f"{np.array2string(m.theta, precision=4)}", flush=True)
     if not set(OTHERS) & set(methods):
         return out
 

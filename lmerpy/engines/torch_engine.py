@@ -61,8 +61,8 @@ from .train_step import TrainingWarning, TrainStep
 # batch_size, if larger).
 DENSE_PHASE_BATCH = 1000
 # The exact refinement of θ evaluates the profiled likelihood some 50–60 times (with the
-# convergence checks), each a dense Cholesky when a spatial term is present: about 25 s a
-# refinement at 3,000 locations on two cores, 10 minutes at 10,000 (KernelFactor;
+# convergence checks), each a dense Cholesky when a spatial term is present: about 15 s a
+# refinement at 3,000 locations on two cores, 5 minutes at 10,000 (KernelFactor;
 # benchmarks/RESULTS_spatial_exact.md). Above this many locations θ is refined on the rows
 # at a random this many of them (design/subset.py), and the BLUPs solved over all.
 REFINE_SPATIAL_LIMIT = 3000
