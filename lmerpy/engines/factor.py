@@ -247,9 +247,9 @@ class KernelFactor:
         log|A| = log|M|,    A⁻¹ = I − Λ'G^½ M⁻¹ G^½Λ,
         (Λ'C)'A⁻¹(Λ'C) = C̃'(I − M⁻¹)C̃   for C = G^½C̃   (C = Z'W[X y], zero where g = 0).
 
-    The deviance, all the optimiser asks for, thus needs M's Cholesky alone: neither Λ's
-    (K's Cholesky) nor the product Λ'GΛ, a third of the floating-point work. Λ is used
-    only by ``solve`` (the BLUPs at the estimate)."""
+    The deviance, all the optimiser asks for, thus needs M's Cholesky alone (q³/3 flops):
+    neither Λ's (K's Cholesky, q³/3) nor the product Λ'GΛ (q³), a fifth of DenseFactor's
+    work. Λ is used only by ``solve`` (the BLUPs at the estimate)."""
 
     def __init__(self, terms: list[RandomTermDesign], ZtZ: sp.csc_matrix):
         self.terms = terms
