@@ -81,15 +81,14 @@ class LinearPart:
         self.pls = PLS(design.random, CrossProducts.build(self.X_tr, self.Z_tr,
                                                           y[train_rows], None),
                        design.split_theta)
-        self.lam = self.pls.Lambda(theta)
-        self.pls.solve(theta)  # the factor at θ̂, built here on every BLAS thread
+        self.pls.solve(theta, spherical=False)  # the factor at θ̂, built on every BLAS thread
 
     def solve(self, f_train: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """β̂, b̂ = Λû and the penalty ‖û‖² for the training rows' network output."""
         self.pls.cp = self.pls.cp.with_response(self.X_tr, self.Zt_tr,
                                                 self.y[self.rows] - f_train)
-        sol = self.pls.solve(self.theta)
-        return sol.beta, np.asarray(self.lam @ sol.u).ravel(), float(sol.u @ sol.u)
+        sol = self.pls.solve(self.theta, spherical=False)
+        return sol.beta, sol.b, sol.penalty
 
     def residual(self, f_train: np.ndarray) -> tuple[np.ndarray, float]:
         """The training rows' y − f − Xβ̂ − Zb̂ and the PLS objective P(f) it leaves."""

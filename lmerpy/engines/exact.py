@@ -238,10 +238,9 @@ def fit_lmer(design: ModelDesign, REML: bool = True, weights=None,
         theta, code, evals = np.asarray(fixed_theta, dtype=np.float64), 0, 0
     else:
         theta, code, evals = optimize_theta(pls, REML, phi0, lower, scale, control, method)
-    solution = pls.solve(theta)
+    solution = pls.solve(theta, spherical=False)
     sigma = pls.sigma(solution, REML)
-    lam = pls.Lambda(theta)
-    b = np.asarray(lam @ solution.u).ravel()
+    b = solution.b
     optinfo = {"optimizer": method, "code": code, "evals": evals, "messages": messages,
                "warnings": []}
     fit = ExactFit(design, REML, X, names, dropped, y, offset, w, theta, solution, sigma, b,

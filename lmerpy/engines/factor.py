@@ -10,8 +10,8 @@ need a dense (Schur complement) factor. ``BlockedFactor`` does exactly that:
 When the remaining terms are too many for a dense S, ``SparseFactor`` uses a sparse LU of
 the whole A (SuperLU, symmetric mode). A model whose one random term is spatial goes
 through ``KernelFactor`` (one Cholesky of M = I + G^½ΣG^½, without Λ); other spatial models
-through ``DenseFactor``. Engines call ``update``, ``logdet`` and ``solve``; PLS.deviance
-also KernelFactor's ``update_kernel`` and ``quadratic``.
+through ``DenseFactor``. Engines call ``update``, ``logdet`` and ``solve``; PLS also
+KernelFactor's ``update_kernel``, ``quadratic`` and ``effects``, which need no Λ.
 """
 
 from __future__ import annotations
@@ -249,7 +249,8 @@ class KernelFactor:
 
     The deviance, all the optimiser asks for, thus needs M's Cholesky alone (q³/3 flops):
     neither Λ's (K's Cholesky, q³/3) nor the product Λ'GΛ (q³), a fifth of DenseFactor's
-    work. Λ is used only by ``solve`` (the BLUPs at the estimate)."""
+    work. So do the random effects b = Λû and ‖û‖² (``effects``). Λ is used only by
+    ``solve``, for callers that need A⁻¹ itself (û, conditional variances, PIRLS)."""
 
     def __init__(self, terms: list[RandomTermDesign], ZtZ: sp.csc_matrix):
         self.terms = terms
@@ -259,10 +260,16 @@ class KernelFactor:
                                     where=g > 0)
         self.logdet = 0.0
         self._lam = None
+        self._theta: np.ndarray | None = None  # the θ that M's Cholesky is at
 
     def update_kernel(self, thetas: list[np.ndarray]) -> KernelFactor:
-        """M's Cholesky at θ, without Λ (enough for ``logdet`` and ``quadratic``)."""
-        M = self.terms[0].cov.covariance(thetas[0], scale=self.sqrt_g)
+        """M's Cholesky at θ, without Λ (enough for ``logdet``, ``quadratic`` and
+        ``effects``); nothing to do if it is already at θ."""
+        theta = np.array(thetas[0], dtype=np.float64)
+        if self._theta is not None and np.array_equal(self._theta, theta):
+            return self
+        self._theta, self._lam = None, None
+        M = self.terms[0].cov.covariance(theta, scale=self.sqrt_g)
         M[np.diag_indices_from(M)] += 1.0
         # M is symmetric: its transpose is the same matrix in Fortran order (no copy)
         chol, info = sla.lapack.dpotrf(M.T, lower=1, overwrite_a=1, clean=0)
@@ -270,7 +277,7 @@ class KernelFactor:
             raise ModelError("the spatial random-effects system is not positive definite")
         self.L = chol
         self.logdet = float(2.0 * np.log(np.diag(chol)).sum())
-        self._lam = None
+        self._theta = theta
         return self
 
     def update(self, thetas: list[np.ndarray], lam: sp.csc_matrix) -> KernelFactor:
@@ -284,6 +291,22 @@ class KernelFactor:
             * self.inv_sqrt_g[:, None]
         W = sla.solve_triangular(self.L, Ct, lower=True, check_finite=False)
         return Ct.T @ Ct - W.T @ W
+
+    def effects(self, r: np.ndarray) -> tuple[np.ndarray, float]:
+        """b = Λû and ‖û‖² for û = A⁻¹Λ'r, r = Z'W(y − Xβ), through M alone. With r = G^½r̃
+        and z = M⁻¹r̃, Woodbury gives û = Λ'G^½z, so b = ΣG^½z and ‖û‖² = z'(M − I)z; at a
+        location with rows G^½ΣG^½z = (M − I)z = r̃ − z turns b into (r̃ − z)/√g, and only
+        the locations without rows need a row of Σ."""
+        rt = np.asarray(r, dtype=np.float64) * self.inv_sqrt_g
+        z = sla.cho_solve((self.L, True), rt, check_finite=False)
+        b = (rt - z) * self.inv_sqrt_g
+        empty = np.flatnonzero(self.sqrt_g == 0)
+        if len(empty):
+            cov = self.terms[0].cov
+            rows = cov.kernel(float(self._theta[1]), a=cov.coords[empty])
+            # Σ's jitter sits on columns of these locations, where √g = 0: it adds nothing
+            b[empty] = float(self._theta[0]) ** 2 * (rows @ (self.sqrt_g * z))
+        return b, float(z @ rt - z @ z)
 
     def solve(self, B: np.ndarray) -> np.ndarray:
         """A⁻¹B by Woodbury (needs Λ: ``update``, not ``update_kernel``)."""

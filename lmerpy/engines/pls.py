@@ -111,13 +111,15 @@ class PLSSolution:
 
     theta: np.ndarray
     beta: np.ndarray
-    u: np.ndarray              # spherical random effects
+    u: np.ndarray | None       # spherical random effects (None: solved without Λ)
     pwrss: float               # penalised weighted residual sum of squares r²(θ)
     logdet_A: float            # log|L_θ|²
     logdet_RX: float           # log|R_X|²
     RX: np.ndarray             # Cholesky factor (upper) of R_X'R_X
     ml: float                  # ML deviance at θ (profiled over β, σ)
     reml: float                # REML criterion at θ
+    b: np.ndarray              # the random effects, Λu
+    penalty: float             # ‖u‖²
 
 
 class LambdaMap:
@@ -167,9 +169,19 @@ class PLS:
         self.factor = make_factor(terms, cp.ZtZ, linear_updates)
         self._factor_at: tuple | None = None  # (factor, θ) it was last updated to
 
-    def solve(self, theta: np.ndarray) -> PLSSolution:
+    def solve(self, theta: np.ndarray, spherical: bool = True) -> PLSSolution:
+        """β̂, û, b̂ = Λû and the criteria at θ. ``spherical=False``: the caller needs no û
+        (b̂ and ‖û‖² suffice), and a KernelFactor then solves without Λ."""
         cp = self.cp
         thetas = self.split_theta(theta)
+        if not spherical and hasattr(self.factor, "effects"):
+            self.factor.update_kernel(thetas)
+            self._factor_at = None  # the factor holds no Λ
+            beta, RX, logdet_RX, pwrss, ml, reml = self._profiled(
+                self.factor.quadratic(np.column_stack([cp.ZtX, cp.Zty])))
+            b, penalty = self.factor.effects(cp.Zty - cp.ZtX @ beta)
+            return PLSSolution(np.asarray(theta, float).copy(), beta, None, pwrss,
+                               self.factor.logdet, logdet_RX, RX, ml, reml, b, penalty)
         lam = self.Lambda(theta)
         at = self._factor_at
         if at is None or at[0] is not self.factor or not np.array_equal(at[1], theta):
@@ -183,7 +195,7 @@ class PLS:
                       "lam": lam}
         u = S[:, cp.p] - S[:, : cp.p] @ beta
         return PLSSolution(np.asarray(theta, float).copy(), beta, u, pwrss, self.factor.logdet,
-                           logdet_RX, RX, ml, reml)
+                           logdet_RX, RX, ml, reml, np.asarray(lam @ u).ravel(), float(u @ u))
 
     def _profiled(self, Q: np.ndarray) -> tuple:
         """β̂, R_X, log|R_X|², r² and the two criteria from Q = [Λ'Z'X Λ'Z'y]' A⁻¹ [Λ'Z'X
@@ -257,11 +269,5 @@ class PLS:
         return float(np.sqrt(sol.pwrss / n))
 
     def deviance(self, theta: np.ndarray, REML: bool) -> float:
-        if hasattr(self.factor, "quadratic"):  # KernelFactor: Q without Λ
-            self.factor.update_kernel(self.split_theta(theta))
-            self._factor_at = None  # the factor now holds no Λ
-            C = np.column_stack([self.cp.ZtX, self.cp.Zty])
-            *_, ml, reml = self._profiled(self.factor.quadratic(C))
-            return reml if REML else ml
-        sol = self.solve(theta)
+        sol = self.solve(theta, spherical=False)  # KernelFactor: without Λ
         return sol.reml if REML else sol.ml

@@ -412,9 +412,9 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
         # BLUPs and linear coefficients at θ̂ through the exact engine's solve (DESIGN.md)
         cp = CrossProducts.build(X, design.Z, y_adj - nn_out, None)
         pls = PLS(design.random, cp, design.split_theta)
-        solution = pls.solve(theta)
+        solution = pls.solve(theta, spherical=False)
         sigma = pls.sigma(solution, REML=False)
-        b = np.asarray(pls.Lambda(theta) @ solution.u).ravel()
+        b = solution.b
     info = {
         "trained_theta": trained_theta, "refined": refine, "theta_from": theta_from,
         # the spatial term and locations (indices into its levels) θ was refined on

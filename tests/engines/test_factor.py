@@ -68,9 +68,10 @@ def test_spatial_factor_logdet_and_solve(formula, theta, kind):
 @pytest.mark.parametrize("theta", [[1.3, 0.7], [0.0, 0.5], [1e-3, 2.0], [4.0, 0.2]])
 @pytest.mark.parametrize("empty", [False, True])
 def test_kernel_factor_against_A(theta, empty):
-    """One spatial term: log|A|, A⁻¹B and (Λ'C)'A⁻¹(Λ'C) through M = I + G^½ΣG^½ (Sylvester,
-    Woodbury) equal A = Λ'Z'WZΛ + I formed and factored directly, with prior weights and,
-    ``empty``, locations without rows (g = 0: the training rows of a split)."""
+    """One spatial term: log|A|, A⁻¹B, (Λ'C)'A⁻¹(Λ'C), b = ΛA⁻¹Λ'r and ‖A⁻¹Λ'r‖² through
+    M = I + G^½ΣG^½ (Sylvester, Woodbury) equal A = Λ'Z'WZΛ + I formed and factored directly,
+    with prior weights and, ``empty``, locations without rows (g = 0: the training rows of a
+    split)."""
     rng = np.random.default_rng(5)
     n = 150
     data = pd.DataFrame({"y": rng.normal(size=n), "x": rng.normal(size=n),
@@ -95,10 +96,17 @@ def test_kernel_factor_against_A(theta, empty):
     LC = np.asarray(lam.T @ C)
     np.testing.assert_allclose(factor.quadratic(C), LC.T @ np.linalg.solve(A, LC),
                                rtol=1e-8, atol=1e-9)
-    factor.update_kernel(d.split_theta(theta))  # without Λ: the same criterion, no solves
-    assert factor.logdet == pytest.approx(np.linalg.slogdet(A)[1], rel=1e-10, abs=1e-12)
+    # b = Λû and ‖û‖² for û = A⁻¹Λ'r, r = Z'W e: zero at the locations without rows, whose
+    # b comes from the others through Σ
+    r = np.asarray(Z.T @ (w * rng.normal(size=Z.shape[0]))).ravel()
+    u = np.linalg.solve(A, np.asarray(lam.T @ r).ravel())
+    fresh = make_factor(d.random, ZtZ).update_kernel(d.split_theta(theta))  # without Λ
+    assert fresh.logdet == pytest.approx(np.linalg.slogdet(A)[1], rel=1e-10, abs=1e-12)
+    b, penalty = fresh.effects(r)
+    np.testing.assert_allclose(b, np.asarray(lam @ u).ravel(), rtol=1e-7, atol=1e-10)
+    assert penalty == pytest.approx(u @ u, rel=1e-8, abs=1e-12)
     with pytest.raises(RuntimeError, match="needs Λ"):
-        factor.solve(B)
+        fresh.solve(B)
 
 
 def test_make_factor_uses_kernel_factor_for_one_spatial_term_only():

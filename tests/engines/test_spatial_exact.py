@@ -82,6 +82,36 @@ def test_rbf_criteria_with_weights_and_reml_are_the_dense_likelihood(REML, weigh
     assert m.deviance(REML) <= best.fun + 1e-6
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_rbf_blups_are_the_dense_conditional_mean(weighted):
+    """b̂ = E[b | y] at θ̂ = s²K_ℓ Z'R⁻¹(y − Xβ̂), R = V/σ², written out densely: the fit
+    solves it without Λ (KernelFactor.effects), also for locations whose rows all have weight
+    zero (g = 0: their BLUP comes from the others through K alone)."""
+    data = _spatial_data(seed=13)
+    w = np.random.default_rng(4).uniform(0.3, 3.0, len(data)) if weighted else None
+    if weighted:
+        w[(data.lat == data.lat.iloc[0]).to_numpy()] = 0.0  # one location without weight
+    m = lp.lmer("y ~ x + rbf(lat, lon)", data, REML=False, weights=w)
+    assert type(m.fit.pls.factor).__name__ == "KernelFactor"
+    r = m.design.random[0]
+    sd_rel, ell = m.theta
+    S = r.cov.coords
+    K = np.exp(-((S[:, None] - S[None]) ** 2).sum(-1) / (2 * ell**2)) + 1e-6 * np.eye(len(S))
+    Z = m.design.Z.toarray()
+    X = np.column_stack([np.ones(len(data)), data.x])
+    wt = np.ones(len(data)) if w is None else w
+    keep = wt > 0
+    Zk, Xk, yk = Z[keep], X[keep], data.y.to_numpy()[keep]
+    Ri = np.linalg.inv(sd_rel**2 * Zk @ K @ Zk.T + np.diag(1.0 / wt[keep]))
+    beta = np.linalg.solve(Xk.T @ Ri @ Xk, Xk.T @ Ri @ yk)
+    b = sd_rel**2 * K @ Zk.T @ Ri @ (yk - Xk @ beta)
+    np.testing.assert_allclose(m.fixef().to_numpy(), beta, rtol=1e-8)
+    ours = m.ranef()["rbf(lat, lon)"]["(Intercept)"].to_numpy()
+    np.testing.assert_allclose(ours, b, rtol=1e-6, atol=1e-9)
+    if weighted:
+        assert (Z[~keep].sum(0) > 0).any() and not (Zk[:, Z[~keep].sum(0) > 0] != 0).any()
+
+
 def test_rbf_with_grouped_term():
     data = _spatial_data(seed=5)
     data["g"] = np.arange(len(data)) % 7
