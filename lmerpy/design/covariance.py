@@ -240,10 +240,19 @@ class RBFKernel(CovarianceSpec):
     def from_sdcor(self, values: np.ndarray, sigma: float) -> np.ndarray | None:
         return np.array([float(values[0]) / sigma, float(values[1])])
 
-    def krige(self, b: np.ndarray, new_coords: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    def kriging_weights(self, b: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """(K_tt + jitter I)⁻¹ b, by Cholesky (K is positive definite): what ``krige`` needs
+        of the training locations, the same for every set of new ones."""
+        K = self.kernel(float(theta[1]))
+        K[np.diag_indices_from(K)] += self.jitter
+        factor = sla.cho_factor(K, lower=True, overwrite_a=True, check_finite=False)
+        return sla.cho_solve(factor, np.asarray(b, dtype=np.float64), check_finite=False)
+
+    def krige(self, b: np.ndarray, new_coords: np.ndarray, theta: np.ndarray,
+              weights: np.ndarray | None = None) -> np.ndarray:
         """E[b(new) | b(training locations)] = K_nt (K_tt + jitter I)⁻¹ b: the conditional
-        mean of the Gaussian process at new locations (the sd ratio cancels)."""
-        ell = float(theta[1])
-        K = self.kernel(ell) + self.jitter * np.eye(len(self.coords))
-        weights = np.linalg.solve(K, np.asarray(b, dtype=np.float64))
-        return self.kernel(ell, a=np.asarray(new_coords, dtype=np.float64)) @ weights
+        mean of the Gaussian process at new locations (the sd ratio cancels). ``weights``:
+        ``kriging_weights(b, theta)``, if already at hand."""
+        if weights is None:
+            weights = self.kriging_weights(b, theta)
+        return self.kernel(float(theta[1]), a=np.asarray(new_coords, dtype=np.float64)) @ weights

@@ -149,3 +149,19 @@ def test_new_locations_get_the_kriging_mean():
     # a training location: its own BLUP
     own = r.levels.index(f"{data.lat.iloc[0]:.10g}, {data.lon.iloc[0]:.10g}")
     assert pred[2] == pytest.approx(base + b[own], rel=1e-10)
+
+
+def test_kriging_weights_are_solved_once_per_fit(monkeypatch):
+    """The training locations' kernel is factored for the first prediction at new
+    locations only (seconds at 10,000 locations); later ones reuse its weights."""
+    data = _spatial_data(seed=8)
+    m = lp.lmer("y ~ x + rbf(lat, lon)", data, REML=False)
+    cov = m.design.random[0].cov
+    calls = []
+    solve = type(cov).kriging_weights
+    monkeypatch.setattr(type(cov), "kriging_weights",
+                        lambda self, b, theta: calls.append(1) or solve(self, b, theta))
+    first = m.predict(pd.DataFrame({"x": [0.0, 1.0], "lat": [0.3, 0.9], "lon": [0.2, 0.4]}))
+    second = m.predict(pd.DataFrame({"x": [1.0], "lat": [0.9], "lon": [0.4]}))
+    assert len(calls) == 1
+    assert second.iloc[0] == pytest.approx(first.iloc[1], rel=1e-12)
