@@ -258,6 +258,7 @@ class KernelFactor:
         self.sqrt_g = np.sqrt(g)
         self.inv_sqrt_g = np.divide(1.0, self.sqrt_g, out=np.zeros_like(self.sqrt_g),
                                     where=g > 0)
+        self.empty = np.flatnonzero(g == 0)  # locations without rows (weight)
         self.logdet = 0.0
         self._lam = None
         self._theta: np.ndarray | None = None  # the θ that M's Cholesky is at
@@ -300,12 +301,11 @@ class KernelFactor:
         rt = np.asarray(r, dtype=np.float64) * self.inv_sqrt_g
         z = sla.cho_solve((self.L, True), rt, check_finite=False)
         b = (rt - z) * self.inv_sqrt_g
-        empty = np.flatnonzero(self.sqrt_g == 0)
-        if len(empty):
+        if len(self.empty):
             cov = self.terms[0].cov
-            rows = cov.kernel(float(self._theta[1]), a=cov.coords[empty])
+            rows = cov.kernel(float(self._theta[1]), a=cov.coords[self.empty])
             # Σ's jitter sits on columns of these locations, where √g = 0: it adds nothing
-            b[empty] = float(self._theta[0]) ** 2 * (rows @ (self.sqrt_g * z))
+            b[self.empty] = float(self._theta[0]) ** 2 * (rows @ (self.sqrt_g * z))
         return b, float(z @ rt - z @ z)
 
     def solve(self, B: np.ndarray) -> np.ndarray:

@@ -369,10 +369,10 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
         value = pirls.laplace(m1)
     lam = pirls.lambda_map(theta)
     b = np.asarray(lam @ final.u).ravel()
-    sol = PLSSolution(theta.copy(), beta.copy(), final.u, float(final.u @ final.u),
-                      final.logdet, 0.0, m1.solution.RX if final is m1 else
-                      final_rx(pirls, final, theta), value, np.inf, b,
-                      float(final.u @ final.u))
+    penalty = float(final.u @ final.u)
+    sol = PLSSolution(theta.copy(), beta.copy(), final.u, penalty, final.logdet, 0.0,
+                      m1.solution.RX if final is m1 else final_rx(pirls, final, theta), value,
+                      np.inf, b, penalty)
     optinfo = {"optimizer": "bobyqa", "code": code, "evals": evals, "messages": messages,
                "warnings": [], "pirls_iterations": final.iterations}
     fit = GlmerFit(design, False, X, names, dropped, y, offset, w_user, theta, sol, 1.0, b,
