@@ -214,16 +214,20 @@ class RBFKernel(CovarianceSpec):
         """ΛΛ' = θ₀²(K_ℓ + jitter·I), the relative covariance of the q effects, without Λ's
         Cholesky (factor.py's KernelFactor works with it directly); with ``scale``,
         diag(scale)·ΛΛ'·diag(scale), in place."""
-        K = self.kernel(float(theta[1]))
-        K[np.diag_indices_from(K)] += self.jitter
+        K = self._jittered(float(theta[1]))
         s = float(theta[0]) * (np.ones(len(K)) if scale is None else np.asarray(scale))
         K *= s[:, None]
         K *= s[None, :]
         return K
 
-    def block(self, theta: np.ndarray) -> np.ndarray:
-        K = self.kernel(float(theta[1]))
+    def _jittered(self, lengthscale: float) -> np.ndarray:
+        """K_ℓ + jitter·I over the training locations (a new array: callers work in place)."""
+        K = self.kernel(lengthscale)
         K[np.diag_indices_from(K)] += self.jitter
+        return K
+
+    def block(self, theta: np.ndarray) -> np.ndarray:
+        K = self._jittered(float(theta[1]))
         L = sla.cholesky(K, lower=True, overwrite_a=True, check_finite=False)
         L *= float(theta[0])
         return L
@@ -243,8 +247,7 @@ class RBFKernel(CovarianceSpec):
     def kriging_weights(self, b: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """(K_tt + jitter I)⁻¹ b, by Cholesky (K is positive definite): what ``krige`` needs
         of the training locations, the same for every set of new ones."""
-        K = self.kernel(float(theta[1]))
-        K[np.diag_indices_from(K)] += self.jitter
+        K = self._jittered(float(theta[1]))
         factor = sla.cho_factor(K, lower=True, overwrite_a=True, check_finite=False)
         return sla.cho_solve(factor, np.asarray(b, dtype=np.float64), check_finite=False)
 
