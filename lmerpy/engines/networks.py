@@ -19,8 +19,8 @@ class Dropout(nn.Dropout):
     """Dropout whose masks, on the CPU, come from a numpy generator when one is attached.
 
     The torch engine attaches its seeded generator while training: 16 random bits per unit
-    from ``Generator.bytes`` are 4–7× cheaper than torch's CPU bernoulli, which is otherwise
-    the largest cost of a training step (and the generator's state is checkpointed with the
+    from the generator are 4–7× cheaper than torch's CPU bernoulli, which is otherwise the
+    largest cost of a training step (and the generator's state is checkpointed with the
     rest). The drop probability is rounded to a multiple of 2⁻¹⁶ and the kept units scaled
     by the exact inverse of the keep probability, so the layer stays unbiased. Without a
     generator, or on a GPU, it is torch's dropout."""
@@ -32,11 +32,22 @@ class Dropout(nn.Dropout):
                 x.device.type != "cpu":
             return super().forward(x)
         threshold = round(self.p * 65536)
-        bits = np.frombuffer(self.generator.bytes(2 * x.numel()), dtype=np.uint16)
-        mask = (bits >= threshold).astype(np.float64 if x.dtype == torch.float64 else
-                                          np.float32)
+        mask = (random_bits16(self.generator, x.numel()) >= threshold).astype(
+            np.float64 if x.dtype == torch.float64 else np.float32)
         mask *= 65536 / (65536 - threshold)
         return x * torch.from_numpy(mask.reshape(x.shape)).to(x.dtype)
+
+
+def random_bits16(generator: np.random.Generator, count: int) -> np.ndarray:
+    """``count`` 16-bit draws, the bits of ``generator.bytes(2 * count)``. For PCG64 (numpy's
+    default) they are read as whole 64-bit outputs, 3–4× faster than ``bytes``, which draws
+    32 bits at a time and copies them twice; the stream is the same where ``bytes`` would
+    use whole 64-bit outputs too (no 32-bit half kept from an earlier draw or left over)."""
+    bitgen = generator.bit_generator
+    if isinstance(bitgen, np.random.PCG64) and count > 0 and count % 4 in (0, 3) and \
+            not bitgen.state["has_uint32"]:
+        return bitgen.random_raw(-(-count // 4)).view(np.uint16)[:count]
+    return np.frombuffer(generator.bytes(2 * count), dtype=np.uint16)
 
 
 def attach_generator(module: nn.Module, generator: np.random.Generator | None) -> None:

@@ -30,6 +30,7 @@ from ..design.covariance import RBFKernel
 from ..design.model import ModelDesign
 from ..design.subset import at_locations
 from ..errors import ModelError, warn
+from .adam import FusedAdam
 from .backfit import backfit
 from .batch_nll import CovarianceParams, batch_nll
 from .batching import EpochBatches, epoch_order, local_order, locality_rank
@@ -559,11 +560,11 @@ def _captures(device: torch.device, control: TorchControl) -> bool:
 
 def _adam(params: list, control: TorchControl, capturable: bool = False
           ) -> torch.optim.Optimizer:
-    """Adam with the fused kernel (one update of all parameters, CPU or CUDA), else foreach;
-    ``capturable`` keeps its step count on the device, for CUDA graphs."""
+    """Adam with the fused kernel (one update of all parameters, CPU or CUDA; adam.py), else
+    foreach; ``capturable`` keeps its step count on the device, for CUDA graphs."""
     options = dict(lr=control.lr, weight_decay=control.weight_decay, capturable=capturable)
     try:
-        return torch.optim.Adam(params, fused=True, **options)
+        return FusedAdam(params, **options)
     except (RuntimeError, ValueError):  # parameters on a device without the fused kernel
         return torch.optim.Adam(params, foreach=True, **options)
 

@@ -53,7 +53,8 @@ class TrainStep:
         self._graph = None
 
     def eager(self, batch: dict) -> torch.Tensor:
-        self.opt.zero_grad(set_to_none=True)
+        for p in self.params:  # zero_grad(set_to_none=True), without its per-call overhead
+            p.grad = None
         loss = self.nll_of(batch)
         (loss / batch["rows"]).backward()
         self.opt.step()

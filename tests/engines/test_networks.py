@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from lmerpy.engines.networks import Dropout, attach_generator
+from lmerpy.engines.networks import Dropout, attach_generator, random_bits16
 
 
 @pytest.mark.parametrize("p", [0.1, 0.25, 0.5, 0.9])
@@ -65,3 +65,18 @@ def test_a_formula_cannot_ask_for_an_oversized_network(monkeypatch):
     assert m.torch_info["networks"][0]["parameters"] == 3 * 40  # the intercept is β's
     with pytest.raises(lp.ModelError, match="would have 124 parameters, more than the 121"):
         lp.lmer("y ~ nn(x1, hidden=(41,)) + (1 | g)", df, epochs=1, verbose=False)
+
+
+@pytest.mark.parametrize("bitgen", [np.random.PCG64, np.random.MT19937, np.random.Philox])
+def test_random_bits_are_the_generators_bytes(bitgen):
+    """The fast path reads whole 64-bit outputs; it must give exactly the bits, and leave
+    exactly the state, of ``Generator.bytes`` — for every count and whether or not a 32-bit
+    half is kept from an earlier draw (an odd number of 32-bit draws before)."""
+    for before in (0, 1, 2, 3):
+        for count in range(0, 23):
+            a, b = np.random.Generator(bitgen(7)), np.random.Generator(bitgen(7))
+            for g in (a, b):
+                g.integers(0, 2**32, size=before, dtype=np.uint32)
+            expected = np.frombuffer(a.bytes(2 * count), dtype=np.uint16)
+            np.testing.assert_array_equal(random_bits16(b, count), expected)
+            assert a.bytes(24) == b.bytes(24), (before, count)
