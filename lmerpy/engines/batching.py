@@ -36,10 +36,14 @@ def epoch_order(rows: np.ndarray, rng: np.random.Generator | None,
     (groups by level). Returns the order and each of its rows' group."""
     if groups is None:
         return (rng.permutation(rows) if rng is not None else rows), None
-    present = np.unique(groups[rows])
+    codes = groups[rows]
+    present = np.flatnonzero(np.bincount(codes))   # np.unique's levels, without a sort
     rank = np.empty(int(present.max()) + 1, dtype=np.int64)
     rank[rng.permutation(present) if rng is not None else present] = np.arange(len(present))
-    order = rows[np.argsort(rank[groups[rows]], kind="stable")]
+    key = rank[codes]
+    if len(present) <= 1 << 16:  # numpy sorts 16-bit keys stably by radix: the same order
+        key = key.astype(np.uint16)
+    order = rows[np.argsort(key, kind="stable")]
     return order, groups[order]
 
 
@@ -96,7 +100,15 @@ class Segments:
         batch_of = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))
         width = int(codes.max()) + 1 if len(codes) else 1
         key = batch_of * width + codes
-        uniq, inv = np.unique(key, return_inverse=True)
+        cells = (len(bounds) - 1) * width
+        if cells <= 4 * len(key):
+            # np.unique(key, return_inverse=True) by a table of every (batch, level) cell
+            # instead of a sort: linear in the rows where batches × levels is small
+            seen = np.zeros(cells, dtype=bool)
+            seen[key] = True
+            uniq, inv = np.flatnonzero(seen), (np.cumsum(seen) - 1)[key]
+        else:
+            uniq, inv = np.unique(key, return_inverse=True)
         seg_batch = uniq // width
         starts = np.searchsorted(seg_batch, np.arange(len(bounds)))
         local = inv.reshape(-1) - starts[batch_of]

@@ -95,3 +95,28 @@ def test_local_order_gives_fixed_batches_of_nearby_locations():
     assert not np.array_equal(first, second)
     fixed = local_order(rows, None, locations, rank, 100)
     assert np.all(np.diff(rank[locations[fixed]]) >= 0)
+
+
+@pytest.mark.parametrize("levels", [30, 100_000])
+def test_order_with_generator_is_whole_groups_in_a_permuted_order(levels):
+    """Each group's rows together and in their data order, the groups in the order of the
+    generator's permutation of the levels present (above 2¹⁶ levels the sort key is wider)."""
+    rng = np.random.default_rng(3)
+    n = 200_000 if levels > 1000 else 500
+    groups = rng.integers(0, levels, n)
+    rows = np.sort(rng.choice(n, n * 3 // 4, replace=False))
+    order, og = epoch_order(rows, np.random.default_rng(9), groups)
+    permuted = np.random.default_rng(9).permutation(np.unique(groups[rows]))
+    expected = np.concatenate([rows[groups[rows] == level] for level in permuted]) \
+        if levels < 1000 else None
+    if expected is not None:
+        np.testing.assert_array_equal(order, expected)
+    else:  # the same, checked without a loop over 77,000 levels
+        position = np.empty(levels, dtype=np.int64)
+        position[permuted] = np.arange(len(permuted))
+        key = position[groups[order]]
+        assert (np.diff(key) >= 0).all()
+        same = np.diff(key) == 0
+        assert (np.diff(order)[same] > 0).all()
+        np.testing.assert_array_equal(np.sort(order), rows)
+    np.testing.assert_array_equal(og, groups[order])
