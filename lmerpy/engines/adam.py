@@ -6,7 +6,8 @@ takes tens of microseconds; ``torch.optim.Adam.step`` spends several times that 
 a training step at batch 1,000 on two CPU cores. Once every parameter has its state, the
 steps here call the same two kernels torch's fused path calls, in the same order, on lists
 grouped once — so the parameters and moments are the same, bit for bit
-(tests/engines/test_adam.py). Anything out of that plain case (a closure, a parameter
+(tests/engines/test_adam.py). The step is not wrapped in torch's profiler record and step
+hooks (the engine registers none). Anything out of that plain case (a closure, a parameter
 without a gradient, amsgrad, a gradient scaler, a captured CUDA step) is torch's own step.
 """
 
@@ -21,6 +22,7 @@ class FusedAdam(torch.optim.Adam):
     def __init__(self, params, **options):
         super().__init__(params, fused=True, **options)
         self._groups: list[tuple[dict, list[list[torch.Tensor]]]] | None = None
+        self._steps: list[torch.Tensor] = []
         self._lean = hasattr(torch, "_fused_adam_") and all(
             not (g["amsgrad"] or g["maximize"] or g["capturable"] or g["differentiable"]
                  or g.get("decoupled_weight_decay", False)) for g in self.param_groups)
@@ -41,22 +43,29 @@ class FusedAdam(torch.optim.Adam):
             if any(len(self.state[p]) == 0 for g in self.param_groups for p in g["params"]):
                 return super().step()  # the first step creates the moments
             self._groups = self._plan()
+            self._steps = [step for _, lists in self._groups for step in lists[3]]
         grads = [[p.grad for p in params] for _, (params, *_rest) in self._groups]
         if any(g is None for part in grads for g in part):
             return super().step()
+        # every step count at once (torch adds one per device and dtype, just before that
+        # part's update: the same counts, as the parts share no tensor)
+        torch._foreach_add_(self._steps, 1)
         for (group, (params, exp_avgs, exp_avg_sqs, steps)), part in zip(self._groups, grads):
             beta1, beta2 = group["betas"]
-            torch._foreach_add_(steps, 1)
             try:
                 torch._fused_adam_(params, part, exp_avgs, exp_avg_sqs, [], steps,
                                    amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2,
                                    weight_decay=group["weight_decay"], eps=group["eps"],
                                    maximize=False)
             except TypeError:  # a torch whose kernel takes other arguments: torch's step
-                torch._foreach_sub_(steps, 1)
+                torch._foreach_sub_(self._steps, 1)
                 self._lean = False
                 return super().step()
         return None
+
+    # torch wraps an optimiser's step in a profiler record and its step hooks, which cost
+    # as much as the update here; the engine registers no hooks on its own optimiser
+    step.hooked = True
 
     def _plan(self) -> list[tuple[dict, list[list[torch.Tensor]]]]:
         """Each parameter group's tensors split by device and dtype, as torch's fused path
