@@ -50,6 +50,40 @@ def random_bits16(generator: np.random.Generator, count: int) -> np.ndarray:
     return np.frombuffer(generator.bytes(2 * count), dtype=np.uint16)
 
 
+class _WideLinear(torch.autograd.Function):
+    """``x W' + b`` whose weight gradient is formed as (x'g)' instead of torch's g'x: the
+    same matrix, but where a layer widens (fewer inputs than outputs: the paper's first
+    layer, 10 → 100) MKL's sgemm takes about five times longer over g'x (out × rows times
+    rows × in) than over x'g: 250 against 48 µs at 1,000 rows on one thread, 1.2 against
+    0.25 ms at 8,192 rows on two (a training step, a backfitting pass)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return torch.addmm(bias, x, weight.t()) if bias is not None else x @ weight.t()
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        grad_x = grad @ weight if ctx.needs_input_grad[0] else None
+        grad_w = (x.t() @ grad).t().contiguous() if ctx.needs_input_grad[1] else None
+        grad_b = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` whose weight gradient, in a widening layer on the CPU, is formed the
+    faster way (``_WideLinear``); the same parameters, initial values and state dict as
+    ``nn.Linear`` (cuBLAS has no such slow case: a GPU keeps torch's own)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.in_features < self.out_features and x.dim() == 2 and \
+                x.device.type == "cpu" and torch.is_grad_enabled() and self.weight.requires_grad:
+            return _WideLinear.apply(x, self.weight, self.bias)
+        return super().forward(x)
+
+
 def attach_generator(module: nn.Module, generator: np.random.Generator | None) -> None:
     """Let every lmerpy Dropout in ``module`` draw its masks from ``generator``."""
     for m in module.modules():
@@ -102,14 +136,14 @@ def build_network(term: NNTerm, in_features: int, modules: dict[str, nn.Module] 
     layers: list[nn.Module] = []
     width = in_features
     for h in hidden:
-        layers.append(nn.Linear(width, h))
+        layers.append(Linear(width, h))
         if options.get("batchnorm", False):
             layers.append(nn.BatchNorm1d(h))
         layers.append(ACTIVATIONS[activation]())
         if dropout > 0:
             layers.append(Dropout(dropout))
         width = h
-    layers.append(nn.Linear(width, 1, bias=bias))
+    layers.append(Linear(width, 1, bias=bias))
     return nn.Sequential(*layers)
 
 

@@ -80,3 +80,37 @@ def test_random_bits_are_the_generators_bytes(bitgen):
             expected = np.frombuffer(a.bytes(2 * count), dtype=np.uint16)
             np.testing.assert_array_equal(random_bits16(b, count), expected)
             assert a.bytes(24) == b.bytes(24), (before, count)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("x_grad", [False, True])
+def test_linear_gradients_are_nn_linears(bias, x_grad):
+    """The widening layer's own backward gives nn.Linear's output and gradients (up to the
+    order of float32 sums); a narrowing layer, and any layer without gradients, is
+    nn.Linear's own code."""
+    from lmerpy.engines.networks import Linear
+
+    torch.manual_seed(0)
+    ours = Linear(10, 100, bias=bias)
+    torch.manual_seed(0)
+    ref = torch.nn.Linear(10, 100, bias=bias)
+    assert torch.equal(ours.weight, ref.weight)          # the same initial values
+    x = torch.randn(1000, 10, requires_grad=x_grad)
+    g = torch.randn(1000, 100)
+    outs = []
+    for layer in (ours, ref):
+        x.grad = None
+        out = layer(x)
+        out.backward(g)
+        outs.append((out.detach(), layer.weight.grad, layer.bias.grad if bias else None,
+                     x.grad))
+    assert ours(x).grad_fn.name().startswith("_WideLinear")
+    for a, b in zip(*outs):
+        if b is None:
+            assert a is None
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-4)  # sums of 1,000 terms ~ 30
+    assert ours.weight.grad.is_contiguous()             # L-BFGS flattens it with view(-1)
+    with torch.no_grad():
+        assert torch.equal(ours(x), ref(x))
+    assert Linear(100, 10)(x.detach() @ torch.ones(10, 100)).grad_fn.name() == "AddmmBackward0"
