@@ -22,7 +22,6 @@ class FusedAdam(torch.optim.Adam):
     def __init__(self, params, **options):
         super().__init__(params, fused=True, **options)
         self._groups: list[tuple[dict, list[list[torch.Tensor]]]] | None = None
-        self._steps: list[torch.Tensor] = []
         self._lean = hasattr(torch, "_fused_adam_") and all(
             not (g["amsgrad"] or g["maximize"] or g["capturable"] or g["differentiable"]
                  or g.get("decoupled_weight_decay", False)) for g in self.param_groups)
@@ -43,13 +42,13 @@ class FusedAdam(torch.optim.Adam):
             if any(len(self.state[p]) == 0 for g in self.param_groups for p in g["params"]):
                 return super().step()  # the first step creates the moments
             self._groups = self._plan()
-            self._steps = [step for _, lists in self._groups for step in lists[3]]
         grads = [[p.grad for p in params] for _, (params, *_rest) in self._groups]
         if any(g is None for part in grads for g in part):
             return super().step()
         # every step count at once (torch adds one per device and dtype, just before that
         # part's update: the same counts, as the parts share no tensor)
-        torch._foreach_add_(self._steps, 1)
+        steps_all = [step for _, lists in self._groups for step in lists[3]]
+        torch._foreach_add_(steps_all, 1)
         for (group, (params, exp_avgs, exp_avg_sqs, steps)), part in zip(self._groups, grads):
             beta1, beta2 = group["betas"]
             try:
@@ -58,7 +57,7 @@ class FusedAdam(torch.optim.Adam):
                                    weight_decay=group["weight_decay"], eps=group["eps"],
                                    maximize=False)
             except TypeError:  # a torch whose kernel takes other arguments: torch's step
-                torch._foreach_sub_(self._steps, 1)
+                torch._foreach_sub_(steps_all, 1)
                 self._lean = False
                 return super().step()
         return None

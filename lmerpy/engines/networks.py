@@ -40,8 +40,9 @@ class Dropout(nn.Dropout):
 
 def random_bits16(generator: np.random.Generator, count: int) -> np.ndarray:
     """``count`` 16-bit draws, the bits of ``generator.bytes(2 * count)``. For PCG64 (numpy's
-    default) they are read as whole 64-bit outputs, 3–4× faster than ``bytes``, which draws
-    32 bits at a time and copies them twice; the stream is the same where ``bytes`` would
+    default) they are read as whole 64-bit outputs, about twice as fast as ``bytes`` (72
+    against 111–250 µs for 100,000 draws here), which draws 32 bits at a time and copies
+    them twice; the stream is the same where ``bytes`` would
     use whole 64-bit outputs too (no 32-bit half kept from an earlier draw or left over)."""
     bitgen = generator.bit_generator
     if isinstance(bitgen, np.random.PCG64) and count > 0 and count % 4 in (0, 3) and \
