@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..errors import DataError, FormulaError, ModelError
+from ..errors import DataError, FormulaError, ModelError, warn
 from ..formula import nodes as N
 from ..formula import parse
 from ..formula.terms import Formula, Term, TermList
@@ -188,6 +188,36 @@ def _expand_dot(formula: Formula, data: pd.DataFrame, reserved: list[str]) -> Fo
     return replace(formula, fixed=TermList(formula.fixed.intercept, tuple(terms)))
 
 
+def _drop_response(formula: Formula) -> Formula:
+    """R's model.matrix: a right-hand-side term that holds the response (``y ~ x + y``, or
+    ``y:x``) is dropped with a warning; in an nn() term's inputs too, where it would leak
+    the response into the network."""
+    response = formula.response
+    if response is None:
+        return formula
+
+    def keep(terms: TermList) -> TermList:
+        return TermList(terms.intercept, tuple(t for t in terms.terms
+                                               if response not in t.factors))
+
+    fixed, nns = keep(formula.fixed), []
+    dropped = [str(t) for t in formula.fixed.terms if t not in fixed.terms]
+    for term in formula.nn:
+        inputs = keep(term.inputs)
+        if inputs.terms != term.inputs.terms:
+            dropped.append(f"{term} inputs")
+            if not inputs.terms:
+                raise FormulaError(f"{term} has no inputs but the response '{response}', "
+                                   f"which cannot be a predictor of itself")
+            term = replace(term, inputs=inputs)
+        nns.append(term)
+    if not dropped:
+        return formula
+    warn(f"the response '{response}' appeared on the right-hand side and was dropped "
+         f"(from {', '.join(dropped)})")
+    return replace(formula, fixed=fixed, nn=tuple(nns))
+
+
 def _response(formula: Formula, data: pd.DataFrame) -> np.ndarray:
     node = formula.response
     if node is None:
@@ -222,6 +252,7 @@ def design(formula: Formula | str, data: pd.DataFrame, na_action: str = "omit",
     """
     if isinstance(formula, str):
         formula = parse(formula)
+    formula = _drop_response(formula)
     data = check_frame(data)
     if not all(isinstance(c, str) for c in data.columns):
         data = data.rename(columns=str)  # a renamed copy: the caller's frame is left alone

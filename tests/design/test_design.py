@@ -218,3 +218,22 @@ def test_dot_keeps_the_written_formula_and_skips_weights():
     m = lp.lmer("y ~ . + (1 | g)", data.drop(columns="w"), weights=data.w.to_numpy())
     assert m.fixef_names == ["(Intercept)", "a"]
     assert m.formula.as_written == "y ~ . + (1 | g)"
+
+
+def test_response_on_the_right_is_dropped_as_in_R(sleep):
+    # R's model.matrix drops every term holding the response ("the response appeared on the
+    # right-hand side and was dropped"); an nn() input would leak it into the network
+    with pytest.warns(UserWarning, match="response 'Reaction' appeared on the right-hand "
+                                         "side and was dropped \\(from Reaction, Reaction:Days\\)"):
+        d = lp.design("Reaction ~ Days + Reaction + Days:Reaction + (1 | Subject)", sleep)
+    assert d.X_names == ["(Intercept)", "Days"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # another expression of the response is a predictor
+        d = lp.design("log(Reaction) ~ Reaction + (1 | Subject)", sleep)
+        assert d.X_names == ["(Intercept)", "Reaction"]
+    with pytest.warns(UserWarning, match="from nn\\(Days \\+ Reaction\\) inputs"):
+        d = lp.design("Reaction ~ nn(Days + Reaction) + (1 | Subject)", sleep)
+    assert d.nn[0].names == ["Days"]
+    with pytest.raises(lp.FormulaError, match="nn\\(Reaction\\) has no inputs but the "
+                                              "response"):
+        lp.design("Reaction ~ nn(Reaction) + (1 | Subject)", sleep)
