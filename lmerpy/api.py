@@ -51,12 +51,14 @@ def lmer(formula: str | Formula, data: pd.DataFrame, REML: bool = True,
     ``batching`` ("sorted", "random", "group"), ``backfit``, ``batch_growth``,
     ``lr_decay`` and ``phase_patience`` (the second phase), ``refine``, ``device``,
     ``seed``, ``verbose``;
-    ``modules`` maps nn(..., module="name") to your own torch modules.
+    ``modules`` maps nn(..., module="name") to your own torch modules. The exact engine
+    takes ``verbose`` as lme4 does: 1 (or True) prints each evaluation of the criterion,
+    2 the parameters too.
     """
     formula = _formula(formula)
     require_flag("REML", REML)
     REML = bool(REML)
-    use_torch, control = _choose_engine(formula, engine, control, training)
+    use_torch, control = _choose_engine(formula, engine, control, training, LmerControl)
     if use_torch and weights is not None:
         raise ModelError("prior weights are not supported by the torch engine for Gaussian "
                          "models yet")
@@ -79,8 +81,11 @@ def _formula(formula) -> Formula:
     return formula
 
 
-def _choose_engine(formula: Formula, engine: str, control, training: dict):
-    """exact or torch (nn() terms, or asked for), and the torch engine's settings."""
+def _choose_engine(formula: Formula, engine: str, control, training: dict,
+                   exact_control: type[LmerControl]):
+    """exact or torch (nn() terms, or asked for), and the engine's settings: the torch
+    engine's with the training options, or the exact engine's (``exact_control``) with
+    lme4's ``verbose``."""
     if engine not in {"auto", "exact", "torch"}:
         raise ModelError(f"engine must be 'auto', 'exact' or 'torch', not {engine!r}")
     use_torch = engine == "torch" or (engine == "auto" and bool(formula.nn))
@@ -93,9 +98,14 @@ def _choose_engine(formula: Formula, engine: str, control, training: dict):
         if control is not None and not isinstance(control, TorchControl):
             raise ModelError("the torch engine takes a TorchControl as control")
         return True, replace(control or TorchControl(), **training)
-    if training:
-        raise ModelError(f"training option(s) {', '.join(sorted(training))} only apply to "
+    others = sorted(set(training) - {"verbose"})
+    if others:
+        raise ModelError(f"training option(s) {', '.join(others)} only apply to "
                          f"engine='torch'")
+    if "verbose" in training:  # lme4's lmer(verbose=): the optimiser's evaluations
+        if control is not None and not isinstance(control, exact_control):
+            raise ModelError(f"the exact engine takes a {exact_control.__name__} as control")
+        control = replace(control or exact_control(), verbose=training["verbose"])
     return False, control
 
 
@@ -138,13 +148,15 @@ def glmer(formula: str | Formula, data: pd.DataFrame, family: str | Family = "bi
 
     With nn() terms (or ``engine="torch"``) the torch engine trains the network by the
     marginal NLL over whole groups, by Gauss–Hermite quadrature (LMMNN paper eq. 40;
-    ``quadrature=5`` nodes), with the training options of ``lmer()``.
+    ``quadrature=5`` nodes), with the training options of ``lmer()``; ``verbose`` for the
+    exact engine as in ``lmer()``.
     """
     formula = _formula(formula)
     fam = make_family(family, link)
-    use_torch, control = _choose_engine(formula, engine, control, training)
-    if not use_torch and control is not None and not isinstance(control, GlmerControl):
+    if engine != "torch" and not formula.nn and control is not None and \
+            not isinstance(control, GlmerControl):
         raise ModelError("glmer() takes a GlmerControl as control")
+    use_torch, control = _choose_engine(formula, engine, control, training, GlmerControl)
     data_name = data_name or _caller_name(data) or "data"
     d, w, weights_name, data = _design_with_weights(formula, data, weights, na_action)
     if use_torch:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..design.model import ModelDesign
 from ..errors import DataError, ModelError, warn
-from .options import require_flag, require_number, require_whole
+from .options import is_flag, require_flag, require_number, require_whole
 from .pls import PLS, CrossProducts, PLSSolution
 
 
@@ -47,6 +47,9 @@ class LmerControl:
     # each evaluation is expensive and the gradient costs about two of them, else BOBYQA.
     optimizer: str = "auto"
     large_model: int = 20_000  # "auto" uses L-BFGS-B from this many rows or random effects
+    # lmer(verbose=): 1 or True prints each evaluation of the objective as lme4's default
+    # optimiser does ("iteration: k", "f(x) = ..."), 2 the parameters x too
+    verbose: int = 0
 
     def check(self) -> None:
         """Refuse a setting the optimiser or the checks cannot use, naming the option."""
@@ -56,6 +59,8 @@ class LmerControl:
             require_number(name, getattr(self, name), positive)
         for name in ("maxeval", "large_model"):
             require_whole(name, getattr(self, name), 1)
+        if not is_flag(self.verbose):
+            require_whole("verbose", self.verbose, 0, also="True/False")
         require_flag("calc_derivs", self.calc_derivs)
         if self.optimizer not in {"auto", "bobyqa", "lbfgsb"}:
             raise ModelError(f"unknown optimizer {self.optimizer!r} (use 'auto', 'bobyqa' or "
@@ -332,6 +337,7 @@ def _lbfgsb(pls: PLS, REML: bool, phi0: np.ndarray, lower: np.ndarray,
     def fg(phi):
         count[0] += 1
         value, grad = pls.deviance_and_gradient(scale * np.asarray(phi), REML)
+        report(control.verbose, count[0], value, phi)
         if not np.isfinite(value):
             return 1e300, np.zeros_like(grad)
         return value, grad * scale
@@ -343,8 +349,35 @@ def _lbfgsb(pls: PLS, REML: bool, phi0: np.ndarray, lower: np.ndarray,
     return np.asarray(res.x, dtype=np.float64), (4 if res.success else -1), count[0]
 
 
+def report(level: int, k: int, value: float, x: np.ndarray) -> None:
+    """Evaluation ``k`` of an optimiser's objective, printed as lme4's verbose fits print it
+    (nloptr's print_level): nothing at level 0, the parameters too from level 2."""
+    if not level:
+        return
+    lines = [f"iteration: {k}", f"\tf(x) = {value:.6f}"]
+    if level > 1:
+        lines.append("\tx = ( " + ", ".join(f"{v:.6g}" for v in np.ravel(x)) + " )")
+    print("\n".join(lines), flush=True)
+
+
+def _reporting(objective, level: int):
+    """``objective``, reporting each evaluation at verbosity ``level``."""
+    if not level:
+        return objective
+    count = [0]
+
+    def reported(x):
+        value = objective(x)
+        count[0] += 1
+        report(level, count[0], value, x)
+        return value
+
+    return reported
+
+
 def bobyqa(objective, theta0: np.ndarray, lower: np.ndarray, control: LmerControl,
-            step: np.ndarray | None = None, upper: np.ndarray | None = None):
+           step: np.ndarray | None = None, upper: np.ndarray | None = None):
+    objective = _reporting(objective, int(control.verbose))
     k = len(theta0)
     upper = np.full(k, np.inf) if upper is None else np.asarray(upper, dtype=np.float64)
     start = np.minimum(np.maximum(theta0, lower), upper)

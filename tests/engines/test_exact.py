@@ -153,3 +153,27 @@ def test_bad_weights():
         lp.lmer("Reaction ~ Days + (1 | Subject)", sleep, weights=[1.0, 2.0, 3.0])
     with pytest.raises(lp.DataError, match="weights column 'nope'"):
         lp.lmer("Reaction ~ Days + (1 | Subject)", sleep, weights="nope")
+
+
+@pytest.mark.parametrize("optimizer,key", [("bobyqa", "sleep_reml"), ("lbfgsb", "sleep_int")])
+def test_verbose_prints_each_evaluation_as_lme4(capsys, optimizer, key):
+    # lmer(verbose = 1) prints every evaluation of the criterion ("iteration: k", "f(x) =");
+    # the least value printed is the criterion at the optimum lme4 reports
+    ref = FITS[key]
+    data = reference_data(ref["data"])
+    control = lp.LmerControl(optimizer=optimizer)
+    m = lp.lmer(ref["formula"], data, control=control, verbose=2)
+    out = capsys.readouterr().out.splitlines()
+    counts = [int(line.split(":")[1]) for line in out if line.startswith("iteration: ")]
+    values = [float(line.split("=")[1]) for line in out if line.startswith("\tf(x) = ")]
+    points = [line for line in out if line.startswith("\tx = ( ")]
+    assert counts == list(range(1, len(counts) + 1)) and len(counts) > 5
+    assert len(values) == len(points) == len(counts)
+    assert min(values) == pytest.approx(ref["REMLcrit"], abs=1e-3)
+    quiet = lp.lmer(ref["formula"], data, control=control, verbose=False)
+    assert capsys.readouterr().out == ""
+    np.testing.assert_array_equal(quiet.theta, m.theta)
+    with pytest.raises(lp.ModelError, match="verbose must be a whole number"):
+        lp.lmer(ref["formula"], data, verbose=-1)
+    with pytest.raises(lp.ModelError, match="only apply to engine='torch'"):
+        lp.lmer(ref["formula"], data, verbose=1, epochs=3)

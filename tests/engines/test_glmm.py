@@ -252,3 +252,16 @@ def test_glmer_errors():
         lp.glmer(f, cbpp, family="poisson")
     with pytest.raises(lp.ModelError, match="REML"):
         lp.glmer(f, cbpp).REMLcrit()
+
+
+def test_verbose_prints_each_evaluation_as_glmer(capsys):
+    # glmer(verbose = 1): each stage's evaluations ("iteration: k", "f(x) ="), counted from 1
+    # in each stage; the least value printed is −2 log L at lme4's optimum
+    r = FITS["cbpp_laplace"]
+    lp.glmer(r["formula"], reference_data(r["data"]), family=r["family"], verbose=1)
+    out = capsys.readouterr().out.splitlines()
+    counts = [int(line.split(":")[1]) for line in out if line.startswith("iteration: ")]
+    values = [float(line.split("=")[1]) for line in out if line.startswith("\tf(x) = ")]
+    assert counts.count(1) == 2 and len(values) == len(counts) > 10  # two stages
+    assert min(values) == pytest.approx(-2 * r["logLik"], abs=1e-3)
+    assert not any(line.startswith("\tx = ") for line in out)
