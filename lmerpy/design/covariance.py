@@ -184,13 +184,18 @@ class RBFKernel(CovarianceSpec):
 
     coords: np.ndarray = field(repr=False)  # q × d unique locations
     jitter: float = 1e-6
+    lengthscale0: float | None = None  # rbf(..., lengthscale=): where ℓ starts
 
     @property
     def n_theta(self) -> int:
         return 2
 
     def theta0(self) -> np.ndarray:
-        return np.array([1.0, float(np.median(self._scales()))])
+        """σ_s = σ (lme4's start: Λ = I) and ℓ from ``lengthscale0``, else the median sd of
+        the coordinates."""
+        ell = self.lengthscale0 if self.lengthscale0 is not None else \
+            float(np.median(self._scales()))
+        return np.array([1.0, ell])
 
     def _scales(self) -> np.ndarray:
         spread = self.coords.std(axis=0)

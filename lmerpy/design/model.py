@@ -269,6 +269,11 @@ def design(formula: Formula | str, data: pd.DataFrame, na_action: str = "omit",
     random = [random_design(t, data) for t in formula.random]
     random = lme4_term_order(random)
     random += [rbf_design(t, data) for t in formula.rbf]
+    labels = [r.group for r in random]
+    for t in formula.rbf:
+        if labels.count(t.group_name) > 1:
+            raise ModelError(f"{t}: another random term is labelled '{t.group_name}' too; "
+                             f"give each spatial term its own name=")
     for r in random:
         if r.q < 1:
             raise ModelError(f"grouping factor '{r.group}' has no levels")

@@ -140,6 +140,8 @@ def rbf_design(term: RBFTerm, data: pd.DataFrame) -> RandomTermDesign:
     unique, codes = np.unique(coords, axis=0, return_inverse=True)
     levels = [", ".join(f"{v:.10g}" for v in row) for row in unique]
     X = np.ones((len(data), 1))
-    spec = RBFKernel(unique)
+    start = term.option("lengthscale")  # checked by the parser: a positive number
+    spec = RBFKernel(unique, lengthscale0=None if start is None else float(start))
     return RandomTermDesign(term, term.group_name, levels, codes.ravel().astype(np.int64), X,
                             ["(Intercept)"], spec)
+

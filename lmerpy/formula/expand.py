@@ -10,6 +10,7 @@ first). lme4's rules: ``(x || g)`` becomes ``(1 | g) + (0 + x | g)``; ``(1 | a/b
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -360,13 +361,34 @@ def _random(paren: N.Paren) -> list[RandomTerm]:
     return [RandomTerm(e, g) for e in exprs for g in groups]
 
 
+def _is_label(value) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _is_positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value) and value > 0
+
+
+# options whose values the formula alone can check: (test, what the value must be)
+_OPTION_VALUES = {
+    "name": (_is_label, "a non-empty string"),
+    "lengthscale": (_is_positive, "a positive number (where the estimated lengthscale starts)"),
+}
+
+
 def _options(call: N.Call, allowed: set[str]) -> tuple[tuple[str, object], ...]:
     out = []
     for (key, value), at in zip(call.kwargs, call.kw_pos or [call.pos] * len(call.kwargs)):
         if key not in allowed:
             raise FormulaError(f"{call.fn}() has no option '{key}' (allowed: "
                                f"{', '.join(sorted(allowed))})", at + 1)
-        out.append((key, literal(value, f"option '{key}' of {call.fn}()")))
+        value = literal(value, f"option '{key}' of {call.fn}()")
+        test, what = _OPTION_VALUES.get(key, (None, ""))
+        if test is not None and not test(value):
+            raise FormulaError(f"option '{key}' of {call.fn}() must be {what}, not {value!r}",
+                               at + 1)
+        out.append((key, value))
     return tuple(out)
 
 

@@ -36,7 +36,7 @@ CONTRASTS = {
 }
 
 NN_OPTIONS = {"hidden", "dropout", "activation", "module", "batchnorm", "name"}
-RBF_OPTIONS = {"lengthscale", "variance", "name"}
+RBF_OPTIONS = {"lengthscale", "name"}
 _LITERAL_NAMES = {"TRUE": True, "T": True, "True": True, "FALSE": False, "F": False,
                   "False": False, "NULL": None, "None": None}
 

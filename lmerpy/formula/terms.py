@@ -105,7 +105,9 @@ class RBFTerm:
 
     @property
     def group_name(self) -> str:
-        return f"rbf({', '.join(self.coords)})"
+        """The term's label in VarCorr(), ranef() and ngrps: ``name=`` if given."""
+        name = self.option("name")
+        return name if isinstance(name, str) and name else f"rbf({', '.join(self.coords)})"
 
     def __str__(self) -> str:
         inner = ", ".join(str(N.Name(c)) for c in self.coords)

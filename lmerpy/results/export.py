@@ -46,6 +46,7 @@ def results_dict(m) -> dict:
         "theta": m.theta,
         "sigma": m.sigma if m.family is None else None,
         "varcorr": vc.where(vc.notna(), None).to_dict(orient="list"),
+        "lengthscale": m.VarCorr().lengthscales,
         "ranef": ranef,
         "logLik": float(ll), "df": ll.df, "AIC": m.AIC(), "BIC": m.BIC(),
         "deviance": m.deviance(),

@@ -18,6 +18,7 @@ from ..engines.options import require_flag, require_probability, require_whole
 from ..engines.profile import profile_intervals, profile_points
 from ..errors import DataError, FormulaError, ModelError
 from ..formula import parse
+from ..formula.terms import RBFTerm
 from .summary import Summary
 from .varcorr import VarCorr, VarCorrTerm
 
@@ -53,6 +54,14 @@ class Ranef(dict):
                         row["condsd"] = post[i, j]
                     rows.append(row)
         return pd.DataFrame(rows)
+
+
+def _term_key(term) -> tuple:
+    """What identifies a random term in ``re_form``: its expression and grouping factor, or
+    a spatial term's coordinates (whatever its options)."""
+    if isinstance(term, RBFTerm):
+        return ("rbf", term.coords)
+    return (str(term.expr), term.group)
 
 
 def _unique_labels(groups: list[str]) -> list[str]:
@@ -109,6 +118,17 @@ class LmerResult:
     @property
     def REML(self) -> bool:
         return self.fit.REML
+
+    @property
+    def networks(self) -> dict:
+        """The trained networks of the nn() terms (torch modules, ready to call on
+        standardised float32 inputs), by the term's ``name=`` or else the term as written;
+        empty for a model without nn() terms."""
+        if self.torch_info is None or not self.design.nn:
+            return {}
+        labels = _unique_labels([str(inp.term.option("name") or inp.term)
+                                 for inp in self.design.nn])
+        return dict(zip(labels, self.torch_info["modules"].networks))
 
     @property
     def torch_info(self) -> dict | None:
@@ -224,12 +244,10 @@ class LmerResult:
         for r, label, th in zip(self.design.random, labels, self.design.split_theta(self.theta)):
             if hasattr(r.cov, "template"):
                 T = r.cov.template(th)
-                cov = s**2 * T @ T.T
-                names = r.names
-            else:  # spatial: report the kernel variance (and the lengthscale separately)
-                cov = np.array([[s**2 * th[0] ** 2]])
-                names = ["(Intercept)"]
-            terms.append(VarCorrTerm(label, list(names), cov))
+                terms.append(VarCorrTerm(label, list(r.names), s**2 * T @ T.T))
+            else:  # spatial: the kernel's variance, and its lengthscale besides
+                terms.append(VarCorrTerm(label, ["(Intercept)"],
+                                         np.array([[s**2 * th[0] ** 2]]), float(th[1])))
         return VarCorr(terms, s)
 
     def vcov(self) -> pd.DataFrame:
@@ -449,9 +467,8 @@ class LmerResult:
         if text in {"NA", "~0", "~ 0", "0"}:
             return set()
         wanted = parse(text if "~" in text else f"~{text}")
-        keys = {(str(t.expr), t.group) for t in wanted.random}
-        chosen = {k for k, r in enumerate(self.design.random)
-                  if (str(r.term.expr), r.term.group) in keys}
+        keys = {_term_key(t) for t in (*wanted.random, *wanted.rbf)}
+        chosen = {k for k, r in enumerate(self.design.random) if _term_key(r.term) in keys}
         if len(chosen) != len(keys):
             raise FormulaError(f"re_form {re_form!r} names random terms not in the model")
         return chosen

@@ -225,6 +225,8 @@ def summary_html(m: LmerResult) -> str:
         ["Groups", "Name", "Variance", "Std.Dev."],
         [[esc(str(r.grp)), esc(str(r.var1 or "")), f"{r.vcov:.4g}", f"{r.sdcor:.4g}"]
          for r in vc.itertuples() if r.var2 is None]))
+    for line in m.VarCorr().lengthscale_lines(SUMMARY_DIGITS):
+        parts.append(f"<p>{esc(line.strip())}</p>")
     parts.append(f"<p>{esc(groups_line(m.nobs, m.ngrps))}</p>")
     fe = m.fixef()
     se = np.sqrt(np.diag(m.vcov().to_numpy()))
@@ -277,12 +279,14 @@ class Summary:
         for col in ("Groups", "Name", "Variance", "Std.Dev."):
             random.add_column(col, justify="right" if col in {"Variance", "Std.Dev."}
                               else "left")
-        for r in m.VarCorr().to_frame().itertuples():
+        vc = m.VarCorr()
+        for r in vc.to_frame().itertuples():
             if not isinstance(r.var2, str):  # variances only (covariances have a var2)
                 random.add_row(str(r.grp), r.var1 if isinstance(r.var1, str) else "",
                                f"{r.vcov:.4g}", f"{r.sdcor:.4g}")
         parts = [Text("\n".join(head)), random,
-                 Text(groups_line(m.nobs, m.ngrps))]
+                 Text("\n".join(vc.lengthscale_lines(SUMMARY_DIGITS)
+                                + [groups_line(m.nobs, m.ngrps)]))]
         names = m.fixef_names
         if names:
             fixed = Table(title="Fixed effects", title_justify="left")

@@ -17,6 +17,7 @@ class VarCorrTerm:
     group: str
     names: list[str]
     cov: np.ndarray
+    lengthscale: float | None = None  # an rbf() term's kernel exp(-d² / (2 ℓ²))
 
     @property
     def sd(self) -> np.ndarray:
@@ -44,6 +45,19 @@ class VarCorr:
             if t.group == group:
                 return t
         raise KeyError(group)
+
+    @property
+    def lengthscales(self) -> dict[str, float]:
+        """The lengthscale ℓ of each spatial term's kernel exp(-‖s − s'‖² / (2ℓ²)), by group
+        (lme4 has no such terms, so as.data.frame()'s layout, ``to_frame()``, leaves it out)."""
+        return {t.group: t.lengthscale for t in self.terms if t.lengthscale is not None}
+
+    def lengthscale_lines(self, digits: int = 5) -> list[str]:
+        """One line per spatial term, printed under the table."""
+        return [f" {group}: lengthscale {value} (kernel exp(-d^2 / (2 l^2)))"
+                for group, value in zip(self.lengthscales,
+                                        format_numbers(list(self.lengthscales.values()),
+                                                       digits))]
 
     def to_frame(self) -> pd.DataFrame:
         """Columns grp, var1, var2, vcov, sdcor: variances first, then covariances."""
@@ -96,7 +110,8 @@ class VarCorr:
                 colnames.append("Corr" if j == 0 else "")
                 columns.append([r[j] for r in corr_rows])
         cells = [list(row) for row in zip(*columns)]
-        return print_matrix(cells, colnames, [""] * len(cells))
+        return print_matrix(cells, colnames, [""] * len(cells)) + \
+            self.lengthscale_lines(digits)
 
     def __str__(self) -> str:
         return "\n".join(self.format_lines())

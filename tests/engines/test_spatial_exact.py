@@ -3,6 +3,8 @@ likelihood written out in closed form, and the fit is its maximum."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -165,3 +167,43 @@ def test_kriging_weights_are_solved_once_per_fit(monkeypatch):
     second = m.predict(pd.DataFrame({"x": [1.0], "lat": [0.9], "lon": [0.4]}))
     assert len(calls) == 1
     assert second.iloc[0] == pytest.approx(first.iloc[1], rel=1e-12)
+
+
+def test_summary_reports_the_lengthscale_that_maximises_the_dense_likelihood():
+    data = _spatial_data()
+    m = lp.lmer("y ~ x + rbf(lat, lon)", data, REML=False)
+    best = minimize(lambda t: dense_ml_deviance(data, *t), [1.0, 0.5], method="Nelder-Mead",
+                    options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 4000})
+    vc = m.VarCorr()
+    assert vc.lengthscales["rbf(lat, lon)"] == pytest.approx(best.x[1], rel=2e-3)
+    assert vc.terms[0].lengthscale == vc.lengthscales["rbf(lat, lon)"]
+    lines = str(m.summary()).splitlines()
+    below = lines[next(i for i, line in enumerate(lines) if line.startswith(" Residual")) + 1]
+    found = re.fullmatch(r" rbf\(lat, lon\): lengthscale (\S+) \(kernel exp\(-d\^2 / \(2 "
+                         r"l\^2\)\)\)", below)
+    assert found and float(found[1]) == pytest.approx(best.x[1], rel=2e-3)
+    assert "lengthscale" not in set(vc.to_frame().var1)  # as.data.frame()'s layout kept
+
+
+def test_named_term_with_a_start_lengthscale_and_re_form():
+    data = _spatial_data(seed=5)
+    data["g"] = (np.arange(len(data)) % 7).astype(str)
+    m = lp.lmer('y ~ x + (1 | g) + rbf(lat, lon, name="space", lengthscale=0.2)', data,
+                REML=False)
+    spatial = m.design.random[1]
+    assert spatial.cov.theta0()[1] == 0.2  # where ℓ starts; it is still estimated
+    plain = lp.lmer("y ~ x + (1 | g) + rbf(lat, lon)", data, REML=False)
+    assert plain.design.random[1].cov.theta0()[1] != 0.2
+    np.testing.assert_allclose(m.theta, plain.theta, rtol=2e-3)  # the same optimum
+    assert list(m.ranef()) == ["g", "space"] and m.ngrps == {"g": 7, "space": 40}
+    assert [t.group for t in m.VarCorr().terms] == ["g", "space"]
+    assert list(m.VarCorr().lengthscales) == ["space"]
+    # re_form names a spatial term by its coordinates; without it, the fit drops b̂ of space
+    b = m.ranef()["space"]["(Intercept)"].to_numpy()[spatial.codes]
+    both = m.predict(data).to_numpy()
+    np.testing.assert_allclose(m.predict(data, re_form="~(1 | g)").to_numpy(), both - b,
+                               atol=1e-10)
+    np.testing.assert_allclose(m.predict(data, re_form="~(1 | g) + rbf(lat, lon)"), both,
+                               atol=1e-10)
+    with pytest.raises(lp.ModelError, match="another random term is labelled 'g'"):
+        lp.lmer('y ~ x + (1 | g) + rbf(lat, lon, name="g")', data)

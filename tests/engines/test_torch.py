@@ -639,3 +639,24 @@ def test_default_gaussian_fit_trains_in_one_phase():
     kept = lp.lmer(SMALL_NET, df, **{**options, "refine": False})
     assert "second phase" in kept.torch_info["stop_reason"]
     assert kept.torch_info["control"]["batch_growth"] == 10
+
+
+def test_networks_by_name_give_the_fitted_values():
+    # m.networks: the trained modules by name= (else the term); with Xβ̂ and Zb̂ they add up
+    # to the fitted values
+    data = _nonlinear(400, 8, 4)
+    m = lp.lmer('y ~ nn(x1 + x2, hidden=(8,), name="f") + nn(x3 + x4, hidden=(4,)) + x5 + '
+                'rbf(x6, x7, name="space", lengthscale=0.7) + (1 | g)', data, seed=0,
+                epochs=2, verbose=False, refine=False, backfit=False)
+    assert list(m.networks) == ["f", "nn(x3 + x4, hidden = (4,))"]
+    assert all(isinstance(net, torch.nn.Module) for net in m.networks.values())
+    with torch.no_grad():
+        nets = sum(net.eval()(torch.as_tensor(inp.X)).double().numpy().ravel()
+                   for net, inp in zip(m.networks.values(), m.design.nn))
+    linear = m.design.X @ m.fixef().to_numpy() + m.design.Z @ m.fit.b
+    np.testing.assert_allclose(nets + linear, m.fitted().to_numpy(), atol=1e-6)
+    # the torch engine starts the spatial term's lengthscale from its option
+    start = CovarianceParams(m.design.random, 1.0).factors[1]
+    assert float(start[1].detach().exp()) == pytest.approx(0.7)
+    assert list(m.ranef()) == ["g", "space"]
+    assert lp.lmer("y ~ x1 + (1 | g)", data).networks == {}

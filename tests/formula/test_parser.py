@@ -54,6 +54,27 @@ def test_rbf_term():
     f = lp.parse("y ~ x + rbf(lat, lon, lengthscale=2)")
     assert f.rbf[0].coords == ("lat", "lon")
     assert f.rbf[0].option("lengthscale") == 2
+    assert f.rbf[0].group_name == "rbf(lat, lon)"
+    assert lp.parse('y ~ rbf(lat, lon, name="space")').rbf[0].group_name == "space"
+
+
+@pytest.mark.parametrize("text,message,column", [
+    ("y ~ rbf(lat, lon, lengthscale=0)", "option 'lengthscale' of rbf\\(\\) must be a "
+                                         "positive number", 19),
+    ('y ~ rbf(lat, lengthscale="far")', "option 'lengthscale' of rbf\\(\\) must be a "
+                                        "positive number", 14),
+    ('y ~ rbf(lat, lon, name="  ")', "option 'name' of rbf\\(\\) must be a non-empty "
+                                     "string", 19),
+    ("y ~ nn(x, name=TRUE) + (1 | g)", "option 'name' of nn\\(\\) must be a non-empty "
+                                       "string", 11),
+    # the kernel's variance is always estimated (from σ's start, as lme4 starts Λ = I)
+    ("y ~ rbf(lat, lon, variance=2)", "rbf\\(\\) has no option 'variance' \\(allowed: "
+                                      "lengthscale, name\\)", 19),
+])
+def test_option_values_are_checked_where_written(text, message, column):
+    with pytest.raises(lp.FormulaError, match=message) as err:
+        lp.parse(text)
+    assert err.value.column == column
 
 
 def test_formula_is_immutable_and_hashable():
