@@ -247,7 +247,7 @@ def fit_lmer(design: ModelDesign, REML: bool = True, weights=None,
     sigma = pls.sigma(solution, REML)
     b = solution.b
     optinfo = {"optimizer": method, "code": code, "evals": evals, "messages": messages,
-               "warnings": []}
+               "warnings": [], "control": control}
     fit = ExactFit(design, REML, X, names, dropped, y, offset, w, theta, solution, sigma, b,
                    pls, optinfo)
     if fixed_theta is None:

@@ -6,6 +6,7 @@ Everything here reads an engine's fit; nothing re-parses strings or refits by it
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cached_property
 
 import numpy as np
@@ -482,8 +483,9 @@ class LmerResult:
         if self.torch_info is not None:
             raise ModelError("anova() of torch-engine fits is not available: their networks "
                              "are not nested models")
-        fit = fit_lmer(self.design, REML=REML, weights=self.fit.weights,
-                       start=self.theta)
+        control = self.fit.optinfo.get("control")  # the fit's own settings, quietly
+        fit = fit_lmer(self.design, REML=REML, weights=self.fit.weights, start=self.theta,
+                       control=None if control is None else replace(control, verbose=0))
         return LmerResult(fit, self.data_name, self.weights_name, self._data)
 
     # -- output ------------------------------------------------------------------------------

@@ -113,6 +113,20 @@ def test_refit_ml_equals_direct_ml_fit(sleep_fit):
     assert not ml.REML
 
 
+def test_refit_keeps_the_fits_control_quietly(capsys):
+    # as lme4's refitML, the ML refit uses the fit's own optimiser settings (not verbose)
+    sleep = lp.datasets.load("sleepstudy")
+    m = lp.lmer("Reaction ~ Days + (1 | Subject)", sleep, verbose=1,
+                control=lp.LmerControl(optimizer="lbfgsb"))
+    assert "iteration: 1" in capsys.readouterr().out
+    ml = m.refit(REML=False)
+    assert capsys.readouterr().out == ""
+    assert ml.fit.optinfo["optimizer"] == "lbfgsb"
+    direct = lp.lmer("Reaction ~ Days + (1 | Subject)", sleep, REML=False)
+    assert direct.fit.optinfo["optimizer"] == "bobyqa"  # the default here: another optimiser
+    assert ml.deviance() == pytest.approx(direct.deviance(), abs=1e-6)
+
+
 def test_data_name_is_the_callers_variable():
     sleepstudy = lp.datasets.load("sleepstudy")
     m = lp.lmer("Reaction ~ Days + (1 | Subject)", sleepstudy)
