@@ -144,4 +144,3 @@ def rbf_design(term: RBFTerm, data: pd.DataFrame) -> RandomTermDesign:
     spec = RBFKernel(unique, lengthscale0=None if start is None else float(start))
     return RandomTermDesign(term, term.group_name, levels, codes.ravel().astype(np.int64), X,
                             ["(Intercept)"], spec)
-
