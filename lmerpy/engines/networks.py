@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -28,14 +30,23 @@ class Dropout(nn.Dropout):
     generator: np.random.Generator | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0 or self.generator is None or \
-                x.device.type != "cpu":
+        if not self.draws_masks(x):
             return super().forward(x)
+        return x * self.mask(x.shape, x.dtype)
+
+    def draws_masks(self, x: torch.Tensor) -> bool:
+        """Whether this forward pass draws its mask from the generator (else torch's)."""
+        return self.training and self.p > 0 and self.generator is not None and \
+            x.device.type == "cpu"
+
+    def mask(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        """The next mask from the generator: 0 or 1/(1 − p) per unit."""
         threshold = round(self.p * 65536)
-        mask = (random_bits16(self.generator, x.numel()) >= threshold).astype(
-            np.float64 if x.dtype == torch.float64 else np.float32)
+        count = math.prod(shape)
+        mask = (random_bits16(self.generator, count) >= threshold).astype(
+            np.float64 if dtype == torch.float64 else np.float32)
         mask *= 65536 / (65536 - threshold)
-        return x * torch.from_numpy(mask.reshape(x.shape)).to(x.dtype)
+        return torch.from_numpy(mask.reshape(shape)).to(dtype)
 
 
 def random_bits16(generator: np.random.Generator, count: int) -> np.ndarray:
@@ -83,6 +94,143 @@ class Linear(nn.Linear):
                 x.device.type == "cpu" and torch.is_grad_enabled() and self.weight.requires_grad:
             return _WideLinear.apply(x, self.weight, self.bias)
         return super().forward(x)
+
+
+class _TrainingMLP(torch.autograd.Function):
+    """The training pass of lmerpy's MLP (Linear → ReLU → Dropout, ..., Linear) as one
+    autograd node, its backward written out: at the paper's batch of 100 rows the autograd
+    engine's twenty-odd nodes a step cost about as much as their arithmetic. Each kernel is
+    the one autograd would run (addmm; relu; the mask's product; threshold_backward; the
+    weight gradient as AddmmBackward forms it, or as ``_WideLinear`` does for a widening
+    layer), on the same operands, so training is the same to the last bit (a test checks)."""
+
+    @staticmethod
+    def forward(ctx, x, masks, wide, *params):
+        layers = list(zip(params[0::2], params[1::2]))
+        h, inputs, relus = x, [], []
+        for (weight, bias), mask in zip(layers[:-1], masks):
+            inputs.append(h)
+            r = torch.relu(_affine(h, weight, bias))
+            relus.append(r)
+            h = r * mask if mask is not None else r
+        inputs.append(h)
+        ctx.save_for_backward(*inputs, *relus, *params)
+        ctx.masks, ctx.wide, ctx.layers = masks, wide, len(layers)
+        ctx.bias = [b is not None for _, b in layers]
+        return _affine(h, *layers[-1])
+
+    @staticmethod
+    def backward(ctx, grad):
+        count = ctx.layers
+        saved = ctx.saved_tensors
+        inputs, relus, params = saved[:count], saved[count:2 * count - 1], saved[2 * count - 1:]
+        grads: list[torch.Tensor | None] = [None] * len(params)
+        g = grad
+        for i in range(count - 1, -1, -1):
+            weight = params[2 * i]
+            if i < count - 1:
+                mask = ctx.masks[i]
+                if mask is not None:
+                    g = g * mask                                    # MulBackward0
+                g = torch.ops.aten.threshold_backward(g, relus[i], 0)  # ReluBackward0
+            grads[2 * i] = (inputs[i].t() @ g).t().contiguous() if ctx.wide[i] \
+                else g.t().mm(inputs[i])                            # AddmmBackward0's mat2
+            if ctx.bias[i]:
+                grads[2 * i + 1] = g.sum(0)
+            if i > 0 or ctx.needs_input_grad[0]:
+                g = g.mm(weight)
+        return (g if ctx.needs_input_grad[0] else None), None, None, *grads
+
+
+def _affine(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``F.linear`` as it runs on the CPU: addmm with the bias, else a product."""
+    return torch.addmm(bias, x, weight.t()) if bias is not None else x.mm(weight.t())
+
+
+class MLP(nn.Sequential):
+    """The network ``build_network`` makes: an ``nn.Sequential`` (the same layers, state dict
+    and eval-mode behaviour) whose CPU training pass, with lmerpy's dropout masks, is one
+    autograd node (``_TrainingMLP``); any other use runs the layers one by one."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        plan = self._training_plan(x)
+        if plan is None:
+            return super().forward(x)
+        linears, dropouts, params, wide = plan
+        shapes = [(x.shape[0], lin.out_features) for lin in linears[:-1]]
+        return _TrainingMLP.apply(x, _masks(dropouts, shapes, x.dtype), wide, *params)
+
+    def _training_plan(self, x: torch.Tensor):
+        """(linears, dropouts, parameters, widening) where the layers are Linear, ReLU,
+        [Dropout drawing its masks from the generator], ..., Linear and the pass trains on
+        the CPU; else None. The layers' pattern is found once per set of layers."""
+        if not (self.training and torch.is_grad_enabled() and x.device.type == "cpu"
+                and x.dim() == 2):
+            return None
+        layers = tuple(self._modules.values())
+        cached = getattr(self, "_pattern", None)
+        if cached is None or cached[0] != layers:
+            cached = self._pattern = (layers, _mlp_pattern(layers))
+        if cached[1] is None:
+            return None
+        linears, dropouts = cached[1]
+        if any(d is not None and not (d.training and d.p > 0 and d.generator is not None)
+               for d in dropouts):
+            return None
+        params = [lin._parameters[name] for lin in linears for name in ("weight", "bias")]
+        if any(p is not None and (not p.requires_grad or p.dtype != x.dtype)
+               for p in params):
+            return None
+        return linears, dropouts, params, [lin.in_features < lin.out_features
+                                           for lin in linears]
+
+
+def _masks(dropouts: list[Dropout | None], shapes: list[tuple[int, int]], dtype
+           ) -> list[torch.Tensor | None]:
+    """Each dropout layer's mask, drawn in the layers' order as a layer-by-layer pass draws
+    them. Where every layer draws whole 64-bit outputs of one PCG64 generator at one rate
+    (units a multiple of 4: random_bits16), the bits are read in one call and compared at
+    once — the same bits, the same masks, without three quarters of the per-call costs."""
+    present = [d for d in dropouts if d is not None]
+    if not present:
+        return [None] * len(dropouts)
+    first = present[0]
+    bitgen = first.generator.bit_generator
+    counts = [rows * width for (rows, width), d in zip(shapes, dropouts) if d is not None]
+    if not (isinstance(bitgen, np.random.PCG64) and all(c % 4 == 0 for c in counts)
+            and all(d.generator is first.generator and d.p == first.p for d in present)):
+        return [None if d is None else d.mask(shape, dtype) for d, shape in
+                zip(dropouts, shapes)]
+    flat = first.mask((sum(counts),), dtype)
+    out, start = [], 0
+    for d, shape in zip(dropouts, shapes):
+        if d is None:
+            out.append(None)
+            continue
+        count = shape[0] * shape[1]
+        out.append(flat[start:start + count].view(shape))
+        start += count
+    return out
+
+
+def _mlp_pattern(layers: tuple[nn.Module, ...]):
+    """(linears, dropout after each hidden layer or None) for Linear, ReLU, [Dropout], ...,
+    Linear; None for any other sequence of layers."""
+    linears, dropouts, i = [], [], 0
+    while i < len(layers):
+        if type(layers[i]) is not Linear:
+            return None
+        linears.append(layers[i])
+        i += 1
+        if i == len(layers):
+            return linears, dropouts
+        if type(layers[i]) is not nn.ReLU or layers[i].inplace:
+            return None
+        i += 1
+        drop = layers[i] if i < len(layers) and isinstance(layers[i], Dropout) else None
+        i += drop is not None
+        dropouts.append(drop)
+    return None  # empty, or ends in an activation
 
 
 def attach_generator(module: nn.Module, generator: np.random.Generator | None) -> None:
@@ -145,7 +293,7 @@ def build_network(term: NNTerm, in_features: int, modules: dict[str, nn.Module] 
             layers.append(Dropout(dropout))
         width = h
     layers.append(Linear(width, 1, bias=bias))
-    return nn.Sequential(*layers)
+    return MLP(*layers)
 
 
 def _check_module(name: str, module: nn.Module, in_features: int) -> None:

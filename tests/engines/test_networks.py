@@ -114,3 +114,75 @@ def test_linear_gradients_are_nn_linears(bias, x_grad):
     with torch.no_grad():
         assert torch.equal(ours(x), ref(x))
     assert Linear(100, 10)(x.detach() @ torch.ones(10, 100)).grad_fn.name() == "AddmmBackward0"
+
+
+def _pair_of_networks(hidden, dropout, bias, seed=3):
+    """Two copies of the same lmerpy MLP, each with its own generator from one seed."""
+    from lmerpy.engines.networks import build_network
+    from lmerpy.formula import parse
+
+    term = parse(f"y ~ nn(x, hidden={hidden}, dropout={dropout})").nn[0]
+    nets = []
+    for _ in range(2):
+        torch.manual_seed(seed)
+        net = build_network(term, 10, None, bias=bias)
+        attach_generator(net, np.random.default_rng(seed))
+        nets.append(net)
+    return nets
+
+
+@pytest.mark.parametrize("rows", [100, 37])   # 37: masks of odd size, drawn layer by layer
+@pytest.mark.parametrize("hidden,dropout,bias", [
+    ((100, 50, 25, 12), 0.25, True), ((100, 50, 25, 12), 0.25, False), ((7, 9), 0.0, True),
+    ((16,), 0.5, True)])
+@pytest.mark.parametrize("x_grad", [False, True])
+def test_mlp_training_pass_is_the_layer_by_layer_pass_bit_for_bit(rows, hidden, dropout, bias,
+                                                                 x_grad):
+    """The written-out training pass gives the layer-by-layer pass's output, every gradient
+    and the generator's next state exactly, over steps of Adam (the same kernels on the same
+    operands: training does not change by a bit)."""
+    from lmerpy.engines.networks import MLP
+
+    fused, layered = _pair_of_networks(hidden, dropout, bias)
+    opts = [torch.optim.Adam(n.parameters(), lr=1e-2) for n in (fused, layered)]
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(5):
+        x = torch.rand(rows, 10, generator=gen).requires_grad_(x_grad)
+        g = torch.randn(rows, 1, generator=gen)
+        results = []
+        for net, opt, forward in ((fused, opts[0], MLP.forward),
+                                  (layered, opts[1], torch.nn.Sequential.forward)):
+            x.grad = None
+            opt.zero_grad()
+            out = forward(net, x)
+            out.backward(g)
+            results.append([out.detach(), x.grad] + [p.grad for p in net.parameters()])
+            opt.step()
+            if net is fused:
+                assert out.grad_fn.name() == "_TrainingMLPBackward"
+        for a, b in zip(*results):
+            assert (a is None and b is None) or torch.equal(a, b)
+    for a, b in zip(fused.parameters(), layered.parameters()):
+        assert torch.equal(a, b)
+    gens = [n[2].generator if dropout else None for n in (fused, layered)]
+    if dropout:
+        assert gens[0].bytes(16) == gens[1].bytes(16)
+
+
+def test_mlp_runs_layer_by_layer_outside_lmerpys_training_pass():
+    fused, _ = _pair_of_networks((8, 4), 0.25, True)
+    x = torch.rand(20, 10)
+    fused.eval()
+    assert fused(x).grad_fn.name() == "AddmmBackward0"      # eval mode (backfitting)
+    fused.train()
+    with torch.no_grad():
+        assert fused(x).grad_fn is None
+    attach_generator(fused, None)                            # torch's own dropout
+    assert fused(x).grad_fn.name() == "AddmmBackward0"
+    attach_generator(fused, np.random.default_rng(0))
+    fused[0].weight.requires_grad_(False)                    # a frozen layer
+    assert fused(x).grad_fn.name() == "AddmmBackward0"
+    fused[0].weight.requires_grad_(True)
+    assert fused(x).grad_fn.name() == "_TrainingMLPBackward"
+    fused[1] = torch.nn.Tanh()                               # another activation
+    assert fused(x).grad_fn.name() == "AddmmBackward0"

@@ -660,3 +660,21 @@ def test_networks_by_name_give_the_fitted_values():
     assert float(start[1].detach().exp()) == pytest.approx(0.7)
     assert list(m.ranef()) == ["g", "space"]
     assert lp.lmer("y ~ x1 + (1 | g)", data).networks == {}
+
+
+def test_training_is_the_same_with_the_mlps_written_out_pass(monkeypatch):
+    # the MLP's one-node training pass (networks.MLP) changes no bit of a fit
+    from lmerpy.engines.networks import MLP
+
+    data = _nonlinear(3000, 30, 5)
+
+    def fit():
+        return lp.lmer("y ~ nn(x1 + ... + x10) + (1 | g)", data, seed=0, epochs=3,
+                       verbose=False, refine=False, backfit=False)
+
+    fused = fit()
+    monkeypatch.setattr(MLP, "_training_plan", lambda self, x: None)
+    layered = fit()
+    pd.testing.assert_frame_equal(fused.history.drop(columns="seconds"),
+                                  layered.history.drop(columns="seconds"), check_exact=True)
+    np.testing.assert_array_equal(fused.fitted(), layered.fitted())
