@@ -133,8 +133,12 @@ class EpochBatches:
               order_groups: np.ndarray | None, batch_size: int, device) -> EpochBatches:
         bounds = batch_bounds(order_groups, len(order), batch_size)
         idx = torch.as_tensor(order, device=device)
-        gathered = {key: ([v[idx] for v in value] if isinstance(value, list) else value[idx])
-                    for key, value in tensors.items()}
+
+        def gather(v: torch.Tensor) -> torch.Tensor:  # v[idx]: 3-4 times faster on the CPU
+            return torch.index_select(v, 0, idx)
+
+        gathered = {key: ([gather(v) for v in value] if isinstance(value, list)
+                          else gather(value)) for key, value in tensors.items()}
         segments = [Segments.build(c[order], bounds, device) for c in codes]
         return EpochBatches(bounds, gathered, segments)
 
