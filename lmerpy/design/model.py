@@ -170,22 +170,39 @@ def _offset(formula: Formula, data: pd.DataFrame) -> np.ndarray | None:
 
 
 def _expand_dot(formula: Formula, data: pd.DataFrame, reserved: list[str]) -> Formula:
-    """Replace '.' by every column the formula does not otherwise use (R's meaning);
-    ``reserved`` columns (prior weights) never count as predictors."""
-    for t in formula.fixed.terms:
-        if any(isinstance(f, N.Dot) for f in t.factors) and not t.is_dot:
-            raise FormulaError("'.' cannot be part of an interaction")
-    if not any(t.is_dot for t in formula.fixed.terms):
+    """Replace '.' by every column the formula does not otherwise use (R's meaning), in the
+    fixed part or in one nn() term's inputs (``nn(.)``: every other column into the
+    network); ``reserved`` columns (prior weights) never count as predictors."""
+    lists = [("the fixed part", formula.fixed, formula.dot_excluded)] + [
+        (str(t), t.inputs, t.dot_excluded) for t in formula.nn]
+    for _, terms, _ in lists:
+        for t in terms.terms:
+            if any(isinstance(f, N.Dot) for f in t.factors) and not t.is_dot:
+                raise FormulaError("'.' cannot be part of an interaction")
+    dotted = [(where, terms, excluded) for where, terms, excluded in lists
+              if any(t.is_dot for t in terms.terms)]
+    if not dotted:
         return formula
-    used = set(formula.variables()) | set(formula.dot_excluded) | set(reserved)
+    if len(dotted) > 1:
+        raise FormulaError(f"'.' (every other column) can stand in one place only, not in "
+                           f"{' and '.join(where for where, _, _ in dotted)}")
+    where, terms_in, excluded = dotted[0]
+    used = set(formula.variables()) | set(excluded) | set(reserved)
     others = [Term((N.Name(str(c)),)) for c in data.columns if str(c) not in used]
     terms: list[Term] = []
-    for t in formula.fixed.terms:
+    for t in terms_in.terms:
         for new in (others if t.is_dot else [t]):
             if new not in terms:
                 terms.append(new)
     terms.sort(key=lambda t: t.degree)
-    return replace(formula, fixed=TermList(formula.fixed.intercept, tuple(terms)))
+    expanded = TermList(terms_in.intercept, tuple(terms))
+    if terms_in is formula.fixed:
+        return replace(formula, fixed=expanded)
+    if not terms:
+        raise DataError(f"{where}: '.' leaves no column for the network (every column is "
+                        f"used elsewhere in the formula)")
+    return replace(formula, nn=tuple(replace(t, inputs=expanded, dot_excluded=())
+                                     if t.inputs is terms_in else t for t in formula.nn))
 
 
 def _drop_response(formula: Formula) -> Formula:

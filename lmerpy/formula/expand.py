@@ -399,11 +399,13 @@ def _nn(call: N.Call, vars_: _Vars) -> NNTerm:
     for n in N.walk(call.args[0]):
         if isinstance(n, N.Call) and n.fn in SPECIAL:
             raise FormulaError(f"{n.fn}() cannot be nested inside nn()", n.pos + 1)
-    inputs = _Algebra(vars_, "inside nn()").termlist(call.args[0], intercept=False)
+    algebra = _Algebra(vars_, "inside nn()")
+    inputs = algebra.termlist(call.args[0], intercept=False)
     if not inputs.terms:
         # nn(1), nn(0) and nn(x - x) leave the network nothing to read
         raise FormulaError("nn() needs at least one input variable", call.pos + 1)
-    return NNTerm(TermList(False, inputs.terms), _options(call, NN_OPTIONS))
+    return NNTerm(TermList(False, inputs.terms), _options(call, NN_OPTIONS),
+                  tuple(algebra.dot_excluded))
 
 
 def _rbf(call: N.Call) -> RBFTerm:

@@ -83,12 +83,14 @@ class NNTerm:
 
     inputs: TermList
     options: tuple[tuple[str, Any], ...] = ()
+    dot_excluded: tuple[str, ...] = ()  # nn(. - x): columns the '.' leaves out
 
     def option(self, key: str, default: Any = None) -> Any:
         return dict(self.options).get(key, default)
 
     def __str__(self) -> str:
         inner = " + ".join(str(t) for t in self.inputs.terms)
+        inner += "".join(f" - {N.Name(c)}" for c in self.dot_excluded)
         opts = "".join(f", {k} = {format_literal(v)}" for k, v in self.options)
         return f"nn({inner}{opts})"
 

@@ -237,3 +237,23 @@ def test_response_on_the_right_is_dropped_as_in_R(sleep):
     with pytest.raises(lp.FormulaError, match="nn\\(Reaction\\) has no inputs but the "
                                               "response"):
         lp.design("Reaction ~ nn(Reaction) + (1 | Subject)", sleep)
+
+
+def test_dot_inside_nn_means_every_other_column():
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"x1": rng.normal(size=40), "x2": rng.normal(size=40),
+                         "f": rng.choice(["a", "b"], 40), "t": rng.normal(size=40),
+                         "g": rng.choice(["u", "v", "w"], 40), "y": rng.normal(size=40)})
+    d = lp.design("y ~ nn(.) + (t | g)", data)  # not y, g or t: the formula uses them
+    assert d.nn[0].names == ["x1", "x2", "fa", "fb"] and d.X_names == ["(Intercept)"]
+    d = lp.design("y ~ t + nn(. - f, hidden=(4,)) + (1 | g)", data)
+    assert d.nn[0].names == ["x1", "x2"] and d.X_names == ["(Intercept)", "t"]
+    assert str(d.nn[0].term) == "nn(x1 + x2, hidden = (4,))"
+    assert str(lp.parse("y ~ nn(. - f) + (1 | g)")) == "y ~ 1 + nn(. - f) + (1 | g)"
+    with pytest.raises(lp.FormulaError, match="can stand in one place only, not in the "
+                                              "fixed part and nn\\(\\.\\)"):
+        lp.design("y ~ . + nn(.) + (1 | g)", data)
+    with pytest.raises(lp.DataError, match="leaves no column for the network"):
+        lp.design("y ~ x1 + x2 + f + nn(.) + (t | g)", data)
+    with pytest.raises(lp.FormulaError, match="cannot be part of an interaction"):
+        lp.design("y ~ nn(.:x1) + (1 | g)", data)
