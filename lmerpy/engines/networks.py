@@ -188,17 +188,17 @@ class MLP(nn.Sequential):
 def _masks(dropouts: list[Dropout | None], shapes: list[tuple[int, int]], dtype
            ) -> list[torch.Tensor | None]:
     """Each dropout layer's mask, drawn in the layers' order as a layer-by-layer pass draws
-    them. Where every layer draws whole 64-bit outputs of one PCG64 generator at one rate
-    (units a multiple of 4: random_bits16), the bits are read in one call and compared at
-    once — the same bits, the same masks, without three quarters of the per-call costs."""
+    them. The bits are those of ``Generator.bytes``, a stream that splits anywhere on whole
+    32-bit draws; so where the layers share one generator and one rate and each draws a
+    multiple of 4 units (whole 64-bit outputs), one call reads them all and one comparison
+    makes the masks: the same masks, without three quarters of the per-call costs."""
     present = [d for d in dropouts if d is not None]
     if not present:
         return [None] * len(dropouts)
     first = present[0]
-    bitgen = first.generator.bit_generator
     counts = [rows * width for (rows, width), d in zip(shapes, dropouts) if d is not None]
-    if not (isinstance(bitgen, np.random.PCG64) and all(c % 4 == 0 for c in counts)
-            and all(d.generator is first.generator and d.p == first.p for d in present)):
+    if not (all(c % 4 == 0 for c in counts) and
+            all(d.generator is first.generator and d.p == first.p for d in present)):
         return [None if d is None else d.mask(shape, dtype) for d, shape in
                 zip(dropouts, shapes)]
     flat = first.mask((sum(counts),), dtype)

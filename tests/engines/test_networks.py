@@ -186,3 +186,26 @@ def test_mlp_runs_layer_by_layer_outside_lmerpys_training_pass():
     assert fused(x).grad_fn.name() == "_TrainingMLPBackward"
     fused[1] = torch.nn.Tanh()                               # another activation
     assert fused(x).grad_fn.name() == "AddmmBackward0"
+
+
+@pytest.mark.parametrize("bitgen", [np.random.PCG64, np.random.MT19937])
+@pytest.mark.parametrize("before", [0, 1])   # 1: a 32-bit half kept from an earlier draw
+@pytest.mark.parametrize("rows", [100, 37])
+def test_masks_drawn_at_once_are_the_layers_masks(bitgen, before, rows):
+    from lmerpy.engines.networks import _masks
+
+    shapes = [(rows, 100), (rows, 50), (rows, 25), (rows, 12)]
+    layers = []
+    for _ in range(2):
+        gen = np.random.Generator(bitgen(11))
+        gen.integers(0, 2**32, size=before, dtype=np.uint32)
+        drops = [Dropout(0.25), None, Dropout(0.25), Dropout(0.25)]
+        attach_generator(torch.nn.Sequential(*[d for d in drops if d is not None]), gen)
+        layers.append((drops, gen))
+    (drops, gen), (ref_drops, ref_gen) = layers
+    ours = _masks(drops, shapes, torch.float32)
+    theirs = [None if d is None else d.mask(s, torch.float32)
+              for d, s in zip(ref_drops, shapes)]
+    for a, b in zip(ours, theirs):
+        assert (a is None and b is None) or torch.equal(a, b)
+    assert gen.bytes(16) == ref_gen.bytes(16)
