@@ -53,7 +53,7 @@ def lmer(formula: str | Formula, data: pd.DataFrame, REML: bool = True,
     ``seed``, ``verbose``;
     ``modules`` maps nn(..., module="name") to your own torch modules. The exact engine
     takes ``verbose`` as lme4 does: 1 (or True) prints each evaluation of the criterion,
-    2 the parameters too.
+    3 the parameters too.
     """
     formula = _formula(formula)
     require_flag("REML", REML)

@@ -206,21 +206,23 @@ def _expand_dot(formula: Formula, data: pd.DataFrame, reserved: list[str]) -> Fo
 
 
 def _drop_response(formula: Formula) -> Formula:
-    """R's model.matrix: a right-hand-side term that holds the response (``y ~ x + y``, or
-    ``y:x``) is dropped with a warning; in an nn() term's inputs too, where it would leak
-    the response into the network."""
+    """R's model.matrix: the response's own term on the right-hand side (``y ~ x + y``) is
+    dropped with a warning (an interaction that holds it, ``x:y``, stays, as in R); from an
+    nn() term's inputs every term that holds the response is dropped, since the network
+    would learn the response from itself."""
     response = formula.response
     if response is None:
         return formula
 
-    def keep(terms: TermList) -> TermList:
-        return TermList(terms.intercept, tuple(t for t in terms.terms
-                                               if response not in t.factors))
+    def keep(terms: TermList, own_term_only: bool) -> TermList:
+        return TermList(terms.intercept, tuple(
+            t for t in terms.terms if response not in t.factors
+            or (own_term_only and t.degree > 1)))
 
-    fixed, nns = keep(formula.fixed), []
+    fixed, nns = keep(formula.fixed, True), []
     dropped = [str(t) for t in formula.fixed.terms if t not in fixed.terms]
     for term in formula.nn:
-        inputs = keep(term.inputs)
+        inputs = keep(term.inputs, False)
         if inputs.terms != term.inputs.terms:
             dropped.append(f"{term} inputs")
             if not inputs.terms:

@@ -48,7 +48,7 @@ class LmerControl:
     optimizer: str = "auto"
     large_model: int = 20_000  # "auto" uses L-BFGS-B from this many rows or random effects
     # lmer(verbose=): 1 or True prints each evaluation of the objective as lme4's default
-    # optimiser does ("iteration: k", "f(x) = ..."), 2 the parameters x too
+    # optimiser does ("iteration: k", "f(x) = ..."), 3 the parameters x too
     verbose: int = 0
 
     def check(self) -> None:
@@ -351,13 +351,13 @@ def _lbfgsb(pls: PLS, REML: bool, phi0: np.ndarray, lower: np.ndarray,
 
 def report(level: int, k: int, value: float, x: np.ndarray) -> None:
     """Evaluation ``k`` of an optimiser's objective, printed as lme4's verbose fits print it
-    (nloptr's print_level): nothing at level 0, the parameters too from level 2."""
+    (nloptr's print_level): nothing at level 0, the parameters too from level 3."""
     if not level:
         return
-    lines = [f"iteration: {k}", f"\tf(x) = {value:.6f}"]
-    if level > 1:
-        lines.append("\tx = ( " + ", ".join(f"{v:.6g}" for v in np.ravel(x)) + " )")
-    print("\n".join(lines), flush=True)
+    lines = [f"iteration: {k}"]
+    if level > 2:
+        lines.append("\tx = ( " + ", ".join(f"{v:.6f}" for v in np.ravel(x)) + " )")
+    print("\n".join(lines + [f"\tf(x) = {value:.6f}"]), flush=True)
 
 
 def _reporting(objective, level: int):

@@ -10,6 +10,7 @@ import pytest
 
 import lmerpy as lp
 from lmerpy.design import Diagonal, RBFKernel, Unstructured
+from tests.conftest import read_reference
 
 
 @pytest.fixture
@@ -221,18 +222,25 @@ def test_dot_keeps_the_written_formula_and_skips_weights():
 
 
 def test_response_on_the_right_is_dropped_as_in_R(sleep):
-    # R's model.matrix drops every term holding the response ("the response appeared on the
-    # right-hand side and was dropped"); an nn() input would leak it into the network
+    # R's model.matrix drops the response's own term ("the response appeared on the
+    # right-hand side and was dropped") and keeps an interaction holding it; lme4's columns
+    # and estimates: tests/reference/lme4_console.R
+    ref = read_reference("lme4_console.json")["response_on_right"]
+    assert "the response appeared on the right-hand side and was dropped" in ref["warnings"]
     with pytest.warns(UserWarning, match="response 'Reaction' appeared on the right-hand "
-                                         "side and was dropped \\(from Reaction, Reaction:Days\\)"):
-        d = lp.design("Reaction ~ Days + Reaction + Days:Reaction + (1 | Subject)", sleep)
-    assert d.X_names == ["(Intercept)", "Days"]
+                                         "side and was dropped \\(from Reaction\\)"):
+        m = lp.lmer(ref["formula"], sleep)
+    assert m.design.X_names == ref["fixef_names"]
+    np.testing.assert_allclose(m.fixef().to_numpy(), ref["fixef"], rtol=1e-4)
+    assert m.REMLcrit() == pytest.approx(ref["REMLcrit"], abs=1e-3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # another expression of the response is a predictor
         d = lp.design("log(Reaction) ~ Reaction + (1 | Subject)", sleep)
         assert d.X_names == ["(Intercept)", "Reaction"]
-    with pytest.warns(UserWarning, match="from nn\\(Days \\+ Reaction\\) inputs"):
-        d = lp.design("Reaction ~ nn(Days + Reaction) + (1 | Subject)", sleep)
+    # in a network's inputs every term holding the response goes: it would leak into it
+    with pytest.warns(UserWarning, match="from nn\\(Days \\+ Reaction \\+ Reaction:Days\\)"
+                                         " inputs"):
+        d = lp.design("Reaction ~ nn(Days + Reaction + Days:Reaction) + (1 | Subject)", sleep)
     assert d.nn[0].names == ["Days"]
     with pytest.raises(lp.FormulaError, match="nn\\(Reaction\\) has no inputs but the "
                                               "response"):
