@@ -20,6 +20,7 @@ from ..engines.profile import profile_intervals, profile_points
 from ..errors import DataError, FormulaError, ModelError
 from ..formula import parse
 from ..formula.terms import RBFTerm
+from .printing import print_lines
 from .summary import Summary
 from .varcorr import VarCorr, VarCorrTerm
 
@@ -499,7 +500,9 @@ class LmerResult:
         return Summary(self)
 
     def __repr__(self) -> str:
-        return str(self.summary())
+        """lme4's ``print(m)``: the short display (``summary()`` has the rest; a notebook
+        shows the summary)."""
+        return "\n".join(print_lines(self))
 
     def _repr_html_(self) -> str:
         return self.summary()._repr_html_()

@@ -210,8 +210,14 @@ def print_matrix(cells: list[list[str]], colnames: list[str], rownames: list[str
     return lines
 
 
-def print_named(values: list[str], names: list[str]) -> list[str]:
-    """R's print of a named vector: one common column width, each field then a space."""
+def print_named(values: list[str], names: list[str], gap: int = 1, width: int = 80
+                ) -> list[str]:
+    """R's print of a named vector: one common column width, each field then ``gap``
+    spaces (print.gap), as many fields a line as fit in ``width`` (getOption("width"))."""
     w = max(len(x) for x in list(values) + list(names))
-    return ["".join(n.rjust(w) + " " for n in names),
-            "".join(v.rjust(w) + " " for v in values)]
+    per_line = max(1, width // (w + gap))
+    lines = []
+    for start in range(0, len(names), per_line):
+        lines.append("".join(n.rjust(w) + " " * gap for n in names[start:start + per_line]))
+        lines.append("".join(v.rjust(w) + " " * gap for v in values[start:start + per_line]))
+    return lines

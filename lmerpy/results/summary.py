@@ -111,17 +111,18 @@ def groups_line(nobs: int, ngrps: dict[str, int]) -> str:
     return f"Number of obs: {nobs}, groups:  {parts}"
 
 
-def aic_lines(m: LmerResult) -> list[str]:
+def aic_lines(m: LmerResult, digits: int = 1) -> list[str]:
+    """lme4's .prt.aictab: AIC, BIC, logLik, deviance rounded to ``digits``, and df.resid."""
     ll = m.logLik()
-    values = r_round([m.AIC(), m.BIC(), float(ll), -2.0 * float(ll), m.df_resid], 1)
+    values = r_round([m.AIC(), m.BIC(), float(ll), -2.0 * float(ll), m.df_resid], digits)
     text = format_numbers(values[:4], 7)
     text = [t.strip() for t in text] + [cat_number(values[4])]
     return print_named(text, ["AIC", "BIC", "logLik", "deviance", "df.resid"])
 
 
-def summary_lines(m: LmerResult) -> list[str]:
-    """The text of lme4's ``print(summary(m))`` for a linear or generalized mixed model."""
-    # lme4's .prt.methTit: strwrap(title, width = 0.9 * getOption("width"), exdent = 2)
+def header_lines(m: LmerResult) -> list[str]:
+    """lme4's .prt.methTit, .prt.family and .prt.call: the title, family, formula, data."""
+    # .prt.methTit: strwrap(title, width = 0.9 * getOption("width"), exdent = 2)
     lines = textwrap.wrap(m.title, width=71, subsequent_indent="  ", break_on_hyphens=False)
     if m.family is not None:
         lines.append(f" Family: {m.family}")
@@ -129,17 +130,14 @@ def summary_lines(m: LmerResult) -> list[str]:
     lines.append(f"   Data: {m.data_name}")
     if m.weights_name is not None:
         lines.append(f"Weights: {m.weights_name}")
-    lines.append("")
+    return lines
+
+
+def summary_lines(m: LmerResult) -> list[str]:
+    """The text of lme4's ``print(summary(m))`` for a linear or generalized mixed model."""
+    lines = header_lines(m) + [""]
     if m.torch_info is not None:
-        info = m.torch_info
-        lines.append(f"Training: {info['epochs']} epochs on {info['device']}, best epoch "
-                     f"{info['best_epoch']} (validation NLL per observation "
-                     f"{info['best_val_nll']:.5g}); stopped: {info['stop_reason']}")
-        if info.get("backfit"):
-            lines.append(_backfit_line(info["backfit"]))
-        lines.append(f"logLik (network fixed, at θ̂): {float(m.logLik()):.2f}")
-        if info.get("theta_from"):
-            lines.append(f"θ̂ from {info['theta_from']}")
+        lines += training_lines(m)
     elif m.REML and m.family is None:
         crit = cat_number(float(r_round(m.REMLcrit(), 1)))
         lines.append(f"REML criterion at convergence: {crit}")
@@ -152,6 +150,20 @@ def summary_lines(m: LmerResult) -> list[str]:
     lines.append(groups_line(m.nobs, m.ngrps))
     lines += fixed_effects_lines(m)
     lines += warning_lines(m)
+    return lines
+
+
+def training_lines(m: LmerResult) -> list[str]:
+    """A torch-engine fit's training, backfitting, logLik and where θ̂ came from."""
+    info = m.torch_info
+    lines = [f"Training: {info['epochs']} epochs on {info['device']}, best epoch "
+             f"{info['best_epoch']} (validation NLL per observation "
+             f"{info['best_val_nll']:.5g}); stopped: {info['stop_reason']}"]
+    if info.get("backfit"):
+        lines.append(_backfit_line(info["backfit"]))
+    lines.append(f"logLik (network fixed, at θ̂): {float(m.logLik()):.2f}")
+    if info.get("theta_from"):
+        lines.append(f"θ̂ from {info['theta_from']}")
     return lines
 
 

@@ -16,6 +16,26 @@ verbose_lines <- function(level) {
 right <- fit_quietly(quote(lmer(Reaction ~ Days + Reaction + Days:Reaction + (1 | Subject),
                                 sleepstudy)))
 
+# print(m): lme4's short display of a fit (print.merMod)
+set.seed(1)
+small <- data.frame(y = round(rnorm(60), 4), g = rep(1:6, 10), x = round(rnorm(60), 4))
+sleep_f <- sleepstudy
+sleep_f$fDays <- factor(sleep_f$Days)
+printed <- function(call, data_name) {
+  fit <- suppressWarnings(suppressMessages(eval(call, globalenv())))
+  list(lines = capture.output(print(fit)), data = data_name)
+}
+prints <- list(
+  reml = printed(quote(lmer(Reaction ~ Days + (Days | Subject), sleepstudy)), "sleepstudy"),
+  ml = printed(quote(lmer(Reaction ~ Days + (Days | Subject), sleepstudy, REML = FALSE)),
+               "sleepstudy"),
+  uncorr = printed(quote(lmer(Reaction ~ Days + (Days || Subject), sleepstudy)),
+                   "sleepstudy"),
+  factor = printed(quote(lmer(Reaction ~ fDays + (1 | Subject), sleep_f)), "sleep_f"),
+  singular = printed(quote(lmer(y ~ x + (1 | g), small)), "small"),
+  glmer = printed(quote(glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp,
+                              binomial)), "cbpp"))
+
 ref <- list(
   lme4_version = as.character(packageVersion("lme4")), R_version = R.version.string,
   verbose = list(formula = "Reaction ~ Days + (Days | Subject)",
@@ -23,6 +43,7 @@ ref <- list(
   response_on_right = list(
     formula = "Reaction ~ Days + Reaction + Days:Reaction + (1 | Subject)",
     fixef_names = names(fixef(right$fit)), fixef = unname(fixef(right$fit)),
-    REMLcrit = REMLcrit(right$fit), warnings = right$warnings))
+    REMLcrit = REMLcrit(right$fit), warnings = right$warnings),
+  print = prints, small = small)
 write_json(ref, "tests/reference/lme4_console.json", digits = NA, auto_unbox = TRUE,
            pretty = TRUE)
