@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
+from .caller import caller_name
 from .design import design as make_design
 from .engines.exact import LmerControl, fit_lmer
 from .engines.family import Family, make_family
@@ -19,22 +19,6 @@ from .errors import DataError, FormulaError, ModelError
 from .formula import Formula, parse
 from .results.glmer import GlmerResult
 from .results.model import LmerResult
-
-
-def _caller_name(obj, depth: int = 2) -> str | None:
-    """The caller's variable name for ``obj`` (R prints 'Data: sleepstudy'); identity only."""
-    frame = inspect.currentframe()
-    try:
-        for _ in range(depth):
-            frame = frame.f_back if frame is not None else None
-        if frame is None:
-            return None
-        for name, value in frame.f_locals.items():
-            if value is obj and not name.startswith("_"):
-                return name
-    finally:
-        del frame
-    return None
 
 
 def lmer(formula: str | Formula, data: pd.DataFrame, REML: bool = True,
@@ -62,7 +46,7 @@ def lmer(formula: str | Formula, data: pd.DataFrame, REML: bool = True,
     if use_torch and weights is not None:
         raise ModelError("prior weights are not supported by the torch engine for Gaussian "
                          "models yet")
-    data_name = data_name or _caller_name(data) or "data"
+    data_name = data_name or caller_name(data) or "data"
     d, w, weights_name, data = _design_with_weights(formula, data, weights, na_action)
     if use_torch:
         fit = fit_torch(d, control, modules)
@@ -157,7 +141,7 @@ def glmer(formula: str | Formula, data: pd.DataFrame, family: str | Family = "bi
             not isinstance(control, GlmerControl):
         raise ModelError("glmer() takes a GlmerControl as control")
     use_torch, control = _choose_engine(formula, engine, control, training, GlmerControl)
-    data_name = data_name or _caller_name(data) or "data"
+    data_name = data_name or caller_name(data) or "data"
     d, w, weights_name, data = _design_with_weights(formula, data, weights, na_action)
     if use_torch:
         fit = fit_torch(d, control, modules, family=fam, weights=w)

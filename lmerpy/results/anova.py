@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import scipy.stats as st
 
+from ..caller import caller_name
 from ..errors import ModelError, warn
 from .model import LmerResult
-from .rformat import format_numbers, print_matrix
+from .rformat import format_numbers, print_matrix, zapsmall
 from .summary import SIGNIF_LEGEND, stars
 
 
@@ -24,20 +25,19 @@ class AnovaTable:
         t = self.table
         lines = [f"Data: {self.data_name}", "Models:"]
         lines += [f"{name}: {f}" for name, f in self.formulas.items()]
-        cols = {
-            "npar": [f"{int(v)}" for v in t["npar"]],
-            "AIC": format_numbers(t["AIC"], 5),
-            "BIC": format_numbers(t["BIC"], 5),
-            "logLik": format_numbers(t["logLik"], 5),
-            "deviance": format_numbers(t["deviance"], 5),
-        }
+        # R's print.anova -> printCoefmat(digits = 5): the criteria are zapsmall()ed, then
+        # formatted (which can round twice: BIC 1814.8505 -> 1814.85 -> "1814.8", as R);
+        # the χ² is rounded to 4 decimals, then formatted
+        cols = {"npar": [f"{int(v)}" for v in t["npar"]]}
+        for name in ("AIC", "BIC", "logLik", "deviance"):
+            cols[name] = format_numbers(zapsmall(t[name].to_numpy(), 5), 5)
         chisq = t["Chisq"].to_numpy()
         ok = np.isfinite(chisq)
         cols["Chisq"] = [""] * len(t)
         cols["Df"] = [""] * len(t)
         cols["Pr(>Chisq)"] = [""] * len(t)
         if ok.any():
-            for i, s in zip(np.flatnonzero(ok), format_numbers(chisq[ok], 5)):
+            for i, s in zip(np.flatnonzero(ok), format_numbers(np.round(chisq[ok], 4), 5)):
                 cols["Chisq"][i] = s
             for i in np.flatnonzero(ok):
                 cols["Df"][i] = str(int(t["Df"].iloc[i]))
@@ -72,7 +72,13 @@ def anova(*models: LmerResult, names: list[str] | None = None) -> AnovaTable:
         if not isinstance(m, LmerResult):
             raise ModelError(f"anova() compares fitted models; argument {i + 1} is a "
                              f"{type(m).__name__}")
-    names = names or [f"m{i}" for i in range(len(models))]
+    # as lme4 names them by the arguments' expressions: the caller's variables (else m0, m1)
+    if names is None:
+        found = []
+        for m in models:  # a loop, not a comprehension: its frame would sit in between
+            found.append(caller_name(m))
+        names = found if all(found) and len(set(found)) == len(found) else \
+            [f"m{i}" for i in range(len(models))]
     n = {m.nobs for m in models}
     if len(n) > 1:
         raise ModelError(f"models were not all fitted to the same number of observations "
