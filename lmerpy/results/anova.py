@@ -41,7 +41,9 @@ class AnovaTable:
                 cols["Chisq"][i] = s
             for i in np.flatnonzero(ok):
                 cols["Df"][i] = str(int(t["Df"].iloc[i]))
-            for i, s in zip(np.flatnonzero(ok), format_numbers(t["Pr(>Chisq)"][ok], 4)):
+            p = t["Pr(>Chisq)"].to_numpy()
+            has_p = ok & np.isfinite(p)  # no p-value for 0 degrees of freedom: blank, as R
+            for i, s in zip(np.flatnonzero(has_p), format_numbers(p[has_p], 4)):
                 cols["Pr(>Chisq)"][i] = s
         marks = [stars(p) if np.isfinite(p) else "" for p in t["Pr(>Chisq)"]]
         width = max(len(s) for s in marks) if any(marks) else 0

@@ -36,6 +36,11 @@ prints <- list(
   glmer = printed(quote(glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp,
                               binomial)), "cbpp"))
 
+# anova() of two fits of one model: 0 degrees of freedom, no p-value (printed blank)
+m0 <- lmer(Reaction ~ Days + (1 | Subject), sleepstudy)
+m1 <- lmer(Reaction ~ Days + (1 | Subject), sleepstudy)
+anova_same <- capture.output(suppressMessages(print(anova(m0, m1))))
+
 ref <- list(
   lme4_version = as.character(packageVersion("lme4")), R_version = R.version.string,
   verbose = list(formula = "Reaction ~ Days + (Days | Subject)",
@@ -44,6 +49,6 @@ ref <- list(
     formula = "Reaction ~ Days + Reaction + Days:Reaction + (1 | Subject)",
     fixef_names = names(fixef(right$fit)), fixef = unname(fixef(right$fit)),
     REMLcrit = REMLcrit(right$fit), warnings = right$warnings),
-  print = prints, small = small)
+  print = prints, small = small, anova_same = anova_same)
 write_json(ref, "tests/reference/lme4_console.json", digits = NA, auto_unbox = TRUE,
            pretty = TRUE)

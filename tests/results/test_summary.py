@@ -124,3 +124,13 @@ def test_jupyter_html_structure_for_every_result():
     assert "<table" in a and "Chisq" in a
     assert isinstance(m.fixef(), pd.Series) and isinstance(m.coef()["Subject"], pd.DataFrame)
     assert isinstance(m.ranef()["Subject"], pd.DataFrame)
+
+
+def test_anova_of_one_model_twice_prints_no_p_value():
+    # 0 degrees of freedom: lme4 prints the p-value blank (tests/reference/lme4_console.R)
+    sleepstudy = lp.datasets.load("sleepstudy")
+    m0 = lp.lmer("Reaction ~ Days + (1 | Subject)", sleepstudy)
+    m1 = lp.lmer("Reaction ~ Days + (1 | Subject)", sleepstudy)
+    with pytest.warns(UserWarning, match="refitting"):
+        text = str(lp.anova(m0, m1)).splitlines()
+    assert text == read_reference("lme4_console.json")["anova_same"]
