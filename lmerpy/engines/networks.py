@@ -173,16 +173,14 @@ class MLP(nn.Sequential):
             cached = self._pattern = (layers, _mlp_pattern(layers))
         if cached[1] is None:
             return None
-        linears, dropouts = cached[1]
-        if any(d is not None and not (d.training and d.p > 0 and d.generator is not None)
-               for d in dropouts):
+        linears, dropouts, wide = cached[1]
+        if any(d is not None and not d.draws_masks(x) for d in dropouts):
             return None
         params = [lin._parameters[name] for lin in linears for name in ("weight", "bias")]
         if any(p is not None and (not p.requires_grad or p.dtype != x.dtype)
                for p in params):
             return None
-        return linears, dropouts, params, [lin.in_features < lin.out_features
-                                           for lin in linears]
+        return linears, dropouts, params, wide
 
 
 def _masks(dropouts: list[Dropout | None], shapes: list[tuple[int, int]], dtype
@@ -214,8 +212,8 @@ def _masks(dropouts: list[Dropout | None], shapes: list[tuple[int, int]], dtype
 
 
 def _mlp_pattern(layers: tuple[nn.Module, ...]):
-    """(linears, dropout after each hidden layer or None) for Linear, ReLU, [Dropout], ...,
-    Linear; None for any other sequence of layers."""
+    """(linears, dropout after each hidden layer or None, which layers widen) for Linear,
+    ReLU, [Dropout], ..., Linear; None for any other sequence of layers."""
     linears, dropouts, i = [], [], 0
     while i < len(layers):
         if type(layers[i]) is not Linear:
@@ -223,7 +221,7 @@ def _mlp_pattern(layers: tuple[nn.Module, ...]):
         linears.append(layers[i])
         i += 1
         if i == len(layers):
-            return linears, dropouts
+            return linears, dropouts, [lin.in_features < lin.out_features for lin in linears]
         if type(layers[i]) is not nn.ReLU or layers[i].inplace:
             return None
         i += 1
