@@ -97,7 +97,7 @@ def history(m):
     h = m.history
     if h is None:
         raise ModelError("history() needs a torch-engine fit")
-    comps = [c for c in h.columns if c == "sigma2" or c.startswith("theta")]
+    comps = ["sigma2", *m.design.theta_names()]  # the history's θ columns are named so
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     axes[0].plot(h.epoch, h.train_nll, label="train")
     axes[0].plot(h.epoch, h.val_nll, label="validation")
@@ -105,7 +105,7 @@ def history(m):
     axes[0].set_ylabel("NLL per observation")
     axes[0].legend()
     for c in comps:
-        axes[1].plot(h.epoch, h[c], label="σ²e" if c == "sigma2" else c)
+        axes[1].plot(h.epoch, h[c], label="σ²e" if c == "sigma2" else f"θ {c}")
     axes[1].set_xlabel("epoch")
     axes[1].set_ylabel("variance components (σ², θ)")
     axes[1].legend(fontsize=7)

@@ -71,6 +71,14 @@ class ModelDesign:
     def theta_lower(self) -> np.ndarray:
         return np.concatenate([r.cov.lower() for r in self.random] or [np.zeros(0)])
 
+    def theta_names(self) -> list[str]:
+        """θ's element names as lme4's ``names(getME(m, "theta"))``, e.g.
+        ``Subject.Days.(Intercept)``; an rbf term's are ``<term>.sd`` and
+        ``<term>.lengthscale``. Made unique as R's ``make.unique`` (``(1 | g) + (1 | g)``
+        names two θ ``g.(Intercept)``), so that they can key columns."""
+        return make_unique([f"{r.group}.{name}" for r in self.random
+                            for name in r.theta_names()])
+
     def split_theta(self, theta: np.ndarray) -> list[np.ndarray]:
         theta = np.atleast_1d(np.asarray(theta, dtype=np.float64))
         bounds = np.cumsum([0] + self.theta_sizes)
@@ -302,3 +310,19 @@ def design(formula: Formula | str, data: pd.DataFrame, na_action: str = "omit",
         raise DataError("no rows left after dropping missing values")
     return ModelDesign(formula, y, X, fixed.names, random, nns, offset, clean.n_dropped,
                        data.index, clean.dropped_index, fixed)
+
+
+def make_unique(names: list[str]) -> list[str]:
+    """R's ``make.unique``: a repeated name gets ``.1``, ``.2``, ..., skipping names taken."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        if name in seen:
+            seen[name] += 1
+            while f"{name}.{seen[name]}" in names:
+                seen[name] += 1
+            name = f"{name}.{seen[name]}"
+        else:
+            seen[name] = 0
+        out.append(name)
+    return out

@@ -246,6 +246,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
                      [int(c.max()) + 1 for c in codes] if graphs else None)
 
     history: list[dict] = []
+    theta_names = design.theta_names()  # the history's θ columns
     best = (math.inf, None, 0)
     stale = 0
     stop_reason = "maximum number of epochs reached"
@@ -307,7 +308,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
             history.append({"epoch": epoch, "train_nll": train_nll, "val_nll": val_nll,
                             "lr": opt.param_groups[0]["lr"], "batch_size": batch_size,
                             "sigma2": float(cov.sigma.detach()) ** 2,
-                            **{f"theta{i + 1}": float(v) for i, v in enumerate(theta)},
+                            **{name: float(v) for name, v in zip(theta_names, theta)},
                             "seconds": time.perf_counter() - started})
             if bar:
                 bar.update(task, advance=1, description=(

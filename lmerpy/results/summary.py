@@ -172,9 +172,23 @@ def network_lines(m: LmerResult) -> list[str]:
     lines = ["", "Fixed effects (neural network):"]
     for net in m.torch_info["networks"]:
         lines.append(f" {net['term']}")
-        lines.append(f"   layers: {net['layers']}")
+        lines += _arrow_lines("   layers: ", net["layers"])
         lines.append(f"   inputs: {net['inputs']}, parameters: {net['parameters']:,}")
     return lines
+
+
+def _arrow_lines(lead: str, chain: str, width: int = 80) -> list[str]:
+    """``a -> b -> c`` after ``lead``, wrapped before an arrow so no line passes ``width``
+    (a layer's description is never split)."""
+    lines, line = [], lead
+    for k, part in enumerate(chain.split(" -> ")):
+        piece = part if k == 0 else f" -> {part}"
+        if k and len(line) + len(piece) > width:
+            lines.append(line)
+            line = " " * len(lead) + piece.lstrip()
+        else:
+            line += piece
+    return [*lines, line]
 
 
 def fixed_effects_lines(m: LmerResult) -> list[str]:

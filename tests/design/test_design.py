@@ -265,3 +265,16 @@ def test_dot_inside_nn_means_every_other_column():
         lp.design("y ~ x1 + x2 + f + nn(.) + (t | g)", data)
     with pytest.raises(lp.FormulaError, match="cannot be part of an interaction"):
         lp.design("y ~ nn(.:x1) + (1 | g)", data)
+
+
+def test_theta_names_are_lme4s_and_unique(sleep):
+    """lme4's θ names (tests/design/test_lme4_structures.py checks them against lme4 for
+    every structure); a repeated term's are made unique as R's make.unique."""
+    from lmerpy.design.model import make_unique
+
+    d = lp.design("Reaction ~ Days + (Days | Subject) + (1 | Subject)", sleep)
+    assert d.theta_names() == ["Subject.(Intercept)", "Subject.Days.(Intercept)",
+                               "Subject.Days", "Subject.(Intercept).1"]
+    # R: make.unique(c("a", "a", "a.2", "a")) is "a" "a.1" "a.2" "a.3"
+    assert make_unique(["a", "a", "a.2", "a"]) == ["a", "a.1", "a.2", "a.3"]
+    assert make_unique(["a", "a", "a"]) == ["a", "a.1", "a.2"]

@@ -236,7 +236,8 @@ def test_network_learns_what_a_linear_model_cannot():
     np.testing.assert_allclose(with_holes.drop(holes.index[3]), pred.drop(new.index[3]),
                                rtol=1e-6)
     assert m.history.shape[0] == m.torch_info["epochs"]
-    assert set(m.history.columns) >= {"epoch", "train_nll", "val_nll", "sigma2", "theta1"}
+    assert set(m.history.columns) >= {"epoch", "train_nll", "val_nll", "sigma2",
+                                      "g.(Intercept)"}
     text = str(m.summary())
     assert "Fixed effects (neural network):" in text and "Linear(10, 64)" in text
     re = m.ranef()["g"]
@@ -493,7 +494,7 @@ def test_second_phase_continues_from_the_best_epoch(monkeypatch, options, batch2
     h0, h1 = plain.history, second.history
     stall = len(h0)
     assert stall < 200 and len(h1) > stall  # the plain run stopped early; the other went on
-    cols = ["train_nll", "val_nll", "sigma2", "theta1"]
+    cols = ["train_nll", "val_nll", "sigma2", "g.(Intercept)"]
     assert np.array_equal(h1[cols].to_numpy()[:stall], h0[cols].to_numpy())
     assert (h1.lr.to_numpy()[:stall] == 5e-3).all()
     assert (h1.batch_size.to_numpy()[:stall] == 50).all()
@@ -523,7 +524,7 @@ def test_several_random_terms_lower_the_rate_in_the_second_phase():
     single = lp.lmer(formula, df, batch_growth=None, **SECOND_PHASE)
     h, stall = default.history, len(single.history)
     assert stall < len(h) < 200
-    cols = ["train_nll", "val_nll", "sigma2", "theta1", "theta2"]
+    cols = ["train_nll", "val_nll", "sigma2", "g.(Intercept)", "h.(Intercept)"]
     assert np.array_equal(h[cols].to_numpy(), decayed.history[cols].to_numpy())
     assert np.array_equal(h[cols].to_numpy()[:stall], single.history[cols].to_numpy())
     assert (h.batch_size == 50).all()
@@ -541,7 +542,7 @@ def test_phase_patience_ends_the_second_phase():
     h0, h1 = default.history, longer.history
     first = int((h0.batch_size == 50).sum())  # the first phase's epochs
     assert first == int((h1.batch_size == 50).sum()) and len(h1) > len(h0) > first
-    cols = ["train_nll", "val_nll", "sigma2", "theta1"]
+    cols = ["train_nll", "val_nll", "sigma2", "g.(Intercept)"]
     assert np.array_equal(h1[cols].to_numpy()[:len(h0)], h0[cols].to_numpy())
     for h, patience, run in ((h0, 3, default), (h1, 8, longer)):
         best = run.torch_info["best_epoch"]
@@ -628,7 +629,7 @@ def test_default_gaussian_fit_trains_in_one_phase():
     options = {k: v for k, v in SECOND_PHASE.items() if k not in ("refine", "backfit")}
     default = lp.lmer(SMALL_NET, df, **options)
     single = lp.lmer(SMALL_NET, df, batch_growth=None, **options)
-    cols = ["train_nll", "val_nll", "sigma2", "theta1", "lr", "batch_size"]
+    cols = ["train_nll", "val_nll", "sigma2", "g.(Intercept)", "lr", "batch_size"]
     assert np.array_equal(default.history[cols].to_numpy(), single.history[cols].to_numpy())
     assert (default.history.batch_size == 50).all() and (default.history.lr == 5e-3).all()
     assert "second phase" not in default.torch_info["stop_reason"]
@@ -678,3 +679,23 @@ def test_training_is_the_same_with_the_mlps_written_out_pass(monkeypatch):
     pd.testing.assert_frame_equal(fused.history.drop(columns="seconds"),
                                   layered.history.drop(columns="seconds"), check_exact=True)
     np.testing.assert_array_equal(fused.fitted(), layered.fitted())
+
+
+def test_history_names_theta_as_lme4():
+    """m.history's θ columns are named as lme4's ``names(getME(m, "theta"))`` (an rbf
+    term's as ``<term>.sd`` and ``.lengthscale``), a repeated term's made unique as R's
+    make.unique; the best epoch's row holds the θ the fit kept (refine=False)."""
+    df = _nonlinear(600, 12, 3)
+    rng = np.random.default_rng(0)
+    df["t"] = rng.uniform(size=len(df))
+    df["lat"], df["lon"] = rng.integers(0, 4, len(df)) / 4.0, rng.integers(0, 3, len(df)) / 3.0
+    m = lp.lmer("y ~ nn(x1 + x2, hidden=(8,)) + (1 + t | g) + (1 | g) + rbf(lat, lon)", df,
+                seed=0, epochs=4, patience=0, verbose=False, refine=False, backfit=False)
+    names = ["g.(Intercept)", "g.t.(Intercept)", "g.t", "g.(Intercept).1",
+             "rbf(lat, lon).sd", "rbf(lat, lon).lengthscale"]
+    h = m.history
+    assert list(h.columns) == ["epoch", "train_nll", "val_nll", "lr", "batch_size", "sigma2",
+                               *names, "seconds"]
+    best = h.loc[h.epoch == m.torch_info["best_epoch"], names].to_numpy().ravel()
+    np.testing.assert_array_equal(best, m.theta)
+    assert best[5] == m.VarCorr().lengthscales["rbf(lat, lon)"]

@@ -134,3 +134,18 @@ def test_anova_of_one_model_twice_prints_no_p_value():
     with pytest.warns(UserWarning, match="refitting"):
         text = str(lp.anova(m0, m1)).splitlines()
     assert text == read_reference("lme4_console.json")["anova_same"]
+
+
+def test_network_layers_wrap_before_an_arrow_at_80_columns():
+    """The paper's architecture in the nn block: lines of at most 80 columns, broken only
+    before an arrow, which put back together give the description."""
+    from lmerpy.results.summary import _arrow_lines
+
+    layers = " -> ".join(f"Linear({a}, {b}) -> ReLU -> Dropout(0.25)"
+                         for a, b in ((10, 100), (100, 50), (50, 25), (25, 12)))
+    layers += " -> Linear(12, 1)"
+    lines = _arrow_lines("   layers: ", layers)
+    assert len(lines) == 3 and all(len(line) <= 80 for line in lines)
+    assert all(line.startswith(" " * 11 + "-> ") for line in lines[1:])
+    assert " ".join(line.strip() for line in lines) == "layers: " + layers
+    assert _arrow_lines("   layers: ", "MyNet()") == ["   layers: MyNet()"]
