@@ -374,7 +374,7 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
                       m1.solution.RX if final is m1 else final_rx(pirls, final, theta), value,
                       np.inf, b, penalty)
     optinfo = {"optimizer": "bobyqa", "code": code, "evals": evals, "messages": messages,
-               "warnings": [], "pirls_iterations": final.iterations}
+               "warnings": [], "pirls_iterations": final.iterations, "control": control}
     fit = GlmerFit(design, False, X, names, dropped, y, offset, w_user, theta, sol, 1.0, b,
                    final.pls, optinfo, family=family, nAGQ=int(nAGQ), mu=final.mu,
                    eta=final.eta, prior_weights=w, criterion=value, pirls=pirls,

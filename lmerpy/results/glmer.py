@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..engines.glmm import GlmerFit, pearson_weights
-from ..errors import ModelError
+from ..engines.glmm import GlmerFit, fit_glmer, pearson_weights
+from ..engines.options import require_flag
+from ..errors import DataError, ModelError
 from .model import LmerResult, LogLik
 from .varcorr import VarCorr
 
@@ -119,8 +120,33 @@ class GlmerResult(LmerResult):
         return np.concatenate([self.design.sdcor(self.theta, 1.0)[:-1],
                                self.fixef().to_numpy()])
 
-    def refit(self, REML: bool) -> GlmerResult:
-        return self  # always maximum likelihood
+    def refit(self, newresp=None, *, REML: bool | None = None) -> GlmerResult:
+        """lme4's ``refit()``: the model fitted to ``newresp`` from θ̂ by the fit's nAGQ, as
+        for lmer fits; for a cbind() response ``newresp`` is the successes (what
+        ``simulate()`` gives) and the trials stay. Always maximum likelihood."""
+        if REML is not None:
+            require_flag("REML", REML)
+        if newresp is None:
+            return self
+        if self.torch_info is not None:
+            raise ModelError("refit(newresp) of a torch-engine fit would train its network "
+                             "anew: call glmer() again on the new response (with the same "
+                             "seed= for the same start)")
+        design, data = self._with_response(newresp)
+        f = self.fit
+        fit = fit_glmer(design, f.family, f.nAGQ, f.weights, self._quiet_control(),
+                        start=f.theta)
+        return GlmerResult(fit, self.data_name, self.weights_name, data)
+
+    def _as_design_response(self, y: np.ndarray) -> np.ndarray:
+        counts = np.asarray(self.design.y, dtype=np.float64)
+        if counts.ndim == 1:
+            return y
+        trials = counts.sum(axis=1)
+        if np.any(y < 0) or np.any(y > trials) or np.any(y != np.rint(y)):
+            raise DataError("newresp for a cbind(successes, failures) response is the "
+                            "successes: whole numbers from 0 to each row's trials")
+        return np.column_stack([y, trials - y])
 
 
 __all__ = ["GlmerResult"]

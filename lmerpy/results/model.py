@@ -476,18 +476,80 @@ class LmerResult:
         return chosen
 
     # -- refitting ---------------------------------------------------------------------------
-    def refit(self, REML: bool) -> LmerResult:
-        """The same model fitted by REML or ML (anova compares ML fits, as lme4)."""
-        require_flag("REML", REML)
-        if REML == self.REML:
+    def refit(self, newresp=None, *, REML: bool | None = None) -> LmerResult:
+        """lme4's ``refit()``: the same model fitted to the response ``newresp`` from θ̂ (a
+        value per observation used, a value per row of the data the model was given, the
+        rows dropped for missing values included, or a column of ``simulate()``); ``REML=``
+        fits by that criterion (lme4's ``refitML``, which ``anova`` uses)."""
+        if REML is not None:
+            require_flag("REML", REML)
+        REML = self.REML if REML is None else bool(REML)
+        if newresp is None and REML == self.REML:
             return self
         if self.torch_info is not None:
-            raise ModelError("anova() of torch-engine fits is not available: their networks "
-                             "are not nested models")
-        control = self.fit.optinfo.get("control")  # the fit's own settings, quietly
-        fit = fit_lmer(self.design, REML=REML, weights=self.fit.weights, start=self.theta,
-                       control=None if control is None else replace(control, verbose=0))
-        return LmerResult(fit, self.data_name, self.weights_name, self._data)
+            raise ModelError(
+                "anova() of torch-engine fits is not available: their networks are not "
+                "nested models" if newresp is None else
+                "refit(newresp) of a torch-engine fit would train its network anew: call "
+                "lmer() again on the new response (with the same seed= for the same start)")
+        design, data = self._with_response(newresp)
+        fit = fit_lmer(design, REML=REML, weights=self.fit.weights, start=self.theta,
+                       control=self._quiet_control())
+        return LmerResult(fit, self.data_name, self.weights_name, data)
+
+    def _quiet_control(self):
+        """The fit's own optimiser settings for a refit, without its verbose printing."""
+        control = self.fit.optinfo.get("control")
+        return None if control is None else replace(control, verbose=0)
+
+    def _with_response(self, newresp) -> tuple:
+        """The design with ``newresp`` as its response, and the data frame to keep with the
+        refit: the response column replaced where the response is a column, else none."""
+        if newresp is None:
+            return self.design, self._data
+        y = self._response_values(newresp)
+        design = replace(self.design, y=self._as_design_response(y))
+        response = self.formula.response
+        data = self._data
+        if data is not None and getattr(response, "id", None) in data.columns:
+            data = data.copy()
+            data.loc[self.design.index, response.id] = y
+        elif data is not None:
+            data = None  # a response expression cannot be put back: save() will say so
+        return design, data
+
+    def _response_values(self, newresp) -> np.ndarray:
+        """newresp as one finite number per observation used (lme4 drops the values of rows
+        dropped for missing values, when given one per row of the data)."""
+        if isinstance(newresp, pd.DataFrame):
+            if newresp.shape[1] != 1:
+                raise DataError(f"newresp has {newresp.shape[1]} columns; refit one response "
+                                f"at a time, e.g. sims['sim_1']")
+            newresp = newresp.iloc[:, 0]
+        try:
+            y = np.asarray(newresp, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise DataError(f"newresp must be numbers: {err}") from None
+        n, dropped = self.nobs, self.design.n_dropped
+        if y.ndim != 1:
+            raise DataError(f"newresp must be one value per observation, not shape {y.shape}")
+        if len(y) == n + dropped and dropped and self._data is not None:
+            y = y[self._data.index.get_indexer(self.design.index)]
+        elif len(y) != n:
+            rows = f" ({n + dropped} with the rows dropped for missing values)" \
+                if dropped else ""
+            raise DataError(f"newresp has {len(y)} values; the model has {n} observations"
+                            f"{rows}")
+        bad = np.flatnonzero(~np.isfinite(y))
+        if len(bad):
+            raise DataError(f"newresp has {len(bad)} missing or infinite value(s) (first at "
+                            f"position {bad[0]}): refit needs a response for every "
+                            f"observation")
+        return y
+
+    def _as_design_response(self, y: np.ndarray) -> np.ndarray:
+        """The response as the design holds it (a GLMM's cbind() keeps two columns)."""
+        return y
 
     # -- output ------------------------------------------------------------------------------
     def save(self, path) -> None:

@@ -127,6 +127,85 @@ def test_refit_keeps_the_fits_control_quietly(capsys):
     assert ml.deviance() == pytest.approx(direct.deviance(), abs=1e-6)
 
 
+def test_refit_newresp_is_the_fit_to_that_response(tmp_path):
+    """lme4's refit(m, newresp): the same model fitted to a new response from θ̂ equals
+    lmer() on the data with that response; a simulate() column and a value per row of the
+    data (the rows dropped for missing values included) are taken, as lme4 takes them."""
+    sleep = lp.datasets.load("sleepstudy")
+    sleep.loc[[3, 50], "Days"] = np.nan  # two rows dropped
+    formula = "Reaction ~ Days + (Days | Subject)"
+    with pytest.warns(UserWarning, match="2 row"):
+        m = lp.lmer(formula, sleep)
+    sim = m.simulate(2, seed=7)
+    new = m.refit(sim[["sim_2"]])
+    with pytest.warns(UserWarning, match="2 row"):
+        direct = lp.lmer(formula, sleep.assign(Reaction=sim["sim_2"]))
+    assert new.REMLcrit() == pytest.approx(direct.REMLcrit(), abs=1e-5)
+    np.testing.assert_allclose(new.fixef(), direct.fixef(), rtol=1e-6)
+    np.testing.assert_allclose(new.theta, direct.theta, atol=1e-4)  # optimiser tolerance
+    assert abs(new.fixef()["Days"] - m.fixef()["Days"]) > 0.1  # the response did change
+    full = sleep.Reaction.to_numpy() + 3.0 * np.arange(len(sleep)) % 17
+    by_row = m.refit(full)  # one value per row of the data: the dropped rows' left out
+    with pytest.warns(UserWarning, match="2 row"):
+        direct = lp.lmer(formula, sleep.assign(Reaction=full))
+    assert by_row.REMLcrit() == pytest.approx(direct.REMLcrit(), abs=1e-5)
+    ml = m.refit(full, REML=False)
+    assert not ml.REML and ml.deviance() == pytest.approx(
+        direct.refit(REML=False).deviance(), abs=1e-5)
+    # the refit keeps its own response: saved and loaded, its residuals are its own
+    path = tmp_path / "refit.lmerpy"
+    new.save(path)
+    np.testing.assert_allclose(lp.load(path).residuals(), new.residuals(), rtol=1e-9)
+    np.testing.assert_allclose(new.residuals() + new.fitted(), sim["sim_2"], rtol=1e-12)
+
+
+def test_refit_newresp_refuses_what_it_cannot_fit():
+    sleep = lp.datasets.load("sleepstudy")
+    m = lp.lmer("Reaction ~ Days + (1 | Subject)", sleep)
+    cases = [(sleep.Reaction[:10], "newresp has 10 values; the model has 180 observations"),
+             (m.simulate(2), "newresp has 2 columns; refit one response at a time"),
+             (np.r_[np.nan, sleep.Reaction[1:]], r"1 missing or infinite value\(s\) \(first "
+                                                 r"at position 0\)"),
+             (["a"] * 180, "newresp must be numbers")]
+    for newresp, message in cases:
+        with pytest.raises(lp.DataError, match=message):
+            m.refit(newresp)
+    log = lp.lmer("log(Reaction) ~ Days + (1 | Subject)", sleep)
+    refitted = log.refit(np.log(sleep.Reaction) + 0.1)  # a response expression: no data kept
+    assert refitted.fixef()["(Intercept)"] == pytest.approx(log.fixef()["(Intercept)"] + 0.1,
+                                                            abs=1e-6)
+    with pytest.raises(lp.LmerpyError, match="without its data frame"):
+        refitted.save("never-written.lmerpy")
+
+
+def test_glmer_refit_newresp_takes_successes_for_cbind():
+    """A cbind() response is refitted from successes (what simulate() gives), the trials
+    kept: glmer() on the data with those successes; 0/1 responses as they are."""
+    cbpp = lp.datasets.load("cbpp")
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    m = lp.glmer(formula, cbpp, family="binomial")
+    s = m.simulate(1, seed=3)["sim_1"]
+    new = m.refit(s)
+    direct = lp.glmer(formula, cbpp.assign(incidence=s), family="binomial")
+    np.testing.assert_allclose(new.fixef(), direct.fixef(), rtol=1e-5)
+    np.testing.assert_allclose(new.theta, direct.theta, rtol=1e-4)
+    assert new.deviance() == pytest.approx(direct.deviance(), abs=1e-5)
+    with pytest.raises(lp.DataError, match="whole numbers from 0 to each row's trials"):
+        m.refit(s + 0.5)
+    with pytest.raises(lp.DataError, match="whole numbers from 0 to each row's trials"):
+        m.refit(cbpp["size"] + 1)
+    assert m.refit(REML=False) is m  # always ML
+
+
+def test_refit_newresp_of_a_torch_fit_says_to_refit():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": rng.normal(size=200), "g": rng.integers(0, 5, 200).astype(str)})
+    df["y"] = df.x + rng.normal(size=200)
+    m = lp.lmer("y ~ nn(x, hidden=(4,)) + (1 | g)", df, epochs=2, seed=0, verbose=False)
+    with pytest.raises(lp.ModelError, match="would train its network anew"):
+        m.refit(df.y)
+
+
 def test_data_name_is_the_callers_variable():
     sleepstudy = lp.datasets.load("sleepstudy")
     m = lp.lmer("Reaction ~ Days + (1 | Subject)", sleepstudy)
