@@ -17,6 +17,7 @@ from .engines.torch_control import TorchControl
 from .engines.torch_engine import fit_torch
 from .errors import DataError, FormulaError, ModelError
 from .formula import Formula, parse
+from .formula.update import update_formula
 from .results.glmer import GlmerResult
 from .results.model import LmerResult
 
@@ -148,3 +149,53 @@ def glmer(formula: str | Formula, data: pd.DataFrame, family: str | Family = "bi
     else:
         fit = fit_glmer(d, fam, nAGQ=nAGQ, weights=w, control=control)
     return GlmerResult(fit, data_name, weights_name, data)
+
+
+def update(model: LmerResult, formula: str | None = None, data: pd.DataFrame | None = None,
+           **changes) -> LmerResult:
+    """lme4's ``update(m, . ~ . - x, REML = FALSE)``: the model fitted again with a formula
+    written against its own (``.`` stands for the old side, as R's ``update.formula``),
+    other ``data``, or other arguments of ``lmer``/``glmer`` (``REML``, ``weights``,
+    ``control``, ``nAGQ``, training options, ...). What is not changed is the model's own:
+    REML, family and nAGQ, prior weights, the optimiser's or the training's settings (a
+    checkpoint directory excepted). Own ``nn()`` modules must be passed again (``modules=``):
+    the fitted ones are trained."""
+    if not isinstance(model, LmerResult):
+        raise ModelError(f"update() takes a fitted model, not {type(model).__name__}")
+    text = update_formula(model.formula, formula) if formula is not None else \
+        (model.formula.text or str(model.formula))
+    if data is None:
+        data, data_name = model._data, model.data_name
+        if data is None:
+            raise ModelError("this model keeps no data frame (a refit to a response given by "
+                             "an expression): pass data=")
+    else:
+        data_name = caller_name(data) or "data"
+    arguments = {**_own_arguments(model, text, data is model._data), **changes}
+    if isinstance(model, GlmerResult):
+        return glmer(text, data, data_name=data_name, **arguments)
+    return lmer(text, data, data_name=data_name, **arguments)
+
+
+def _own_arguments(model: LmerResult, text: str, same_data: bool) -> dict:
+    """The arguments the model was fitted with, as far as they still apply to ``text``."""
+    args: dict = {}
+    if isinstance(model, GlmerResult):
+        args.update(family=model.family, nAGQ=model.nAGQ)
+    else:
+        args["REML"] = model.REML
+    if model.weights_name == "weights":  # an array, kept with the data in "(weights)"
+        if not same_data:
+            raise ModelError("the model's prior weights were given as an array: pass "
+                             "weights= for the new data")
+        args["weights"] = model._data["(weights)"].to_numpy()
+    elif model.weights_name is not None:
+        args["weights"] = model.weights_name
+    info = model.torch_info
+    if info is not None:
+        settings = {**info.get("settings", info["control"]), "checkpoint_dir": None,
+                    "resume": False}
+        args.update(engine="torch", control=TorchControl(**settings))
+    elif not parse(text).nn:  # an exact fit stays exact with its own control
+        args["control"] = model.fit.optinfo.get("control")
+    return args

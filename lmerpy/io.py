@@ -103,7 +103,8 @@ def save(m, path: str | os.PathLike) -> Path:
     if info is not None:
         control = {k: v for k, v in info.get("control", {}).items()}
         meta["torch"] = {
-            "control": control, "refined": info["refined"], "quadrature": info["quadrature"],
+            "control": control, "settings": info.get("settings", control),
+            "refined": info["refined"], "quadrature": info["quadrature"],
             "theta_from": info.get("theta_from"),
             "epochs": info["epochs"], "best_epoch": info["best_epoch"],
             "best_val_nll": float(info["best_val_nll"]), "stop_reason": info["stop_reason"],
@@ -239,7 +240,7 @@ def _networks(meta: dict, d, est: dict, modules: dict | None):
                 **t["backfit"], "history": pd.DataFrame(t["backfit"]["history"])},
             "nn_predict": predict if d.nn else None,
             "modules": FixedPart(0, np.zeros(0), nets, torch.float64),
-            "control": t["control"]}
+            "control": t["control"], "settings": t.get("settings", t["control"])}
     return info, nn_out
 
 

@@ -86,6 +86,12 @@ class FixedPart(nn.Module):
         return out
 
 
+def _plain(control: TorchControl) -> dict:
+    """The settings as plain values (what a saved model's JSON keeps)."""
+    return {k: v for k, v in control.__dict__.items()
+            if isinstance(v, (int, float, str, bool, type(None)))}
+
+
 def _device(name: str | torch.device) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -149,6 +155,7 @@ def _num_threads(threads: int | None):
 
 def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weights,
                full_threads: int | None = None):
+    settings = _plain(control)  # as asked, before "auto" is decided (update() refits by it)
     if not design.random:
         raise ModelError("no random-effects terms in the formula: add e.g. (1 | group)")
     if family is None and design.y.ndim != 1:
@@ -436,8 +443,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
         "history": pd.DataFrame(history),
         "nn_predict": nn_predict if design.nn else None,
         "modules": fixed, "covariance": cov,
-        "control": {k: v for k, v in control.__dict__.items()
-                    if isinstance(v, (int, float, str, bool, type(None)))},
+        "control": _plain(control), "settings": settings,
     }
     if family is not None:
         fit.optinfo["torch"] = info

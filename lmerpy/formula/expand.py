@@ -468,7 +468,7 @@ def build_formula(lhs: N.Node | None, rhs: N.Node, text: str) -> Formula:
     algebra = _Algebra(vars_, "in the fixed part")
     fixed = TermList(True)
     if fixed_items:
-        expr = _rebuild_sum(fixed_items)
+        expr = rebuild_sum(fixed_items)
         fixed = algebra.termlist(expr)
     return Formula(lhs, fixed, tuple(random), tuple(nns), tuple(rbfs), tuple(offsets), text,
                    tuple(algebra.dot_excluded), lme4_deparse(lhs, rhs))
@@ -506,7 +506,7 @@ def lme4_deparse(lhs: N.Node | None, rhs: N.Node) -> str:
     return f"{lhs} ~ {right}" if lhs is not None else f"~{right}"
 
 
-def _rebuild_sum(items: list[tuple[str, N.Node]]) -> N.Node:
+def rebuild_sum(items: list[tuple[str, N.Node]]) -> N.Node:
     sign, node = items[0]
     expr: N.Node = node if sign == "+" else N.Unary("-", node, pos=node.pos)
     for sign, node in items[1:]:
@@ -514,4 +514,4 @@ def _rebuild_sum(items: list[tuple[str, N.Node]]) -> N.Node:
     return expr
 
 
-__all__ = ["build_formula", "contrast_name", "poly_degree"]
+__all__ = ["build_formula", "contrast_name", "poly_degree", "rebuild_sum"]

@@ -1,0 +1,59 @@
+# R's update(): formulas written against a fitted model's own ('.' = the old side), and
+# lme4 models updated with a new formula, REML, data, weights or nAGQ.
+# Run from the repository root:   Rscript tests/reference/lme4_update.R
+# Writes tests/reference/lme4_update.json
+suppressPackageStartupMessages({ library(lme4); library(jsonlite) })
+
+text_of <- function(f) paste(deparse(f, width.cutoff = 500L), collapse = " ")
+
+# update.formula on text: the simplified formula R writes
+formula_cases <- list(
+  c("Reaction ~ Days + (Days | Subject)", ". ~ . - Days"),
+  c("Reaction ~ Days + (Days | Subject)", ". ~ . + I(Days^2)"),
+  c("Reaction ~ Days + (Days | Subject)", ". ~ . - (Days | Subject) + (1 | Subject)"),
+  c("Reaction ~ Days + (Days|Subject)", ". ~ . - (Days | Subject)"),
+  c("y ~ x*z + (1|g)", ". ~ . + w"),
+  c("y ~ x*z + (1 | g)", ". ~ . - x:z"),
+  c("y ~ x + offset(o) + (1|g)", ". ~ . + z"),
+  c("y ~ x + (1|g)", ". ~ . - 1"),
+  c("y ~ x", ". ~ . - x"),
+  c("y ~ x + (1|g)", ". ~ . - x - 1"),
+  c("y ~ x + (1|g)", "~ . + (0 + x|g)"),
+  c("y ~ x + (x||g)", ". ~ . - x"),
+  c("y ~ 0 + x + (1|g)", ". ~ . + 1"),
+  c("y ~ x + (1|g)", "log(y) ~ ."),
+  c("y ~ x + (1 | g) + (1 | g)", ". ~ . + z"),
+  c("y ~ a/b + (1 | g)", ". ~ . - a:b"),
+  c("y ~ (a + b + c)^2 + (1 | g)", ". ~ . - b:c"))
+formulas <- lapply(formula_cases, function(cs) {
+  list(old = cs[[1]], new = cs[[2]],
+       updated = text_of(update(as.formula(cs[[1]]), as.formula(cs[[2]]))))
+})
+
+summarise <- function(fit) {
+  list(formula = text_of(formula(fit)), REML = isREML(fit),
+       criterion = if (isREML(fit)) unname(REMLcrit(fit)) else unname(deviance(fit)),
+       fixef = as.list(fixef(fit)), theta = unname(getME(fit, "theta")),
+       nobs = nobs(fit))
+}
+
+m <- lmer(Reaction ~ Days + (Days | Subject), sleepstudy)
+sleep_w <- sleepstudy
+sleep_w$w <- rep(c(1, 2, 0.5), length.out = nrow(sleep_w))
+mw <- lmer(Reaction ~ Days + (Days | Subject), sleep_w, weights = w)
+short <- sleepstudy[sleepstudy$Days < 8, ]
+g <- glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, binomial)
+models <- list(
+  drop_days = summarise(update(m, . ~ . - Days)),
+  quadratic = summarise(update(m, . ~ . + I(Days^2))),
+  intercept_only_re = summarise(update(m, . ~ . - (Days | Subject) + (1 | Subject))),
+  ml = summarise(update(m, REML = FALSE)),
+  short = summarise(update(m, data = short)),
+  weighted_drop_days = summarise(update(mw, . ~ . - Days)),
+  glmer_drop_period = summarise(update(g, . ~ . - period)),
+  glmer_agq = summarise(update(g, nAGQ = 9)))
+
+out <- list(lme4_version = as.character(packageVersion("lme4")),
+            R_version = R.version.string, formulas = formulas, models = models)
+writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = FALSE),
+           "tests/reference/lme4_update.json")

@@ -1,0 +1,103 @@
+"""lp.update(): lme4's update(m, ...) against lme4's own updated fits
+(tests/reference/lme4_update.R)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import lmerpy as lp
+from tests.conftest import read_reference, reference_data
+
+REF = read_reference("lme4_update.json")["models"]
+SLEEP = "Reaction ~ Days + (Days | Subject)"
+
+
+def _check(m, ref, rtol=1e-5, criterion_tol=1e-3):
+    """lme4's formula text, estimates and criterion (a GLMM's Laplace deviance within the
+    1e-2 of tests/engines/test_glmm.py)."""
+    assert m.formula.text == ref["formula"]
+    assert m.REML == ref["REML"] and m.nobs == ref["nobs"]
+    criterion = m.REMLcrit() if m.REML else m.deviance()
+    assert criterion == pytest.approx(ref["criterion"], abs=criterion_tol)
+    assert list(m.fixef().index) == list(ref["fixef"])
+    np.testing.assert_allclose(m.fixef().to_numpy(), list(ref["fixef"].values()), rtol=rtol)
+    np.testing.assert_allclose(m.theta, ref["theta"], rtol=1e-3, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def sleep_fit():
+    return lp.lmer(SLEEP, lp.datasets.load("sleepstudy"))
+
+
+@pytest.mark.parametrize("key, formula", [("drop_days", ". ~ . - Days"),
+                                          ("quadratic", ". ~ . + I(Days^2)"),
+                                          ("intercept_only_re",
+                                           ". ~ . - (Days | Subject) + (1 | Subject)")])
+def test_update_formula_refits_as_lme4(sleep_fit, key, formula):
+    _check(lp.update(sleep_fit, formula), REF[key])
+
+
+def test_update_keeps_or_changes_the_other_arguments(sleep_fit):
+    _check(lp.update(sleep_fit, REML=False), REF["ml"])
+    sleepstudy = lp.datasets.load("sleepstudy")
+    short = sleepstudy[sleepstudy.Days < 8]
+    m = lp.update(sleep_fit, data=short)
+    _check(m, REF["short"])
+    assert m.data_name == "short"  # the caller's name for the new data, as R prints it
+    weighted = lp.lmer(SLEEP, reference_data("sleep_w"), weights="w")
+    mw = lp.update(weighted, ". ~ . - Days")
+    _check(mw, REF["weighted_drop_days"])
+    assert mw.weights_name == "w"
+    # weights given as an array travel with the model's data, not to other data
+    arr = lp.lmer(SLEEP, sleepstudy, weights=reference_data("sleep_w").w.to_numpy())
+    _check(lp.update(arr, ". ~ . - Days"), REF["weighted_drop_days"])
+    with pytest.raises(lp.ModelError, match="prior weights were given as an array"):
+        lp.update(arr, data=short)
+
+
+def test_update_of_a_glmer_fit_keeps_family_and_nagq():
+    cbpp = lp.datasets.load("cbpp")
+    g = lp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp)
+    _check(lp.update(g, ". ~ . - period"), REF["glmer_drop_period"], rtol=1e-3, criterion_tol=1e-2)
+    agq = lp.update(g, nAGQ=9)
+    assert agq.nAGQ == 9 and agq.family.family == "binomial"
+    _check(agq, REF["glmer_agq"], rtol=1e-3, criterion_tol=1e-3)
+
+
+def test_update_of_a_torch_fit_trains_with_its_own_settings():
+    """The training settings as given (not as decided for the old model) and the engine
+    are kept: an update with the same formula is the same fit, bit for bit; options
+    passed change what they name."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": rng.normal(size=300), "z": rng.normal(size=300),
+                       "g": rng.integers(0, 6, 300).astype(str)})
+    df["y"] = np.sin(df.x) + 0.5 * df.z + rng.normal(size=300)
+    options = dict(seed=3, epochs=4, batch_size=30, verbose=False)
+    m = lp.lmer("y ~ nn(x, hidden=(8,)) + (1 | g)", df, **options)
+    same = lp.update(m)
+    np.testing.assert_array_equal(same.fitted(), m.fitted())
+    more = lp.update(m, ". ~ . + z")
+    direct = lp.lmer("y ~ nn(x, hidden=(8,)) + (1 | g) + z", df, **options)
+    np.testing.assert_array_equal(more.fitted(), direct.fitted())
+    assert more.torch_info["control"]["batch_size"] == 30
+    longer = lp.update(m, epochs=6)
+    assert longer.torch_info["epochs"] == 6
+    linear = lp.update(m, ". ~ . - nn(x, hidden = (8,)) + x")  # stays on the torch engine
+    assert linear.torch_info is not None and "x" in linear.fixef().index
+
+
+def test_update_errors(sleep_fit):
+    with pytest.raises(lp.ModelError, match="takes a fitted model"):
+        lp.update("Reaction ~ Days", ". ~ .")
+    with pytest.raises(lp.FormulaError, match="cannot remove \\(1 \\| Batch\\)"):
+        lp.update(sleep_fit, ". ~ . - (1 | Batch)")
+    with pytest.raises(lp.ModelError, match="only apply to engine='torch'"):
+        lp.update(sleep_fit, epochs=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        refitted = sleep_fit.refit(np.log(sleep_fit.fitted()))  # keeps its data (a column)
+    assert lp.update(refitted, ". ~ . - Days").nobs == 180
