@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+import scipy.stats as st
 
 from .caller import caller_name
 from .design import design as make_design
@@ -18,6 +19,7 @@ from .engines.torch_engine import fit_torch
 from .errors import DataError, FormulaError, ModelError
 from .formula import Formula, parse
 from .formula.update import update_formula
+from .results.anova import DeletionTable
 from .results.glmer import GlmerResult
 from .results.model import LmerResult
 
@@ -199,3 +201,35 @@ def _own_arguments(model: LmerResult, text: str, same_data: bool) -> dict:
     elif not parse(text).nn:  # an exact fit stays exact with its own control
         args["control"] = model.fit.optinfo.get("control")
     return args
+
+
+def drop1(model: LmerResult, test: str = "none") -> DeletionTable:
+    """lme4's ``drop1(m, test = "Chisq")``: the model fitted by maximum likelihood without
+    each fixed-effect term that no other term contains (R's ``drop.scope``), with its AIC,
+    and for ``test="Chisq"`` the likelihood-ratio test against the whole model's ML fit."""
+    if not isinstance(model, LmerResult):
+        raise ModelError(f"drop1() takes a fitted model, not {type(model).__name__}")
+    if test not in ("none", "Chisq"):
+        raise ModelError(f"test must be 'none' or 'Chisq', not {test!r}")
+    if model.torch_info is not None:
+        raise ModelError("drop1() of torch-engine fits is not available: their networks are "
+                         "not nested models")
+    terms = model.formula.fixed.terms
+    if any(t.is_dot for t in terms):
+        raise ModelError("drop1() needs the formula's terms written out, not '.'")
+    full = model.refit(REML=False)
+    rows = {"<none>": {"npar": np.nan, "AIC": full.AIC(), "LRT": np.nan, "Pr(Chi)": np.nan}}
+    deviance = -2.0 * float(full.logLik())
+    for term in terms:
+        factors = set(term.factors)
+        if any(factors < set(other.factors) for other in terms):
+            continue  # marginal to an interaction that stays
+        reduced = update(full, f". ~ . - {term}")
+        npar = full.n_params - reduced.n_params
+        lrt = -2.0 * float(reduced.logLik()) - deviance
+        rows[str(term)] = {"npar": npar, "AIC": reduced.AIC(), "LRT": lrt,
+                           "Pr(Chi)": float(st.chi2.sf(lrt, npar)) if npar > 0 else np.nan}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    if test == "none":
+        table = table[["npar", "AIC"]]
+    return DeletionTable(table, model.formula.as_written)

@@ -101,3 +101,41 @@ def test_update_errors(sleep_fit):
         warnings.simplefilter("ignore")
         refitted = sleep_fit.refit(np.log(sleep_fit.fitted()))  # keeps its data (a column)
     assert lp.update(refitted, ". ~ . - Days").nobs == 180
+
+
+DROP1 = read_reference("lme4_update.json")["drop1"]
+
+
+def _drop1_fits():
+    sleep = lp.datasets.load("sleepstudy")
+    quad = lp.lmer("Reaction ~ Days + I(Days^2) + (Days | Subject)", sleep)
+    inter = lp.lmer("Reaction ~ Days * late + (1 | Subject)", sleep.assign(late=sleep.Days > 4))
+    g = lp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                 lp.datasets.load("cbpp"))
+    return {"quadratic": (quad, "none"), "quadratic_chisq": (quad, "Chisq"),
+            "interaction": (inter, "Chisq"), "glmer": (g, "Chisq")}
+
+
+@pytest.mark.parametrize("key", list(DROP1))
+def test_drop1_is_lme4s(key):
+    """Each droppable term (none that an interaction holds) refitted by ML: lme4's rows,
+    numbers and printed table, line for line."""
+    ref = DROP1[key]
+    model, test = _drop1_fits()[key]
+    d = lp.drop1(model, test=test)
+    assert list(d.table.index) == ref["rows"]
+    np.testing.assert_allclose(d.table.AIC, ref["AIC"], atol=2e-3 if key == "glmer" else 1e-4)
+    assert list(d.table.npar.iloc[1:]) == ref["npar"][1:]
+    if test == "Chisq":
+        np.testing.assert_allclose(d.table.LRT.iloc[1:], ref["LRT"][1:], rtol=1e-4)
+        np.testing.assert_allclose(d.table["Pr(Chi)"].iloc[1:], ref["p"][1:], rtol=1e-3)
+    else:
+        assert list(d.table.columns) == ["npar", "AIC"]
+    assert str(d).splitlines() == ref["lines"]
+
+
+def test_drop1_refuses_what_it_cannot_do(sleep_fit):
+    with pytest.raises(lp.ModelError, match="test must be 'none' or 'Chisq'"):
+        lp.drop1(sleep_fit, test="F")
+    with pytest.raises(lp.ModelError, match="takes a fitted model"):
+        lp.drop1(None)

@@ -1,4 +1,5 @@
-"""anova(m0, m1, ...): likelihood-ratio tests between nested fits, as lme4 prints them."""
+"""anova(m0, m1, ...): likelihood-ratio tests between nested fits, and drop1()'s table of
+single-term deletions, as lme4 prints them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import scipy.stats as st
 from ..caller import caller_name
 from ..errors import ModelError, warn
 from .model import LmerResult
-from .rformat import format_numbers, print_matrix, zapsmall
+from .rformat import format_numbers, format_pval, print_matrix, zapsmall
 from .summary import SIGNIF_LEGEND, stars
 
 
@@ -52,6 +53,52 @@ class AnovaTable:
         header = list(cols) + ([" " * width] if width else [])
         lines += print_matrix(cells, header, list(t.index), right=True)
         if width:
+            lines += ["---", SIGNIF_LEGEND]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        return self.table.to_html(na_rep="")
+
+
+class DeletionTable:
+    """drop1()'s table (a DataFrame in ``.table``: npar, AIC, and with a test LRT and
+    Pr(Chi), a row per term and ``<none>`` for the model) and R's printed form."""
+
+    def __init__(self, table: pd.DataFrame, formula: str):
+        self.table = table
+        self.formula = formula
+
+    def __str__(self) -> str:
+        t = self.table
+        lines = ["Single term deletions", "", "Model:", self.formula]
+        # R's print.anova -> printCoefmat(digits = 5): npar, AIC and LRT zapsmall()ed and
+        # formatted, each column in common; the p-values by format.pval(digits = 4)
+        cols: dict[str, list[str]] = {}
+        for name in [c for c in ("npar", "AIC", "LRT") if c in t.columns]:
+            values = t[name].to_numpy(dtype=np.float64)
+            ok = np.isfinite(values)
+            cols[name] = [""] * len(t)
+            for i, text in zip(np.flatnonzero(ok),
+                               format_numbers(zapsmall(values[ok], 5), 5)):
+                cols[name][i] = text
+        marks: list[str] = []
+        if "Pr(Chi)" in t.columns:
+            p = t["Pr(Chi)"].to_numpy(dtype=np.float64)
+            ok = np.isfinite(p)
+            cols["Pr(Chi)"] = [""] * len(t)
+            for i, text in zip(np.flatnonzero(ok), format_pval(p[ok], 4)):
+                cols["Pr(Chi)"][i] = text
+            if (p[ok] < 0.1).any():
+                marks = [stars(v) if np.isfinite(v) else "" for v in p]
+        width = max(len(m) for m in marks) if marks else 0
+        cells = [[cols[c][i] for c in cols] + ([marks[i].ljust(width)] if marks else [])
+                 for i in range(len(t))]
+        header = list(cols) + ([" " * width] if marks else [])
+        lines += print_matrix(cells, header, list(t.index), right=True)
+        if marks:
             lines += ["---", SIGNIF_LEGEND]
         return "\n".join(lines)
 

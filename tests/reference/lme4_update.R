@@ -1,5 +1,6 @@
 # R's update(): formulas written against a fitted model's own ('.' = the old side), and
-# lme4 models updated with a new formula, REML, data, weights or nAGQ.
+# lme4 models updated with a new formula, REML, data, weights or nAGQ; drop1(), which
+# refits the model without each term in turn.
 # Run from the repository root:   Rscript tests/reference/lme4_update.R
 # Writes tests/reference/lme4_update.json
 suppressPackageStartupMessages({ library(lme4); library(jsonlite) })
@@ -53,7 +54,24 @@ models <- list(
   glmer_drop_period = summarise(update(g, . ~ . - period)),
   glmer_agq = summarise(update(g, nAGQ = 9)))
 
+# drop1(): each droppable term's refit (by ML), printed and as numbers
+sleep_f <- transform(sleepstudy, late = factor(Days > 4))
+dropped <- function(fit, test, data_name) {
+  d <- drop1(fit, test = test)
+  list(lines = capture.output(print(d)), rows = rownames(d), npar = d$npar, AIC = d$AIC,
+       LRT = if (test == "Chisq") d$LRT else NULL,
+       p = if (test == "Chisq") d[["Pr(Chi)"]] else NULL)
+}
+quad <- lmer(Reaction ~ Days + I(Days^2) + (Days | Subject), sleepstudy)
+inter <- lmer(Reaction ~ Days * late + (1 | Subject), sleep_f)
+drop1s <- list(
+  quadratic = dropped(quad, "none"),
+  quadratic_chisq = dropped(quad, "Chisq"),
+  interaction = dropped(inter, "Chisq"),
+  glmer = dropped(g, "Chisq"))
+
 out <- list(lme4_version = as.character(packageVersion("lme4")),
-            R_version = R.version.string, formulas = formulas, models = models)
+            R_version = R.version.string, formulas = formulas, models = models,
+            drop1 = drop1s)
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = FALSE),
            "tests/reference/lme4_update.json")
