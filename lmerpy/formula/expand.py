@@ -471,7 +471,8 @@ def build_formula(lhs: N.Node | None, rhs: N.Node, text: str) -> Formula:
         expr = rebuild_sum(fixed_items)
         fixed = algebra.termlist(expr)
     return Formula(lhs, fixed, tuple(random), tuple(nns), tuple(rbfs), tuple(offsets), text,
-                   tuple(algebra.dot_excluded), lme4_deparse(lhs, rhs))
+                   tuple(algebra.dot_excluded), lme4_deparse(lhs, rhs),
+                   r_deparse(lhs, rhs))
 
 
 @dataclass(frozen=True)
@@ -502,8 +503,12 @@ def lme4_deparse(lhs: N.Node | None, rhs: N.Node) -> str:
             return N.BinOp(node.op, expand(node.left), expand(node.right))
         return node
 
-    right = str(expand(rhs))
-    return f"{lhs} ~ {right}" if lhs is not None else f"~{right}"
+    return r_deparse(lhs, expand(rhs))
+
+
+def r_deparse(lhs: N.Node | None, rhs: N.Node) -> str:
+    """The formula as R's deparse writes it (``(x || g)`` as written)."""
+    return f"{lhs} ~ {rhs}" if lhs is not None else f"~{rhs}"
 
 
 def rebuild_sum(items: list[tuple[str, N.Node]]) -> N.Node:
@@ -514,4 +519,4 @@ def rebuild_sum(items: list[tuple[str, N.Node]]) -> N.Node:
     return expr
 
 
-__all__ = ["build_formula", "contrast_name", "poly_degree", "rebuild_sum"]
+__all__ = ["build_formula", "contrast_name", "poly_degree", "r_deparse", "rebuild_sum"]

@@ -130,6 +130,7 @@ class Formula:
     text: str = field(default="", compare=False)
     dot_excluded: tuple[str, ...] = ()  # `y ~ . - x`: columns the '.' leaves out
     as_written: str = field(default="", compare=False)  # R's deparse, bars expanded as lme4
+    deparsed: str = field(default="", compare=False)  # R's deparse, (x || g) as written
 
     def __str__(self) -> str:
         parts = [str(self.fixed) + "".join(f" - {N.Name(c)}" for c in self.dot_excluded)]

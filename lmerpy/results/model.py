@@ -14,10 +14,17 @@ import pandas as pd
 import scipy.stats as st
 
 from ..engines.bootstrap import boot_intervals, bootstrap, simulate
-from ..engines.exact import ExactFit, conditional_variances, fit_lmer, is_singular
+from ..engines.exact import (
+    ConvergenceWarning,
+    ExactFit,
+    conditional_variances,
+    fit_lmer,
+    is_singular,
+)
 from ..engines.options import require_flag, require_probability, require_whole
 from ..engines.profile import profile_intervals, profile_points
-from ..errors import DataError, FormulaError, ModelError
+from ..engines.satterthwaite import derivatives
+from ..errors import DataError, FormulaError, ModelError, warn
 from ..formula import parse
 from ..formula.terms import RBFTerm
 from .printing import print_lines
@@ -558,8 +565,48 @@ class LmerResult:
 
         save(self, path)
 
-    def summary(self) -> Summary:
-        return Summary(self)
+    def summary(self, ddf: str | None = None) -> Summary:
+        """lme4's ``summary(m)``; ``ddf="Satterthwaite"`` gives lmerTest's, with degrees of
+        freedom and p-values for the fixed effects' t-tests."""
+        if ddf not in (None, "lme4", "Satterthwaite"):
+            raise ModelError(f"ddf must be 'Satterthwaite' or 'lme4', not {ddf!r}")
+        if ddf == "Satterthwaite":
+            self._check_satterthwaite()
+        return Summary(self, None if ddf == "lme4" else ddf)
+
+    def _check_satterthwaite(self) -> None:
+        if self.family is not None or self.torch_info is not None:
+            raise ModelError("Satterthwaite's degrees of freedom are for linear mixed models "
+                             "fitted by the exact engine (lmerTest's t-tests)")
+
+    def satterthwaite_df(self, L=None) -> np.ndarray:
+        """Satterthwaite's denominator degrees of freedom (lmerTest's) for the t-test of
+        each fixed effect, or of each row of a contrast matrix ``L`` (p columns)."""
+        self._check_satterthwaite()
+        p = len(self.fixef_names)
+        L = np.eye(p) if L is None else np.atleast_2d(np.asarray(L, dtype=np.float64))
+        if L.shape[1] != p:
+            raise ModelError(f"L must have {p} columns (one per fixed effect), not "
+                             f"{L.shape[1]}")
+        d = self._varpar_derivatives
+        V = self.fit.beta_vcov()
+        return np.array([d.df(row, V) for row in L])
+
+    @cached_property
+    def _varpar_derivatives(self):
+        """φ = (θ, σ)'s asymptotic covariance and Cov(β̂)'s Jacobian (lmerTest's), with
+        lmerTest's warnings where the Hessian is not clearly positive definite."""
+        d = derivatives(self.fit.pls, self.theta, self.sigma, self.REML)
+        for values, what in ((d.negative, "failed to converge with {} negative"),
+                             (d.near_zero, "may not have converged with {}")):
+            if len(values):
+                words = "eigenvalues" if len(values) > 1 else "eigenvalue"
+                shown = " ".join(f"{v:.1e}" for v in values)
+                tail = "" if "negative" in what else " close to zero"
+                warn(f"Model {what.format(len(values))} {words}{tail}: {shown} "
+                     f"(the Hessian of the deviance in θ and σ, for Satterthwaite's df)",
+                     ConvergenceWarning)
+        return d
 
     def __repr__(self) -> str:
         """lme4's ``print(m)``: the short display (``summary()`` has the rest; a notebook

@@ -6,6 +6,7 @@ import textwrap
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import scipy.stats as st
 
 from .rformat import (
@@ -39,10 +40,13 @@ def stars(p: float) -> str:
 
 def coef_table_lines(names: list[str], est: np.ndarray, se: np.ndarray, stat: np.ndarray,
                      stat_name: str = "t value", digits: int = SUMMARY_DIGITS,
-                     pvalues: np.ndarray | None = None) -> list[str]:
-    """R's printCoefmat() for Estimate, Std. Error, a test statistic and, when given,
-    p-values with significance stars and their legend."""
-    coef_se = np.column_stack([est, se])
+                     pvalues: np.ndarray | None = None,
+                     df: np.ndarray | None = None) -> list[str]:
+    """R's printCoefmat() for Estimate, Std. Error, (lmerTest's) df, a test statistic and,
+    when given, p-values with significance stars and their legend. The df column is one of
+    printCoefmat's coefficient columns, formatted with the estimates in common."""
+    coef_se = np.column_stack([est, se] + ([df] if df is not None else []))
+    k = coef_se.shape[1]
     acs = np.abs(coef_se[np.isfinite(coef_se)])
     acs = acs[acs != 0]
     if len(acs):
@@ -51,7 +55,7 @@ def coef_table_lines(names: list[str], est: np.ndarray, se: np.ndarray, stat: np
     else:
         dec = digits
     cs = format_numbers(r_round(coef_se, dec).ravel(), digits)
-    cs = np.array(cs, dtype=object).reshape(-1, 2)
+    cs = np.array(cs, dtype=object).reshape(-1, k)
     # values that are not 0 but print as 0 get more digits (printCoefmat's not.both.0)
     flat = coef_se.ravel()
     shown = cs.ravel()
@@ -60,11 +64,11 @@ def coef_table_lines(names: list[str], est: np.ndarray, se: np.ndarray, stat: np
         again = format_numbers(flat[redo], max(1, digits - 1))
         for i, text in zip(redo, again):
             shown[i] = text
-        cs = shown.reshape(-1, 2)
+        cs = shown.reshape(-1, k)
     dig_tst = max(1, min(5, digits - 1))
     ts = format_numbers(r_round(stat, dig_tst), digits)
-    cells = [[cs[i, 0], cs[i, 1], ts[i]] for i in range(len(names))]
-    header = ["Estimate", "Std. Error", stat_name]
+    cells = [[*cs[i], ts[i]] for i in range(len(names))]
+    header = ["Estimate", "Std. Error"] + (["df"] if df is not None else []) + [stat_name]
     if pvalues is None:
         return print_matrix(cells, header, names, right=True)
     pname = "Pr(>|z|)" if stat_name.startswith("z") else "Pr(>|t|)"
@@ -120,22 +124,45 @@ def aic_lines(m: LmerResult, digits: int = 1) -> list[str]:
     return print_named(text, ["AIC", "BIC", "logLik", "deviance", "df.resid"])
 
 
-def header_lines(m: LmerResult) -> list[str]:
-    """lme4's .prt.methTit, .prt.family and .prt.call: the title, family, formula, data."""
-    # .prt.methTit: strwrap(title, width = 0.9 * getOption("width"), exdent = 2)
-    lines = textwrap.wrap(m.title, width=71, subsequent_indent="  ", break_on_hyphens=False)
+def header_lines(m: LmerResult, ddf: str | None = None) -> list[str]:
+    """lme4's .prt.methTit, .prt.family and .prt.call: the title, family, formula, data
+    (lmerTest's title with ``ddf``)."""
+    if ddf is not None:
+        lines = method_title_lines(f"{m.title.split(' [')[0]}. t-tests use {ddf}'s method",
+                                   "lmerModLmerTest")
+    else:  # .prt.methTit: strwrap(title, width = 0.9 * getOption("width"), exdent = 2)
+        lines = textwrap.wrap(m.title, width=71, subsequent_indent="  ",
+                              break_on_hyphens=False)
     if m.family is not None:
         lines.append(f" Family: {m.family}")
-    lines.append(f"Formula: {m.formula.as_written}")
+    # lmerTest's lmer() keeps the call as written: no expansion of (x || g)
+    lines.append(f"Formula: {m.formula.deparsed if ddf else m.formula.as_written}")
     lines.append(f"   Data: {m.data_name}")
     if m.weights_name is not None:
         lines.append(f"Weights: {m.weights_name}")
     return lines
 
 
-def summary_lines(m: LmerResult) -> list[str]:
-    """The text of lme4's ``print(summary(m))`` for a linear or generalized mixed model."""
-    lines = header_lines(m) + [""]
+def method_title_lines(title: str, cls: str, width: int = 80) -> list[str]:
+    """lme4's .prt.methTit: ``title ['cls']`` on one line if it fits, else the title wrapped
+    at width − 2 (continuation indented by 2) and cat(title, " [", cls, "]", fill = TRUE),
+    which starts a new line before a piece that would pass ``width``."""
+    if len(title) + 5 + len(cls) <= width:
+        return [f"{title} ['{cls}']"]
+    pieces = textwrap.wrap(title, width=width - 3, subsequent_indent="  ",
+                           break_on_hyphens=False) + [" [", cls, "]"]
+    lines = [""]
+    for piece in pieces:
+        if lines[-1] and len(lines[-1]) + len(piece) > width:
+            lines.append("")
+        lines[-1] += piece
+    return lines
+
+
+def summary_lines(m: LmerResult, ddf: str | None = None) -> list[str]:
+    """The text of lme4's ``print(summary(m))`` for a linear or generalized mixed model;
+    with ``ddf="Satterthwaite"``, lmerTest's (df and p-values for the fixed effects)."""
+    lines = header_lines(m, ddf) + [""]
     if m.torch_info is not None:
         lines += training_lines(m)
     elif m.REML and m.family is None:
@@ -148,7 +175,7 @@ def summary_lines(m: LmerResult) -> list[str]:
     lines.append("Random effects:")
     lines += m.VarCorr().format_lines(SUMMARY_DIGITS, ("Variance", "Std.Dev."))
     lines.append(groups_line(m.nobs, m.ngrps))
-    lines += fixed_effects_lines(m)
+    lines += fixed_effects_lines(m, ddf)
     lines += warning_lines(m)
     return lines
 
@@ -191,23 +218,23 @@ def _arrow_lines(lead: str, chain: str, width: int = 80) -> list[str]:
     return [*lines, line]
 
 
-def fixed_effects_lines(m: LmerResult) -> list[str]:
+def fixed_effects_lines(m: LmerResult, ddf: str | None = None) -> list[str]:
     network = network_lines(m) if m.torch_info and m.design.nn else []
     names = m.fixef_names
     if not names:
         return network or ["", "No fixed effect coefficients"]
-    est = m.fixef().to_numpy()
-    V = m.vcov().to_numpy()
-    se = np.sqrt(np.diag(V))
-    if m.family is not None:  # glmer: Wald z tests with normal p-values
-        z = est / se
-        table = coef_table_lines(names, est, se, z, "z value",
-                                 pvalues=2.0 * st.norm.sf(np.abs(z)))
-    else:
-        table = coef_table_lines(names, est, se, est / se)
+    # glmer: Wald z tests with normal p-values; lmerTest: t tests on Satterthwaite's df
+    coef = coefficient_table(m, ddf)
+    stat = next(c for c in coef.columns if c.endswith(" value"))
+    p_value = next((c for c in coef.columns if c.startswith("Pr(")), None)
+    se = coef["Std. Error"].to_numpy()
+    table = coef_table_lines(names, coef["Estimate"].to_numpy(), se, coef[stat].to_numpy(),
+                             stat, pvalues=None if p_value is None else coef[p_value].to_numpy(),
+                             df=coef["df"].to_numpy() if "df" in coef else None)
     if network:
         return network + ["", "Linear fixed effects (standard errors given the network):"] \
             + table
+    V = m.vcov().to_numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = V / np.outer(se, se)
     return ["", "Fixed effects:"] + table + correlation_lines(names, corr)
@@ -238,7 +265,32 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def summary_html(m: LmerResult) -> str:
+def _cell(column: str, value: float) -> str:
+    """A number of the fixed-effects table in the HTML and rich views."""
+    if column.startswith("Pr("):
+        return format_pval([value], 3)[0].strip()
+    return f"{value:.{ {'df': 2}.get(column, 3 if 'value' in column else 4) }f}"
+
+
+def coefficient_table(m: LmerResult, ddf: str | None = None) -> pd.DataFrame:
+    """The fixed effects' table as numbers (R's ``coef(summary(m))``): Estimate,
+    Std. Error, (with ``ddf``) df, the t or z value and, where lme4 or lmerTest prints one,
+    its p-value."""
+    est = m.fixef().to_numpy()
+    se = np.sqrt(np.diag(m.vcov().to_numpy()))
+    stat = est / se
+    out = {"Estimate": est, "Std. Error": se}
+    if m.family is not None:
+        out.update({"z value": stat, "Pr(>|z|)": 2.0 * st.norm.sf(np.abs(stat))})
+    elif ddf is not None:
+        df = m.satterthwaite_df()
+        out.update({"df": df, "t value": stat, "Pr(>|t|)": 2.0 * st.t.sf(np.abs(stat), df)})
+    else:
+        out["t value"] = stat
+    return pd.DataFrame(out, index=m.fixef_names)
+
+
+def summary_html(m: LmerResult, ddf: str | None = None) -> str:
     """The summary as HTML blocks (Jupyter)."""
     import html
 
@@ -254,19 +306,11 @@ def summary_html(m: LmerResult) -> str:
     for line in m.VarCorr().lengthscale_lines(SUMMARY_DIGITS):
         parts.append(f"<p>{esc(line.strip())}</p>")
     parts.append(f"<p>{esc(groups_line(m.nobs, m.ngrps))}</p>")
-    fe = m.fixef()
-    se = np.sqrt(np.diag(m.vcov().to_numpy()))
-    if m.family is not None:
-        z = fe.to_numpy() / se
-        pv = format_pval(2.0 * st.norm.sf(np.abs(z)), 3)
-        rows = [[esc(n), f"{b:.4f}", f"{s:.4f}", f"{t:.3f}", esc(p.strip())]
-                for n, b, s, t, p in zip(fe.index, fe.to_numpy(), se, z, pv)]
-        header = ["", "Estimate", "Std. Error", "z value", "Pr(>|z|)"]
-    else:
-        rows = [[esc(n), f"{b:.4f}", f"{s:.4f}", f"{b / s:.3f}"]
-                for n, b, s in zip(fe.index, fe.to_numpy(), se)]
-        header = ["", "Estimate", "Std. Error", "t value"]
-    if len(fe):
+    coef = coefficient_table(m, ddf)
+    header = ["", *coef.columns]
+    rows = [[esc(name), *(_cell(col, v) for col, v in row.items())]
+            for name, row in coef.iterrows()]
+    if len(coef):
         parts.append("<p><b>Fixed effects</b></p>" + _html_table(header, rows))
     crit = (f"REML criterion at convergence: {m.REMLcrit():.1f}" if m.REML
             and m.family is None
@@ -278,9 +322,15 @@ def summary_html(m: LmerResult) -> str:
 class Summary:
     """``m.summary()``: prints as lme4 does; HTML in Jupyter; a rich panel in terminals."""
 
-    def __init__(self, model: LmerResult):
+    def __init__(self, model: LmerResult, ddf: str | None = None):
         self.model = model
-        self.lines = summary_lines(model)
+        self.ddf = ddf
+        self.lines = summary_lines(model, ddf)
+
+    @property
+    def coefficients(self) -> pd.DataFrame:
+        """R's ``coef(summary(m))``: see coefficient_table."""
+        return coefficient_table(self.model, self.ddf)
 
     def __str__(self) -> str:
         return "\n".join(self.lines)
@@ -289,7 +339,7 @@ class Summary:
         return str(self)
 
     def _repr_html_(self) -> str:
-        return summary_html(self.model)
+        return summary_html(self.model, self.ddf)
 
     def __rich__(self):
         """A terminal rendering: the header as lme4 prints it, then rich tables of the random
@@ -313,16 +363,13 @@ class Summary:
         parts = [Text("\n".join(head)), random,
                  Text("\n".join(vc.lengthscale_lines(SUMMARY_DIGITS)
                                 + [groups_line(m.nobs, m.ngrps)]))]
-        names = m.fixef_names
-        if names:
+        coef = coefficient_table(m, self.ddf)
+        if len(coef):
             fixed = Table(title="Fixed effects", title_justify="left")
-            stat = "z value" if m.family is not None else "t value"
-            for col in ("", "Estimate", "Std. Error", stat):
+            for col in ("", *coef.columns):
                 fixed.add_column(col, justify="right" if col else "left")
-            est = m.fixef().to_numpy()
-            se = np.sqrt(np.diag(m.vcov().to_numpy()))
-            for n, b, e in zip(names, est, se):
-                fixed.add_row(n, f"{b:.4f}", f"{e:.4f}", f"{b / e:.3f}")
+            for name, row in coef.iterrows():
+                fixed.add_row(name, *(_cell(c, v) for c, v in row.items()))
             parts.append(fixed)
         warn = warning_lines(m)
         if warn:

@@ -1,0 +1,113 @@
+"""Satterthwaite's degrees of freedom (lmerTest's t-tests), against lmerTest's own numbers
+and printed summaries (tests/reference/lmertest.R) and closed forms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats as st
+
+import lmerpy as lp
+from lmerpy.engines.satterthwaite import hessian, jacobian
+from tests.conftest import as_list, read_reference, reference_data
+
+REF = read_reference("lmertest.json")
+FITS = REF["fits"]
+FORMULAS = {"sleep_reml": ("Reaction ~ Days + (Days | Subject)", {}),
+            "sleep_ml_quad": ("Reaction ~ Days + I(Days^2) + (1 | Subject)", {"REML": False}),
+            "sleep_uncorr": ("Reaction ~ Days + (Days || Subject)", {}),
+            "sleep_weights": ("Reaction ~ Days + (Days | Subject)", {"weights": "w"}),
+            "penicillin": ("diameter ~ 1 + (1 | plate) + (1 | sample)", {}),
+            "pastes": ("strength ~ 1 + (1 | batch / cask)", {})}
+# Penicillin's θ̂ sits 1e-4 from lme4's, the weighted fit's 1e-5 (the optimisers'
+# tolerance): their df differ there, and their summaries in the last digit
+TOL = {"penicillin": 2e-3, "sleep_weights": 1e-4}
+
+
+def _fit(key):
+    ref = FITS[key]
+    formula, options = FORMULAS[key]
+    return lp.lmer(formula, reference_data(ref["data"]), data_name=ref["data"], **options)
+
+
+@pytest.mark.parametrize("key", list(FITS))
+def test_df_and_p_values_are_lmertests(key):
+    ref, m = FITS[key], _fit(key)
+    tol = TOL.get(key, 1e-6)
+    coef = m.summary(ddf="Satterthwaite").coefficients
+    assert list(coef.index) == as_list(ref["names"])
+    assert list(coef.columns) == ["Estimate", "Std. Error", "df", "t value", "Pr(>|t|)"]
+    np.testing.assert_allclose(coef["df"], ref["df"], rtol=tol)
+    np.testing.assert_allclose(coef["t value"], ref["t"], rtol=max(tol, 1e-5))
+    np.testing.assert_allclose(coef["Pr(>|t|)"], ref["p"], rtol=max(tol, 1e-5) * 10)
+    np.testing.assert_allclose(m._varpar_derivatives.vcov_varpar,
+                               np.array(ref["vcov_varpar"]).reshape(len(m.theta) + 1, -1),
+                               rtol=max(tol, 2e-5), atol=1e-12)
+
+
+@pytest.mark.parametrize("key", [k for k in FITS if k not in TOL])
+def test_summary_prints_as_lmertest(key):
+    """lmerTest's title (wrapped as lme4's .prt.methTit), the df column formatted with the
+    estimates (printCoefmat's coefficient columns), p-values and stars, line for line."""
+    assert str(_fit(key).summary(ddf="Satterthwaite")).splitlines() == FITS[key]["summary"]
+
+
+def test_a_contrast_is_lmertests_contest1d():
+    c = REF["contrast"]
+    m = _fit("sleep_reml")
+    L = np.array(c["L"], dtype=float)
+    (df,) = m.satterthwaite_df([L])
+    assert df == pytest.approx(c["df"], rel=1e-6)
+    est = L @ m.fixef().to_numpy()
+    se = np.sqrt(L @ m.vcov().to_numpy() @ L)
+    assert est == pytest.approx(c["estimate"], rel=1e-7)
+    assert se == pytest.approx(c["se"], rel=1e-5)
+    assert 2 * st.t.sf(est / se, df) == pytest.approx(c["p"], rel=1e-4)
+
+
+def test_balanced_one_way_model_has_groups_minus_one_df():
+    """Closed form: in a balanced one-way random-intercept model the intercept's t-test has
+    exactly (number of groups − 1) degrees of freedom (Dyestuff: 6 batches, 5)."""
+    m = lp.lmer("Yield ~ 1 + (1 | Batch)", lp.datasets.load("Dyestuff"))
+    assert m.satterthwaite_df()[0] == pytest.approx(5.0, rel=1e-6)
+
+
+def test_numerical_derivatives_match_closed_forms():
+    def f(x):
+        return x[0] ** 2 * x[1] + np.exp(x[1]) + np.sin(x[0] * x[2])
+
+    x = np.array([0.7, -0.3, 1.9])
+    c = np.cos(x[0] * x[2])
+    s = np.sin(x[0] * x[2])
+    want = np.array([[2 * x[1] - x[2] ** 2 * s, 2 * x[0], c - x[0] * x[2] * s],
+                     [2 * x[0], np.exp(x[1]), 0.0],
+                     [c - x[0] * x[2] * s, 0.0, -x[0] ** 2 * s]])
+    np.testing.assert_allclose(hessian(f, x), want, rtol=1e-7, atol=1e-9)
+    J = jacobian(lambda v: np.array([v[0] * v[1], np.exp(v[2])]), x)
+    np.testing.assert_allclose(J, [[x[1], x[0], 0], [0, 0, np.exp(x[2])]], rtol=1e-9,
+                               atol=1e-12)
+
+
+def test_what_has_no_satterthwaite_df_is_refused():
+    m = _fit("sleep_reml")
+    with pytest.raises(lp.ModelError, match="ddf must be 'Satterthwaite' or 'lme4'"):
+        m.summary(ddf="Kenward-Roger")
+    with pytest.raises(lp.ModelError, match="L must have 2 columns"):
+        m.satterthwaite_df([[1, 2, 3]])
+    assert str(m.summary(ddf="lme4")) == str(m.summary())
+    g = lp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                 lp.datasets.load("cbpp"))
+    with pytest.raises(lp.ModelError, match="fitted by the exact engine"):
+        g.summary(ddf="Satterthwaite")
+
+
+def test_notebook_and_terminal_views_show_the_df():
+    from rich.console import Console
+
+    s = _fit("sleep_reml").summary(ddf="Satterthwaite")
+    html = s._repr_html_()
+    assert "<th>df</th>" in html and "<th>Pr(&gt;|t|)</th>" in html and "17.00" in html
+    console = Console(width=100, record=True)
+    console.print(s)
+    text = console.export_text()
+    assert "Pr(>|t|)" in text and "17.00" in text
