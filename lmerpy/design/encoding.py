@@ -201,6 +201,26 @@ class MatrixEncoder:
         """The same encoding (levels, contrasts, transform statistics) applied to new rows."""
         return self._build(data)[0]
 
+    def indicator_matrix(self, data: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+        """R's ``model.matrix(~ 0 + term)`` of each term side by side after the intercept:
+        every categorical factor by indicators of all its levels (lmerTest's get_rdX, the
+        'complete' design of its type III contrasts)."""
+        plan = [[(self.factors[node], self.factors[node].categorical) for node in term.factors]
+                for term in self.terms.terms]
+        X, names, _ = self._build(data, plan)
+        return X, names
+
+    def term_variables(self) -> dict[str, list[tuple[str, bool]]]:
+        """Each term's variables as (R's name, categorical?)."""
+        return {str(term): [(self.factors[n].label, self.factors[n].categorical)
+                            for n in term.factors] for term in self.terms.terms}
+
+    @property
+    def treatment_coded(self) -> bool:
+        """Every categorical factor coded by contr.treatment (R's default)."""
+        return all(f.contrast == "contr.treatment" for f in self.factors.values()
+                   if f.categorical)
+
     def _coding_plan(self) -> list[list[tuple[_Factor, bool]]]:
         earlier: list[frozenset] = []
         plan = []
@@ -220,13 +240,14 @@ class MatrixEncoder:
             earlier.append(members)
         return plan
 
-    def _build(self, data: pd.DataFrame) -> tuple[np.ndarray, list[str], list[str]]:
+    def _build(self, data: pd.DataFrame, plan: list | None = None
+               ) -> tuple[np.ndarray, list[str], list[str]]:
         n = len(data)
         blocks = [np.ones((n, 1))] if self.terms.intercept else []
         names = ["(Intercept)"] if self.terms.intercept else []
         terms = ["(Intercept)"] if self.terms.intercept else []
         cache: dict[tuple[int, bool], tuple[np.ndarray, list[str]]] = {}
-        for term, coding in zip(self.terms.terms, self.plan):
+        for term, coding in zip(self.terms.terms, plan or self.plan):
             M, labels = np.ones((n, 1)), [""]
             for f, full in coding:
                 key = (id(f), full)

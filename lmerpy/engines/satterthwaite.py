@@ -42,6 +42,23 @@ class VarparDerivatives:
         grad = np.array([L @ J @ L for J in self.jacobian])
         return 2.0 * var**2 / float(grad @ self.vcov_varpar @ grad)
 
+    def f_test(self, L: np.ndarray, beta: np.ndarray, vcov_beta: np.ndarray
+               ) -> tuple[float, int, float]:
+        """lmerTest's contestMD: the F statistic of Lβ = 0, its numerator df q (the rank of
+        L Cov(β̂) L') and Satterthwaite's denominator df (JSS eqs. 6–7): the q
+        independent t-statistics of the eigenvectors of L Cov(β̂) L', each with its ν_m,
+        and ν = 2E/(E − q) for E = Σ ν_m/(ν_m − 2)."""
+        VL = L @ vcov_beta @ L.T
+        d, P = np.linalg.eigh(VL)
+        d, P = d[::-1], P[:, ::-1]  # decreasing, as R's eigen()
+        q = int((d > max(np.sqrt(np.finfo(float).eps) * d[0], 0.0)).sum())
+        if q == 0:
+            return float("nan"), 0, float("nan")
+        PtL = (P.T @ L)[:q]
+        F = float(((PtL @ beta) ** 2 / d[:q]).sum() / q)
+        nu = np.array([self.df(row, vcov_beta) for row in PtL])
+        return F, q, _f_ddf(nu)
+
 
 def derivatives(pls: PLS, theta: np.ndarray, sigma: float, REML: bool) -> VarparDerivatives:
     """H and the Jacobian at φ̂ = (θ̂, σ̂), and A = 2 H⁺ over the eigenvalues above
@@ -59,6 +76,18 @@ def derivatives(pls: PLS, theta: np.ndarray, sigma: float, REML: bool) -> Varpar
     return VarparDerivatives(2.0 * inverse, [J[:, i].reshape(p, p) for i in range(J.shape[1])],
                              values[values < -EIGEN_TOL],
                              values[np.abs(values) <= EIGEN_TOL])
+
+
+def _f_ddf(nu: np.ndarray) -> float:
+    """lmerTest's get_Fstat_ddf."""
+    if len(nu) == 1:
+        return float(nu[0])
+    if np.all(np.abs(np.diff(nu)) < 1e-8):
+        return float(nu.mean())
+    if np.any(nu <= 2):
+        return 2.0
+    E = float((nu / (nu - 2)).sum())
+    return 2 * E / (E - len(nu))
 
 
 def _deviance(pls: PLS, REML: bool) -> Callable[[np.ndarray], float]:

@@ -9,6 +9,7 @@ import scipy.stats as st
 
 from ..caller import caller_name
 from ..errors import ModelError, warn
+from .contrasts import type1_contrasts, type3_contrasts
 from .model import LmerResult
 from .rformat import format_numbers, format_pval, print_matrix, zapsmall
 from .summary import SIGNIF_LEGEND, stars
@@ -63,6 +64,62 @@ class AnovaTable:
         return self.table.to_html(na_rep="")
 
 
+def anova_lines(t: pd.DataFrame, heading: list[str]) -> list[str]:
+    """R's print.anova -> printCoefmat(digits = 5): a last column named ``Pr(...)`` is the
+    p-value (format.pval, 4 digits, with stars where one is below 0.1); columns named
+    ``... value``, ``F`` or ``Chisq`` are test statistics (rounded to 4 decimals, then
+    formatted); the others are zapsmall()ed (but ``...Df``) and formatted each in common;
+    a missing value prints blank."""
+    names = list(t.columns)
+    has_p = names[-1].startswith("Pr(")
+    cols: dict[str, list[str]] = {}
+    for name in names[:-1] if has_p else names:
+        values = t[name].to_numpy(dtype=np.float64)
+        ok = np.isfinite(values)
+        if name.endswith(" value") or name in ("F", "Cp", "Chisq"):
+            shown = np.round(values[ok], 4)
+        else:
+            shown = values[ok] if name.endswith("Df") else zapsmall(values[ok], 5)
+        cols[name] = [""] * len(t)
+        for i, text in zip(np.flatnonzero(ok), format_numbers(shown, 5)):
+            cols[name][i] = text
+    marks: list[str] = []
+    if has_p:
+        p = t[names[-1]].to_numpy(dtype=np.float64)
+        ok = np.isfinite(p)
+        cols[names[-1]] = [""] * len(t)
+        for i, text in zip(np.flatnonzero(ok), format_pval(p[ok], 4)):
+            cols[names[-1]][i] = text
+        if (p[ok] < 0.1).any():
+            marks = [stars(v) if np.isfinite(v) else "" for v in p]
+    width = max(len(m) for m in marks) if marks else 0
+    cells = [[cols[c][i] for c in cols] + ([marks[i].ljust(width)] if marks else [])
+             for i in range(len(t))]
+    header = list(cols) + ([" " * width] if marks else [])
+    lines = list(heading) + print_matrix(cells, header, list(t.index), right=True)
+    if marks:
+        lines += ["---", SIGNIF_LEGEND]
+    return lines
+
+
+class FTable:
+    """A single model's F-tests of its fixed-effect terms (a DataFrame in ``.table``) and
+    their printed form: lmerTest's type III or I table, or lme4's own."""
+
+    def __init__(self, table: pd.DataFrame, heading: str):
+        self.table = table
+        self.heading = heading
+
+    def __str__(self) -> str:
+        return "\n".join(anova_lines(self.table, [self.heading]))
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        return f"<p>{self.heading}</p>" + self.table.to_html(na_rep="")
+
+
 class DeletionTable:
     """drop1()'s table (a DataFrame in ``.table``: npar, AIC, and with a test LRT and
     Pr(Chi), a row per term and ``<none>`` for the model) and R's printed form."""
@@ -72,35 +129,8 @@ class DeletionTable:
         self.formula = formula
 
     def __str__(self) -> str:
-        t = self.table
-        lines = ["Single term deletions", "", "Model:", self.formula]
-        # R's print.anova -> printCoefmat(digits = 5): npar, AIC and LRT zapsmall()ed and
-        # formatted, each column in common; the p-values by format.pval(digits = 4)
-        cols: dict[str, list[str]] = {}
-        for name in [c for c in ("npar", "AIC", "LRT") if c in t.columns]:
-            values = t[name].to_numpy(dtype=np.float64)
-            ok = np.isfinite(values)
-            cols[name] = [""] * len(t)
-            for i, text in zip(np.flatnonzero(ok),
-                               format_numbers(zapsmall(values[ok], 5), 5)):
-                cols[name][i] = text
-        marks: list[str] = []
-        if "Pr(Chi)" in t.columns:
-            p = t["Pr(Chi)"].to_numpy(dtype=np.float64)
-            ok = np.isfinite(p)
-            cols["Pr(Chi)"] = [""] * len(t)
-            for i, text in zip(np.flatnonzero(ok), format_pval(p[ok], 4)):
-                cols["Pr(Chi)"][i] = text
-            if (p[ok] < 0.1).any():
-                marks = [stars(v) if np.isfinite(v) else "" for v in p]
-        width = max(len(m) for m in marks) if marks else 0
-        cells = [[cols[c][i] for c in cols] + ([marks[i].ljust(width)] if marks else [])
-                 for i in range(len(t))]
-        header = list(cols) + ([" " * width] if marks else [])
-        lines += print_matrix(cells, header, list(t.index), right=True)
-        if marks:
-            lines += ["---", SIGNIF_LEGEND]
-        return "\n".join(lines)
+        return "\n".join(anova_lines(self.table, ["Single term deletions", "", "Model:",
+                                                  self.formula]))
 
     def __repr__(self) -> str:
         return str(self)
@@ -109,12 +139,17 @@ class DeletionTable:
         return self.table.to_html(na_rep="")
 
 
-def anova(*models: LmerResult, names: list[str] | None = None) -> AnovaTable:
+def anova(*models: LmerResult, names: list[str] | None = None, type: int | str = 3,
+          ddf: str = "Satterthwaite") -> AnovaTable | FTable:
     """Compare fits of the same data by likelihood-ratio tests (lme4's anova.merMod).
 
     REML fits are refitted by ML first, as lme4 does; models are ordered by their number of
-    parameters.
+    parameters. One model: F-tests of its fixed-effect terms, as lmerTest's ``anova(m)``
+    (``type`` 3 or 1, Satterthwaite's denominator df), or lme4's own table without
+    p-values (``ddf="lme4"``).
     """
+    if len(models) == 1 and isinstance(models[0], LmerResult):
+        return single_anova(models[0], type, ddf)
     if len(models) < 2:
         raise ModelError("anova() needs at least two models")
     for i, m in enumerate(models):
@@ -154,3 +189,50 @@ def anova(*models: LmerResult, names: list[str] | None = None) -> AnovaTable:
     table = pd.DataFrame(rows, index=[names[i] for i in order])
     formulas = {names[i]: fits[i].formula.as_written for i in order}
     return AnovaTable(table, formulas, models[0].data_name)
+
+
+def single_anova(m: LmerResult, type: int | str = 3, ddf: str = "Satterthwaite") -> FTable:
+    """lmerTest's anova(m, type, ddf = "Satterthwaite"), or lme4's (``ddf="lme4"``)."""
+    kind = {1: 1, 3: 3, "1": 1, "3": 3, "I": 1, "III": 3}.get(type)
+    if kind is None:
+        raise ModelError(f"type must be 3 or 1 ('III' or 'I'), not {type!r}")
+    if ddf not in ("Satterthwaite", "lme4"):
+        raise ModelError(f"ddf must be 'Satterthwaite' or 'lme4', not {ddf!r}")
+    if m.family is not None or m.torch_info is not None:
+        raise ModelError("anova() of one model tests the fixed effects of a linear mixed "
+                         "model fitted by the exact engine; compare GLMMs by anova(m0, m1)")
+    fit, encoder = m.fit, m.design.fixed_encoder
+    if list(fit.fixef_names) != list(encoder.names):
+        raise ModelError("anova() of one model needs a fixed part of full rank (this fit "
+                         "dropped aliased columns)")
+    X, beta, V = fit.X, fit.solution.beta, fit.beta_vcov()
+    columns, terms = encoder.term_of_column, [str(t) for t in encoder.terms.terms]
+    if ddf == "lme4":  # lme4's anova.merMod: sequential sums of squares (R_X β)²
+        ss = (fit.solution.RX @ beta) ** 2
+        rows = {t: [sum(ss[j] for j, c in enumerate(columns) if c == t),
+                    columns.count(t)] for t in terms}
+        table = pd.DataFrame({"npar": [r[1] for r in rows.values()],
+                              "Sum Sq": [r[0] for r in rows.values()]}, index=list(rows))
+        table["Mean Sq"] = table["Sum Sq"] / table["npar"]
+        table["F value"] = table["Mean Sq"] / m.sigma**2
+        return FTable(table, "Analysis of Variance Table")
+    if kind == 1 or len(terms) <= 1 or X.shape[1] <= 1:  # lmerTest: one term, type I
+        contrasts = type1_contrasts(X, columns, terms)
+    else:
+        if not encoder.treatment_coded:
+            raise ModelError("type III tests here need treatment-coded factors (R's default "
+                             "contrasts); use type=1, or code the factors with C(f, treatment)")
+        complete, complete_names = encoder.indicator_matrix(m._data.loc[m.design.index])
+        contrasts = type3_contrasts(X, columns, encoder.term_variables(), complete,
+                                    complete_names, list(encoder.names))
+    d = m._varpar_derivatives
+    rows = {}
+    for term in terms:
+        F, q, den = d.f_test(contrasts[term], beta, V)
+        ms = F * m.sigma**2
+        rows[term] = {"Sum Sq": ms * q, "Mean Sq": ms, "NumDF": q, "DenDF": den,
+                      "F value": F, "Pr(>F)": float(st.f.sf(F, q, den)) if q else np.nan}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    roman = "III" if kind == 3 else "I"
+    return FTable(table, f"Type {roman} Analysis of Variance Table with Satterthwaite's "
+                         f"method")

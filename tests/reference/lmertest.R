@@ -33,9 +33,35 @@ describe <- function(spec) {
 # contest1D(): a contrast's t-test, e.g. the mean reaction on day 5
 sleep <- lmer(Reaction ~ Days + (Days | Subject), sleepstudy)
 day5 <- contest1D(sleep, c(1, 5))
+# anova(m): lmerTest's type III and type I F-tests (Satterthwaite's denominator df), and
+# lme4's own single-model table; on factors with treatment contrasts, numbers, a logical
+set.seed(2)
+fac <- data.frame(g = factor(rep(1:12, each = 12)), A = factor(rep(c("a1", "a2", "a3"), 48)),
+                  B = factor(rep(c("b1", "b1", "b2", "b2"), 36)), x = round(rnorm(144), 3))
+fac$y <- round(1 + 0.5 * (fac$A == "a2") - 0.3 * (fac$B == "b2") + 0.4 * fac$x +
+               0.3 * (fac$A == "a3") * fac$x + rnorm(12)[fac$g] + rnorm(144), 3)
+fac$L <- fac$x > 0
+table_of <- function(a) {
+  list(lines = capture.output(print(a)), rows = rownames(a),
+       columns = lapply(as.list(a), function(v) ifelse(is.na(v), NA, v)))
+}
+anova_fits <- list(
+  factors = quote(lmer(y ~ A * B + x + (1 | g), fac)),
+  factor_by_number = quote(lmer(y ~ A * x + (1 | g), fac)),
+  logical = quote(lmer(y ~ L + A + (1 | g), fac)),
+  sleep_quad = quote(lmer(Reaction ~ Days + I(Days^2) + (Days | Subject), sleepstudy)),
+  sleep = quote(lmer(Reaction ~ Days + (Days | Subject), sleepstudy)))
+anovas <- lapply(anova_fits, function(call) {
+  fit <- eval(call)
+  list(formula = paste(deparse(formula(fit)), collapse = " "),
+       type3 = table_of(anova(fit)), type1 = table_of(anova(fit, type = 1)),
+       lme4 = table_of(lme4:::anova.merMod(fit)))
+})
+
 out <- list(lmerTest_version = as.character(packageVersion("lmerTest")),
             lme4_version = as.character(packageVersion("lme4")),
             fits = lapply(fits, describe),
+            anova_data = fac, anovas = anovas,
             contrast = list(L = c(1, 5), estimate = day5$Estimate, se = day5[["Std. Error"]],
                             df = day5$df, t = day5[["t value"]], p = day5[["Pr(>|t|)"]]))
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = FALSE),
