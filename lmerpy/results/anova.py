@@ -155,7 +155,7 @@ def anova(*models: LmerResult, names: list[str] | None = None, type: int | str =
     for i, m in enumerate(models):
         if not isinstance(m, LmerResult):
             raise ModelError(f"anova() compares fitted models; argument {i + 1} is a "
-                             f"{type(m).__name__}")
+                             f"{m.__class__.__name__}")
     # as lme4 names them by the arguments' expressions: the caller's variables (else m0, m1)
     if names is None:
         found = []
