@@ -111,10 +111,14 @@ class _MixedModel(BaseEstimator):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit(X, y) "
                                  f"first")
 
-    def _remember(self, X: pd.DataFrame, model) -> None:
-        self.model_ = model
+    def _fit_with(self, fitter, X: pd.DataFrame, data: pd.DataFrame, **arguments):
+        """Fit by ``lmer`` or ``glmer`` with the shared arguments and keep the model."""
+        self.model_ = fitter(self.formula, data, control=self.control, engine=self.engine,
+                             data_name="X", modules=self.modules, **arguments,
+                             **self._training())
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = X.shape[1]
+        return self
 
     def _link(self, X) -> np.ndarray:
         """Predictions of the fitted model, new levels contributing 0."""
@@ -136,12 +140,8 @@ class LmerRegressor(RegressorMixin, _MixedModel):
     __init__ = _init_with(("REML", True))
 
     def fit(self, X, y=None, sample_weight=None) -> LmerRegressor:
-        data = self._frame(X, y)
-        model = lmer(self.formula, data, REML=self.REML, weights=sample_weight,
-                     control=self.control, engine=self.engine, data_name="X",
-                     modules=self.modules, **self._training())
-        self._remember(X, model)
-        return self
+        return self._fit_with(lmer, X, self._frame(X, y), REML=self.REML,
+                              weights=sample_weight)
 
     def predict(self, X) -> np.ndarray:
         return self._link(X)
@@ -173,12 +173,8 @@ class GlmerClassifier(ClassifierMixin, _MixedModel):
             raise DataError(f"GlmerClassifier fits two classes; y has {len(classes)}: "
                             f"{', '.join(map(str, classes[:5]))}")
         self.classes_ = classes
-        data = self._frame(X, (labels == classes[1]).astype(np.float64))
-        model = glmer(self.formula, data, family="binomial", link=self.link, nAGQ=self.nAGQ,
-                      control=self.control, engine=self.engine, data_name="X",
-                      modules=self.modules, **self._training())
-        self._remember(X, model)
-        return self
+        return self._fit_with(glmer, X, self._frame(X, (labels == classes[1]).astype(float)),
+                              family="binomial", link=self.link, nAGQ=self.nAGQ)
 
     def decision_function(self, X) -> np.ndarray:
         """The linear predictor η (lme4's ``predict(type = "link")``)."""

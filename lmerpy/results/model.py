@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats as st
 
+from ..design.model import make_unique
 from ..engines.bootstrap import boot_intervals, bootstrap, simulate
 from ..engines.exact import (
     ConvergenceWarning,
@@ -73,20 +74,6 @@ def _term_key(term) -> tuple:
     return (str(term.expr), term.group)
 
 
-def _unique_labels(groups: list[str]) -> list[str]:
-    """R's make.unique: Subject, Subject.1, ..."""
-    seen: dict[str, int] = {}
-    out = []
-    for g in groups:
-        if g in seen:
-            seen[g] += 1
-            out.append(f"{g}.{seen[g]}")
-        else:
-            seen[g] = 0
-            out.append(g)
-    return out
-
-
 class LmerResult:
     """A fitted linear mixed model (lme4's merMod), shared by the engines."""
 
@@ -135,7 +122,7 @@ class LmerResult:
         empty for a model without nn() terms."""
         if self.torch_info is None or not self.design.nn:
             return {}
-        labels = _unique_labels([str(inp.term.option("name") or inp.term)
+        labels = make_unique([str(inp.term.option("name") or inp.term)
                                  for inp in self.design.nn])
         return dict(zip(labels, self.torch_info["modules"].networks))
 
@@ -248,7 +235,7 @@ class LmerResult:
 
     def VarCorr(self) -> VarCorr:
         s = self.sigma
-        labels = _unique_labels([r.group for r in self.design.random])
+        labels = make_unique([r.group for r in self.design.random])
         terms = []
         for r, label, th in zip(self.design.random, labels, self.design.split_theta(self.theta)):
             if hasattr(r.cov, "template"):
