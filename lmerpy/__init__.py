@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import datasets, plot
-from .api import drop1, glmer, lmer, update
+from .api import drop1, glmer, lmer, ranova, update
 from .design import ModelDesign, design
 from .engines.exact import (
     ConvergenceWarning,
@@ -30,4 +30,4 @@ __all__ = ["DataError", "Formula", "FormulaError", "LmerpyError", "ModelError", 
            "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "TorchControl",
            "TrainingWarning", "__version__", "glmer", "GlmerResult", "GlmerControl", "Family",
            "binomial", "poisson", "SeparationWarning", "load", "ModelFileError", "plot",
-           "ProfileWarning", "update", "drop1"]
+           "ProfileWarning", "update", "drop1", "ranova"]

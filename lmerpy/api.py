@@ -10,7 +10,7 @@ import scipy.stats as st
 
 from .caller import caller_name
 from .design import design as make_design
-from .engines.exact import LmerControl, fit_lmer
+from .engines.exact import LmerControl, fit_lmer, fixed_only_loglik
 from .engines.family import Family, make_family
 from .engines.glmm import GlmerControl, fit_glmer
 from .engines.options import require_flag
@@ -18,7 +18,7 @@ from .engines.torch_control import TorchControl
 from .engines.torch_engine import fit_torch
 from .errors import DataError, FormulaError, ModelError
 from .formula import Formula, parse
-from .formula.update import update_formula
+from .formula.update import random_parts, update_formula
 from .results.anova import DeletionTable
 from .results.glmer import GlmerResult
 from .results.model import LmerResult
@@ -233,3 +233,61 @@ def drop1(model: LmerResult, test: str = "none") -> DeletionTable:
     if test == "none":
         table = table[["npar", "AIC"]]
     return DeletionTable(table, model.formula.as_written)
+
+
+def ranova(model: LmerResult, reduce_terms: bool = True) -> DeletionTable:
+    """lmerTest's ``ranova(m)``: likelihood-ratio tests of the random-effect terms, each
+    model refitted (by the model's own REML or ML) with one term reduced — a term's
+    variables dropped in turn, down to its intercept (``Days in (Days | Subject)``) — or
+    removed (an intercept-only term, an rbf() term, or every term with
+    ``reduce_terms=False``); without any random term, the linear model's logLik."""
+    if not isinstance(model, LmerResult) or isinstance(model, GlmerResult) \
+            or model.torch_info is not None:
+        raise ModelError("ranova() tests the random effects of an lmer fit of the exact "
+                         "engine")
+    fixed, terms = random_parts(model.formula)
+    full = parse(update_formula(model.formula, "~ " + " + ".join(
+        [fixed] + [str(t) for t in terms])))
+    rows = {"<none>": _loglik_row(model)}
+    for term in terms:
+        for label, change in _reductions(term, reduce_terms):
+            text = update_formula(full, f". ~ . - {term}{change}")
+            rows[label] = _loglik_row(update(model, text) if parse(text).is_mixed else None,
+                                      model)
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=["npar", "logLik"])
+    table["AIC"] = -2 * table.logLik + 2 * table.npar
+    lrt = 2 * (table.logLik.iloc[0] - table.logLik)
+    df = table.npar.iloc[0] - table.npar
+    table["LRT"] = lrt.where(table.index != "<none>")
+    table["Df"] = df.where(table.index != "<none>")
+    table["Pr(>Chisq)"] = [float(st.chi2.sf(x, k)) if k > 0 else np.nan
+                           for x, k in zip(table.LRT, table.Df)]
+    return DeletionTable(table, full.as_written,
+                         "ANOVA-like table for random-effects: Single term deletions")
+
+
+def _reductions(term, reduce_terms: bool) -> list[tuple[str, str]]:
+    """(row label, what replaces the term) for each reduced model of one random term."""
+    bar = getattr(term, "expr", None)
+    if not reduce_terms or bar is None:  # an rbf() term, or whole terms asked for
+        return [(str(term), "")]
+    left, group = bar.left, bar.right
+    lhs = parse(f"y ~ {left}").fixed
+    scope = [str(t) for t in lhs.terms
+             if not any(set(t.factors) < set(o.factors) for o in lhs.terms)]
+    if not scope:
+        return [(str(term), "")]
+    out = []
+    for dropped in scope:
+        rest = "1" if {str(t) for t in lhs.terms} == {dropped} else \
+            update_formula(parse(f"y ~ {left}"), f". ~ . - {dropped}").split(" ~ ", 1)[1]
+        out.append((f"{dropped} in {term}", f" + ({rest} | {group})"))
+    return out
+
+
+def _loglik_row(fit: LmerResult | None, model: LmerResult | None = None) -> list[float]:
+    """npar and logLik of a fit, or (``fit`` None) of ``model``'s fixed part alone."""
+    if fit is not None:
+        return [fit.n_params, float(fit.logLik())]
+    f = model.fit
+    return [f.X.shape[1] + 1, fixed_only_loglik(f.X, f.y, f.offset, f.weights, model.REML)]

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import lmerpy as lp
-from tests.conftest import read_reference, reference_data
+from tests.conftest import as_list, read_reference, reference_data
 
 REF = read_reference("lme4_update.json")["models"]
 SLEEP = "Reaction ~ Days + (Days | Subject)"
@@ -139,3 +139,62 @@ def test_drop1_refuses_what_it_cannot_do(sleep_fit):
         lp.drop1(sleep_fit, test="F")
     with pytest.raises(lp.ModelError, match="takes a fitted model"):
         lp.drop1(None)
+
+
+RANOVA = read_reference("lmertest.json")["ranovas"]
+
+
+def _ranova(key):
+    sleep = lp.datasets.load("sleepstudy")
+    calls = {
+        "slope": lambda: lp.ranova(lp.lmer(SLEEP, sleep)),
+        "slope_whole": lambda: lp.ranova(lp.lmer(SLEEP, sleep), reduce_terms=False),
+        "uncorrelated": lambda: lp.ranova(lp.lmer("Reaction ~ Days + (Days || Subject)",
+                                                  sleep)),
+        "to_lm_ml": lambda: lp.ranova(lp.lmer("Reaction ~ Days + (1 | Subject)", sleep,
+                                              REML=False)),
+        "crossed": lambda: lp.ranova(lp.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)",
+                                             lp.datasets.load("Penicillin"))),
+        "weighted": lambda: lp.ranova(lp.lmer("Reaction ~ Days + (1 | Subject)",
+                                              reference_data("sleep_w"), weights="w")),
+        "quadratic": lambda: lp.ranova(lp.lmer(
+            "Reaction ~ Days + (1 + Days + I(Days^2) | Subject)", sleep))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return calls[key]()
+
+
+@pytest.mark.parametrize("key", list(RANOVA))
+def test_ranova_is_lmertests(key):
+    """Each random term reduced (its variables dropped in turn, to the intercept) or
+    removed, the last one leaving the linear model: lmerTest's rows, numbers and printed
+    table. lme4 did not converge on the quadratic model's full fit (max|grad| 0.026), so
+    its numbers differ there in the fifth digit and its print in the last."""
+    ref = RANOVA[key]
+    t = _ranova(key)
+    assert list(t.table.index) == as_list(ref["rows"])
+    for column, values in ref["columns"].items():
+        want = np.array([np.nan if v == "NA" else v for v in as_list(values)], dtype=float)
+        np.testing.assert_allclose(t.table[column].to_numpy(dtype=float), want,
+                                   rtol=3e-4 if key == "quadratic" else 1e-6)
+    if key != "quadratic":
+        assert str(t).splitlines() == ref["lines"]
+
+
+def test_ranova_removes_an_rbf_term_and_refuses_what_it_cannot_test():
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"lat": rng.integers(0, 6, 300) / 5.0, "lon": rng.integers(0, 5, 300) / 4.0,
+                       "g": rng.integers(0, 10, 300).astype(str), "x": rng.normal(size=300)})
+    df["y"] = np.sin(3 * df.lat) + df.x + rng.normal(size=10)[df.g.astype(int)] \
+        + rng.normal(size=300)
+    m = lp.lmer("y ~ x + (1 | g) + rbf(lat, lon)", df, REML=False)
+    t = lp.ranova(m)
+    assert list(t.table.index) == ["<none>", "(1 | g)", "rbf(lat, lon)"]
+    without = lp.lmer("y ~ x + (1 | g)", df, REML=False)
+    assert t.table.loc["rbf(lat, lon)", "logLik"] == pytest.approx(float(without.logLik()),
+                                                                   abs=1e-6)
+    assert t.table.loc["rbf(lat, lon)", "Df"] == 2  # its sd and lengthscale
+    g = lp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                 lp.datasets.load("cbpp"))
+    with pytest.raises(lp.ModelError, match="random effects of an lmer fit"):
+        lp.ranova(g)

@@ -37,5 +37,6 @@ def test_migration_guide_covers_lme4s_calls():
     for call in ("lmer(", "glmer(", "REML = FALSE", "summary(m)", "fixef(m)",
                  "ranef(m, condVar = TRUE)", "VarCorr(m)", "coef(m)", "allow.new.levels",
                  "re.form = NA", "anova(m0, m1)", "confint(", "isSingular(m)", "getME(",
-                 "lmerControl(", "refit(m, newresp", "update(m, . ~ .", "drop1(m", "lmerTest"):
+                 "lmerControl(", "refit(m, newresp", "update(m, . ~ .", "drop1(m",
+                 "lmerTest", "ranova(m)"):
         assert call in text, call

@@ -575,3 +575,20 @@ def conditional_variances(fit: ExactFit) -> list[np.ndarray]:
 __all__ = ["ConvergenceWarning", "ExactFit", "LmerControl", "RankDeficiencyWarning",
            "SingularFitWarning", "conditional_variances", "drop_aliased", "fit_lmer",
            "is_singular"]
+
+
+def fixed_only_loglik(X: np.ndarray, y: np.ndarray, offset: np.ndarray | None,
+                      weights: np.ndarray | None, REML: bool) -> float:
+    """The log-likelihood of the linear model without random effects (R's logLik.lm, REML
+    or ML): what a mixed model's last random term is tested against (lmerTest's ranova)."""
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
+    sw = np.sqrt(w)
+    r = y - (0.0 if offset is None else offset)
+    Q, R = np.linalg.qr(X * sw[:, None])
+    resid = sw * r - Q @ (Q.T @ (sw * r))
+    n = len(y) - (X.shape[1] if REML else 0)
+    value = 0.5 * (np.log(w).sum() - n * (np.log(2 * np.pi) + 1 - np.log(n)
+                                          + np.log(resid @ resid)))
+    if REML:
+        value -= np.log(np.abs(np.diag(R))).sum()
+    return float(value)

@@ -57,6 +57,25 @@ def update_formula(old: Formula, new: str) -> str:
     return f"{head}~ {text or 1}"
 
 
+def random_parts(formula: Formula) -> tuple[str, list[N.Node]]:
+    """The fixed part as written (R's ``nobars``, ``1`` if empty) and the random terms as
+    lme4's findbars() lists them, ``(x || g)`` split into its terms, with rbf() terms after
+    them (lmerTest's ranova tests each)."""
+    _, rhs, _ = parse_expression(formula.as_written or str(formula))
+    fixed, random = [], []
+    for sign, node in flatten_sum(rhs):
+        if isinstance(node, N.Paren) and not _whole_term(node) and all(
+                _whole_term(n) for _, n in flatten_sum(node.expr)):
+            random += [n for _, n in flatten_sum(node.expr)]  # lme4's expanded ||
+        elif _whole_term(node) and not (isinstance(node, N.Call) and node.fn == "nn"):
+            random.append(node)
+        else:
+            fixed.append((sign, node))
+    bars = [n for n in random if isinstance(n, N.Paren)]
+    return str(rebuild_sum(fixed)) if fixed else "1", bars + [n for n in random
+                                                             if n not in bars]
+
+
 def _response(lhs_new: N.Node | None, lhs_old: N.Node | None, text: str) -> N.Node | None:
     """``.`` or nothing on the left keeps the old response (R: ``update(m, ~ . + x)``)."""
     if lhs_new is None or isinstance(lhs_new, N.Dot):
@@ -110,4 +129,4 @@ def _flip(sign: str) -> str:
     return "-" if sign == "+" else "+"
 
 
-__all__ = ["update_formula"]
+__all__ = ["random_parts", "update_formula"]

@@ -96,7 +96,7 @@ def anova_lines(t: pd.DataFrame, heading: list[str]) -> list[str]:
     cells = [[cols[c][i] for c in cols] + ([marks[i].ljust(width)] if marks else [])
              for i in range(len(t))]
     header = list(cols) + ([" " * width] if marks else [])
-    lines = list(heading) + print_matrix(cells, header, list(t.index), right=True)
+    lines = list(heading) + print_matrix(cells, header, list(t.index), right=True, width=80)
     if marks:
         lines += ["---", SIGNIF_LEGEND]
     return lines
@@ -121,16 +121,17 @@ class FTable:
 
 
 class DeletionTable:
-    """drop1()'s table (a DataFrame in ``.table``: npar, AIC, and with a test LRT and
-    Pr(Chi), a row per term and ``<none>`` for the model) and R's printed form."""
+    """drop1()'s or ranova()'s table of single-term deletions (a DataFrame in ``.table``, a
+    row per term and ``<none>`` for the model) and R's printed form."""
 
-    def __init__(self, table: pd.DataFrame, formula: str):
+    def __init__(self, table: pd.DataFrame, formula: str,
+                 title: str = "Single term deletions"):
         self.table = table
         self.formula = formula
+        self.title = title
 
     def __str__(self) -> str:
-        return "\n".join(anova_lines(self.table, ["Single term deletions", "", "Model:",
-                                                  self.formula]))
+        return "\n".join(anova_lines(self.table, [self.title, "", "Model:", self.formula]))
 
     def __repr__(self) -> str:
         return str(self)

@@ -196,17 +196,31 @@ def abbreviate(name: str, minlength: int = 4) -> str:
 
 
 def print_matrix(cells: list[list[str]], colnames: list[str], rownames: list[str],
-                 right: bool = False) -> list[str]:
-    """R's print.default of a character matrix, quote = FALSE (left-aligned unless right)."""
+                 right: bool = False, width: int | None = None) -> list[str]:
+    """R's print.default of a character matrix, quote = FALSE (left-aligned unless right);
+    with ``width`` (R's getOption("width")), the columns that do not fit go on in further
+    blocks, each with the row names, as R wraps a wide matrix."""
     rw = max([len(r) for r in rownames] + [0])
     widths = [max([len(c)] + [len(row[j]) for row in cells]) for j, c in enumerate(colnames)]
 
     def cell(text: str, w: int) -> str:
         return text.rjust(w) if right else text.ljust(w)
 
-    lines = [" " * rw + "".join(" " + cell(c, w) for c, w in zip(colnames, widths))]
-    for name, row in zip(rownames, cells):
-        lines.append(name.ljust(rw) + "".join(" " + cell(v, w) for v, w in zip(row, widths)))
+    blocks, start = [], 0
+    while start < len(colnames) or not blocks:
+        stop, used = start, rw
+        while stop < len(colnames) and (stop == start or width is None
+                                        or used + 1 + widths[stop] <= width):
+            used += 1 + widths[stop]
+            stop += 1
+        blocks.append(range(start, stop))
+        start = stop
+    lines = []
+    for block in blocks:
+        lines.append(" " * rw + "".join(" " + cell(colnames[j], widths[j]) for j in block))
+        for name, row in zip(rownames, cells):
+            lines.append(name.ljust(rw) + "".join(" " + cell(row[j], widths[j])
+                                                  for j in block))
     return lines
 
 

@@ -58,10 +58,24 @@ anovas <- lapply(anova_fits, function(call) {
        lme4 = table_of(lme4:::anova.merMod(fit)))
 })
 
+# ranova(m): likelihood-ratio tests of the random-effect terms (a term reduced or removed;
+# the last one removed leaves lm())
+ranova_fits <- list(
+  slope = quote(ranova(lmer(Reaction ~ Days + (Days | Subject), sleepstudy))),
+  slope_whole = quote(ranova(lmer(Reaction ~ Days + (Days | Subject), sleepstudy),
+                             reduce.terms = FALSE)),
+  uncorrelated = quote(ranova(lmer(Reaction ~ Days + (Days || Subject), sleepstudy))),
+  to_lm_ml = quote(ranova(lmer(Reaction ~ Days + (1 | Subject), sleepstudy, REML = FALSE))),
+  crossed = quote(ranova(lmer(diameter ~ 1 + (1 | plate) + (1 | sample), Penicillin))),
+  weighted = quote(ranova(lmer(Reaction ~ Days + (1 | Subject), sleep_w, weights = w))),
+  quadratic = quote(ranova(lmer(Reaction ~ Days + (1 + Days + I(Days^2) | Subject),
+                                sleepstudy))))
+ranovas <- lapply(ranova_fits, function(call) table_of(suppressWarnings(eval(call))))
+
 out <- list(lmerTest_version = as.character(packageVersion("lmerTest")),
             lme4_version = as.character(packageVersion("lme4")),
             fits = lapply(fits, describe),
-            anova_data = fac, anovas = anovas,
+            anova_data = fac, anovas = anovas, ranovas = ranovas,
             contrast = list(L = c(1, 5), estimate = day5$Estimate, se = day5[["Std. Error"]],
                             df = day5$df, t = day5[["t value"]], p = day5[["Pr(>|t|)"]]))
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = FALSE),
