@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import datasets, plot
-from .api import drop1, glmer, lmer, ranova, update
+from .api import drop1, glmer, glmer_nb, lmer, ranova, update
 from .design import ModelDesign, design
 from .engines.exact import (
     ConvergenceWarning,
@@ -11,7 +11,7 @@ from .engines.exact import (
     RankDeficiencyWarning,
     SingularFitWarning,
 )
-from .engines.family import Family, binomial, poisson
+from .engines.family import Family, binomial, negative_binomial, poisson
 from .engines.glmm import GlmerControl, SeparationWarning
 from .engines.profile import ProfileWarning
 from .engines.torch_control import TorchControl
@@ -30,4 +30,5 @@ __all__ = ["DataError", "Formula", "FormulaError", "LmerpyError", "ModelError", 
            "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "TorchControl",
            "TrainingWarning", "__version__", "glmer", "GlmerResult", "GlmerControl", "Family",
            "binomial", "poisson", "SeparationWarning", "load", "ModelFileError", "plot",
-           "ProfileWarning", "update", "drop1", "ranova"]
+           "ProfileWarning", "update", "drop1", "ranova", "glmer_nb",
+           "negative_binomial"]

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import scipy.stats as st
+from scipy.optimize import minimize_scalar
 
 from .caller import caller_name
 from .design import design as make_design
 from .engines.exact import LmerControl, fit_lmer, fixed_only_loglik
-from .engines.family import Family, make_family
+from .engines.family import Family, make_family, negative_binomial, theta_ml
 from .engines.glmm import GlmerControl, fit_glmer
 from .engines.options import require_flag
 from .engines.torch_control import TorchControl
 from .engines.torch_engine import fit_torch
-from .errors import DataError, FormulaError, ModelError
+from .errors import DataError, FormulaError, ModelError, warn
 from .formula import Formula, parse
 from .formula.update import random_parts, update_formula
 from .results.anova import DeletionTable
@@ -144,6 +146,9 @@ def glmer(formula: str | Formula, data: pd.DataFrame, family: str | Family = "bi
             not isinstance(control, GlmerControl):
         raise ModelError("glmer() takes a GlmerControl as control")
     use_torch, control = _choose_engine(formula, engine, control, training, GlmerControl)
+    if use_torch and fam.family not in ("binomial", "poisson"):
+        raise ModelError("the torch engine fits binomial and Poisson GLMMs; a negative "
+                         "binomial one needs the exact engine (no nn() terms)")
     data_name = data_name or caller_name(data) or "data"
     d, w, weights_name, data = _design_with_weights(formula, data, weights, na_action)
     if use_torch:
@@ -151,6 +156,47 @@ def glmer(formula: str | Formula, data: pd.DataFrame, family: str | Family = "bi
     else:
         fit = fit_glmer(d, fam, nAGQ=nAGQ, weights=w, control=control)
     return GlmerResult(fit, data_name, weights_name, data)
+
+
+def glmer_nb(formula: str | Formula, data: pd.DataFrame, nAGQ: int = 1,
+             weights: str | np.ndarray | pd.Series | None = None,
+             control: GlmerControl | None = None, na_action: str = "omit",
+             data_name: str | None = None, tol: float = 5e-5,
+             theta: float | None = None) -> GlmerResult:
+    """lme4's ``glmer.nb()``: a negative binomial GLMM (log link), its θ (the size: variance
+    μ + μ²/θ) estimated with the rest. As lme4: a Poisson fit, MASS's theta.ml on its
+    fitted means (or ``theta=`` as the start), then θ by Brent's minimisation of −2 log L
+    over log θ ± 3 (R's optimize, ``tol``), refitting the GLMM at each θ from the last fit.
+    """
+    data_name = data_name or caller_name(data) or "data"
+    common = dict(nAGQ=nAGQ, weights=weights, control=control, na_action=na_action,
+                  data_name=data_name, engine="exact")
+    with warnings.catch_warnings():  # the Poisson start's own warnings are not the fit's
+        warnings.simplefilter("ignore")
+        start = glmer(formula, data, family="poisson", **common)
+    f0 = start.fit
+    if theta is None:
+        theta, note = theta_ml(f0.y, f0.mu, f0.prior_weights, limit=20, eps=2 * tol)
+        if note:
+            warn(f"the starting theta (MASS's theta.ml on the Poisson fit): {note}")
+    first = glmer(formula, data, family=negative_binomial(theta), **common)
+    design, fit = first.design, first.fit
+    last = [fit]
+
+    def deviance(log_theta: float) -> float:
+        f = last[0]
+        last[0] = fit_glmer(design, negative_binomial(float(np.exp(log_theta))), f.nAGQ,
+                            f.weights, f.optinfo.get("control"), start=f.theta)
+        return last[0].criterion
+
+    best = minimize_scalar(deviance, bounds=(np.log(theta) - 3, np.log(theta) + 3),
+                           method="bounded", options={"xatol": tol})
+    final = last[0]
+    if final.family.theta != float(np.exp(best.x)):
+        final = fit_glmer(design, negative_binomial(float(np.exp(best.x))), final.nAGQ,
+                          final.weights, final.optinfo.get("control"), start=final.theta)
+    final.optinfo["glmer_nb"] = {"evaluations": int(best.nfev), "start_theta": theta}
+    return GlmerResult(final, data_name, first.weights_name, first._data)
 
 
 def update(model: LmerResult, formula: str | None = None, data: pd.DataFrame | None = None,
@@ -174,6 +220,9 @@ def update(model: LmerResult, formula: str | None = None, data: pd.DataFrame | N
     else:
         data_name = caller_name(data) or "data"
     arguments = {**_own_arguments(model, text, data is model._data), **changes}
+    if isinstance(model, GlmerResult) and "glmer_nb" in model.fit.optinfo:
+        arguments.pop("family")  # θ is estimated anew, as lme4's update of a glmer.nb fit
+        return glmer_nb(text, data, data_name=data_name, **arguments)
     if isinstance(model, GlmerResult):
         return glmer(text, data, data_name=data_name, **arguments)
     return lmer(text, data, data_name=data_name, **arguments)

@@ -89,7 +89,8 @@ def save(m, path: str | os.PathLike) -> Path:
         "formula": str(m.formula), "as_written": m.formula.as_written,
         "data_name": m.data_name, "weights_name": m.weights_name,
         "REML": bool(fit.REML), "kind": "glmer" if m.family is not None else "lmer",
-        "family": None if m.family is None else [m.family.family, m.family.link.name],
+        "family": None if m.family is None else [m.family.family, m.family.link.name,
+                                                 m.family.theta],
         "nAGQ": int(getattr(fit, "nAGQ", 1)),
         "optinfo": {k: fit.optinfo.get(k) for k in ("optimizer", "code", "evals")},
         "messages": list(fit.optinfo.get("messages", [])),
@@ -162,7 +163,6 @@ def load(path: str | os.PathLike, modules: dict | None = None):
 def _rebuild(meta: dict, columns: dict, est: dict, modules: dict | None):
     from .design import design as make_design
     from .engines.exact import fit_lmer
-    from .engines.family import make_family
     from .engines.glmm import GlmerControl, fit_glmer
     from .results.glmer import GlmerResult
     from .results.model import LmerResult
@@ -181,7 +181,7 @@ def _rebuild(meta: dict, columns: dict, est: dict, modules: dict | None):
     w = data["(weights)"].to_numpy(np.float64) if extra else None
     theta = est["theta"].numpy().astype(np.float64)
     beta = est["beta"].numpy().astype(np.float64)
-    family = make_family(*meta["family"]) if meta["family"] else None
+    family = _family(meta["family"]) if meta["family"] else None
     offset = d.offset if d.offset is not None else np.zeros(d.n)
     info = None
     if meta["engine"] == "torch":
@@ -243,6 +243,15 @@ def _networks(meta: dict, d, est: dict, modules: dict | None):
             "control": t["control"], "settings": t.get("settings", t["control"])}
     return info, nn_out
 
+
+
+def _family(spec: list):
+    """[name, link] or [name, link, theta] (a negative binomial's θ)."""
+    from .engines.family import make_family, negative_binomial
+
+    if spec[0] == "negative.binomial":
+        return negative_binomial(spec[2], spec[1])
+    return make_family(spec[0], spec[1])
 
 
 __all__ = ["ModelFileError", "load", "save"]

@@ -198,3 +198,80 @@ def test_ranova_removes_an_rbf_term_and_refuses_what_it_cannot_test():
                  lp.datasets.load("cbpp"))
     with pytest.raises(lp.ModelError, match="random effects of an lmer fit"):
         lp.ranova(g)
+
+
+NB = read_reference("lme4_glmer_nb.json")
+
+
+@pytest.mark.parametrize("key, formula", [("slope", "y ~ x + (1 | g)"),
+                                          ("intercept", "y ~ 1 + (1 | g)")])
+def test_glmer_nb_is_lme4s(key, formula):
+    """θ by lme4's route (Poisson fit, theta.ml, Brent on log θ ± 3 to 5e-5): lme4's θ,
+    estimates, logLik with θ counted, fitted means and summary; the estimates' last printed
+    digit may differ, as θ is only found to optimize()'s tolerance."""
+    ref = NB["fits"][key]
+    counts = pd.DataFrame(NB["data"]).assign(g=lambda d: d.g.astype(str))
+    m = lp.glmer_nb(formula, counts)
+    assert m.family.theta == pytest.approx(ref["nb_theta"], rel=1e-4)
+    np.testing.assert_allclose(m.fixef().to_numpy(), list(ref["fixef"].values()), rtol=1e-4)
+    np.testing.assert_allclose(m.theta, as_list(ref["theta"]), rtol=1e-4)
+    # (lmerpy's Laplace criterion sits within 1e-3 of lme4's: tests/engines/test_glmm.py)
+    assert float(m.logLik()) == pytest.approx(ref["logLik"], abs=1e-3)
+    assert m.n_params == ref["df"] and m.AIC() == pytest.approx(ref["AIC"], abs=2e-3)
+    np.testing.assert_allclose(m.fitted(), ref["fitted"], rtol=1e-4)
+    ours, theirs = str(m.summary()).splitlines(), ref["summary"]
+    names = tuple(ref["fixef"])
+    assert [a for a in ours if not a.startswith(names)] == \
+        [b for b in theirs if not b.startswith(names)]
+    # update() fits a negative binomial model anew, θ re-estimated
+    smaller = lp.update(m, ". ~ . - x") if key == "slope" else None
+    if smaller is not None:
+        assert smaller.family.theta == pytest.approx(NB["fits"]["intercept"]["nb_theta"],
+                                                     rel=1e-4)
+
+
+def test_negative_binomial_family_is_rs():
+    """MASS's negative.binomial(θ): −2 log L equals scipy's nbinom log-pmf; the variance
+    μ + μ²/θ; deviance residuals are zero at μ = y; theta.ml solves its score equation."""
+    import scipy.special as sc
+    import scipy.stats as sst
+
+    from lmerpy.engines.family import theta_ml
+
+    fam = lp.negative_binomial(2.5)
+    y = np.array([0.0, 1, 3, 7, 12])
+    mu = np.array([0.5, 1.2, 2.0, 6.0, 15.0])
+    w = np.ones(5)
+    want = -2 * sst.nbinom.logpmf(y, 2.5, 2.5 / (2.5 + mu)).sum()
+    assert fam.aic(y, mu, w) == pytest.approx(want, rel=1e-12)
+    np.testing.assert_allclose(fam.variance(mu), mu + mu**2 / 2.5)
+    np.testing.assert_allclose(fam.dev_resids(y[1:], y[1:], w[1:]), 0.0, atol=1e-12)
+    assert str(fam) == "Negative Binomial(2.5)  ( log )"
+    rng = np.random.default_rng(0)
+    mu = np.exp(rng.normal(size=4000))
+    y = rng.negative_binomial(3.0, 3.0 / (3.0 + mu)).astype(float)
+    th, note = theta_ml(y, mu, np.ones_like(y), limit=50)
+    score = np.sum(sc.digamma(th + y) - sc.digamma(th) + np.log(th) + 1 - np.log(th + mu)
+                   - (y + th) / (mu + th))
+    assert note is None and abs(score) < 1e-6 and th == pytest.approx(3.0, rel=0.15)
+    with pytest.raises(lp.ModelError, match="needs its theta"):
+        lp.glmer("y ~ 1 + (1 | g)", pd.DataFrame({"y": [1, 2], "g": ["a", "b"]}),
+                 family="negative.binomial")
+    with pytest.raises(lp.ModelError, match="theta must be a positive number"):
+        lp.negative_binomial(0)
+
+
+def test_negative_binomial_fit_saves_and_simulates(tmp_path):
+    counts = pd.DataFrame(NB["data"]).assign(g=lambda d: d.g.astype(str))
+    m = lp.glmer_nb("y ~ x + (1 | g)", counts)
+    m.save(tmp_path / "nb.lmerpy")
+    back = lp.load(tmp_path / "nb.lmerpy")
+    assert back.family.theta == m.family.theta
+    np.testing.assert_allclose(back.fitted(), m.fitted(), rtol=1e-7)  # PIRLS tolerance
+    # simulate(): counts with the fit's mean and variance μ + μ²/θ (use_u: the fitted b)
+    sims = m.simulate(400, seed=1, use_u=True).to_numpy()
+    mu = m.fitted().to_numpy()
+    assert np.all(sims == np.rint(sims)) and sims.min() >= 0
+    np.testing.assert_allclose(sims.mean(), mu.mean(), rtol=0.03)
+    np.testing.assert_allclose(sims.var(axis=1).mean(),
+                               (mu + mu**2 / m.family.theta).mean(), rtol=0.06)

@@ -83,6 +83,9 @@ class GlmmSimulator(Simulator):
         mu = f.family.link.inverse(self.linear_predictor())
         if f.family.family == "poisson":
             return self.rng.poisson(mu).astype(np.float64)
+        if f.family.family == "negative.binomial":  # size θ, mean μ (R's rnbinom)
+            th = f.family.theta
+            return self.rng.negative_binomial(th, th / (th + mu)).astype(np.float64)
         s = self.rng.binomial(self.trials, np.clip(mu, 0.0, 1.0)).astype(np.float64)
         if self.cbind:
             return np.column_stack([s, self.trials - s])

@@ -37,7 +37,8 @@ def results_dict(m) -> dict:
     out = {
         "formula": m.formula.as_written,
         "family": None if m.family is None else {"family": m.family.family,
-                                                  "link": m.family.link.name},
+                                                  "link": m.family.link.name,
+                                                  "theta": m.family.theta},
         "engine": "torch" if m.torch_info is not None else "exact",
         "REML": bool(m.REML) if m.family is None else False,
         "nobs": m.nobs, "ngrps": m.ngrps,

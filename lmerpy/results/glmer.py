@@ -46,7 +46,9 @@ class GlmerResult(LmerResult):
 
     @property
     def n_params(self) -> int:
-        return len(self.fit.fixef_names) + len(self.fit.theta)
+        """β and θ, and a negative binomial's θ (lme4 counts it for glmer.nb fits)."""
+        nb = self.fit.family.family == "negative.binomial"
+        return len(self.fit.fixef_names) + len(self.fit.theta) + int(nb)
 
     def VarCorr(self) -> VarCorr:
         vc = super().VarCorr()
