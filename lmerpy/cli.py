@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import datasets
-from .api import glmer, lmer
+from .api import glmer, glmer_nb, lmer
 from .design import design
 from .errors import LmerpyError
 from .formula import parse
@@ -80,10 +80,13 @@ def _fit(args, console: Console) -> None:
     if args.family == "gaussian":
         model = lmer(args.formula, data, REML=not args.ml, engine=args.engine, data_name=name,
                      **training)
+    elif args.family == "negative.binomial":
+        model = glmer_nb(args.formula, data, nAGQ=args.nagq, data_name=name)
     else:
         model = glmer(args.formula, data, family=args.family, nAGQ=args.nagq,
                       engine=args.engine, data_name=name, **training)
-    console.print(str(model.summary()), markup=False, highlight=False)
+    console.print(str(model.summary(ddf=args.ddf) if args.ddf else model.summary()),
+                  markup=False, highlight=False)
     if args.json:
         from .results.export import results_dict
 
@@ -118,7 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     f = sub.add_parser("fit", help="fit a formula to a CSV or Parquet file, print the summary")
     f.add_argument("formula")
     f.add_argument("data", help="a .csv or .parquet file")
-    f.add_argument("--family", default="gaussian", choices=["gaussian", "binomial", "poisson"])
+    f.add_argument("--family", default="gaussian",
+                   choices=["gaussian", "binomial", "poisson", "negative.binomial"],
+                   help="negative.binomial: lme4's glmer.nb (its theta estimated)")
+    f.add_argument("--ddf", choices=["Satterthwaite"],
+                   help="lmerTest's t-tests (df, p-values) in the summary of an lmer fit")
     f.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     f.add_argument("--nagq", type=int, default=1, help="glmer's nAGQ")
     f.add_argument("--engine", default="auto", choices=["auto", "exact", "torch"])

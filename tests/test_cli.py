@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import lmerpy as lp
@@ -74,3 +75,19 @@ def test_errors_have_exit_codes_and_messages(args, code, message, sleep_csv, tmp
     assert main(argv) == code
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_fit_with_satterthwaite_and_negative_binomial(sleep_csv, tmp_path, capsys):
+    """--ddf Satterthwaite prints lmerTest's summary; --family negative.binomial fits
+    lme4's glmer.nb (both checked against R's output in their own tests)."""
+    assert main(["fit", "Reaction ~ Days + (Days | Subject)", str(sleep_csv), "--ddf",
+                 "Satterthwaite"]) == 0
+    text = capsys.readouterr().out
+    want = read_reference("lmertest.json")["fits"]["sleep_reml"]["summary"]
+    assert text.splitlines()[:2] == want[:2]
+    assert "Days          10.467      1.546  17.000   6.771 3.26e-06 ***" in text
+    nb = read_reference("lme4_glmer_nb.json")
+    counts = tmp_path / "counts.csv"
+    pd.DataFrame(nb["data"]).to_csv(counts, index=False)
+    assert main(["fit", "y ~ x + (1 | g)", str(counts), "--family", "negative.binomial"]) == 0
+    assert " Family: Negative Binomial(2.6254)  ( log )" in capsys.readouterr().out
