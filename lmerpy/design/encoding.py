@@ -12,7 +12,7 @@ No expression is ever handed to ``eval``: factors are computed by the whitelist 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -220,6 +220,15 @@ class MatrixEncoder:
         """Every categorical factor coded by contr.treatment (R's default)."""
         return all(f.contrast == "contr.treatment" for f in self.factors.values()
                    if f.categorical)
+
+    def treatment_matrix(self, data: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+        """The model matrix with every categorical factor coded by contr.treatment (lmerTest's
+        'remake' of X, where type III contrasts are built for other codings)."""
+        recoded = {node: replace(f, contrast="contr.treatment") if f.categorical else f
+                   for node, f in self.factors.items()}
+        plan = [[(recoded[f.node], full) for f, full in coding] for coding in self.plan]
+        X, names, _ = self._build(data, plan)
+        return X, names
 
     def _coding_plan(self) -> list[list[tuple[_Factor, bool]]]:
         earlier: list[frozenset] = []

@@ -220,12 +220,17 @@ def single_anova(m: LmerResult, type: int | str = 3, ddf: str = "Satterthwaite")
     if kind == 1 or len(terms) <= 1 or X.shape[1] <= 1:  # lmerTest: one term, type I
         contrasts = type1_contrasts(X, columns, terms)
     else:
-        if not encoder.treatment_coded:
-            raise ModelError("type III tests here need treatment-coded factors (R's default "
-                             "contrasts); use type=1, or code the factors with C(f, treatment)")
-        complete, complete_names = encoder.indicator_matrix(m._data.loc[m.design.index])
-        contrasts = type3_contrasts(X, columns, encoder.term_variables(), complete,
-                                    complete_names, list(encoder.names))
+        rows_used = m._data.loc[m.design.index]
+        complete, complete_names = encoder.indicator_matrix(rows_used)
+        if encoder.treatment_coded:
+            contrasts = type3_contrasts(X, columns, encoder.term_variables(), complete,
+                                        complete_names, list(encoder.names))
+        else:  # lmerTest: contrasts on X recoded by contr.treatment, mapped back to X's
+            Xt, names_t = encoder.treatment_matrix(rows_used)
+            on_t = type3_contrasts(Xt, columns, encoder.term_variables(), complete,
+                                   complete_names, names_t)
+            back = zapsmall(np.linalg.pinv(Xt) @ X, 7)
+            contrasts = {t: L @ back for t, L in on_t.items()}
     d = m._varpar_derivatives
     rows = {}
     for term in terms:

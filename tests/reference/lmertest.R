@@ -41,6 +41,7 @@ fac <- data.frame(g = factor(rep(1:12, each = 12)), A = factor(rep(c("a1", "a2",
 fac$y <- round(1 + 0.5 * (fac$A == "a2") - 0.3 * (fac$B == "b2") + 0.4 * fac$x +
                0.3 * (fac$A == "a3") * fac$x + rnorm(12)[fac$g] + rnorm(144), 3)
 fac$L <- fac$x > 0
+fac$O <- factor(fac$A, ordered = TRUE)  # contr.poly
 table_of <- function(a) {
   list(lines = capture.output(print(a)), rows = rownames(a),
        columns = lapply(as.list(a), function(v) ifelse(is.na(v), NA, v)))
@@ -50,7 +51,10 @@ anova_fits <- list(
   factor_by_number = quote(lmer(y ~ A * x + (1 | g), fac)),
   logical = quote(lmer(y ~ L + A + (1 | g), fac)),
   sleep_quad = quote(lmer(Reaction ~ Days + I(Days^2) + (Days | Subject), sleepstudy)),
-  sleep = quote(lmer(Reaction ~ Days + (Days | Subject), sleepstudy)))
+  sleep = quote(lmer(Reaction ~ Days + (Days | Subject), sleepstudy)),
+  # other codings: lmerTest builds the type III contrasts on X recoded by contr.treatment
+  ordered = quote(lmer(y ~ O * B + x + (1 | g), fac)),
+  sum_coded = quote(lmer(y ~ C(A, contr.sum) * x + (1 | g), fac)))
 anovas <- lapply(anova_fits, function(call) {
   fit <- eval(call)
   list(formula = paste(deparse(formula(fit)), collapse = " "),

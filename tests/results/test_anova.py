@@ -13,12 +13,15 @@ from lmerpy.results.contrasts import type1_contrasts
 from tests.conftest import as_list, read_reference
 
 REF = read_reference("lmertest.json")
-DATA = pd.DataFrame(REF["anova_data"])
+DATA = pd.DataFrame(REF["anova_data"]).assign(
+    O=lambda d: pd.Categorical(d.O, categories=["a1", "a2", "a3"], ordered=True))
 FITS = {"factors": ("y ~ A * B + x + (1 | g)", DATA),
         "factor_by_number": ("y ~ A * x + (1 | g)", DATA),
         "logical": ("y ~ L + A + (1 | g)", DATA),
         "sleep_quad": ("Reaction ~ Days + I(Days^2) + (Days | Subject)", "sleepstudy"),
-        "sleep": ("Reaction ~ Days + (Days | Subject)", "sleepstudy")}
+        "sleep": ("Reaction ~ Days + (Days | Subject)", "sleepstudy"),
+        "ordered": ("y ~ O * B + x + (1 | g)", DATA),
+        "sum_coded": ("y ~ C(A, contr.sum) * x + (1 | g)", DATA)}
 KINDS = {"type3": {}, "type1": {"type": 1}, "lme4": {"ddf": "lme4"}}
 
 
@@ -66,10 +69,6 @@ def test_single_model_anova_refuses_what_it_cannot_test():
         lp.anova(m, type=2)
     with pytest.raises(lp.ModelError, match="ddf must be 'Satterthwaite' or 'lme4'"):
         lp.anova(m, ddf="Kenward-Roger")
-    summed = lp.lmer("y ~ C(A, sum) + x + (1 | g)", DATA)
-    with pytest.raises(lp.ModelError, match="treatment-coded factors"):
-        lp.anova(summed)
-    assert list(lp.anova(summed, type=1).table.index) == ["C(A, sum)", "x"]
     g = lp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
                  lp.datasets.load("cbpp"))
     with pytest.raises(lp.ModelError, match="compare GLMMs by anova\\(m0, m1\\)"):
