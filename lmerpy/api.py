@@ -20,6 +20,7 @@ from .engines.torch_control import TorchControl
 from .engines.torch_engine import fit_torch
 from .errors import DataError, FormulaError, ModelError, warn
 from .formula import Formula, parse
+from .formula.expand import is_bar
 from .formula.update import random_parts, update_formula
 from .results.anova import DeletionTable
 from .results.glmer import GlmerResult
@@ -317,10 +318,9 @@ def ranova(model: LmerResult, reduce_terms: bool = True) -> DeletionTable:
 
 def _reductions(term, reduce_terms: bool) -> list[tuple[str, str]]:
     """(row label, what replaces the term) for each reduced model of one random term."""
-    bar = getattr(term, "expr", None)
-    if not reduce_terms or bar is None:  # an rbf() term, or whole terms asked for
+    if not reduce_terms or not is_bar(term):  # an rbf() term, or whole terms asked for
         return [(str(term), "")]
-    left, group = bar.left, bar.right
+    left, group = term.expr.left, term.expr.right
     lhs = parse(f"y ~ {left}").fixed
     scope = [str(t) for t in lhs.terms
              if not any(set(t.factors) < set(o.factors) for o in lhs.terms)]

@@ -66,13 +66,13 @@ def derivatives(pls: PLS, theta: np.ndarray, sigma: float, REML: bool) -> Varpar
     varpar = np.append(np.asarray(theta, dtype=np.float64), sigma)
     try:
         H = hessian(_deviance(pls, REML), varpar)
-        p = len(pls.solve(theta).beta)
         J = jacobian(lambda v: _vcov_beta(pls, v).ravel(), varpar)
     finally:
         pls.solve(theta)
     values, vectors = np.linalg.eigh(H)
     keep = values > EIGEN_TOL
     inverse = (vectors[:, keep] / values[keep]) @ vectors[:, keep].T
+    p = pls.cp.p
     return VarparDerivatives(2.0 * inverse, [J[:, i].reshape(p, p) for i in range(J.shape[1])],
                              values[values < -EIGEN_TOL],
                              values[np.abs(values) <= EIGEN_TOL])

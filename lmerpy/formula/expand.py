@@ -434,6 +434,12 @@ def _check_response(node: N.Node) -> None:
     check_arithmetic(node)
 
 
+def is_bar(node: N.Node) -> bool:
+    """A random-effect term: ``(expr | group)`` or ``(expr || group)``."""
+    return isinstance(node, N.Paren) and isinstance(node.expr, N.BinOp) \
+        and node.expr.op in _BARS
+
+
 def build_formula(lhs: N.Node | None, rhs: N.Node, text: str) -> Formula:
     """Turn the parsed sides of a formula into a :class:`Formula`."""
     vars_ = _Vars()
@@ -446,13 +452,12 @@ def build_formula(lhs: N.Node | None, rhs: N.Node, text: str) -> Formula:
     rbfs: list[RBFTerm] = []
     offsets: list[N.Node] = []
     for sign, node in flatten_sum(rhs):
-        is_bar = isinstance(node, N.Paren) and isinstance(node.expr, N.BinOp) \
-            and node.expr.op in _BARS
+        bar = is_bar(node)
         special = node.fn if isinstance(node, N.Call) and node.fn in SPECIAL else None
-        if (is_bar or special) and sign == "-":
-            what = "a random-effect term" if is_bar else f"{special}()"
+        if (bar or special) and sign == "-":
+            what = "a random-effect term" if bar else f"{special}()"
             raise FormulaError(f"{what} cannot be removed with '-'", node.pos + 1)
-        if is_bar:
+        if bar:
             random.extend(_random(node))
         elif special == "nn":
             nns.append(_nn(node, vars_))
@@ -519,4 +524,5 @@ def rebuild_sum(items: list[tuple[str, N.Node]]) -> N.Node:
     return expr
 
 
-__all__ = ["build_formula", "contrast_name", "poly_degree", "r_deparse", "rebuild_sum"]
+__all__ = ["build_formula", "contrast_name", "is_bar", "poly_degree", "r_deparse",
+           "rebuild_sum"]

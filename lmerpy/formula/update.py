@@ -6,12 +6,10 @@ from __future__ import annotations
 from ..errors import FormulaError
 from . import nodes as N
 from . import parse  # the package's parse: errors carry the text and a caret
-from .expand import build_formula, flatten_sum, rebuild_sum
+from .expand import build_formula, flatten_sum, is_bar, rebuild_sum
 from .functions import SPECIAL
 from .parser import parse_expression
 from .terms import Formula
-
-_BARS = {"|", "||"}
 
 
 def update_formula(old: Formula, new: str) -> str:
@@ -99,10 +97,8 @@ def _check_no_dot(node: N.Node, text: str, why: str | None = None) -> None:
 
 def _whole_term(node: N.Node) -> bool:
     """A random-effect bar, nn() or rbf() term: one term to R's algebra."""
-    if isinstance(node, N.Paren) and isinstance(node.expr, N.BinOp) \
-            and node.expr.op in _BARS:
-        return True
-    return isinstance(node, N.Call) and node.fn in SPECIAL and node.fn != "offset"
+    return is_bar(node) or (isinstance(node, N.Call) and node.fn in SPECIAL
+                            and node.fn != "offset")
 
 
 def _is_offset(node: N.Node) -> bool:
