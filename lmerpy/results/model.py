@@ -584,15 +584,13 @@ class LmerResult:
         """φ = (θ, σ)'s asymptotic covariance and Cov(β̂)'s Jacobian (lmerTest's), with
         lmerTest's warnings where the Hessian is not clearly positive definite."""
         d = derivatives(self.fit.pls, self.theta, self.sigma, self.REML)
-        for values, what in ((d.negative, "failed to converge with {} negative"),
-                             (d.near_zero, "may not have converged with {}")):
+        for values, what in ((d.negative, "failed to converge with {} negative {}"),
+                             (d.near_zero, "may not have converged with {} {} close to zero")):
             if len(values):
-                words = "eigenvalues" if len(values) > 1 else "eigenvalue"
-                shown = " ".join(f"{v:.1e}" for v in values)
-                tail = "" if "negative" in what else " close to zero"
-                warn(f"Model {what.format(len(values))} {words}{tail}: {shown} "
-                     f"(the Hessian of the deviance in θ and σ, for Satterthwaite's df)",
-                     ConvergenceWarning)
+                word = "eigenvalues" if len(values) > 1 else "eigenvalue"
+                warn(f"Model {what.format(len(values), word)}: "
+                     f"{' '.join(f'{v:.1e}' for v in values)} (the Hessian of the deviance "
+                     f"in θ and σ, for Satterthwaite's df)", ConvergenceWarning)
         return d
 
     def __repr__(self) -> str:

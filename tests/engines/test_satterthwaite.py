@@ -111,3 +111,26 @@ def test_notebook_and_terminal_views_show_the_df():
     console.print(s)
     text = console.export_text()
     assert "Pr(>|t|)" in text and "17.00" in text
+
+
+def test_a_hessian_not_positive_definite_is_warned_as_lmertest(monkeypatch):
+    """lmerTest's warnings for negative and near-zero eigenvalues of the Hessian (which
+    then leaves those directions out of A's generalised inverse)."""
+    from lmerpy.engines import satterthwaite
+    from lmerpy.results import model as model_module
+
+    real = satterthwaite.derivatives
+
+    def flagged(*args):
+        d = real(*args)
+        d.negative, d.near_zero = np.array([-2.5]), np.array([3e-9, -1e-9])
+        return d
+
+    monkeypatch.setattr(model_module, "derivatives", flagged)
+    m = _fit("sleep_reml")
+    with pytest.warns(lp.ConvergenceWarning) as caught:
+        m.satterthwaite_df()
+    texts = [str(w.message) for w in caught]
+    assert texts[0].startswith("Model failed to converge with 1 negative eigenvalue: -2.5e+00")
+    assert texts[1].startswith("Model may not have converged with 2 eigenvalues close to "
+                               "zero: 3.0e-09 -1.0e-09")
