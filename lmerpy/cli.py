@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--family", default="gaussian",
                    choices=["gaussian", "binomial", "poisson", "negative.binomial"],
                    help="negative.binomial: lme4's glmer.nb (its theta estimated)")
-    f.add_argument("--ddf", choices=["Satterthwaite"],
+    f.add_argument("--ddf", choices=["Satterthwaite", "Kenward-Roger"],
                    help="lmerTest's t-tests (df, p-values) in the summary of an lmer fit")
     f.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
     f.add_argument("--nagq", type=int, default=1, help="glmer's nAGQ")

@@ -197,8 +197,9 @@ def single_anova(m: LmerResult, type: int | str = 3, ddf: str = "Satterthwaite")
     kind = {1: 1, 3: 3, "1": 1, "3": 3, "I": 1, "III": 3}.get(type)
     if kind is None:
         raise ModelError(f"type must be 3 or 1 ('III' or 'I'), not {type!r}")
-    if ddf not in ("Satterthwaite", "lme4"):
-        raise ModelError(f"ddf must be 'Satterthwaite' or 'lme4', not {ddf!r}")
+    if ddf not in ("Satterthwaite", "Kenward-Roger", "lme4"):
+        raise ModelError(f"ddf must be 'Satterthwaite', 'Kenward-Roger' or 'lme4', not "
+                         f"{ddf!r}")
     if m.family is not None or m.torch_info is not None:
         raise ModelError("anova() of one model tests the fixed effects of a linear mixed "
                          "model fitted by the exact engine; compare GLMMs by anova(m0, m1)")
@@ -231,14 +232,16 @@ def single_anova(m: LmerResult, type: int | str = 3, ddf: str = "Satterthwaite")
                                    complete_names, names_t)
             back = zapsmall(np.linalg.pinv(Xt) @ X, 7)
             contrasts = {t: L @ back for t, L in on_t.items()}
-    d = m._varpar_derivatives
     rows = {}
     for term in terms:
-        F, q, den = d.f_test(contrasts[term], beta, V)
-        ms = F * m.sigma**2
+        if ddf == "Kenward-Roger":  # lmerTest: the mean square from the unscaled F
+            F_unscaled, F, q, den = m._kenward_roger.f_test(contrasts[term], beta)
+        else:
+            F, q, den = m._varpar_derivatives.f_test(contrasts[term], beta, V)
+            F_unscaled = F
+        ms = F_unscaled * m.sigma**2
         rows[term] = {"Sum Sq": ms * q, "Mean Sq": ms, "NumDF": q, "DenDF": den,
                       "F value": F, "Pr(>F)": float(st.f.sf(F, q, den)) if q else np.nan}
     table = pd.DataFrame.from_dict(rows, orient="index")
     roman = "III" if kind == 3 else "I"
-    return FTable(table, f"Type {roman} Analysis of Variance Table with Satterthwaite's "
-                         f"method")
+    return FTable(table, f"Type {roman} Analysis of Variance Table with {ddf}'s method")

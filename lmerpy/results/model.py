@@ -22,6 +22,7 @@ from ..engines.exact import (
     fit_lmer,
     is_singular,
 )
+from ..engines.kenward_roger import adjusted_vcov, marginal_covariance
 from ..engines.options import require_flag, require_probability, require_whole
 from ..engines.profile import profile_intervals, profile_points
 from ..engines.satterthwaite import derivatives
@@ -555,16 +556,47 @@ class LmerResult:
     def summary(self, ddf: str | None = None) -> Summary:
         """lme4's ``summary(m)``; ``ddf="Satterthwaite"`` gives lmerTest's, with degrees of
         freedom and p-values for the fixed effects' t-tests."""
-        if ddf not in (None, "lme4", "Satterthwaite"):
-            raise ModelError(f"ddf must be 'Satterthwaite' or 'lme4', not {ddf!r}")
+        if ddf not in (None, "lme4", "Satterthwaite", "Kenward-Roger"):
+            raise ModelError(f"ddf must be 'Satterthwaite', 'Kenward-Roger' or 'lme4', not "
+                             f"{ddf!r}")
         if ddf == "Satterthwaite":
             self._check_satterthwaite()
+        if ddf == "Kenward-Roger":
+            self._kenward_roger  # noqa: B018 - checks the model, as lmerTest does first
         return Summary(self, None if ddf == "lme4" else ddf)
 
     def _check_satterthwaite(self) -> None:
         if self.family is not None or self.torch_info is not None:
             raise ModelError("Satterthwaite's degrees of freedom are for linear mixed models "
                              "fitted by the exact engine (lmerTest's t-tests)")
+
+    def kenward_roger(self, L=None) -> tuple[np.ndarray, np.ndarray]:
+        """Kenward and Roger's adjusted covariance of β̂ (pbkrtest's vcovAdj) and the
+        denominator degrees of freedom (its Lb_ddf) for each fixed effect, or each row of a
+        contrast matrix ``L``: lmerTest's ddf="Kenward-Roger"."""
+        kr = self._kenward_roger
+        p = len(self.fixef_names)
+        L = np.eye(p) if L is None else np.atleast_2d(np.asarray(L, dtype=np.float64))
+        if L.shape[1] != p:
+            raise ModelError(f"L must have {p} columns (one per fixed effect), not "
+                             f"{L.shape[1]}")
+        return kr.phi_adjusted, np.array([kr.df(row) for row in L])
+
+    @cached_property
+    def _kenward_roger(self):
+        self._check_satterthwaite()
+        if not self.REML:
+            raise ModelError("Kenward-Roger's method is only available for REML fits (as "
+                             "lmerTest's); refit with REML=True")
+        if self.fit.weights is not None:
+            raise ModelError("Kenward-Roger's method here takes no prior weights (pbkrtest's "
+                             "Σ has none); use ddf='Satterthwaite'")
+        vc = self.VarCorr()
+        if any(t.lengthscale is not None for t in vc.terms):
+            raise ModelError("Kenward-Roger's method needs grouped random terms, not rbf()")
+        Sigma, G = marginal_covariance([r.Z for r in self.design.random],
+                                       [t.cov for t in vc.terms], self.sigma**2)
+        return adjusted_vcov(self.fit.X, self.fit.beta_vcov(), Sigma, G)
 
     def satterthwaite_df(self, L=None) -> np.ndarray:
         """Satterthwaite's denominator degrees of freedom (lmerTest's) for the t-test of

@@ -283,7 +283,12 @@ def coefficient_table(m: LmerResult, ddf: str | None = None) -> pd.DataFrame:
     if m.family is not None:
         out.update({"z value": stat, "Pr(>|z|)": 2.0 * st.norm.sf(np.abs(stat))})
     elif ddf is not None:
-        df = m.satterthwaite_df()
+        if ddf == "Kenward-Roger":  # the adjusted covariance's standard errors
+            V, df = m.kenward_roger()
+            out["Std. Error"] = se = np.sqrt(np.diag(V))
+            stat = est / se
+        else:
+            df = m.satterthwaite_df()
         out.update({"df": df, "t value": stat, "Pr(>|t|)": 2.0 * st.t.sf(np.abs(stat), df)})
     else:
         out["t value"] = stat

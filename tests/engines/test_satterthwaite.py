@@ -90,8 +90,8 @@ def test_numerical_derivatives_match_closed_forms():
 
 def test_what_has_no_satterthwaite_df_is_refused():
     m = _fit("sleep_reml")
-    with pytest.raises(lp.ModelError, match="ddf must be 'Satterthwaite' or 'lme4'"):
-        m.summary(ddf="Kenward-Roger")
+    with pytest.raises(lp.ModelError, match="ddf must be 'Satterthwaite', 'Kenward-Roger'"):
+        m.summary(ddf="KR")
     with pytest.raises(lp.ModelError, match="L must have 2 columns"):
         m.satterthwaite_df([[1, 2, 3]])
     assert str(m.summary(ddf="lme4")) == str(m.summary())
@@ -134,3 +134,40 @@ def test_a_hessian_not_positive_definite_is_warned_as_lmertest(monkeypatch):
     assert texts[0].startswith("Model failed to converge with 1 negative eigenvalue: -2.5e+00")
     assert texts[1].startswith("Model may not have converged with 2 eigenvalues close to "
                                "zero: 3.0e-09 -1.0e-09")
+
+
+KR_FORMULAS = {"sleep_reml": ("Reaction ~ Days + (Days | Subject)", "sleepstudy"),
+               "sleep_quad": ("Reaction ~ Days + I(Days^2) + (1 | Subject)", "sleepstudy"),
+               "penicillin": ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin"),
+               "pastes": ("strength ~ 1 + (1 | batch / cask)", "Pastes")}
+
+
+@pytest.mark.parametrize("key", list(KR_FORMULAS))
+def test_kenward_roger_is_pbkrtests(key):
+    """summary(m, ddf = "Kenward-Roger"): pbkrtest's adjusted standard errors (Φ_A) and
+    denominator df, lmerTest's printed summary (Penicillin's θ̂ sits 1e-4 from lme4's)."""
+    ref = REF["kenward_roger"][key]
+    formula, data = KR_FORMULAS[key]
+    m = lp.lmer(formula, lp.datasets.load(data), data_name=data)
+    coef = m.summary(ddf="Kenward-Roger").coefficients
+    tol = 2e-3 if key == "penicillin" else 1e-6
+    np.testing.assert_allclose(coef["Std. Error"], as_list(ref["se"]), rtol=max(tol, 1e-6))
+    np.testing.assert_allclose(coef["df"], as_list(ref["df"]), rtol=tol)
+    np.testing.assert_allclose(coef["Pr(>|t|)"], as_list(ref["p"]), rtol=max(tol, 1e-5) * 10)
+    if key != "penicillin":
+        assert str(m.summary(ddf="Kenward-Roger")).splitlines() == ref["summary"]
+
+
+def test_kenward_roger_refuses_ml_weights_and_large_models(monkeypatch):
+    sleep = lp.datasets.load("sleepstudy")
+    ml = lp.lmer("Reaction ~ Days + (1 | Subject)", sleep, REML=False)
+    with pytest.raises(lp.ModelError, match="only available for REML fits"):
+        ml.summary(ddf="Kenward-Roger")
+    weighted = _fit("sleep_weights")
+    with pytest.raises(lp.ModelError, match="takes no prior weights"):
+        weighted.kenward_roger()
+    from lmerpy.engines import kenward_roger
+
+    monkeypatch.setattr(kenward_roger, "MAX_ROWS", 100)
+    with pytest.raises(lp.ModelError, match="180 observations \\(at most 100\\)"):
+        lp.lmer("Reaction ~ Days + (1 | Subject)", sleep).kenward_roger()

@@ -59,7 +59,24 @@ anovas <- lapply(anova_fits, function(call) {
   fit <- eval(call)
   list(formula = paste(deparse(formula(fit)), collapse = " "),
        type3 = table_of(anova(fit)), type1 = table_of(anova(fit, type = 1)),
-       lme4 = table_of(lme4:::anova.merMod(fit)))
+       lme4 = table_of(lme4:::anova.merMod(fit)),
+       type3_kr = table_of(anova(fit, ddf = "Kenward-Roger")),
+       type1_kr = table_of(anova(fit, type = 1, ddf = "Kenward-Roger")))
+})
+
+# summary(m, ddf = "Kenward-Roger"): pbkrtest's adjusted covariance and df (REML fits)
+kr_fits <- list(
+  sleep_reml = quote(lmer(Reaction ~ Days + (Days | Subject), sleepstudy)),
+  sleep_quad = quote(lmer(Reaction ~ Days + I(Days^2) + (1 | Subject), sleepstudy)),
+  penicillin = quote(lmer(diameter ~ 1 + (1 | plate) + (1 | sample), Penicillin)),
+  pastes = quote(lmer(strength ~ 1 + (1 | batch / cask), Pastes)))
+kenward_roger <- lapply(kr_fits, function(call) {
+  fit <- eval(call)
+  s <- summary(fit, ddf = "Kenward-Roger")
+  cf <- coef(s)
+  list(se = unname(cf[, "Std. Error"]), df = unname(cf[, "df"]),
+       t = unname(cf[, "t value"]), p = unname(cf[, "Pr(>|t|)"]),
+       summary = capture.output(print(s)))
 })
 
 # ranova(m): likelihood-ratio tests of the random-effect terms (a term reduced or removed;
@@ -80,6 +97,7 @@ out <- list(lmerTest_version = as.character(packageVersion("lmerTest")),
             lme4_version = as.character(packageVersion("lme4")),
             fits = lapply(fits, describe),
             anova_data = fac, anovas = anovas, ranovas = ranovas,
+            kenward_roger = kenward_roger,
             contrast = list(L = c(1, 5), estimate = day5$Estimate, se = day5[["Std. Error"]],
                             df = day5$df, t = day5[["t value"]], p = day5[["Pr(>|t|)"]]))
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = FALSE),
