@@ -8,6 +8,7 @@ import pandas as pd
 import scipy.stats as st
 
 from ..caller import caller_name
+from ..engines.options import require_flag
 from ..errors import ModelError, warn
 from .contrasts import type1_contrasts, type3_contrasts
 from .model import LmerResult
@@ -140,14 +141,15 @@ class DeletionTable:
         return self.table.to_html(na_rep="")
 
 
-def anova(*models: LmerResult, names: list[str] | None = None, type: int | str = 3,
-          ddf: str = "Satterthwaite") -> AnovaTable | FTable:
+def anova(*models: LmerResult, names: list[str] | None = None, refit: bool = True,
+          type: int | str = 3, ddf: str = "Satterthwaite") -> AnovaTable | FTable:
     """Compare fits of the same data by likelihood-ratio tests (lme4's anova.merMod).
 
-    REML fits are refitted by ML first, as lme4 does; models are ordered by their number of
-    parameters. One model: F-tests of its fixed-effect terms, as lmerTest's ``anova(m)``
-    (``type`` 3 or 1, Satterthwaite's denominator df), or lme4's own table without
-    p-values (``ddf="lme4"``).
+    REML fits are refitted by ML first, as lme4 does, unless ``refit=False`` (REML fits
+    that differ in their random effects only, compared by their REML criteria); models are
+    ordered by their number of parameters. One model: F-tests of its fixed-effect terms,
+    as lmerTest's ``anova(m)`` (``type`` 3 or 1, Satterthwaite's or Kenward-Roger's
+    denominator df), or lme4's own table without p-values (``ddf="lme4"``).
     """
     if len(models) == 1 and isinstance(models[0], LmerResult):
         return single_anova(models[0], type, ddf)
@@ -168,15 +170,16 @@ def anova(*models: LmerResult, names: list[str] | None = None, type: int | str =
     if len(n) > 1:
         raise ModelError(f"models were not all fitted to the same number of observations "
                          f"({sorted(n)})")
-    if any(m.REML for m in models):
+    require_flag("refit", refit)
+    if refit and any(m.REML for m in models):
         warn("refitting model(s) with ML (instead of REML)")
-    fits = [m.refit(REML=False) for m in models]
+    fits = [m.refit(REML=False) for m in models] if refit else list(models)
     order = sorted(range(len(fits)), key=lambda i: fits[i].n_params)
     rows = []
     prev = None
     for i in order:
         m = fits[i]
-        dev = -2.0 * float(m.logLik(REML=False))
+        dev = -2.0 * float(m.logLik())  # ML, or the REML criterion with refit=False
         row = {"npar": m.n_params, "AIC": m.AIC(), "BIC": m.BIC(),
                "logLik": float(m.logLik()), "deviance": dev,
                "Chisq": np.nan, "Df": np.nan, "Pr(>Chisq)": np.nan}

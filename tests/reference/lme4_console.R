@@ -40,6 +40,9 @@ prints <- list(
 m0 <- lmer(Reaction ~ Days + (1 | Subject), sleepstudy)
 m1 <- lmer(Reaction ~ Days + (1 | Subject), sleepstudy)
 anova_same <- capture.output(suppressMessages(print(anova(m0, m1))))
+# anova(refit = FALSE): REML fits compared as they are (random effects, same fixed part)
+m_slope <- lmer(Reaction ~ Days + (Days | Subject), sleepstudy)
+anova_reml <- capture.output(print(anova(m0, m_slope, refit = FALSE)))
 
 ref <- list(
   lme4_version = as.character(packageVersion("lme4")), R_version = R.version.string,
@@ -49,6 +52,6 @@ ref <- list(
     formula = "Reaction ~ Days + Reaction + Days:Reaction + (1 | Subject)",
     fixef_names = names(fixef(right$fit)), fixef = unname(fixef(right$fit)),
     REMLcrit = REMLcrit(right$fit), warnings = right$warnings),
-  print = prints, small = small, anova_same = anova_same)
+  print = prints, small = small, anova_same = anova_same, anova_reml = anova_reml)
 write_json(ref, "tests/reference/lme4_console.json", digits = NA, auto_unbox = TRUE,
            pretty = TRUE)

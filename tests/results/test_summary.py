@@ -149,3 +149,16 @@ def test_network_layers_wrap_before_an_arrow_at_80_columns():
     assert all(line.startswith(" " * 11 + "-> ") for line in lines[1:])
     assert " ".join(line.strip() for line in lines) == "layers: " + layers
     assert _arrow_lines("   layers: ", "MyNet()") == ["   layers: MyNet()"]
+
+
+def test_anova_without_refit_compares_reml_criteria():
+    """anova(m0, m1, refit = FALSE): the REML fits as they are, no warning; lme4's table."""
+    sleepstudy = lp.datasets.load("sleepstudy")
+    m0 = lp.lmer("Reaction ~ Days + (1 | Subject)", sleepstudy)
+    m_slope = lp.lmer("Reaction ~ Days + (Days | Subject)", sleepstudy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        text = str(lp.anova(m0, m_slope, refit=False)).splitlines()
+    assert text == read_reference("lme4_console.json")["anova_reml"]
+    with pytest.raises(lp.ModelError, match="refit must be True or False"):
+        lp.anova(m0, m_slope, refit="no")
