@@ -11,6 +11,8 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+import scipy.sparse.linalg  # noqa: F401 - sp.linalg
 import scipy.stats as st
 
 from ..design.model import make_unique
@@ -469,6 +471,52 @@ class LmerResult:
         if len(chosen) != len(keys):
             raise FormulaError(f"re_form {re_form!r} names random terms not in the model")
         return chosen
+
+    def getME(self, name: str):
+        """lme4's ``getME(m, name)``: the model's pieces by lme4's names — "X", "Z", "Zt",
+        "Lambda", "Lambdat", "theta" (named as lme4), "lower", "beta", "b", "u", "y", "mu",
+        "offset", "sigma", "is_REML", "n_rtrms", "cnms", "flist", "Gp", "p", "q", "n",
+        "RX", "glmer.nb.theta". Sparse matrices are scipy's."""
+        d, f = self.design, self.fit
+        lam = d.Lambda(f.theta) if d.random else None
+        pieces = {
+            "X": lambda: pd.DataFrame(f.X, columns=list(f.fixef_names), index=d.index),
+            "Z": lambda: d.Z, "Zt": lambda: d.Z.T.tocsr(),
+            "Lambda": lambda: lam, "Lambdat": lambda: lam.T.tocsr(),
+            "theta": lambda: pd.Series(f.theta, index=d.theta_names(), name="theta"),
+            "lower": lambda: pd.Series(d.theta_lower(), index=d.theta_names(), name="lower"),
+            "beta": lambda: f.solution.beta.copy(), "b": lambda: f.b.copy(),
+            "u": lambda: self._spherical(lam),
+            "y": lambda: np.asarray(f.y, dtype=np.float64).copy(),
+            "mu": lambda: self.fitted().to_numpy(), "offset": lambda: f.offset.copy(),
+            "sigma": lambda: self.sigma, "is_REML": lambda: self.REML,
+            "n_rtrms": lambda: len(d.random),
+            "cnms": lambda: dict(zip(make_unique([r.group for r in d.random]),
+                                     [list(r.names) for r in d.random])),
+            "flist": lambda: pd.DataFrame({r.group: pd.Categorical.from_codes(
+                r.codes, r.levels) for r in d.random if r.encoder is not None}, index=d.index),
+            "Gp": lambda: np.cumsum([0] + [r.n_columns for r in d.random]),
+            "p": lambda: f.X.shape[1], "q": lambda: d.Z.shape[1], "n": lambda: self.nobs,
+            "RX": lambda: f.solution.RX.copy(),
+            "glmer.nb.theta": lambda: self._nb_theta(),
+        }
+        if name not in pieces:
+            raise ModelError(f"getME() knows {', '.join(repr(k) for k in pieces)}; not "
+                             f"{name!r}")
+        return pieces[name]()
+
+    def _spherical(self, lam) -> np.ndarray:
+        """u with b = Λu (lme4's spherical random effects)."""
+        if self.fit.solution.u is not None:
+            return self.fit.solution.u.copy()
+        return sp.linalg.spsolve(lam.tocsc(), self.fit.b) if lam is not None else np.zeros(0)
+
+    def _nb_theta(self) -> float:
+        family = getattr(self, "family", None)
+        if family is None or family.family != "negative.binomial":
+            raise ModelError("getME(, 'glmer.nb.theta') needs a negative binomial fit "
+                             "(lp.glmer_nb)")
+        return family.theta
 
     # -- refitting ---------------------------------------------------------------------------
     def refit(self, newresp=None, *, REML: bool | None = None) -> LmerResult:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import lmerpy as lp
-from tests.conftest import read_reference
+from tests.conftest import as_list, read_reference
 
 REF = read_reference("lme4_fits.json")
 
@@ -220,3 +222,46 @@ def test_missing_rows_are_reported_and_fit_continues():
         m = lp.lmer("Reaction ~ Days + (1 | Subject)", data)
     assert m.nobs == 178
     assert len(m.fitted()) == 178
+
+
+STRUCTURES = read_reference("lme4_structures.json")["structures"]
+
+
+@pytest.mark.parametrize("ref", STRUCTURES, ids=[r["formula"] for r in STRUCTURES])
+def test_getme_is_lme4s(ref):
+    """getME(): Zt, Lambda, theta (with lme4's names), lower, cnms and X's columns of lme4's
+    own fits (tests/reference/lme4_structures.R); Λ at lmerpy's θ̂, within the optimisers'
+    tolerance of lme4's."""
+    import scipy.sparse as sp
+
+    def dense(t):
+        return sp.coo_matrix((t["x"], (t["i"], t["j"])), shape=tuple(t["dim"])).toarray()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = lp.lmer(ref["formula"], lp.datasets.load(ref["data"]))
+    np.testing.assert_array_equal(m.getME("Zt").toarray(), dense(ref["Zt"]))
+    theta = m.getME("theta")
+    assert list(theta.index) == as_list(ref["theta_names"])
+    # lme4 stops short on the quadratic random slopes (its θ̂ gives a REML criterion
+    # 0.006 above lmerpy's): the two θ̂ differ there by 0.02
+    tol = 3e-2 if "I(Days^2) |" in ref["formula"] else 2e-3
+    np.testing.assert_allclose(m.getME("Lambda").toarray(), dense(ref["Lambda"]), atol=tol)
+    np.testing.assert_allclose(theta, as_list(ref["theta"]), atol=tol)
+    lower = [-np.inf if v == "-Inf" else v for v in as_list(ref["lower"])]
+    np.testing.assert_array_equal(m.getME("lower"), lower)
+    assert m.getME("cnms") == {k: as_list(v) for k, v in ref["cnms"].items()}
+    assert list(m.getME("X").columns) == as_list(ref["X_colnames"])
+    # b = Λu, and Zb + Xβ are the fitted values
+    np.testing.assert_allclose(m.getME("Lambda") @ m.getME("u"), m.getME("b"), atol=1e-10)
+    np.testing.assert_allclose(m.getME("Z") @ m.getME("b") + m.getME("X").to_numpy()
+                               @ m.getME("beta"), m.fitted(), rtol=1e-10)
+    assert m.getME("Gp")[-1] == m.getME("q") == m.getME("Zt").shape[0]
+
+
+def test_getme_names_what_it_knows():
+    m = lp.lmer("Reaction ~ Days + (1 | Subject)", lp.datasets.load("sleepstudy"))
+    with pytest.raises(lp.ModelError, match="getME\\(\\) knows 'X', 'Z'.* not 'Ztlist'"):
+        m.getME("Ztlist")
+    with pytest.raises(lp.ModelError, match="needs a negative binomial fit"):
+        m.getME("glmer.nb.theta")
