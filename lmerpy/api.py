@@ -22,7 +22,7 @@ from .errors import DataError, FormulaError, ModelError, warn
 from .formula import Formula, parse
 from .formula.expand import is_bar
 from .formula.update import random_parts, update_formula
-from .results.anova import DeletionTable
+from .results.anova import DeletionTable, f_drop1
 from .results.glmer import GlmerResult
 from .results.model import LmerResult
 
@@ -253,12 +253,16 @@ def _own_arguments(model: LmerResult, text: str, same_data: bool) -> dict:
     return args
 
 
-def drop1(model: LmerResult, test: str = "none") -> DeletionTable:
+def drop1(model: LmerResult, test: str = "none", ddf: str | None = None) -> DeletionTable:
     """lme4's ``drop1(m, test = "Chisq")``: the model fitted by maximum likelihood without
     each fixed-effect term that no other term contains (R's ``drop.scope``), with its AIC,
-    and for ``test="Chisq"`` the likelihood-ratio test against the whole model's ML fit."""
+    and for ``test="Chisq"`` the likelihood-ratio test against the whole model's ML fit.
+    With ``ddf="Satterthwaite"`` or ``"Kenward-Roger"``, lmerTest's drop1: an F-test of
+    each such term in the model as fitted."""
     if not isinstance(model, LmerResult):
         raise ModelError(f"drop1() takes a fitted model, not {type(model).__name__}")
+    if ddf is not None:
+        return f_drop1(model, ddf)
     if test not in ("none", "Chisq"):
         raise ModelError(f"test must be 'none' or 'Chisq', not {test!r}")
     if model.torch_info is not None:

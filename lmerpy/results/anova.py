@@ -200,17 +200,9 @@ def single_anova(m: LmerResult, type: int | str = 3, ddf: str = "Satterthwaite")
     kind = {1: 1, 3: 3, "1": 1, "3": 3, "I": 1, "III": 3}.get(type)
     if kind is None:
         raise ModelError(f"type must be 3 or 1 ('III' or 'I'), not {type!r}")
-    if ddf not in ("Satterthwaite", "Kenward-Roger", "lme4"):
-        raise ModelError(f"ddf must be 'Satterthwaite', 'Kenward-Roger' or 'lme4', not "
-                         f"{ddf!r}")
-    if m.family is not None or m.torch_info is not None:
-        raise ModelError("anova() of one model tests the fixed effects of a linear mixed "
-                         "model fitted by the exact engine; compare GLMMs by anova(m0, m1)")
+    _check_fixed_tests(m, ddf, "anova() of one model")
     fit, encoder = m.fit, m.design.fixed_encoder
-    if list(fit.fixef_names) != list(encoder.names):
-        raise ModelError("anova() of one model needs a fixed part of full rank (this fit "
-                         "dropped aliased columns)")
-    X, beta, V = fit.X, fit.solution.beta, fit.beta_vcov()
+    X, beta = fit.X, fit.solution.beta
     columns, terms = encoder.term_of_column, [str(t) for t in encoder.terms.terms]
     if ddf == "lme4":  # lme4's anova.merMod: sequential sums of squares (R_X β)²
         ss = (fit.solution.RX @ beta) ** 2
@@ -235,16 +227,54 @@ def single_anova(m: LmerResult, type: int | str = 3, ddf: str = "Satterthwaite")
                                    complete_names, names_t)
             back = zapsmall(np.linalg.pinv(Xt) @ X, 7)
             contrasts = {t: L @ back for t, L in on_t.items()}
+    roman = "III" if kind == 3 else "I"
+    return FTable(f_tests(m, contrasts, ddf),
+                  f"Type {roman} Analysis of Variance Table with {ddf}'s method")
+
+
+def f_drop1(m: LmerResult, ddf: str = "Satterthwaite") -> DeletionTable:
+    """lmerTest's drop1(m): an F-test of each marginal term (one no other term contains),
+    its hypothesis the term's coefficients (sequential contrasts for a single term)."""
+    _check_fixed_tests(m, ddf, "drop1(ddf=...)", lme4=False)
+    encoder = m.design.fixed_encoder
+    columns, terms = encoder.term_of_column, list(encoder.terms.terms)
+    marginal = [str(t) for t in terms
+                if not any(set(t.factors) < set(o.factors) for o in terms)]
+    X = m.fit.X
+    if len(terms) <= 1 or X.shape[1] <= 1:
+        contrasts = type1_contrasts(X, columns, marginal)
+    else:
+        eye = np.eye(X.shape[1])
+        contrasts = {t: eye[[j for j, c in enumerate(columns) if c == t]] for t in marginal}
+    return DeletionTable(f_tests(m, contrasts, ddf), m.formula.deparsed,
+                         f"Single term deletions using {ddf}'s method:")
+
+
+def f_tests(m: LmerResult, contrasts: dict[str, np.ndarray], ddf: str) -> pd.DataFrame:
+    """lmerTest's contestMD of each term's hypothesis: Sum Sq, Mean Sq, NumDF, DenDF,
+    F value, Pr(>F) (Kenward-Roger's mean square from the unscaled F, as lmerTest)."""
+    beta, V = m.fit.solution.beta, m.fit.beta_vcov()
     rows = {}
-    for term in terms:
-        if ddf == "Kenward-Roger":  # lmerTest: the mean square from the unscaled F
-            F_unscaled, F, q, den = m._kenward_roger.f_test(contrasts[term], beta)
+    for term, L in contrasts.items():
+        if ddf == "Kenward-Roger":
+            F_unscaled, F, q, den = m._kenward_roger.f_test(L, beta)
         else:
-            F, q, den = m._varpar_derivatives.f_test(contrasts[term], beta, V)
+            F, q, den = m._varpar_derivatives.f_test(L, beta, V)
             F_unscaled = F
         ms = F_unscaled * m.sigma**2
         rows[term] = {"Sum Sq": ms * q, "Mean Sq": ms, "NumDF": q, "DenDF": den,
                       "F value": F, "Pr(>F)": float(st.f.sf(F, q, den)) if q else np.nan}
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    roman = "III" if kind == 3 else "I"
-    return FTable(table, f"Type {roman} Analysis of Variance Table with {ddf}'s method")
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _check_fixed_tests(m: LmerResult, ddf: str, what: str, lme4: bool = True) -> None:
+    allowed = ("Satterthwaite", "Kenward-Roger") + (("lme4",) if lme4 else ())
+    if ddf not in allowed:
+        raise ModelError(f"ddf must be {', '.join(repr(a) for a in allowed[:-1])} or "
+                         f"{allowed[-1]!r}, not {ddf!r}")
+    if m.family is not None or m.torch_info is not None:
+        raise ModelError(f"{what} tests the fixed effects of a linear mixed model fitted by "
+                         f"the exact engine; compare GLMMs by anova(m0, m1)")
+    if list(m.fit.fixef_names) != list(m.design.fixed_encoder.names):
+        raise ModelError(f"{what} needs a fixed part of full rank (this fit dropped aliased "
+                         f"columns)")

@@ -61,7 +61,9 @@ anovas <- lapply(anova_fits, function(call) {
        type3 = table_of(anova(fit)), type1 = table_of(anova(fit, type = 1)),
        lme4 = table_of(lme4:::anova.merMod(fit)),
        type3_kr = table_of(anova(fit, ddf = "Kenward-Roger")),
-       type1_kr = table_of(anova(fit, type = 1, ddf = "Kenward-Roger")))
+       type1_kr = table_of(anova(fit, type = 1, ddf = "Kenward-Roger")),
+       drop1 = table_of(drop1(fit)),
+       drop1_kr = table_of(drop1(fit, ddf = "Kenward-Roger")))
 })
 
 # summary(m, ddf = "Kenward-Roger"): pbkrtest's adjusted covariance and df (REML fits)

@@ -22,8 +22,12 @@ FITS = {"factors": ("y ~ A * B + x + (1 | g)", DATA),
         "sleep": ("Reaction ~ Days + (Days | Subject)", "sleepstudy"),
         "ordered": ("y ~ O * B + x + (1 | g)", DATA),
         "sum_coded": ("y ~ C(A, contr.sum) * x + (1 | g)", DATA)}
-KINDS = {"type3": {}, "type1": {"type": 1}, "lme4": {"ddf": "lme4"},
-         "type3_kr": {"ddf": "Kenward-Roger"}, "type1_kr": {"type": 1, "ddf": "Kenward-Roger"}}
+KINDS = {"type3": (lp.anova, {}), "type1": (lp.anova, {"type": 1}),
+         "lme4": (lp.anova, {"ddf": "lme4"}),
+         "type3_kr": (lp.anova, {"ddf": "Kenward-Roger"}),
+         "type1_kr": (lp.anova, {"type": 1, "ddf": "Kenward-Roger"}),
+         "drop1": (lp.drop1, {"ddf": "Satterthwaite"}),
+         "drop1_kr": (lp.drop1, {"ddf": "Kenward-Roger"})}
 
 
 def _fit(key):
@@ -34,8 +38,11 @@ def _fit(key):
 @pytest.mark.parametrize("key", list(FITS))
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_single_model_anova_is_lmertests(key, kind):
+    """anova(m) (types III and I, Satterthwaite's and Kenward-Roger's df), lme4's anova(m),
+    and lmerTest's drop1(m): numbers and printed tables."""
     ref = REF["anovas"][key][kind]
-    a = lp.anova(_fit(key), **KINDS[kind])
+    test, options = KINDS[kind]
+    a = test(_fit(key), **options)
     assert list(a.table.index) == as_list(ref["rows"])
     for column, values in ref["columns"].items():
         np.testing.assert_allclose(a.table[column].to_numpy(dtype=float),
