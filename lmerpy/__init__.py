@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import datasets, plot
-from .api import drop1, glmer, glmer_nb, lmer, ranova, update
+from .api import drop1, glmer, glmer_nb, lmer, ranova, step, update
 from .design import ModelDesign, design
 from .engines.exact import (
     ConvergenceWarning,
@@ -30,5 +30,5 @@ __all__ = ["DataError", "Formula", "FormulaError", "LmerpyError", "ModelError", 
            "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "TorchControl",
            "TrainingWarning", "__version__", "glmer", "GlmerResult", "GlmerControl", "Family",
            "binomial", "poisson", "SeparationWarning", "load", "ModelFileError", "plot",
-           "ProfileWarning", "update", "drop1", "ranova", "glmer_nb",
+           "ProfileWarning", "update", "drop1", "ranova", "step", "glmer_nb",
            "negative_binomial"]

@@ -15,14 +15,14 @@ from .design import design as make_design
 from .engines.exact import LmerControl, fit_lmer, fixed_only_loglik
 from .engines.family import Family, make_family, negative_binomial, theta_ml
 from .engines.glmm import GlmerControl, fit_glmer
-from .engines.options import require_flag
+from .engines.options import require_flag, require_probability
 from .engines.torch_control import TorchControl
 from .engines.torch_engine import fit_torch
 from .errors import DataError, FormulaError, ModelError, warn
 from .formula import Formula, parse
 from .formula.expand import is_bar
 from .formula.update import random_parts, update_formula
-from .results.anova import DeletionTable, f_drop1
+from .results.anova import DeletionTable, StepResult, f_drop1
 from .results.glmer import GlmerResult
 from .results.model import LmerResult
 
@@ -302,10 +302,10 @@ def ranova(model: LmerResult, reduce_terms: bool = True) -> DeletionTable:
     fixed, terms = random_parts(model.formula)
     full = parse(update_formula(model.formula, "~ " + " + ".join(
         [fixed] + [str(t) for t in terms])))
-    rows = {"<none>": _loglik_row(model)}
+    rows, formulas = {"<none>": _loglik_row(model)}, {}
     for term in terms:
         for label, change in _reductions(term, reduce_terms):
-            text = update_formula(full, f". ~ . - {term}{change}")
+            formulas[label] = text = update_formula(full, f". ~ . - {term}{change}")
             rows[label] = _loglik_row(update(model, text) if parse(text).is_mixed else None,
                                       model)
     table = pd.DataFrame.from_dict(rows, orient="index", columns=["npar", "logLik"])
@@ -317,7 +317,53 @@ def ranova(model: LmerResult, reduce_terms: bool = True) -> DeletionTable:
     table["Pr(>Chisq)"] = [float(st.chi2.sf(x, k)) if k > 0 else np.nan
                            for x, k in zip(table.LRT, table.Df)]
     return DeletionTable(table, full.as_written,
-                         "ANOVA-like table for random-effects: Single term deletions")
+                         "ANOVA-like table for random-effects: Single term deletions",
+                         formulas)
+
+
+def step(model: LmerResult, ddf: str = "Satterthwaite", alpha_random: float = 0.1,
+         alpha_fixed: float = 0.05, reduce_random: bool = True, reduce_fixed: bool = True,
+         keep: tuple[str, ...] = ()) -> StepResult:
+    """lmerTest's ``step(m)``: backward elimination, first of the random-effect terms by
+    ranova (the least significant above ``alpha_random`` reduced or removed, until none
+    is), then of the marginal fixed-effect terms by drop1's F-tests (above
+    ``alpha_fixed``; ``keep`` names terms never removed). ``.model`` is the model found.
+    A model without random terms is a linear model, which lmerpy does not fit: the last
+    random term is kept, with a warning, where lmerTest would remove it."""
+    require_probability("alpha_random", alpha_random, "0.1")
+    require_probability("alpha_fixed", alpha_fixed, "0.05")
+    alpha_random = alpha_random if reduce_random else 1.0
+    alpha_fixed = alpha_fixed if reduce_fixed else 1.0
+    fit, ran = model, ranova(model)
+    random_rows = [ran.table.iloc[[0]]]
+    while True:
+        p = ran.table["Pr(>Chisq)"].iloc[1:]
+        if not (p > alpha_random).any():
+            break
+        label = p.idxmax()
+        if not parse(ran.formulas[label]).is_mixed:
+            warn(f"step(): {label} (p = {p[label]:.4g}) would leave no random term; lmerpy "
+                 f"fits no linear model, so it stays")
+            break
+        random_rows.append(ran.table.loc[[label]])
+        fit = update(fit, ran.formulas[label])
+        ran = ranova(fit)
+    random = pd.concat(random_rows + [ran.table.iloc[1:]])
+    random.insert(0, "Eliminated", [np.nan, *range(1, len(random_rows)),
+                                    *[0] * (len(ran.table) - 1)])
+    aov = drop1(fit, ddf=ddf).table
+    fixed_rows = []
+    while True:
+        p = aov["Pr(>F)"].drop([t for t in keep if t in aov.index])
+        if not (p > alpha_fixed).any():
+            break
+        term = p.idxmax()
+        fixed_rows.append(aov.loc[[term]])
+        fit = update(fit, f". ~ . - {term}")
+        aov = drop1(fit, ddf=ddf).table
+    fixed = pd.concat(fixed_rows + [aov]) if fixed_rows else aov.copy()
+    fixed.insert(0, "Eliminated", [*range(1, len(fixed_rows) + 1), *[0] * len(aov)])
+    return StepResult(random, fixed, fit, ddf)
 
 
 def _reductions(term, reduce_terms: bool) -> list[tuple[str, str]]:

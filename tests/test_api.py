@@ -275,3 +275,40 @@ def test_negative_binomial_fit_saves_and_simulates(tmp_path):
     np.testing.assert_allclose(sims.mean(), mu.mean(), rtol=0.03)
     np.testing.assert_allclose(sims.var(axis=1).mean(),
                                (mu + mu**2 / m.family.theta).mean(), rtol=0.06)
+
+
+def test_step_is_lmertests():
+    """Backward elimination as lmerTest's step(): (1 | h) then A:B and B removed; its two
+    tables and the model found, line for line; the model is the direct fit of that formula."""
+    ref = read_reference("lmertest.json")
+    data = pd.DataFrame(ref["anova_data"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s = lp.step(lp.lmer("y ~ A * B + x + (1 | g) + (1 | h)", data))
+    assert str(s).splitlines() == ref["step"]["lines"]
+    assert s.model.formula.deparsed == ref["step"]["formula"]
+    direct = lp.lmer(ref["step"]["formula"], data)
+    assert s.model.REMLcrit() == pytest.approx(direct.REMLcrit(), abs=1e-6)
+    assert list(s.fixed.index) == ["A:B", "B", "A", "x"]
+    # keep= holds a term (A:B, and so A and B, which it contains); without a random
+    # reduction nothing random is removed: the model as it was
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kept = lp.step(lp.lmer("y ~ A * B + x + (1 | g) + (1 | h)", data), keep=("A:B",),
+                       reduce_random=False)
+    assert kept.model.formula.deparsed == "y ~ A * B + x + (1 | g) + (1 | h)"
+    assert list(kept.random.Eliminated.iloc[1:]) == [0, 0]
+    assert list(kept.fixed.index) == ["x", "A:B"] and (kept.fixed.Eliminated == 0).all()
+
+
+def test_step_keeps_the_last_random_term_with_a_warning():
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"x": rng.normal(size=120), "g": np.repeat(np.arange(12), 10).astype(str)})
+    df["y"] = df.x + rng.normal(size=120)  # no group effect
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", lp.SingularFitWarning)
+        with pytest.warns(UserWarning, match="would leave no random term"):
+            s = lp.step(lp.lmer("y ~ x + (1 | g)", df))
+    assert s.model.formula.deparsed == "y ~ x + (1 | g)"
+    with pytest.raises(lp.ModelError, match="alpha_fixed must be a probability"):
+        lp.step(s.model, alpha_fixed=5)

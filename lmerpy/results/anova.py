@@ -121,15 +121,35 @@ class FTable:
         return f"<p>{self.heading}</p>" + self.table.to_html(na_rep="")
 
 
+class StepResult:
+    """lmerTest's step(m): the backward-reduced random-effect table, the fixed-effect table
+    and the model found (``.model``)."""
+
+    def __init__(self, random: pd.DataFrame, fixed: pd.DataFrame, model: LmerResult,
+                 ddf: str):
+        self.random, self.fixed, self.model, self.ddf = random, fixed, model, ddf
+
+    def __str__(self) -> str:
+        lines = anova_lines(self.random, ["Backward reduced random-effect table:", ""])
+        lines += [""] + anova_lines(self.fixed, ["Backward reduced fixed-effect table:",
+                                                 f"Degrees of freedom method: {self.ddf} ",
+                                                 ""])
+        return "\n".join(lines + ["", "Model found:", self.model.formula.deparsed])
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 class DeletionTable:
     """drop1()'s or ranova()'s table of single-term deletions (a DataFrame in ``.table``, a
     row per term and ``<none>`` for the model) and R's printed form."""
 
     def __init__(self, table: pd.DataFrame, formula: str,
-                 title: str = "Single term deletions"):
+                 title: str = "Single term deletions", formulas: dict | None = None):
         self.table = table
         self.formula = formula
         self.title = title
+        self.formulas = formulas or {}  # ranova: each row's reduced model
 
     def __str__(self) -> str:
         return "\n".join(anova_lines(self.table, [self.title, "", "Model:", self.formula]))

@@ -42,6 +42,7 @@ fac$y <- round(1 + 0.5 * (fac$A == "a2") - 0.3 * (fac$B == "b2") + 0.4 * fac$x +
                0.3 * (fac$A == "a3") * fac$x + rnorm(12)[fac$g] + rnorm(144), 3)
 fac$L <- fac$x > 0
 fac$O <- factor(fac$A, ordered = TRUE)  # contr.poly
+fac$h <- factor(rep(1:8, 18))  # a grouping factor without an effect (step() removes it)
 table_of <- function(a) {
   list(lines = capture.output(print(a)), rows = rownames(a),
        columns = lapply(as.list(a), function(v) ifelse(is.na(v), NA, v)))
@@ -81,6 +82,12 @@ kenward_roger <- lapply(kr_fits, function(call) {
        summary = capture.output(print(s)))
 })
 
+# step(m): backward elimination of random, then fixed terms
+stepped <- suppressMessages(suppressWarnings(
+  step(lmer(y ~ A * B + x + (1 | g) + (1 | h), fac))))
+step_out <- list(lines = capture.output(print(stepped)),
+                 formula = paste(deparse(formula(get_model(stepped))), collapse = " "))
+
 # ranova(m): likelihood-ratio tests of the random-effect terms (a term reduced or removed;
 # the last one removed leaves lm())
 ranova_fits <- list(
@@ -99,7 +106,7 @@ out <- list(lmerTest_version = as.character(packageVersion("lmerTest")),
             lme4_version = as.character(packageVersion("lme4")),
             fits = lapply(fits, describe),
             anova_data = fac, anovas = anovas, ranovas = ranovas,
-            kenward_roger = kenward_roger,
+            kenward_roger = kenward_roger, step = step_out,
             contrast = list(L = c(1, 5), estimate = day5$Estimate, se = day5[["Std. Error"]],
                             df = day5$df, t = day5[["t value"]], p = day5[["Pr(>|t|)"]]))
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = FALSE),
