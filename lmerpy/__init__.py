@@ -19,7 +19,7 @@ from .engines.torch_engine import TrainingWarning
 from .errors import DataError, FormulaError, LmerpyError, ModelError
 from .formula import Formula, parse
 from .io import ModelFileError, load
-from .results.anova import anova
+from .results.anova import anova, contest
 from .results.glmer import GlmerResult
 from .results.model import LmerResult
 
@@ -30,5 +30,5 @@ __all__ = ["DataError", "Formula", "FormulaError", "LmerpyError", "ModelError", 
            "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "TorchControl",
            "TrainingWarning", "__version__", "glmer", "GlmerResult", "GlmerControl", "Family",
            "binomial", "poisson", "SeparationWarning", "load", "ModelFileError", "plot",
-           "ProfileWarning", "update", "drop1", "ranova", "step", "glmer_nb",
+           "ProfileWarning", "update", "drop1", "ranova", "step", "contest", "glmer_nb",
            "negative_binomial"]

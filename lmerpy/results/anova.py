@@ -8,7 +8,7 @@ import pandas as pd
 import scipy.stats as st
 
 from ..caller import caller_name
-from ..engines.options import require_flag
+from ..engines.options import require_flag, require_probability
 from ..errors import ModelError, warn
 from .contrasts import type1_contrasts, type3_contrasts
 from .model import LmerResult
@@ -298,3 +298,31 @@ def _check_fixed_tests(m: LmerResult, ddf: str, what: str, lme4: bool = True) ->
     if list(m.fit.fixef_names) != list(m.design.fixed_encoder.names):
         raise ModelError(f"{what} needs a fixed part of full rank (this fit dropped aliased "
                          f"columns)")
+
+
+def contest(m: LmerResult, L, joint: bool = True, ddf: str = "Satterthwaite",
+            level: float = 0.95) -> pd.DataFrame:
+    """lmerTest's ``contest(m, L)``: the F-test of Lβ = 0 (``joint=True``), or a t-test of
+    each row's ℓ'β with its confidence interval (``joint=False``), on Satterthwaite's or
+    Kenward-Roger's degrees of freedom."""
+    _check_fixed_tests(m, ddf, "contest()", lme4=False)
+    require_flag("joint", joint)
+    require_probability("level", level, "0.95")
+    p = len(m.fixef_names)
+    L = np.atleast_2d(np.asarray(L, dtype=np.float64))
+    if L.shape[1] != p:
+        raise ModelError(f"L must have {p} columns (one per fixed effect), not {L.shape[1]}")
+    if joint:
+        return f_tests(m, {"1": L}, ddf).set_index(pd.Index(["1"]))
+    beta = m.fit.solution.beta
+    if ddf == "Kenward-Roger":
+        V, df = m.kenward_roger(L)
+    else:
+        V, df = m.fit.beta_vcov(), m.satterthwaite_df(L)
+    est = L @ beta
+    se = np.sqrt(np.einsum("ij,jk,ik->i", L, V, L))
+    t = st.t.ppf(0.5 + level / 2, df)
+    return pd.DataFrame({"Estimate": est, "Std. Error": se, "df": df, "t value": est / se,
+                         "lower": est - t * se, "upper": est + t * se,
+                         "Pr(>|t|)": 2 * st.t.sf(np.abs(est / se), df)},
+                        index=[str(i + 1) for i in range(len(L))])

@@ -171,3 +171,20 @@ def test_kenward_roger_refuses_ml_weights_and_large_models(monkeypatch):
     monkeypatch.setattr(kenward_roger, "MAX_ROWS", 100)
     with pytest.raises(lp.ModelError, match="180 observations \\(at most 100\\)"):
         lp.lmer("Reaction ~ Days + (1 | Subject)", sleep).kenward_roger()
+
+
+@pytest.mark.parametrize("name, L, options", [
+    ("joint", "L", {}), ("rows", "L", {"joint": False}),
+    ("joint_kr", "L", {"ddf": "Kenward-Roger"}),
+    ("rows_kr", "L", {"joint": False, "ddf": "Kenward-Roger"}),
+    ("day5_rows", "day5", {"joint": False})])
+def test_contest_is_lmertests(name, L, options):
+    """lmerTest's contest(m, L): the joint F-test, or each row's t-test and 95% interval."""
+    c = REF["contests"]
+    m = lp.lmer("Reaction ~ Days + I(Days^2) + (Days | Subject)", lp.datasets.load("sleepstudy"))
+    got = lp.contest(m, c[L], **options)
+    for column, want in c[name].items():
+        ours, theirs = got[column].to_numpy(dtype=float), np.array(as_list(want), dtype=float)
+        if column.startswith("Pr("):  # a p-value of 1e-17: compared on the log scale
+            ours, theirs = np.log(ours), np.log(theirs)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, err_msg=column)  # θ̂: lme4's ± 1e-6

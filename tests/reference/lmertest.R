@@ -82,6 +82,17 @@ kenward_roger <- lapply(kr_fits, function(call) {
        summary = capture.output(print(s)))
 })
 
+# contest(m, L): joint F-tests and row-wise t-tests with confidence intervals
+quad <- lmer(Reaction ~ Days + I(Days^2) + (Days | Subject), sleepstudy)
+L2 <- rbind(c(0, 1, 0), c(0, 0, 1))
+as_cols <- function(d) lapply(as.list(d), function(v) unname(v))
+contests <- list(
+  L = L2, day5 = c(1, 5, 25),
+  joint = as_cols(contest(quad, L2)), rows = as_cols(contest(quad, L2, joint = FALSE)),
+  joint_kr = as_cols(contest(quad, L2, ddf = "Kenward-Roger")),
+  rows_kr = as_cols(contest(quad, L2, joint = FALSE, ddf = "Kenward-Roger")),
+  day5_rows = as_cols(contest(quad, c(1, 5, 25), joint = FALSE)))
+
 # step(m): backward elimination of random, then fixed terms
 stepped <- suppressMessages(suppressWarnings(
   step(lmer(y ~ A * B + x + (1 | g) + (1 | h), fac))))
@@ -106,7 +117,7 @@ out <- list(lmerTest_version = as.character(packageVersion("lmerTest")),
             lme4_version = as.character(packageVersion("lme4")),
             fits = lapply(fits, describe),
             anova_data = fac, anovas = anovas, ranovas = ranovas,
-            kenward_roger = kenward_roger, step = step_out,
+            kenward_roger = kenward_roger, step = step_out, contests = contests,
             contrast = list(L = c(1, 5), estimate = day5$Estimate, se = day5[["Std. Error"]],
                             df = day5$df, t = day5[["t value"]], p = day5[["Pr(>|t|)"]]))
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = FALSE),
