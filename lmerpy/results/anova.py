@@ -220,6 +220,8 @@ def single_anova(m: LmerResult, type: int | str = 3, ddf: str = "Satterthwaite")
     kind = {1: 1, 3: 3, "1": 1, "3": 3, "I": 1, "III": 3}.get(type)
     if kind is None:
         raise ModelError(f"type must be 3 or 1 ('III' or 'I'), not {type!r}")
+    if m.family is not None and m.torch_info is None:
+        ddf = "lme4"  # lmerTest's tests are for lmer fits; a glmer fit gets lme4's table
     _check_fixed_tests(m, ddf, "anova() of one model")
     fit, encoder = m.fit, m.design.fixed_encoder
     X, beta = fit.X, fit.solution.beta
@@ -231,7 +233,7 @@ def single_anova(m: LmerResult, type: int | str = 3, ddf: str = "Satterthwaite")
         table = pd.DataFrame({"npar": [r[1] for r in rows.values()],
                               "Sum Sq": [r[0] for r in rows.values()]}, index=list(rows))
         table["Mean Sq"] = table["Sum Sq"] / table["npar"]
-        table["F value"] = table["Mean Sq"] / m.sigma**2
+        table["F value"] = table["Mean Sq"] / m.sigma**2  # σ = 1 for a GLMM
         return FTable(table, "Analysis of Variance Table")
     if kind == 1 or len(terms) <= 1 or X.shape[1] <= 1:  # lmerTest: one term, type I
         contrasts = type1_contrasts(X, columns, terms)
@@ -292,7 +294,7 @@ def _check_fixed_tests(m: LmerResult, ddf: str, what: str, lme4: bool = True) ->
     if ddf not in allowed:
         raise ModelError(f"ddf must be {', '.join(repr(a) for a in allowed[:-1])} or "
                          f"{allowed[-1]!r}, not {ddf!r}")
-    if m.family is not None or m.torch_info is not None:
+    if m.torch_info is not None or (m.family is not None and ddf != "lme4"):
         raise ModelError(f"{what} tests the fixed effects of a linear mixed model fitted by "
                          f"the exact engine; compare GLMMs by anova(m0, m1)")
     if list(m.fit.fixef_names) != list(m.design.fixed_encoder.names):

@@ -67,6 +67,10 @@ anovas <- lapply(anova_fits, function(call) {
        drop1_kr = table_of(drop1(fit, ddf = "Kenward-Roger")))
 })
 
+# lme4's anova() of one glmer fit (σ = 1: F = the mean square)
+glmer_anova <- table_of(anova(glmer(cbind(incidence, size - incidence) ~ period + (1 | herd),
+                                    cbpp, binomial)))
+
 # summary(m, ddf = "Kenward-Roger"): pbkrtest's adjusted covariance and df (REML fits)
 kr_fits <- list(
   sleep_reml = quote(lmer(Reaction ~ Days + (Days | Subject), sleepstudy)),
@@ -118,6 +122,7 @@ out <- list(lmerTest_version = as.character(packageVersion("lmerTest")),
             fits = lapply(fits, describe),
             anova_data = fac, anovas = anovas, ranovas = ranovas,
             kenward_roger = kenward_roger, step = step_out, contests = contests,
+            glmer_anova = glmer_anova,
             contrast = list(L = c(1, 5), estimate = day5$Estimate, se = day5[["Std. Error"]],
                             df = day5$df, t = day5[["t value"]], p = day5[["Pr(>|t|)"]]))
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = FALSE),

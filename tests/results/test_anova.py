@@ -80,4 +80,18 @@ def test_single_model_anova_refuses_what_it_cannot_test():
     g = lp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
                  lp.datasets.load("cbpp"))
     with pytest.raises(lp.ModelError, match="compare GLMMs by anova\\(m0, m1\\)"):
-        lp.anova(g)
+        lp.drop1(g, ddf="Satterthwaite")
+
+
+def test_single_glmer_anova_is_lme4s():
+    """lme4's anova(g) of a glmer fit: (R_X β)² by term, σ = 1 (within the 1e-3 at which
+    lmerpy's glmer estimates meet lme4's, tests/engines/test_glmm.py)."""
+    ref = REF["glmer_anova"]
+    g = lp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                 lp.datasets.load("cbpp"))
+    a = lp.anova(g)
+    assert list(a.table.index) == as_list(ref["rows"])
+    for column, values in ref["columns"].items():
+        np.testing.assert_allclose(a.table[column].to_numpy(dtype=float),
+                                   np.array(as_list(values), dtype=float), rtol=1e-3)
+    assert str(a).splitlines()[:2] == ref["lines"][:2]
