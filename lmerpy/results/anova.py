@@ -25,38 +25,9 @@ class AnovaTable:
         self.data_name = data_name
 
     def __str__(self) -> str:
-        t = self.table
-        lines = [f"Data: {self.data_name}", "Models:"]
-        lines += [f"{name}: {f}" for name, f in self.formulas.items()]
-        # R's print.anova -> printCoefmat(digits = 5): the criteria are zapsmall()ed, then
-        # formatted (which can round twice: BIC 1814.8505 -> 1814.85 -> "1814.8", as R);
-        # the χ² is rounded to 4 decimals, then formatted
-        cols = {"npar": [f"{int(v)}" for v in t["npar"]]}
-        for name in ("AIC", "BIC", "logLik", "deviance"):
-            cols[name] = format_numbers(zapsmall(t[name].to_numpy(), 5), 5)
-        chisq = t["Chisq"].to_numpy()
-        ok = np.isfinite(chisq)
-        cols["Chisq"] = [""] * len(t)
-        cols["Df"] = [""] * len(t)
-        cols["Pr(>Chisq)"] = [""] * len(t)
-        if ok.any():
-            for i, s in zip(np.flatnonzero(ok), format_numbers(np.round(chisq[ok], 4), 5)):
-                cols["Chisq"][i] = s
-            for i in np.flatnonzero(ok):
-                cols["Df"][i] = str(int(t["Df"].iloc[i]))
-            p = t["Pr(>Chisq)"].to_numpy()
-            has_p = ok & np.isfinite(p)  # no p-value for 0 degrees of freedom: blank, as R
-            for i, s in zip(np.flatnonzero(has_p), format_numbers(p[has_p], 4)):
-                cols["Pr(>Chisq)"][i] = s
-        marks = [stars(p) if np.isfinite(p) else "" for p in t["Pr(>Chisq)"]]
-        width = max(len(s) for s in marks) if any(marks) else 0
-        cells = [[cols[c][i] for c in cols] + ([marks[i].ljust(width)] if width else [])
-                 for i in range(len(t))]
-        header = list(cols) + ([" " * width] if width else [])
-        lines += print_matrix(cells, header, list(t.index), right=True)
-        if width:
-            lines += ["---", SIGNIF_LEGEND]
-        return "\n".join(lines)
+        heading = [f"Data: {self.data_name}", "Models:"]
+        heading += [f"{name}: {f}" for name, f in self.formulas.items()]
+        return "\n".join(anova_lines(self.table, heading))
 
     def __repr__(self) -> str:
         return str(self)
