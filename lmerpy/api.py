@@ -306,8 +306,8 @@ def ranova(model: LmerResult, reduce_terms: bool = True) -> DeletionTable:
     for term in terms:
         for label, change in _reductions(term, reduce_terms):
             formulas[label] = text = update_formula(full, f". ~ . - {term}{change}")
-            rows[label] = _loglik_row(update(model, text) if parse(text).is_mixed else None,
-                                      model)
+            rows[label] = _loglik_row(update(model, text)) if parse(text).is_mixed \
+                else _linear_model_row(model)
     table = pd.DataFrame.from_dict(rows, orient="index", columns=["npar", "logLik"])
     table["AIC"] = -2 * table.logLik + 2 * table.npar
     lrt = 2 * (table.logLik.iloc[0] - table.logLik)
@@ -384,9 +384,12 @@ def _reductions(term, reduce_terms: bool) -> list[tuple[str, str]]:
     return out
 
 
-def _loglik_row(fit: LmerResult | None, model: LmerResult | None = None) -> list[float]:
-    """npar and logLik of a fit, or (``fit`` None) of ``model``'s fixed part alone."""
-    if fit is not None:
-        return [fit.n_params, float(fit.logLik())]
+def _loglik_row(fit: LmerResult) -> list[float]:
+    """npar and logLik (REML or ML, as the fit) of a mixed model."""
+    return [fit.n_params, float(fit.logLik())]
+
+
+def _linear_model_row(model: LmerResult) -> list[float]:
+    """npar and logLik of ``model``'s fixed part alone (R's logLik(lm(...)))."""
     f = model.fit
     return [f.X.shape[1] + 1, fixed_only_loglik(f.X, f.y, f.offset, f.weights, model.REML)]
