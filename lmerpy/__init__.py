@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import datasets, plot
-from .api import drop1, glmer, glmer_nb, lmer, ranova, step, update
+from .api import glmer, glmer_nb, lmer
 from .design import ModelDesign, design
 from .engines.exact import (
     ConvergenceWarning,
@@ -22,6 +22,7 @@ from .io import ModelFileError, load
 from .results.anova import anova, contest
 from .results.glmer import GlmerResult
 from .results.model import LmerResult
+from .updates import drop1, ranova, step, update
 
 __version__ = "0.1.0"
 
