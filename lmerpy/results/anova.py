@@ -12,8 +12,7 @@ from ..engines.options import require_flag, require_probability
 from ..errors import ModelError, warn
 from .contrasts import type1_contrasts, type3_contrasts
 from .model import LmerResult
-from .rformat import format_numbers, format_pval, print_matrix, zapsmall
-from .summary import SIGNIF_LEGEND, stars
+from .rformat import print_coefmat, zapsmall
 
 
 class AnovaTable:
@@ -37,41 +36,13 @@ class AnovaTable:
 
 
 def anova_lines(t: pd.DataFrame, heading: list[str]) -> list[str]:
-    """R's print.anova -> printCoefmat(digits = 5): a last column named ``Pr(...)`` is the
-    p-value (format.pval, 4 digits, with stars where one is below 0.1); columns named
-    ``... value``, ``F`` or ``Chisq`` are test statistics (rounded to 4 decimals, then
-    formatted); the others are zapsmall()ed (but ``...Df``) and formatted each in common;
-    a missing value prints blank."""
-    names = list(t.columns)
-    has_p = names[-1].startswith("Pr(")
-    cols: dict[str, list[str]] = {}
-    for name in names[:-1] if has_p else names:
-        values = t[name].to_numpy(dtype=np.float64)
-        ok = np.isfinite(values)
-        if name.endswith(" value") or name in ("F", "Cp", "Chisq"):
-            shown = np.round(values[ok], 4)
-        else:
-            shown = values[ok] if name.endswith("Df") else zapsmall(values[ok], 5)
-        cols[name] = [""] * len(t)
-        for i, text in zip(np.flatnonzero(ok), format_numbers(shown, 5)):
-            cols[name][i] = text
-    marks: list[str] = []
-    if has_p:
-        p = t[names[-1]].to_numpy(dtype=np.float64)
-        ok = np.isfinite(p)
-        cols[names[-1]] = [""] * len(t)
-        for i, text in zip(np.flatnonzero(ok), format_pval(p[ok], 4)):
-            cols[names[-1]][i] = text
-        if (p[ok] < 0.1).any():
-            marks = [stars(v) if np.isfinite(v) else "" for v in p]
-    width = max(len(m) for m in marks) if marks else 0
-    cells = [[cols[c][i] for c in cols] + ([marks[i].ljust(width)] if marks else [])
-             for i in range(len(t))]
-    header = list(cols) + ([" " * width] if marks else [])
-    lines = list(heading) + print_matrix(cells, header, list(t.index), right=True, width=80)
-    if marks:
-        lines += ["---", SIGNIF_LEGEND]
-    return lines
+    """R's print.anova: printCoefmat(digits = 5) with no coefficient columns, the test
+    statistics those named ``... value``, ``F``, ``Cp`` or ``Chisq``, every other column
+    but a ``...Df`` zapsmall()ed; wide tables wrap at 80 columns, as R's print does."""
+    names = [c for c in t.columns if not c.startswith("Pr(")]
+    tst = tuple(c for c in names if c[1:7] == " value" or c in ("F", "Cp", "Chisq"))
+    zap = tuple(c for c in names if c not in tst and not c.endswith("Df"))
+    return list(heading) + print_coefmat(t, 5, tst=tst, zap=zap, width=80)
 
 
 class FTable:

@@ -235,3 +235,73 @@ def print_named(values: list[str], names: list[str], gap: int = 1, width: int = 
         lines.append("".join(n.rjust(w) + " " * gap for n in names[start:start + per_line]))
         lines.append("".join(v.rjust(w) + " " * gap for v in values[start:start + per_line]))
     return lines
+
+
+SIGNIF_LEGEND = "Signif. codes:  0 ‘***’ 0.001 ‘**’ 0.01 ‘*’ 0.05 ‘.’ 0.1 ‘ ’ 1"
+
+
+def stars(p: float) -> str:
+    """R's symnum() significance stars."""
+    for cut, mark in ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, ".")):
+        if p < cut:
+            return mark
+    return " "
+
+
+def print_coefmat(table, digits: int, cs: tuple = (), tst: tuple = (), zap: tuple = (),
+                  width: int | None = None) -> list[str]:
+    """R's printCoefmat (stats/R/lm.R) of a DataFrame whose last column, if named
+    ``Pr(...)``, holds p-values: the ``cs`` columns (coefficients and standard errors)
+    rounded together to digits − (digits before the point of the smallest) and formatted in
+    common; the test statistics ``tst`` rounded to dig.tst = digits − 1 decimals, then
+    formatted; ``zap`` columns zapsmall()ed; every other column formatted on its own; a
+    non-zero value shown as 0 formatted again with digits − 1 (R's not.both.0); p-values
+    by format.pval(dig.tst) with stars and their legend where one is below 0.1; missing
+    values blank."""
+    names, rows = list(table.columns), list(table.index)
+    has_p = bool(names) and names[-1].startswith("Pr(")
+    dig_tst = max(1, min(5, digits - 1))
+    X = table.to_numpy(dtype=np.float64)
+    ok = np.isfinite(X)
+    cells = np.full(X.shape, "", dtype=object)
+    X = X.copy()
+    for j in (names.index(c) for c in zap):
+        X[ok[:, j], j] = zapsmall(X[ok[:, j], j], digits)
+    cs_j = [names.index(c) for c in cs]
+    if cs_j:
+        block = X[:, cs_j]
+        acs = np.abs(block[np.isfinite(block)])
+        acs = acs[acs != 0]
+        dec = int(max(1, *(digits - (1 + np.floor(np.log10([acs.min(), acs.max()])))))) \
+            if len(acs) else digits
+        good = np.isfinite(block)
+        texts = iter(format_numbers(r_round(block[good], dec), digits))
+        for i, j in zip(*np.nonzero(good)):
+            cells[i, cs_j[j]] = next(texts)
+    tst_j = [names.index(c) for c in tst]
+    for j in tst_j:
+        for i, text in zip(np.flatnonzero(ok[:, j]), format_numbers(r_round(X[ok[:, j], j],
+                                                                            dig_tst), digits)):
+            cells[i, j] = text
+    last = len(names) - 1 if has_p else len(names)
+    for j in (j for j in range(last) if j not in cs_j and j not in tst_j):
+        for i, text in zip(np.flatnonzero(ok[:, j]), format_numbers(X[ok[:, j], j], digits)):
+            cells[i, j] = text
+    for j in (j for j in range(last) if j not in tst_j):  # not.both.0
+        for i in np.flatnonzero(ok[:, j]):
+            if X[i, j] != 0 and float(cells[i, j]) == 0:
+                cells[i, j] = format_numbers([X[i, j]], max(1, digits - 1))[0]
+    header, legend = list(names), []
+    if has_p:
+        p = X[:, -1]
+        good = np.isfinite(p)
+        for i, text in zip(np.flatnonzero(good), format_pval(p[good], dig_tst)):
+            cells[i, -1] = text
+        if (p[good] < 0.1).any():
+            marks = [stars(v) if np.isfinite(v) else "" for v in p]
+            w = max(len(m) for m in marks)
+            cells = np.column_stack([cells, [m.ljust(w) for m in marks]])
+            header.append(" " * w)
+            legend = ["---", SIGNIF_LEGEND]
+    return print_matrix([list(r) for r in cells], header, rows, right=True,
+                        width=width) + legend

@@ -14,6 +14,7 @@ from .rformat import (
     cat_number,
     format_numbers,
     format_pval,
+    print_coefmat,
     print_matrix,
     print_named,
     r_round,
@@ -27,63 +28,21 @@ SUMMARY_DIGITS = 4  # lme4: max(3, getOption("digits") - 3)
 COR_MAX = 12        # lme4.summary.cor.max
 
 
-SIGNIF_LEGEND = "Signif. codes:  0 ‘***’ 0.001 ‘**’ 0.01 ‘*’ 0.05 ‘.’ 0.1 ‘ ’ 1"
-
-
-def stars(p: float) -> str:
-    """R's symnum() significance stars."""
-    for cut, mark in ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, ".")):
-        if p < cut:
-            return mark
-    return " "
-
-
 def coef_table_lines(names: list[str], est: np.ndarray, se: np.ndarray, stat: np.ndarray,
                      stat_name: str = "t value", digits: int = SUMMARY_DIGITS,
                      pvalues: np.ndarray | None = None,
                      df: np.ndarray | None = None) -> list[str]:
     """R's printCoefmat() for Estimate, Std. Error, (lmerTest's) df, a test statistic and,
-    when given, p-values with significance stars and their legend. The df column is one of
-    printCoefmat's coefficient columns, formatted with the estimates in common."""
-    coef_se = np.column_stack([est, se] + ([df] if df is not None else []))
-    k = coef_se.shape[1]
-    acs = np.abs(coef_se[np.isfinite(coef_se)])
-    acs = acs[acs != 0]
-    if len(acs):
-        digmin = 1 + np.floor(np.log10([acs.min(), acs.max()]))
-        dec = int(max(1, *(digits - digmin)))
-    else:
-        dec = digits
-    cs = format_numbers(r_round(coef_se, dec).ravel(), digits)
-    cs = np.array(cs, dtype=object).reshape(-1, k)
-    # values that are not 0 but print as 0 get more digits (printCoefmat's not.both.0)
-    flat = coef_se.ravel()
-    shown = cs.ravel()
-    redo = [i for i in range(len(flat)) if flat[i] != 0 and float(shown[i]) == 0]
-    if redo:
-        again = format_numbers(flat[redo], max(1, digits - 1))
-        for i, text in zip(redo, again):
-            shown[i] = text
-        cs = shown.reshape(-1, k)
-    dig_tst = max(1, min(5, digits - 1))
-    ts = format_numbers(r_round(stat, dig_tst), digits)
-    cells = [[*cs[i], ts[i]] for i in range(len(names))]
-    header = ["Estimate", "Std. Error"] + (["df"] if df is not None else []) + [stat_name]
-    if pvalues is None:
-        return print_matrix(cells, header, names, right=True)
-    pname = "Pr(>|z|)" if stat_name.startswith("z") else "Pr(>|t|)"
-    for row, text in zip(cells, format_pval(pvalues, dig_tst)):
-        row.append(text)
-    header.append(pname)
-    legend: list[str] = []
-    if np.any(np.asarray(pvalues) < 0.1):
-        marks = [stars(p) for p in pvalues]
-        width = max(len(m) for m in marks)
-        for row, mark in zip(cells, marks):
-            row.append(mark.ljust(width))
-        header.append("")
-        legend = ["---", SIGNIF_LEGEND]
-    return print_matrix(cells, header, names, right=True) + legend
+    when given, p-values: the df column is one of printCoefmat's coefficient columns,
+    formatted with the estimates in common."""
+    cols = {"Estimate": est, "Std. Error": se}
+    if df is not None:
+        cols["df"] = df
+    cols[stat_name] = stat
+    if pvalues is not None:
+        cols["Pr(>|z|)" if stat_name.startswith("z") else "Pr(>|t|)"] = pvalues
+    cs = ("Estimate", "Std. Error") + (("df",) if df is not None else ())
+    return print_coefmat(pd.DataFrame(cols, index=names), digits, cs=cs, tst=(stat_name,))
 
 
 def correlation_lines(names: list[str], corr: np.ndarray) -> list[str]:
