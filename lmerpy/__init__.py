@@ -21,6 +21,7 @@ from .formula import Formula, parse
 from .io import ModelFileError, load
 from .results.anova import anova, contest
 from .results.glmer import GlmerResult
+from .results.ls_means import ls_means
 from .results.model import LmerResult
 from .updates import drop1, ranova, step, update
 
@@ -31,5 +32,6 @@ __all__ = ["DataError", "Formula", "FormulaError", "LmerpyError", "ModelError", 
            "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "TorchControl",
            "TrainingWarning", "__version__", "glmer", "GlmerResult", "GlmerControl", "Family",
            "binomial", "poisson", "SeparationWarning", "load", "ModelFileError", "plot",
-           "ProfileWarning", "update", "drop1", "ranova", "step", "contest", "glmer_nb",
+           "ProfileWarning", "update", "drop1", "ranova", "step", "contest", "ls_means",
+           "glmer_nb",
            "negative_binomial"]

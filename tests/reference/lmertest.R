@@ -97,6 +97,18 @@ contests <- list(
   rows_kr = as_cols(contest(quad, L2, joint = FALSE, ddf = "Kenward-Roger")),
   day5_rows = as_cols(contest(quad, c(1, 5, 25), joint = FALSE)))
 
+# ls_means(m): least-squares means of the factor terms, and pairwise differences
+lsm_fit <- lmer(y ~ A * B + x + (1 | g), fac)
+lsm_quad <- lmer(y ~ A * x + I(x^2) + (1 | g), fac)
+lsm_table <- function(x) c(list(rows = rownames(x), lines = capture.output(print(x))),
+                           as_cols(x[, c("Estimate", "Std. Error", "df", "t value",
+                                         "lower", "upper", "Pr(>|t|)")]))
+ls_means_out <- list(
+  all = lsm_table(ls_means(lsm_fit)),
+  pairwise_A = lsm_table(ls_means(lsm_fit, which = "A", pairwise = TRUE)),
+  kr = lsm_table(ls_means(lsm_fit, ddf = "Kenward-Roger")),
+  transformed = lsm_table(suppressWarnings(ls_means(lsm_quad))))
+
 # step(m): backward elimination of random, then fixed terms
 stepped <- suppressMessages(suppressWarnings(
   step(lmer(y ~ A * B + x + (1 | g) + (1 | h), fac))))
@@ -122,7 +134,7 @@ out <- list(lmerTest_version = as.character(packageVersion("lmerTest")),
             fits = lapply(fits, describe),
             anova_data = fac, anovas = anovas, ranovas = ranovas,
             kenward_roger = kenward_roger, step = step_out, contests = contests,
-            glmer_anova = glmer_anova,
+            glmer_anova = glmer_anova, ls_means = ls_means_out,
             contrast = list(L = c(1, 5), estimate = day5$Estimate, se = day5[["Std. Error"]],
                             df = day5$df, t = day5[["t value"]], p = day5[["Pr(>|t|)"]]))
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = FALSE),
