@@ -6,6 +6,7 @@ Everything here reads an engine's fit; nothing re-parses strings or refits by it
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from functools import cached_property
 
@@ -406,6 +407,27 @@ class LmerResult:
         ys = simulate(self.fit, nsim, seed, bool(use_u))
         return pd.DataFrame(ys, index=self.design.index,
                             columns=[f"sim_{i + 1}" for i in range(nsim)])
+
+    def bootMer(self, FUN, nsim: int = 100, seed=None, use_u: bool = False) -> pd.DataFrame:
+        """lme4's ``bootMer(m, FUN, nsim)``: ``FUN`` of the model refitted (``refit``) to each
+        of ``nsim`` responses simulated from it, a row per replicate and a column per value
+        FUN returns (named by its index, if a Series); ``.attrs["t0"]`` is FUN of the model
+        itself, as boot's t0."""
+        if not callable(FUN):
+            raise ModelError(f"FUN must be a function of a fitted model, not "
+                             f"{type(FUN).__name__}")
+        value = FUN(self)
+        t0 = pd.Series(value) if np.ndim(value) else pd.Series([value])
+        sims = self.simulate(nsim, seed=seed, use_u=use_u)
+        rows = []
+        with warnings.catch_warnings():  # singular refits are expected among replicates
+            warnings.simplefilter("ignore")
+            for column in sims.columns:
+                rows.append(np.atleast_1d(np.asarray(FUN(self.refit(sims[column])),
+                                                     dtype=np.float64)))
+        out = pd.DataFrame(rows, columns=t0.index, index=sims.columns)
+        out.attrs["t0"] = t0
+        return out
 
     # -- prediction --------------------------------------------------------------------------
     def predict(self, newdata: pd.DataFrame | None = None, re_form: str | None = None,
