@@ -19,6 +19,7 @@ from .engines.torch_engine import TrainingWarning
 from .errors import DataError, FormulaError, LmerpyError, ModelError
 from .formula import Formula, parse
 from .io import ModelFileError, load
+from .lmlist import lmList
 from .results.anova import anova, contest
 from .results.glmer import GlmerResult
 from .results.ls_means import ls_means
@@ -32,6 +33,6 @@ __all__ = ["DataError", "Formula", "FormulaError", "LmerpyError", "ModelError", 
            "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "TorchControl",
            "TrainingWarning", "__version__", "glmer", "GlmerResult", "GlmerControl", "Family",
            "binomial", "poisson", "SeparationWarning", "load", "ModelFileError", "plot",
-           "ProfileWarning", "update", "drop1", "ranova", "step", "contest", "ls_means",
+           "ProfileWarning", "update", "drop1", "ranova", "step", "contest", "ls_means", "lmList",
            "glmer_nb",
            "negative_binomial"]

@@ -38,5 +38,5 @@ def test_migration_guide_covers_lme4s_calls():
                  "ranef(m, condVar = TRUE)", "VarCorr(m)", "coef(m)", "allow.new.levels",
                  "re.form = NA", "anova(m0, m1)", "confint(", "isSingular(m)", "getME(",
                  "lmerControl(", "refit(m, newresp", "update(m, . ~ .", "drop1(m",
-                 "lmerTest", "ranova(m)", "glmer.nb("):
+                 "lmerTest", "ranova(m)", "glmer.nb(", "lmList("):
         assert call in text, call

@@ -235,3 +235,22 @@ def test_step_keeps_the_last_random_term_with_a_warning():
     assert s.model.formula.deparsed == "y ~ x + (1 | g)"
     with pytest.raises(lp.ModelError, match="alpha_fixed must be a probability"):
         lp.step(s.model, alpha_fixed=5)
+
+
+def test_lmlist_is_lme4s():
+    """lmList(Reaction ~ Days | Subject): each subject's lm, the pooled residual standard
+    error, each group's own confint, and lme4's print, line for line."""
+    ref = read_reference("lme4_update.json")["lmlist"]
+    lml = lp.lmList("Reaction ~ Days | Subject", lp.datasets.load("sleepstudy"),
+                    data_name="sleepstudy")
+    assert list(lml.coef.index) == ref["levels"]
+    np.testing.assert_allclose(lml.coef.to_numpy(), ref["coef"], rtol=1e-10)
+    assert lml.sigma == pytest.approx(ref["sigma"], rel=1e-10)
+    ci = lml.confint()
+    np.testing.assert_allclose(np.column_stack([ci[c].iloc[:, 0] for c in ci]), ref["lower"],
+                               rtol=1e-9)
+    np.testing.assert_allclose(np.column_stack([ci[c].iloc[:, 1] for c in ci]), ref["upper"],
+                               rtol=1e-9)
+    assert str(lml).splitlines() == ref["lines"]
+    with pytest.raises(lp.FormulaError, match="needs a formula 'y ~ x \\| g'"):
+        lp.lmList("Reaction ~ Days", lp.datasets.load("sleepstudy"))

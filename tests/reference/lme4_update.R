@@ -70,8 +70,16 @@ drop1s <- list(
   interaction = dropped(inter, "Chisq"),
   glmer = dropped(g, "Chisq"))
 
+# lmList(): an lm in each group; the residual standard error pooled
+lml <- lmList(Reaction ~ Days | Subject, sleepstudy)
+ci <- confint(lml)
+lmlist <- list(lines = capture.output(print(lml)), levels = rownames(coef(lml)),
+               coef = unname(as.matrix(coef(lml))), sigma = summary(lml)$RSE,
+               lower = unname(ci[, 1, ]), upper = unname(ci[, 2, ]))
+
 out <- list(lme4_version = as.character(packageVersion("lme4")),
             R_version = R.version.string, formulas = formulas, models = models,
+            lmlist = lmlist,
             drop1 = drop1s)
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = FALSE),
            "tests/reference/lme4_update.json")
