@@ -23,7 +23,7 @@ except ImportError as err:  # pragma: no cover - the test environment has scikit
     raise ImportError("lmerpy.estimators needs scikit-learn: pip install 'lmerpy[sklearn]'") \
         from err
 
-from .api import glmer, lmer
+from .api import glmer, glmer_nb, lmer
 from .engines.torch_control import TorchControl
 from .errors import DataError, ModelError
 from .formula import parse
@@ -112,10 +112,12 @@ class _MixedModel(BaseEstimator):
                                  f"first")
 
     def _fit_with(self, fitter, X: pd.DataFrame, data: pd.DataFrame, **arguments):
-        """Fit by ``lmer`` or ``glmer`` with the shared arguments and keep the model."""
-        self.model_ = fitter(self.formula, data, control=self.control, engine=self.engine,
-                             data_name="X", modules=self.modules, **arguments,
-                             **self._training())
+        """Fit by ``lmer``, ``glmer`` (with the shared arguments) or ``glmer_nb`` (exact
+        only) and keep the model."""
+        shared = {} if fitter is glmer_nb else dict(engine=self.engine, modules=self.modules,
+                                                    **self._training())
+        self.model_ = fitter(self.formula, data, control=self.control, data_name="X",
+                             **arguments, **shared)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = X.shape[1]
         return self
@@ -195,4 +197,35 @@ class GlmerClassifier(ClassifierMixin, _MixedModel):
         return self.classes_[(p > 0.5).astype(int)]
 
 
-__all__ = ["GlmerClassifier", "LmerRegressor", "TRAINING_OPTIONS"]
+class GlmerRegressor(RegressorMixin, _MixedModel):
+    """A count GLMM as a scikit-learn regressor: ``family="poisson"`` (``glmer``) or
+    ``"negative.binomial"`` (``glmer_nb``, θ estimated). ``predict(X)`` gives the means
+    (lme4's ``predict(type = "response")``); ``score`` is D², the share of the family's
+    deviance the model explains (as scikit-learn's PoissonRegressor scores), with the
+    fitted θ for the negative binomial."""
+
+    __init__ = _init_with(("family", "poisson"), ("nAGQ", 1))
+
+    def fit(self, X, y=None, sample_weight=None) -> GlmerRegressor:
+        data = self._frame(X, y)
+        if self.family == "negative.binomial":
+            return self._fit_with(glmer_nb, X, data, nAGQ=self.nAGQ, weights=sample_weight)
+        if self.family != "poisson":
+            raise ModelError(f"GlmerRegressor fits counts: family 'poisson' or "
+                             f"'negative.binomial', not {self.family!r}")
+        return self._fit_with(glmer, X, data, family="poisson", nAGQ=self.nAGQ,
+                              weights=sample_weight)
+
+    def predict(self, X) -> np.ndarray:
+        return self.model_.family.link.inverse(self._link(X))
+
+    def score(self, X, y, sample_weight=None) -> float:
+        y = np.asarray(y, dtype=np.float64)
+        w = np.ones_like(y) if sample_weight is None else np.asarray(sample_weight, float)
+        family = self.model_.family
+        deviance = family.dev_resids(y, self.predict(X), w).sum()
+        null = family.dev_resids(y, np.full_like(y, np.average(y, weights=w)), w).sum()
+        return float(1.0 - deviance / null)
+
+
+__all__ = ["GlmerClassifier", "GlmerRegressor", "LmerRegressor", "TRAINING_OPTIONS"]

@@ -195,3 +195,29 @@ def test_classifier_on_one_row_per_animal_is_lme4s_cbpp_fit():
     clf = GlmerClassifier("sick ~ period + (1 | herd)").fit(rows, np.where(sick, "y", "n"))
     np.testing.assert_allclose(clf.model_.fixef().to_numpy(), ref["fixef"], rtol=1e-3)
     np.testing.assert_allclose(clf.model_.theta, ref["theta"], rtol=1e-3)
+
+
+def test_count_regressor_is_glmer_and_glmer_nb():
+    """GlmerRegressor: Poisson by glmer (lme4's poisson_crossed fit), the negative binomial
+    by glmer_nb (lme4's θ); predict gives the means, score is D² (closed form from the
+    family's deviance residuals)."""
+    from lmerpy.estimators import GlmerRegressor
+
+    ref = GLMER["poisson_crossed"]
+    data = reference_data("sim_poisson")
+    X, y = data.drop(columns="count"), data["count"]
+    est = GlmerRegressor("count ~ x + (1 | site) + (1 | year)").fit(X, y)
+    np.testing.assert_allclose(est.model_.fixef().to_numpy(), ref["fixef"], rtol=1e-3)
+    mu = est.predict(X)
+    np.testing.assert_allclose(mu, ref["fitted"], rtol=2e-3)
+    dev = lambda m: 2 * np.sum(np.where(y > 0, y * np.log(y / m), 0) - (y - m))  # noqa: E731
+    assert est.score(X, y) == pytest.approx(1 - dev(mu) / dev(np.full(len(y), y.mean())),
+                                            rel=1e-10)
+    nb = read_reference("lme4_glmer_nb.json")
+    counts = pd.DataFrame(nb["data"]).assign(g=lambda d: d.g.astype(str))
+    est = GlmerRegressor("y ~ x + (1 | g)", family="negative.binomial").fit(
+        counts.drop(columns="y"), counts.y)
+    assert est.model_.family.theta == pytest.approx(nb["fits"]["slope"]["nb_theta"], rel=1e-4)
+    with pytest.raises(lp.ModelError, match="family 'poisson' or 'negative.binomial'"):
+        GlmerRegressor("y ~ x + (1 | g)", family="gamma").fit(counts.drop(columns="y"),
+                                                              counts.y)
