@@ -408,6 +408,26 @@ class LmerResult:
         return pd.DataFrame(ys, index=self.design.index,
                             columns=[f"sim_{i + 1}" for i in range(nsim)])
 
+    def hatvalues(self) -> pd.Series:
+        """lme4's ``hatvalues(m)``: the diagonal of the hat matrix H, fitted = H y, with
+        M = W^½[X ZΛ]: H = M (M'M + diag(0, I))⁻¹ M' (the penalised least squares of lme4's
+        JSS eq. 11 at θ̂; dense in the p + q columns); sum(H) is the model's effective number
+        of parameters."""
+        if self.torch_info is not None:
+            raise ModelError("hatvalues() needs an exact fit (a network's fitted values are "
+                             "not linear in y)")
+        if self.family is not None:
+            warn("the hat matrix may not make sense for GLMMs (lme4's warning)")
+        f, d = self.fit, self.design
+        M = np.hstack([f.X, (d.Z @ d.Lambda(f.theta)).toarray() if d.random
+                       else np.zeros((self.nobs, 0))])
+        w = np.ones(self.nobs) if f.weights is None else np.asarray(f.weights, float)
+        M = M * np.sqrt(w)[:, None]
+        A = M.T @ M
+        A[f.X.shape[1]:, f.X.shape[1]:] += np.eye(M.shape[1] - f.X.shape[1])
+        h = np.einsum("ij,ji->i", M, np.linalg.solve(A, M.T))
+        return pd.Series(h, index=d.index, name="hatvalues")
+
     def bootMer(self, FUN, nsim: int = 100, seed=None, use_u: bool = False) -> pd.DataFrame:
         """lme4's ``bootMer(m, FUN, nsim)``: ``FUN`` of the model refitted (``refit``) to each
         of ``nsim`` responses simulated from it, a row per replicate and a column per value

@@ -70,6 +70,10 @@ drop1s <- list(
   interaction = dropped(inter, "Chisq"),
   glmer = dropped(g, "Chisq"))
 
+# hatvalues(): the hat matrix's diagonal (unweighted and with prior weights)
+m_int_w <- lmer(Reaction ~ Days + (1 | Subject), sleep_w, weights = w)
+hats <- list(sleep = unname(hatvalues(m)), weighted = unname(hatvalues(m_int_w)))
+
 # lmList(): an lm in each group; the residual standard error pooled
 lml <- lmList(Reaction ~ Days | Subject, sleepstudy)
 ci <- confint(lml)
@@ -79,7 +83,7 @@ lmlist <- list(lines = capture.output(print(lml)), levels = rownames(coef(lml)),
 
 out <- list(lme4_version = as.character(packageVersion("lme4")),
             R_version = R.version.string, formulas = formulas, models = models,
-            lmlist = lmlist,
+            lmlist = lmlist, hatvalues = hats,
             drop1 = drop1s)
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = FALSE),
            "tests/reference/lme4_update.json")

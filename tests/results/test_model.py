@@ -289,3 +289,19 @@ def test_bootmer_refits_each_simulated_response():
     assert sigma.shape == (3, 1) and sigma.attrs["t0"].iloc[0] == m.sigma
     with pytest.raises(lp.ModelError, match="FUN must be a function"):
         m.bootMer("fixef")
+
+
+def test_hatvalues_are_lme4s():
+    """hatvalues(m): lme4's diagonal of the hat matrix, unweighted and with prior weights;
+    a GLMM's gets lme4's warning."""
+    from tests.conftest import reference_data
+
+    ref = read_reference("lme4_update.json")["hatvalues"]
+    sleep = lp.datasets.load("sleepstudy")
+    m = lp.lmer("Reaction ~ Days + (Days | Subject)", sleep)
+    np.testing.assert_allclose(m.hatvalues(), ref["sleep"], rtol=1e-5)
+    mw = lp.lmer("Reaction ~ Days + (1 | Subject)", reference_data("sleep_w"), weights="w")
+    np.testing.assert_allclose(mw.hatvalues(), ref["weighted"], rtol=1e-5)
+    with pytest.warns(UserWarning, match="may not make sense for GLMMs"):
+        lp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                 lp.datasets.load("cbpp")).hatvalues()
