@@ -24,7 +24,7 @@ from .results.anova import anova, contest
 from .results.glmer import GlmerResult
 from .results.ls_means import ls_means
 from .results.model import LmerResult
-from .updates import drop1, ranova, step, update
+from .updates import drop1, influence, ranova, step, update
 
 __version__ = "0.1.0"
 
@@ -33,6 +33,5 @@ __all__ = ["DataError", "Formula", "FormulaError", "LmerpyError", "ModelError", 
            "ConvergenceWarning", "SingularFitWarning", "RankDeficiencyWarning", "TorchControl",
            "TrainingWarning", "__version__", "glmer", "GlmerResult", "GlmerControl", "Family",
            "binomial", "poisson", "SeparationWarning", "load", "ModelFileError", "plot",
-           "ProfileWarning", "update", "drop1", "ranova", "step", "contest", "ls_means", "lmList",
-           "glmer_nb",
-           "negative_binomial"]
+           "ProfileWarning", "update", "drop1", "ranova", "step", "contest", "ls_means",
+           "lmList", "influence", "glmer_nb", "negative_binomial"]

@@ -3,6 +3,8 @@ drop1() (lme4's, or lmerTest's F-tests), lmerTest's ranova() and step()."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import scipy.stats as st
@@ -216,4 +218,50 @@ def _linear_model_row(model: LmerResult) -> list[float]:
     return [f.X.shape[1] + 1, fixed_only_loglik(f.X, f.y, f.offset, f.weights, model.REML)]
 
 
-__all__ = ["drop1", "ranova", "step", "update"]
+
+class Influence:
+    """lme4's influence.merMod: the fixed effects with each group (or observation) deleted
+    in turn, and the diagnostics built on them."""
+
+    def __init__(self, model: LmerResult, deleted: pd.DataFrame):
+        self.model = model
+        self.fixef_deleted = deleted  # lme4's "fixed.effects[-case]"
+
+    def dfbeta(self) -> pd.DataFrame:
+        """β̂ − β̂ with the case deleted (lme4's dfbeta)."""
+        return self.model.fixef() - self.fixef_deleted
+
+    def cooks_distance(self) -> pd.Series:
+        """lme4's cooks.distance: each case's dfbeta in the metric of Cov(β̂)⁻¹, scaled by
+        (n − p)/(n p) for n cases and p fixed effects."""
+        db = self.dfbeta().to_numpy()
+        n, p = db.shape
+        inv = (n - p) / (n * p) * np.linalg.inv(self.model.vcov().to_numpy())
+        return pd.Series(np.einsum("ij,jk,ik->i", db, inv, db), index=self.fixef_deleted.index,
+                         name="cooks.distance")
+
+
+def influence(model: LmerResult, groups: str | None = None) -> Influence:
+    """lme4's ``influence(m, groups = "g")``: the model refitted (its own REML or ML and
+    settings) without each level of the grouping column ``groups`` in turn, or without each
+    observation (``groups=None``: one refit per row)."""
+    if not isinstance(model, LmerResult) or model.torch_info is not None:
+        raise ModelError("influence() refits an exact lmer or glmer fit")
+    data = model._data.loc[model.design.index]
+    if groups is None:
+        cases = {str(label): data.index == label for label in data.index}
+    else:
+        if groups not in data.columns:
+            raise ModelError(f"influence(): groups must name a column of the data, not "
+                             f"{groups!r}")
+        keys = data[groups].astype(str)
+        cases = {level: (keys == level).to_numpy() for level in dict.fromkeys(keys)}
+    rows = {}
+    with warnings.catch_warnings():  # a deletion may leave a singular fit: reported by lme4 too
+        warnings.simplefilter("ignore")
+        for case, at in cases.items():
+            rows[case] = update(model, data=data[~at]).fixef()
+    return Influence(model, pd.DataFrame.from_dict(rows, orient="index"))
+
+
+__all__ = ["Influence", "drop1", "influence", "ranova", "step", "update"]

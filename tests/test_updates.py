@@ -254,3 +254,19 @@ def test_lmlist_is_lme4s():
     assert str(lml).splitlines() == ref["lines"]
     with pytest.raises(lp.FormulaError, match="needs a formula 'y ~ x \\| g'"):
         lp.lmList("Reaction ~ Days", lp.datasets.load("sleepstudy"))
+
+
+def test_influence_is_lme4s():
+    """influence(m, groups = "Subject"): each subject deleted and the model refitted: lme4's
+    fixed effects without each, and Cook's distances; per observation on Dyestuff."""
+    ref = read_reference("lme4_update.json")["influence"]
+    m = lp.lmer(SLEEP, lp.datasets.load("sleepstudy"))
+    inf = lp.influence(m, groups="Subject")
+    np.testing.assert_allclose(inf.fixef_deleted.to_numpy(), ref["subject"]["deleted"],
+                               rtol=1e-6)
+    np.testing.assert_allclose(inf.cooks_distance(), ref["subject"]["cooks"], rtol=1e-4)
+    d = lp.lmer("Yield ~ 1 + (1 | Batch)", lp.datasets.load("Dyestuff"))
+    np.testing.assert_allclose(lp.influence(d).cooks_distance(), ref["observation"]["cooks"],
+                               rtol=1e-4)
+    with pytest.raises(lp.ModelError, match="groups must name a column"):
+        lp.influence(m, groups="Batch")

@@ -74,6 +74,14 @@ drop1s <- list(
 m_int_w <- lmer(Reaction ~ Days + (1 | Subject), sleep_w, weights = w)
 hats <- list(sleep = unname(hatvalues(m)), weighted = unname(hatvalues(m_int_w)))
 
+# influence(): refits with each subject (or each observation) deleted; Cook's distances
+inf_subject <- influence(m, groups = "Subject")
+inf_obs <- influence(lmer(Yield ~ 1 + (1 | Batch), Dyestuff))
+influences <- list(
+  subject = list(cooks = unname(cooks.distance(inf_subject)),
+                 deleted = unname(as.matrix(inf_subject[["fixed.effects[-Subject]"]]))),
+  observation = list(cooks = unname(cooks.distance(inf_obs))))
+
 # lmList(): an lm in each group; the residual standard error pooled
 lml <- lmList(Reaction ~ Days | Subject, sleepstudy)
 ci <- confint(lml)
@@ -83,7 +91,7 @@ lmlist <- list(lines = capture.output(print(lml)), levels = rownames(coef(lml)),
 
 out <- list(lme4_version = as.character(packageVersion("lme4")),
             R_version = R.version.string, formulas = formulas, models = models,
-            lmlist = lmlist, hatvalues = hats,
+            lmlist = lmlist, hatvalues = hats, influence = influences,
             drop1 = drop1s)
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = FALSE),
            "tests/reference/lme4_update.json")
