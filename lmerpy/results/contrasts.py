@@ -34,7 +34,7 @@ def type3_contrasts(X: np.ndarray, columns: list[str], terms: dict[str, list[tup
     """lmerTest's extract_contrasts_type3. ``columns`` is X's term per column, ``terms`` each
     term's variables (name, categorical?), ``complete`` the indicator design with its
     column names, ``names`` X's column names."""
-    L = zapsmall(np.linalg.pinv(X) @ complete, _DIGITS).T       # complete design × X's coefficients
+    L = zapsmall(np.linalg.pinv(X) @ complete, _DIGITS).T  # complete design × X's coefficients
     index = {t: [j for j, c in enumerate(columns) if c == t] for t in terms}
     contained = _containment(terms)
     order = sorted(terms, key=lambda t: len(terms[t]), reverse=True)  # stable, as R's order()

@@ -12,6 +12,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from ..design.encoding import as_labels
 from ..errors import ModelError
 from ..formula import nodes as N
 from .anova import contest
@@ -88,17 +89,11 @@ def _grid(m: LmerResult) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     combos = itertools.product(*[levels[c] for c in reversed(levels)])
     grid = pd.DataFrame([dict(zip(reversed(levels), combo)) for combo in combos])
     for column in levels:  # the data's own values behind each label
-        lookup = dict(zip(_labels(data[column]), data[column]))
+        lookup = dict(zip(list(as_labels(data[column])), data[column]))
         grid[column] = grid[column].map(lookup)
     for column in numeric:
         grid[column] = float(pd.to_numeric(data[column]).mean())
-    return grid, {c: list(grid[c].pipe(_labels)) for c in levels}
-
-
-def _labels(values: pd.Series) -> list[str]:
-    from ..design.encoding import as_labels
-
-    return list(as_labels(values))
+    return grid, {c: list(as_labels(grid[c])) for c in levels}
 
 
 def _term_means(term, encoder, grid, labels, uX) -> tuple[np.ndarray, list[str]]:
