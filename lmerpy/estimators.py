@@ -69,7 +69,7 @@ def _init_with(*own: tuple[str, object]):
 
 
 class _MixedModel(BaseEstimator):
-    """What both estimators share: the data frame from X and y, the training options, the
+    """What the estimators share: the data frame from X and y, the training options, the
     fitted model and new-level prediction."""
 
     def _training(self) -> dict:
@@ -114,19 +114,26 @@ class _MixedModel(BaseEstimator):
     def _fit_with(self, fitter, X: pd.DataFrame, data: pd.DataFrame, **arguments):
         """Fit by ``lmer``, ``glmer`` (with the shared arguments) or ``glmer_nb`` (exact
         only) and keep the model."""
-        shared = {} if fitter is glmer_nb else dict(engine=self.engine, modules=self.modules,
-                                                    **self._training())
+        if fitter is glmer_nb:  # exact only: a training option set would go unused
+            unused = sorted(set(self._training()) - {"verbose"})
+            if unused or self.engine == "torch":
+                raise ModelError(f"the negative binomial is fitted by the exact engine; "
+                                 f"remove {', '.join(unused) or 'engine'}")
+            shared = {}
+        else:
+            shared = dict(engine=self.engine, modules=self.modules, **self._training())
         self.model_ = fitter(self.formula, data, control=self.control, data_name="X",
                              **arguments, **shared)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = X.shape[1]
         return self
 
-    def _link(self, X) -> np.ndarray:
-        """Predictions of the fitted model, new levels contributing 0."""
+    def _predict(self, X, **kind) -> np.ndarray:
+        """Predictions of the fitted model (``type="response"``: a GLMM's means), new
+        levels contributing 0."""
         self._check_fitted()
         return self.model_.predict(self._frame(X), re_form=self.re_form,
-                                   allow_new_levels=self.allow_new_levels).to_numpy()
+                                   allow_new_levels=self.allow_new_levels, **kind).to_numpy()
 
 
 class LmerRegressor(RegressorMixin, _MixedModel):
@@ -146,7 +153,7 @@ class LmerRegressor(RegressorMixin, _MixedModel):
                               weights=sample_weight)
 
     def predict(self, X) -> np.ndarray:
-        return self._link(X)
+        return self._predict(X)
 
 
 class GlmerClassifier(ClassifierMixin, _MixedModel):
@@ -180,11 +187,11 @@ class GlmerClassifier(ClassifierMixin, _MixedModel):
 
     def decision_function(self, X) -> np.ndarray:
         """The linear predictor η (lme4's ``predict(type = "link")``)."""
-        return self._link(X)
+        return self._predict(X)
 
     def predict_proba(self, X) -> np.ndarray:
         """P(classes_[0]) and P(classes_[1]) by row; NaN for rows with missing values."""
-        p = self.model_.family.link.inverse(self.decision_function(X))
+        p = self._predict(X, type="response")
         return np.column_stack([1.0 - p, p])
 
     def predict(self, X) -> np.ndarray:
@@ -217,7 +224,7 @@ class GlmerRegressor(RegressorMixin, _MixedModel):
                               weights=sample_weight)
 
     def predict(self, X) -> np.ndarray:
-        return self.model_.family.link.inverse(self._link(X))
+        return self._predict(X, type="response")
 
     def score(self, X, y, sample_weight=None) -> float:
         y = np.asarray(y, dtype=np.float64)

@@ -221,3 +221,13 @@ def test_count_regressor_is_glmer_and_glmer_nb():
     with pytest.raises(lp.ModelError, match="family 'poisson' or 'negative.binomial'"):
         GlmerRegressor("y ~ x + (1 | g)", family="gamma").fit(counts.drop(columns="y"),
                                                               counts.y)
+
+
+def test_count_regressor_refuses_training_options_for_the_negative_binomial():
+    from lmerpy.estimators import GlmerRegressor
+
+    nb = read_reference("lme4_glmer_nb.json")
+    counts = pd.DataFrame(nb["data"]).assign(g=lambda d: d.g.astype(str))
+    with pytest.raises(lp.ModelError, match="exact engine; remove epochs"):
+        GlmerRegressor("y ~ x + (1 | g)", family="negative.binomial", epochs=5).fit(
+            counts.drop(columns="y"), counts.y)
