@@ -520,15 +520,18 @@ class LmerResult:
         "offset", "sigma", "is_REML", "n_rtrms", "cnms", "flist", "Gp", "p", "q", "n",
         "RX", "glmer.nb.theta". Sparse matrices are scipy's."""
         d, f = self.design, self.fit
-        lam = d.Lambda(f.theta) if d.random else None
+
+        def lam():
+            return d.Lambda(f.theta) if d.random else None
+
         pieces = {
             "X": lambda: pd.DataFrame(f.X, columns=list(f.fixef_names), index=d.index),
             "Z": lambda: d.Z, "Zt": lambda: d.Z.T.tocsr(),
-            "Lambda": lambda: lam, "Lambdat": lambda: lam.T.tocsr(),
+            "Lambda": lam, "Lambdat": lambda: lam().T.tocsr(),
             "theta": lambda: pd.Series(f.theta, index=d.theta_names(), name="theta"),
             "lower": lambda: pd.Series(d.theta_lower(), index=d.theta_names(), name="lower"),
             "beta": lambda: f.solution.beta.copy(), "b": lambda: f.b.copy(),
-            "u": lambda: self._spherical(lam),
+            "u": lambda: self._spherical(lam()),
             "y": lambda: np.asarray(f.y, dtype=np.float64).copy(),
             "mu": lambda: self.fitted().to_numpy(), "offset": lambda: f.offset.copy(),
             "sigma": lambda: self.sigma, "is_REML": lambda: self.REML,
