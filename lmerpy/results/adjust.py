@@ -1,0 +1,170 @@
+"""Multiplicity adjustments of p-values and confidence levels for families of contrasts, as
+emmeans applies them (its .adj.p.value and .adj.critval): Tukey's studentized range for one
+set of pairwise comparisons, Dunnett's (emmeans' "dunnettx" approximation) for comparisons
+with a control, Scheffé's, Šidák's, and R's p.adjust methods."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize
+from scipy import stats as st
+
+from ..errors import ModelError
+
+P_ADJUST = ("holm", "hochberg", "bonferroni", "BH", "BY", "fdr", "none")
+METHODS = ("tukey", "scheffe", "sidak", "dunnettx") + P_ADJUST
+
+
+@dataclass(frozen=True)
+class Family:
+    """One family of contrasts: the means compared (``size``), the contrasts (``n``),
+    whether they are one set of pairwise differences (Tukey's case), and their rank
+    (Scheffé's)."""
+
+    size: int
+    n: int
+    pairs: bool
+    rank: int
+
+
+def resolve(adjust: str, family: Family) -> str:
+    """The method emmeans applies: none for a single contrast; Tukey's only for pairwise
+    differences (else Šidák's, with emmeans' note)."""
+    if adjust not in METHODS:
+        hint = " (emmeans' 'mvt' needs multivariate-t integration, which lmerpy does " \
+               "not do)" if adjust == "mvt" else ""
+        raise ModelError(f"adjust must be one of {', '.join(METHODS)}, not {adjust!r}{hint}")
+    if family.n == 1 and adjust != "scheffe":
+        return "none"
+    if adjust == "tukey" and not family.pairs:
+        warnings.warn('adjust = "tukey" was changed to "sidak" because "tukey" is only '
+                      'appropriate for one set of pairwise comparisons', UserWarning,
+                      stacklevel=3)
+        return "sidak"
+    return adjust
+
+
+def adjusted_p(t: np.ndarray, df: np.ndarray, adjust: str, family: Family) -> np.ndarray:
+    """Two-sided p-values of the t (or z, df = ∞) ratios of one family, adjusted."""
+    t, df = np.asarray(t, dtype=np.float64), np.asarray(df, dtype=np.float64)
+    p = 2 * st.t.sf(np.abs(t), df)
+    if adjust in P_ADJUST:
+        return p_adjust(p, adjust)
+    if adjust == "sidak":
+        return 1 - (1 - p) ** family.n
+    if adjust == "tukey":
+        return np.array([st.studentized_range.sf(math.sqrt(2) * abs(ti), family.size, d)
+                         for ti, d in zip(t, df)])
+    if adjust == "scheffe":
+        return 1 - _f_cdf(t**2 / family.rank, family.rank, df)
+    return np.array([1 - _pdunnx(abs(ti), family.n, d) for ti, d in zip(t, df)])  # dunnettx
+
+
+def critical_values(level: float, df: np.ndarray, adjust: str, family: Family
+                    ) -> tuple[np.ndarray, str]:
+    """The multipliers of the standard errors for two-sided intervals of one family, and
+    the method used (p.adjust's stepwise methods give Bonferroni's intervals)."""
+    df = np.asarray(df, dtype=np.float64)
+    adjust = ci_method(adjust)
+    n = family.n
+    if adjust == "none":
+        cv = st.t.ppf(0.5 + level / 2, df)
+    elif adjust == "sidak":
+        cv = -st.t.ppf((1 - level ** (1 / n)) / 2, df)
+    elif adjust == "bonferroni":
+        cv = -st.t.ppf((1 - level) / n / 2, df)
+    elif adjust == "tukey":
+        cv = np.array([st.studentized_range.ppf(level, family.size, d) for d in df]) \
+            / math.sqrt(2)
+    elif adjust == "scheffe":
+        cv = np.sqrt(family.rank * _f_ppf(level, family.rank, df))
+    else:
+        cv = np.array([_qdunnx(level, n, d) for d in df])
+    return np.asarray(cv, dtype=np.float64), adjust
+
+
+def ci_method(adjust: str) -> str:
+    """The intervals' adjustment: p.adjust's stepwise methods give Bonferroni's."""
+    return "bonferroni" if adjust in P_ADJUST and adjust != "none" else adjust
+
+
+def p_message(adjust: str, family: Family) -> str | None:
+    """emmeans' note under a table of adjusted tests."""
+    return _message("P value adjustment", adjust, family, "tests")
+
+
+def ci_message(adjust: str, family: Family) -> str | None:
+    """emmeans' note under a table of adjusted intervals."""
+    return _message("Conf-level adjustment", ci_method(adjust), family, "estimates")
+
+
+def _message(what: str, adjust: str, family: Family, things: str) -> str | None:
+    rank = {"none": 1, "tukey": 2, "scheffe": 3}.get(adjust, 99)
+    if rank == 1 or (family.size < 3 and rank < 10):
+        return None
+    extra = {"tukey": f"for comparing a family of {family.size} estimates",
+             "scheffe": f"with rank {family.rank}"}.get(adjust, f"for {family.n} {things}")
+    return f"{what}: {adjust} method {extra}"
+
+
+def p_adjust(p: np.ndarray, method: str) -> np.ndarray:
+    """R's p.adjust (holm, hochberg, bonferroni, BH = fdr, BY, none)."""
+    p = np.asarray(p, dtype=np.float64)
+    n = len(p)
+    if method == "none" or n <= 1:
+        return p.copy()
+    if method == "bonferroni":
+        return np.minimum(1.0, n * p)
+    if method == "holm":
+        order = np.argsort(p, kind="stable")
+        adjusted = np.minimum(1.0, np.maximum.accumulate((n - np.arange(n)) * p[order]))
+    else:
+        order = np.argsort(-p, kind="stable")
+        i = np.arange(n, 0, -1)
+        factor = {"hochberg": n - i + 1, "BH": n / i, "fdr": n / i,
+                  "BY": np.sum(1 / np.arange(1, n + 1)) * n / i}[method]
+        adjusted = np.minimum(1.0, np.minimum.accumulate(factor * p[order]))
+    out = np.empty(n)
+    out[order] = adjusted
+    return out
+
+
+def _f_cdf(x, d1: float, d2):
+    """F(d1, d2)'s distribution function, d2 = ∞ included (χ²_d1 / d1)."""
+    d2 = np.asarray(d2, dtype=np.float64)
+    return np.where(np.isinf(d2), st.chi2.cdf(np.asarray(x) * d1, d1),
+                    st.f.cdf(x, d1, np.where(np.isinf(d2), 1.0, d2)))
+
+
+def _f_ppf(p: float, d1: float, d2):
+    d2 = np.asarray(d2, dtype=np.float64)
+    return np.where(np.isinf(d2), st.chi2.ppf(p, d1) / d1,
+                    st.f.ppf(p, d1, np.where(np.isinf(d2), 1.0, d2)))
+
+
+def _pdunnx(x: float, k: int, df: float) -> float:
+    """emmeans' approximation to Dunnett's distribution of k comparisons with a control:
+    a mix of Tukey's (for the (1 + √(1 + 8k))/2 means with k pairs) and Šidák's bound."""
+    weight = (k - 1) / k
+    tukey = st.studentized_range.cdf(math.sqrt(2) * x, (1 + math.sqrt(1 + 8 * k)) / 2, df)
+    sidak = _f_cdf(x * x, 1, df) ** k
+    return weight * tukey + (1 - weight) * sidak
+
+
+def _qdunnx(p: float, k: int, df: float) -> float:
+    """The quantile of ``_pdunnx``, found between the Tukey and Šidák quantiles."""
+    if k < 1.005:
+        return float(st.t.ppf(1 - 0.5 * (1 - p), df))
+    tukey = st.studentized_range.ppf(p, (1 + math.sqrt(1 + 8 * k)) / 2, df) / math.sqrt(2)
+    sidak = math.sqrt(_f_ppf(p ** (1 / k), 1, df))
+    if abs(tukey - sidak) < 5e-4:
+        return float(tukey)
+    lo, hi = sorted((tukey, sidak))
+    return float(optimize.brentq(lambda x: _pdunnx(x, k, df) - p, lo, hi, xtol=1e-10))
+
+
+__all__ = ["Family", "METHODS", "adjusted_p", "critical_values", "p_adjust", "resolve"]

@@ -1,0 +1,101 @@
+"""emmeans' print.summary_emm: every numeric column zapsmall()ed, df rounded to 2
+decimals, test statistics to 3 and p-values to 4 (``<.0001`` below), the other numbers
+formatted with the significant digits the estimates' ±2 SE ranges call for (.opt.dig);
+labels left-aligned, numbers right-aligned; ``by`` groups printed one after another; the
+notes below, each with R's trailing space."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .rformat import format_numbers, r_round, zapsmall
+
+TEST_STATISTICS = ("t.ratio", "z.ratio")
+
+
+def summary_lines(table: pd.DataFrame, estimate: str, by: list[str], messages: list[str],
+                  numeric_labels: set[str]) -> list[str]:
+    """The printed table (``estimate``: the name of the estimates' column)."""
+    digits = _digits(table, estimate)
+    cells: dict[str, list[str]] = {}
+    right: dict[str, bool] = {}
+    for column in table.columns:
+        values = table[column]
+        number = column in numeric_labels or (
+            pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values))
+        right[column] = number
+        if not number:
+            texts = [str(v) for v in values]
+            width = max(len(t) for t in texts)
+            cells[column] = [t.ljust(width) for t in texts]
+            continue
+        x = zapsmall(values.to_numpy(dtype=np.float64), 7)
+        if column == "df":
+            x = r_round(x, 2)
+        if column in TEST_STATISTICS:
+            cells[column] = format_numbers(r_round(x, 3), 7, nsmall=3)
+        elif column == "p.value":
+            texts = format_numbers(r_round(x, 4), 7, nsmall=4)
+            cells[column] = ["<.0001".rjust(len(t)) if t.strip() == "0.0000" else t
+                             for t in texts]
+        else:
+            cells[column] = format_numbers(x, digits)
+    widths = {c: max([len(c)] + [len(t) for t in cells[c]]) for c in table.columns}
+
+    def line(columns: list[str], row: int | None) -> str:
+        out = []
+        for c in columns:
+            text = c if row is None else cells[c][row]
+            out.append(text.rjust(widths[c]) if right[c] else text.ljust(widths[c]))
+        return " " + " ".join(out)
+
+    shown = [c for c in table.columns if c not in by]
+    lines: list[str] = []
+    if not by:
+        lines += [line(shown, None)] + [line(shown, i) for i in range(len(table))] + [""]
+    else:
+        order = sorted(range(len(table)), key=lambda i: tuple(
+            _rank(table[b], i) for b in reversed(by)))
+        groups: dict[str, list[int]] = {}
+        for i in order:
+            label = ", ".join(f"{b} = {cells[b][i]}" for b in by)
+            groups.setdefault(label, []).append(i)
+        for label, rows in groups.items():
+            lines += [f"{label}:", line(shown, None)] + [line(shown, i) for i in rows] + [""]
+    return lines + [f"{m} " for m in messages]
+
+
+def _rank(column: pd.Series, i: int):
+    """The sort key of a by variable's value: its first appearance (the grid's level
+    order) for labels, the value for numbers."""
+    if pd.api.types.is_numeric_dtype(column):
+        return float(column.iloc[i])
+    return list(dict.fromkeys(column)).index(column.iloc[i])
+
+
+def _digits(table: pd.DataFrame, estimate: str) -> int:
+    """emmeans' .opt.dig over each row's (estimate − 2 SE, estimate, estimate + 2 SE)."""
+    if "SE" not in table.columns:
+        return 7
+    est, se = table[estimate].to_numpy(np.float64), table["SE"].to_numpy(np.float64)
+    best = -math.inf
+    for e, s in zip(est, se):
+        best = max(best, _opt_dig(np.array([e - 2 * s, e, e + 2 * s])))
+    return int(best)
+
+
+def _opt_dig(x: np.ndarray) -> float:
+    mx = np.max(np.abs(x))
+    if not np.isfinite(mx) or mx == 0:
+        return 3
+    z = np.array([x.min(), x.max()]) / mx
+    dz = zapsmall(np.array([z[1] - z[0], z[0], z[1]]), 8)[0]
+    if dz <= 0:
+        return 3
+    return max(float(np.round(1.51 - math.log10(dz))), 3)
+
+
+__all__ = ["summary_lines"]

@@ -1,0 +1,560 @@
+"""emmeans for lmerpy fits: estimated marginal means on the reference grid
+(``results/reference_grid.py``) and contrasts among them, with emmeans' degrees of freedom
+(Kenward-Roger by default for linear mixed models, Satterthwaite's, or asymptotic; z tests
+for GLMMs), its multiplicity adjustments (``results/adjust.py``), GLMM results on the link
+or the response scale, and its printed tables (``results/emm_print.py``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+from scipy import stats as st
+
+from ..engines.options import require_probability
+from ..errors import ModelError, warn
+from . import adjust as adj
+from .emm_print import summary_lines
+from .reference_grid import ReferenceGrid, reference_grid
+from .rformat import cat_number, format_number
+
+# emmeans' defaults (emm_options pbkrtest.limit and lmerTest.limit): above this many
+# observations the degrees of freedom are asymptotic unless asked for
+DF_LIMIT = 3000
+DF_METHODS = ("kenward-roger", "satterthwaite", "asymptotic")
+
+
+@dataclass(frozen=True)
+class Basis:
+    """What every table of one model shares: β̂, its covariance V (Kenward-Roger's adjusted
+    one under that method), the degrees of freedom of ℓ'β̂, their method's name (None for
+    GLMMs, whose tests are z tests), the link of a GLMM, and the factors averaged over."""
+
+    beta: np.ndarray
+    V: np.ndarray
+    df: Callable[[np.ndarray], np.ndarray]
+    method: str | None
+    link: object | None
+    family: str | None
+    averaged: tuple[str, ...]
+
+    def estimate(self, L: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """ℓ'β̂, its standard error and degrees of freedom for each row of L."""
+        se = np.sqrt(np.einsum("ij,jk,ik->i", L, self.V, L))
+        return L @ self.beta, se, self.df(L)
+
+    def messages(self) -> list[str]:
+        out = [f"Results are averaged over the levels of: {', '.join(self.averaged)}"] \
+            if self.averaged else []
+        return out + ([f"Degrees-of-freedom method: {self.method}"] if self.method else [])
+
+
+class EmmGrid:
+    """Estimated marginal means: one row per combination of the ``specs`` (within each
+    ``by`` group), each an equally weighted average over the reference grid's other
+    factors, as emmeans' emmGrid. ``.table`` holds them as a DataFrame; ``pairs()`` and
+    ``contrast()`` compare them."""
+
+    def __init__(self, basis: Basis, levels: pd.DataFrame, L: np.ndarray, specs: list[str],
+                 by: list[str], numeric: set[str], level: float = 0.95,
+                 type: str = "link"):
+        self.basis, self.levels, self.L = basis, levels, L
+        self.specs, self.by, self.numeric = specs, by, numeric
+        self.level, self.type = level, type
+
+    @property
+    def table(self) -> pd.DataFrame:
+        est, se, df = self.basis.estimate(self.L)
+        cv = st.t.ppf(0.5 + self.level / 2, df)
+        lower, upper = est - cv * se, est + cv * se
+        name = "emmean"
+        if self._response:
+            link = self.basis.link
+            name = {"binomial": "prob", "poisson": "rate"}.get(self.basis.family, "response")
+            se = se * np.abs(link.mu_eta(est))
+            est, lower, upper = link.inverse(est), link.inverse(lower), link.inverse(upper)
+        lo, hi = _ci_names(df)
+        table = self.levels.copy()
+        for column, values in ((name, est), ("SE", se), ("df", df), (lo, lower), (hi, upper)):
+            table[column] = values
+        return table
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table
+
+    def confint(self, level: float = 0.95) -> EmmGrid:
+        """The same means with ``level`` confidence intervals."""
+        require_probability("level", level, "0.95")
+        return replace_grid(self, level=level)
+
+    def pairs(self, reverse: bool = False, adjust: str | None = None,
+              type: str | None = None) -> EmmContrasts:
+        """Every pairwise difference within each ``by`` group (``reverse``: later level
+        minus earlier), Tukey-adjusted by default, as emmeans' pairs()."""
+        return self.contrast("revpairwise" if reverse else "pairwise", adjust=adjust,
+                             type=type)
+
+    def contrast(self, method="eff", by: list[str] | str | None | type(...) = ...,
+                 adjust: str | None = None, type: str | None = None, ref=1,
+                 reverse: bool = False) -> EmmContrasts:
+        """Contrasts of the means within each ``by`` group (default: the grid's own):
+        ``method`` is one of emmeans' "pairwise", "revpairwise", "trt.vs.ctrl" (``ref``: the
+        control, a position from 1 or a level), "trt.vs.ctrl1", "trt.vs.ctrlk", "eff",
+        "del.eff", "poly", "consec", or a dict {name: coefficients}."""
+        by = self.by if by is ... else ([] if by is None else _names(by))
+        unknown = [b for b in by if b not in self.levels.columns]
+        if unknown:
+            raise ModelError(f"by: {unknown[0]!r} is not one of the grid's variables "
+                             f"({', '.join(self.levels.columns)})")
+        inner = [c for c in self.levels.columns if c not in by]
+        labels = _contrast_labels(self.levels[inner], [c for c in inner])
+        groups = _groups(self.levels, by)
+        coef, names, default_adjust, pairs = _coefficients(method, labels[groups[0]], ref,
+                                                           reverse)
+        rows, frames, families = [], [], []
+        for group in groups:
+            if len(group) != coef.shape[1]:
+                raise ModelError("by groups of unequal size cannot be contrasted")
+            C = coef @ self.L[group]
+            rows.append(C)
+            frame = pd.DataFrame({"contrast": names})
+            for b in by:
+                frame[b] = self.levels[b].iloc[group[0]]
+            frames.append(frame)
+            families.append(adj.Family(size=len(group), n=len(names), pairs=pairs,
+                                       rank=int(np.linalg.matrix_rank(coef))))
+        scale = self._response and getattr(self.basis.link, "name", None) in ("log", "logit")
+        if type is not None:
+            scale = _check_type(type) == "response" and \
+                self.basis.link.name in ("log", "logit")
+        return EmmContrasts(self.basis, pd.concat(frames, ignore_index=True),
+                            np.vstack(rows), by, families, adjust or default_adjust,
+                            ratio=scale)
+
+    @property
+    def _response(self) -> bool:
+        return self.type == "response" and self.basis.link is not None \
+            and self.basis.link.name != "identity"
+
+    def _messages(self) -> list[str]:
+        out = self.basis.messages()
+        link = self.basis.link
+        if link is not None and link.name != "identity" and not self._response:
+            out.append(f"Results are given on the {link.name} (not the response) scale.")
+        out.append(f"Confidence level used: {cat_number(self.level)}")
+        if self._response:
+            out.append(f"Intervals are back-transformed from the {link.name} scale")
+        return out
+
+    def __str__(self) -> str:
+        table = self.table
+        estimate = table.columns[len(self.levels.columns)]
+        return "\n".join(summary_lines(table, estimate, self.by, self._messages(),
+                                       self.numeric))
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        return self.table.to_html(index=False)
+
+
+def replace_grid(grid: EmmGrid, **changes) -> EmmGrid:
+    fields = dict(basis=grid.basis, levels=grid.levels, L=grid.L, specs=grid.specs,
+                  by=grid.by, numeric=grid.numeric, level=grid.level, type=grid.type)
+    fields.update(changes)
+    return EmmGrid(**fields)
+
+
+class EmmContrasts:
+    """Contrasts of estimated marginal means with their t (or z) tests, adjusted for
+    multiplicity within each ``by`` group, as emmeans' contrast(); ``confint()`` gives
+    their (adjusted) confidence intervals, ``summary(infer=True)`` both."""
+
+    def __init__(self, basis: Basis, levels: pd.DataFrame, L: np.ndarray, by: list[str],
+                 families: list[adj.Family], adjust: str, ratio: bool = False,
+                 level: float = 0.95, infer: tuple[bool, bool] = (False, True)):
+        self.basis, self.levels, self.L, self.by = basis, levels, L, by
+        self.families, self.adjust, self.ratio = families, adjust, ratio
+        self.level, self.infer = level, infer
+        self._p_adjust = [adj.resolve(adjust, f) for f in families]
+
+    def confint(self, level: float = 0.95, adjust: str | None = None) -> EmmContrasts:
+        """The contrasts with confidence intervals (adjusted as the tests, by default)."""
+        require_probability("level", level, "0.95")
+        return self._with(level=level, adjust=adjust, infer=(True, False))
+
+    def summary(self, infer: bool | tuple[bool, bool] = (False, True), level: float = 0.95,
+                adjust: str | None = None) -> EmmContrasts:
+        """``infer=True`` shows intervals and tests, ``(True, False)`` intervals only."""
+        infer = (bool(infer), bool(infer)) if isinstance(infer, bool) else tuple(infer)
+        return self._with(level=level, adjust=adjust, infer=infer)
+
+    def _with(self, level, adjust, infer) -> EmmContrasts:
+        return EmmContrasts(self.basis, self.levels, self.L, self.by, self.families,
+                            adjust or self.adjust, self.ratio, level, infer)
+
+    def _rows(self) -> list[np.ndarray]:
+        """Each family's rows of the table."""
+        return _groups(self.levels, self.by)
+
+    @property
+    def table(self) -> pd.DataFrame:
+        est, se, df = self.basis.estimate(self.L)
+        t = est / se
+        table = self.levels.copy()
+        name = "estimate"
+        if self.ratio:
+            name = "odds.ratio" if self.basis.link.name == "logit" else "ratio"
+            table["contrast"] = [c.replace(" - ", " / ") for c in table["contrast"]]
+        values = {name: np.exp(est) if self.ratio else est,
+                  "SE": np.exp(est) * se if self.ratio else se, "df": df}
+        if self.infer[0]:
+            lo, hi = _ci_names(df)
+            lower, upper = np.empty(len(est)), np.empty(len(est))
+            for rows, family, p_method in zip(self._rows(), self.families, self._p_adjust):
+                cv, _ = adj.critical_values(self.level, df[rows], p_method, family)
+                lower[rows], upper[rows] = est[rows] - cv * se[rows], est[rows] + cv * se[rows]
+            if self.ratio:
+                lower, upper = np.exp(lower), np.exp(upper)
+            values.update({lo: lower, hi: upper})
+        if self.infer[1]:
+            p = np.empty(len(est))
+            for rows, family, method in zip(self._rows(), self.families, self._p_adjust):
+                p[rows] = adj.adjusted_p(t[rows], df[rows], method, family)
+            if self.ratio:
+                values["null"] = np.ones(len(est))
+            values["t.ratio" if np.isfinite(df).any() else "z.ratio"] = t
+            values["p.value"] = p
+        for column, v in values.items():
+            table[column] = v
+        return table
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table
+
+    def _messages(self) -> list[str]:
+        out = self.basis.messages()
+        link = self.basis.link
+        scale = None
+        if link is not None and link.name != "identity":
+            scale = {"logit": "log odds ratio"}.get(link.name, link.name)
+            if not self.ratio:
+                out.append(f"Results are given on the {scale} (not the response) scale.")
+        family = self.families[0]
+        if self.infer[0]:
+            out.append(f"Confidence level used: {cat_number(self.level)}")
+            out.append(adj.ci_message(self._p_adjust[0], family))
+            if self.ratio:
+                out.append(f"Intervals are back-transformed from the {scale} scale")
+        if self.infer[1]:
+            out.append(adj.p_message(self._p_adjust[0], family))
+            if self.ratio:
+                out.append(f"Tests are performed on the {scale} scale")
+        return [m for m in dict.fromkeys(out) if m]
+
+    def __str__(self) -> str:
+        table = self.table
+        estimate = table.columns[len(self.levels.columns)]
+        return "\n".join(summary_lines(table, estimate, self.by, self._messages(), set()))
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        return self.table.to_html(index=False)
+
+
+@dataclass
+class EmmList:
+    """``emmeans(m, "pairwise ~ A")``: the means and their contrasts, as emmeans' list."""
+
+    emmeans: EmmGrid
+    contrasts: EmmContrasts
+
+    def __str__(self) -> str:
+        return "\n".join(["$emmeans", str(self.emmeans), "", "$contrasts",
+                          str(self.contrasts), ""])
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def emmeans(m, specs, by: list[str] | str | None = None, at: dict | None = None,
+            type: str = "link", lmer_df: str | None = None, level: float = 0.95,
+            adjust: str | None = None) -> EmmGrid | EmmList:
+    """Estimated marginal means of ``m`` for the variables in ``specs`` (``"~ A"``,
+    ``"~ A * B | C"``, ``"pairwise ~ A"``, or a list of names), within each ``by`` group;
+    numeric variables at their means or at the values in ``at``. Linear mixed models get
+    Kenward-Roger's degrees of freedom up to 3,000 observations (Satterthwaite's for
+    weighted fits), as emmeans; ``lmer_df`` chooses ("satterthwaite", "asymptotic").
+    GLMMs give z tests; ``type="response"`` back-transforms through the link."""
+    method, spec_vars, spec_by = parse_specs(specs)
+    by_vars = spec_by + (_names(by) if by is not None else [])
+    require_probability("level", level, "0.95")
+    names = list(dict.fromkeys(spec_vars + by_vars))
+    if len(names) < len(spec_vars) + len(by_vars):
+        raise ModelError("emmeans(): a variable appears in both specs and by")
+    rg = reference_grid(m, at)
+    unknown = [v for v in names if v not in rg.levels]
+    if unknown:
+        raise ModelError(f"emmeans(): {unknown[0]!r} is not a variable of the fixed part "
+                         f"({', '.join(rg.levels) or 'it has none'})")
+    type = _check_type(type)
+    basis = make_basis(m, rg, names, lmer_df)
+    _note_interactions(m, rg, names)
+    L, combos = rg.cell_means(names)
+    levels = pd.DataFrame([dict(zip(names, c)) for c in combos], columns=names)
+    numeric = {v for v in names if v not in rg.factors}
+    grid = EmmGrid(basis, levels, L, spec_vars, by_vars, numeric, level, type)
+    if method is None:
+        return grid
+    return EmmList(grid, grid.contrast(method, adjust=adjust))
+
+
+def make_basis(m, rg: ReferenceGrid, names: list[str], lmer_df: str | None) -> Basis:
+    """β̂, V and the degrees of freedom for ``m`` under emmeans' rules."""
+    if m.torch_info is not None and m.design.nn:
+        raise ModelError("emmeans() needs a linear fixed part; this model's nn() terms have "
+                         "no coefficients to average")
+    if list(m.fixef_names) != list(m.design.fixed_encoder.names):
+        raise ModelError("emmeans() needs a fixed part of full rank (this fit dropped "
+                         "aliased columns)")
+    if m.design.offset is not None:
+        raise ModelError("emmeans() does not yet take models with an offset")
+    averaged = tuple(c for c in rg.factors if c not in names)
+    beta = m.fixef().to_numpy(dtype=np.float64)
+    V = m.vcov().to_numpy(dtype=np.float64)
+    if m.family is not None:
+        return Basis(beta, V, lambda L: np.full(len(L), np.inf), None, m.family.link,
+                     m.family.family, averaged)
+    method = _df_method(m, lmer_df)
+    if method == "kenward-roger":
+        reml = m if m.REML else m.refit(REML=True)  # as pbkrtest's vcovAdj
+        kr = replace(reml._kenward_roger, phi=m.fit.beta_vcov())
+        return Basis(beta, kr.phi_adjusted, lambda L: np.array([kr.df(row) for row in L]),
+                     method, None, None, averaged)
+    if method == "satterthwaite":
+        return Basis(beta, V, m.satterthwaite_df, method, None, None, averaged)
+    return Basis(beta, V, lambda L: np.full(len(L), np.inf), method, None, None, averaged)
+
+
+def _df_method(m, lmer_df: str | None) -> str:
+    if m.torch_info is not None:
+        if lmer_df not in (None, "asymptotic"):
+            raise ModelError("a torch-engine fit has asymptotic degrees of freedom only")
+        return "asymptotic"
+    if lmer_df is not None:
+        if lmer_df.lower() not in DF_METHODS:
+            raise ModelError(f"lmer_df must be one of {', '.join(DF_METHODS)}, not "
+                             f"{lmer_df!r}")
+        return lmer_df.lower()
+    if m.nobs > DF_LIMIT:
+        warn(f"emmeans(): degrees of freedom are asymptotic because the fit has more than "
+             f"{DF_LIMIT} observations (as emmeans); pass lmer_df='satterthwaite' for "
+             f"Satterthwaite's", UserWarning)
+        return "asymptotic"
+    kr_possible = m.fit.weights is None and all(
+        t.lengthscale is None for t in m.VarCorr().terms)
+    return "kenward-roger" if kr_possible else "satterthwaite"
+
+
+_SPEC_TOKEN = re.compile(r"\s*(?:(?P<name>[A-Za-z_.][A-Za-z0-9_.]*)|(?P<op>[~|+*:]))")
+CONTRAST_METHODS = ("pairwise", "revpairwise", "trt.vs.ctrl", "trt.vs.ctrl1",
+                    "trt.vs.ctrlk", "eff", "del.eff", "poly", "consec")
+
+
+def parse_specs(specs) -> tuple[str | None, list[str], list[str]]:
+    """``"method ~ a * b | c"`` → (method, [a, b], [c]); a list of names is the specs."""
+    if isinstance(specs, (list, tuple)):
+        return None, _names(specs), []
+    if not isinstance(specs, str):
+        raise ModelError(f"specs must be a string such as '~ A | B' or a list of names, not "
+                         f"{type(specs).__name__}")
+    tokens, pos = [], 0
+    text = specs.rstrip()
+    while pos < len(text):
+        match = _SPEC_TOKEN.match(text, pos)
+        if match is None:
+            where = len(text) - len(text[pos:].lstrip())
+            raise ModelError(f"specs {specs!r}: unexpected {text[where]!r} at character "
+                             f"{where + 1}")
+        tokens.append((match.group("name") or match.group("op"), match.end()))
+        pos = match.end()
+    method = None
+    if len(tokens) > 1 and tokens[1][0] == "~" and tokens[0][0] not in "~|+*:":
+        method = tokens[0][0]
+        if method not in CONTRAST_METHODS:
+            raise ModelError(f"specs {specs!r}: unknown contrast method {method!r} (use "
+                             f"{', '.join(CONTRAST_METHODS)})")
+        tokens = tokens[1:]
+    if tokens and tokens[0][0] == "~":
+        tokens = tokens[1:]
+    parts: list[list[str]] = [[]]
+    expect_name = True
+    for token, end in tokens:
+        is_name = token not in "~|+*:"
+        if is_name != expect_name or token == "~":
+            raise ModelError(f"specs {specs!r}: unexpected {token!r} ending at character "
+                             f"{end}")
+        if is_name:
+            parts[-1].append(token)
+        elif token == "|":
+            if len(parts) == 2:
+                raise ModelError(f"specs {specs!r}: a second '|' at character {end}")
+            parts.append([])
+        expect_name = not is_name
+    if expect_name:
+        raise ModelError(f"specs {specs!r}: a variable name is missing at the end")
+    return method, parts[0], parts[1] if len(parts) > 1 else []
+
+
+def _names(value) -> list[str]:
+    names = [value] if isinstance(value, str) else list(value)
+    if not all(isinstance(n, str) and n for n in names):
+        raise ModelError(f"expected variable names, not {value!r}")
+    return names
+
+
+def _check_type(type: str) -> str:
+    if type not in ("link", "response"):
+        raise ModelError(f"type must be 'link' or 'response', not {type!r}")
+    return type
+
+
+def _ci_names(df: np.ndarray) -> tuple[str, str]:
+    return ("asymp.LCL", "asymp.UCL") if np.isinf(df).all() else ("lower.CL", "upper.CL")
+
+
+def _note_interactions(m, rg: ReferenceGrid, names: list[str]) -> None:
+    """emmeans' note: a mean of a variable that interacts with a factor averaged over."""
+    encoder = m.design.fixed_encoder
+    averaged = {c for c in rg.factors if c not in names}
+    for term in encoder.terms.terms:
+        columns = {encoder.factors[f]._inner().id for f in term.factors
+                   if hasattr(encoder.factors[f]._inner(), "id")}
+        if len(columns) > 1 and columns & set(names) and columns & averaged:
+            warn("Results may be misleading due to involvement in interactions",
+                 UserWarning)
+            return
+
+
+def _groups(levels: pd.DataFrame, by: list[str]) -> list[np.ndarray]:
+    if not by:
+        return [np.arange(len(levels))]
+    keys = levels[by].astype(str).agg("\x1f".join, axis=1)
+    return [np.flatnonzero(keys == k) for k in dict.fromkeys(keys)]
+
+
+def _contrast_labels(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """emmeans' level labels for contrasts: values pasted with spaces; a variable whose
+    values all read as numbers is prefixed by its name; labels with -, +, / or * are put
+    in parentheses."""
+    parts = []
+    for column in columns:
+        values = [_as_character(v) for v in frame[column]]
+        if all(_reads_as_number(v) for v in values):
+            values = [f"{column}{v}" for v in values]
+        parts.append(values)
+    labels = [" ".join(p) for p in zip(*parts)] if parts else [""] * len(frame)
+    return np.array([f"({x})" if re.search(r"-|\+|/|\*", x) else x for x in labels],
+                    dtype=object)
+
+
+def _as_character(value) -> str:
+    if isinstance(value, str):
+        return value
+    return format_number(float(value), 15).strip()
+
+
+def _reads_as_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _coefficients(method, levels: np.ndarray, ref, reverse: bool
+                  ) -> tuple[np.ndarray, list[str], str, bool]:
+    """The contrast coefficients (one row per contrast) of emmeans' .emmc functions, their
+    names, the default adjustment and whether they are one set of pairwise differences."""
+    k = len(levels)
+    if isinstance(method, dict):
+        coef = np.array([np.asarray(v, dtype=np.float64) for v in method.values()])
+        if coef.ndim != 2 or coef.shape[1] != k:
+            raise ModelError(f"each contrast needs {k} coefficients (one per mean)")
+        return coef, [str(n) for n in method], "none", False
+    if method in ("pairwise", "revpairwise"):
+        pairs = [(i, j) for i in range(k) for j in range(i + 1, k)] if method == "pairwise" \
+            else [(i, j) for i in range(1, k) for j in range(i)]
+        coef = np.zeros((len(pairs), k))
+        for row, (i, j) in enumerate(pairs):
+            coef[row, i], coef[row, j] = 1, -1
+        return coef, [f"{levels[i]} - {levels[j]}" for i, j in pairs], "tukey", True
+    if method.startswith("trt.vs.ctrl"):
+        r = {"trt.vs.ctrl1": 1, "trt.vs.ctrlk": k}.get(method, ref)
+        r = _position(r, levels)
+        others = [i for i in range(k) if i != r]
+        coef = np.zeros((len(others), k))
+        for row, i in enumerate(others):
+            coef[row, i], coef[row, r] = 1, -1
+        names = [f"{levels[i]} - {levels[r]}" for i in others]
+        if reverse:
+            coef, names = -coef, [f"{levels[r]} - {levels[i]}" for i in others]
+        return coef, names, "dunnettx", False
+    if method in ("eff", "del.eff"):
+        coef = np.eye(k) - 1 / k
+        if method == "del.eff":
+            coef = coef * k / (k - 1)
+        return coef, [f"{x} effect" for x in levels], "fdr", False
+    if method == "consec":
+        coef = np.zeros((k - 1, k))
+        for i in range(k - 1):
+            coef[i, i + 1], coef[i, i] = 1, -1
+        return coef, [f"{levels[i + 1]} - {levels[i]}" for i in range(k - 1)], "mvt", False
+    if method == "poly":
+        return _poly(k), _POLY_NAMES[:min(6, k - 1)], "none", False
+    raise ModelError(f"unknown contrast method {method!r} (use "
+                     f"{', '.join(CONTRAST_METHODS)} or a dict of coefficients)")
+
+
+_POLY_NAMES = ["linear", "quadratic", "cubic", "quartic"] + [f"degree {d}" for d in
+                                                            range(5, 21)]
+
+
+def _poly(k: int) -> np.ndarray:
+    """emmeans' poly.emmc: R's orthogonal polynomials in 1..k up to degree min(6, k − 1),
+    each scaled to whole numbers."""
+    x = np.arange(1, k + 1, dtype=np.float64)
+    degree = min(6, k - 1)
+    Q, R = np.linalg.qr(np.vander(x - x.mean(), degree + 1, increasing=True))
+    raw = (Q * np.diag(R))[:, 1:]
+    rows = []
+    for con in raw.T:
+        con = con / np.sqrt(np.sum(con**2))
+        con = con / con[con > 0.01].min()
+        z = np.max(np.abs(con - np.round(con)))
+        while z > 0.05:
+            con = con / z
+            z = np.max(np.abs(con - np.round(con)))
+        rows.append(np.round(con))
+    return np.array(rows)
+
+
+def _position(ref, levels: np.ndarray) -> int:
+    if isinstance(ref, str):
+        matches = [i for i, x in enumerate(levels) if x == ref]
+        if not matches:
+            raise ModelError(f"ref {ref!r} is not one of the levels ({', '.join(levels)})")
+        return matches[0]
+    if isinstance(ref, (int, np.integer)) and 1 <= ref <= len(levels):
+        return int(ref) - 1
+    raise ModelError(f"ref must be a level or a position from 1 to {len(levels)}, not "
+                     f"{ref!r}")
+
+
+__all__ = ["EmmContrasts", "EmmGrid", "EmmList", "emmeans", "parse_specs"]

@@ -1,0 +1,112 @@
+"""The reference grid of a fitted model's fixed part, as lmerTest's ls_means and emmeans
+build it: every level of every factor crossed (R's expand.grid, the first fastest), each
+numeric variable at its mean over the rows used or at the values the user gives, and the
+model matrix of each grid row (transformations such as ``I(x^2)`` computed from the grid's
+values, as R's model.matrix on the grid computes them). Marginal means are equally
+weighted averages of the grid's rows."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..design.encoding import as_labels
+from ..errors import ModelError
+from ..formula import nodes as N
+
+
+@dataclass
+class ReferenceGrid:
+    """The grid (the data's own values), each variable's level labels per grid row, its
+    levels in order, which variables are factors, and the grid's model matrix."""
+
+    frame: pd.DataFrame
+    labels: dict[str, list[str]]
+    levels: dict[str, list]
+    factors: list[str]
+    X: np.ndarray
+
+    def cell_means(self, columns: list[str]) -> tuple[np.ndarray, list[tuple]]:
+        """One row of L per combination of the ``columns``' levels (the first fastest): the
+        average of the grid's rows at that combination; with the combinations."""
+        rows, combos = [], []
+        for combo in itertools.product(*[self.levels[c] for c in reversed(columns)]):
+            combo = combo[::-1]
+            at = np.ones(len(self.frame), dtype=bool)
+            for column, level in zip(columns, combo):
+                at &= np.array(self.labels[column], dtype=object) == level
+            rows.append(self.X[at].mean(axis=0))
+            combos.append(combo)
+        return np.array(rows).reshape(len(rows), self.X.shape[1]), combos
+
+
+def reference_grid(m, at: dict | None = None) -> ReferenceGrid:
+    """The reference grid of ``m``'s fixed part; ``at`` maps a variable to the values (a
+    factor's levels, or numbers) to hold it at instead of all levels or the mean."""
+    encoder = m.design.fixed_encoder
+    data = m._data.loc[m.design.index]
+    variables = list(m.design.formula.fixed.variables())
+    at = dict(at or {})
+    unknown = [name for name in at if name not in variables]
+    if unknown:
+        raise ModelError(f"at: {unknown[0]!r} is not a variable of the fixed part "
+                         f"({', '.join(variables) or 'it has none'})")
+    factor_levels: dict[str, list] = {}
+    for f in encoder.factors.values():
+        if f.categorical:
+            inner = f._inner()
+            if not isinstance(inner, N.Name):
+                raise ModelError(f"a reference grid needs factors that are columns, not "
+                                 f"{f.label}")
+            factor_levels[inner.id] = list(f.levels)
+    levels: dict[str, list] = {}
+    for column in variables:
+        if column in factor_levels:
+            levels[column] = _factor_levels(column, factor_levels[column], at.get(column))
+        elif column in at:
+            levels[column] = _numbers(column, at[column])
+        else:
+            values = pd.to_numeric(data[column], errors="coerce")
+            if values.isna().any():
+                raise ModelError(f"column {column!r} is neither a factor of the fixed part "
+                                 f"nor numeric; give its value in at=")
+            levels[column] = [float(values.mean())]
+    combos = itertools.product(*[levels[c] for c in reversed(variables)])
+    frame = pd.DataFrame([dict(zip(reversed(variables), combo)) for combo in combos],
+                         columns=variables)
+    labels = {c: list(frame[c]) for c in variables}
+    for column in factor_levels:  # the data's own values behind each label
+        lookup = dict(zip(list(as_labels(data[column])), data[column]))
+        frame[column] = frame[column].map(lookup)
+    return ReferenceGrid(frame, labels, levels, list(factor_levels), encoder.transform(frame))
+
+
+def _factor_levels(column: str, levels: list[str], wanted) -> list[str]:
+    if wanted is None:
+        return levels
+    wanted = [wanted] if np.isscalar(wanted) else list(wanted)
+    labels = [str(w) if not isinstance(w, bool) else ("TRUE" if w else "FALSE")
+              for w in wanted]
+    missing = [w for w in labels if w not in levels]
+    if missing:
+        raise ModelError(f"at: {missing[0]!r} is not a level of factor {column!r} (its "
+                         f"levels: {', '.join(levels)})")
+    return [level for level in levels if level in labels]
+
+
+def _numbers(column: str, wanted) -> list[float]:
+    values = np.atleast_1d(np.asarray(wanted, dtype=object))
+    try:
+        numbers = [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise ModelError(f"at: {column!r} is numeric; give numbers, not "
+                         f"{list(values)!r}") from None
+    if not numbers or not all(np.isfinite(numbers)):
+        raise ModelError(f"at: {column!r} needs finite numbers")
+    return numbers
+
+
+__all__ = ["ReferenceGrid", "reference_grid"]

@@ -1,0 +1,91 @@
+# emmeans' estimated marginal means and their contrasts for lme4 fits: the printed tables
+# and their numbers, with the default Kenward-Roger df (pbkrtest), Satterthwaite's
+# (lmerTest) and asymptotic ones, p-value and confidence-level adjustments, and GLMMs on
+# the link and response scales.
+# Needs R with lme4, lmerTest, pbkrtest, emmeans and jsonlite
+# (Debian: r-cran-lme4 r-cran-lmertest r-cran-emmeans r-cran-jsonlite).
+# Run from the repository root:   Rscript tests/reference/emmeans.R
+# Writes tests/reference/emmeans.json
+suppressPackageStartupMessages({ library(lme4); library(emmeans); library(jsonlite) })
+
+# lmertest.R's data: factors A (3 levels) and B (2), a number x, groups g
+set.seed(2)
+fac <- data.frame(g = factor(rep(1:12, each = 12)), A = factor(rep(c("a1", "a2", "a3"), 48)),
+                  B = factor(rep(c("b1", "b1", "b2", "b2"), 36)), x = round(rnorm(144), 3))
+fac$y <- round(1 + 0.5 * (fac$A == "a2") - 0.3 * (fac$B == "b2") + 0.4 * fac$x +
+               0.3 * (fac$A == "a3") * fac$x + rnorm(12)[fac$g] + rnorm(144), 3)
+fac$N <- factor(rep(c(10, 20, 40), each = 48))  # levels that read as numbers
+
+f1 <- lmer(y ~ A * B + x + (1 | g), fac)
+f1ml <- lmer(y ~ A * B + x + (1 | g), fac, REML = FALSE)
+fq <- lmer(y ~ A * x + I(x^2) + (1 | g), fac)
+fn <- lmer(y ~ N + B + (1 | g), fac)
+sl <- lmer(Reaction ~ Days + (Days | Subject), sleepstudy)
+gb <- glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, binomial, nAGQ = 25)
+gp <- glmer(incidence ~ period + (1 | herd), cbpp, poisson, nAGQ = 25)
+
+quiet <- function(expr) suppressMessages(suppressWarnings(expr))
+cases <- list(
+  A = quote(emmeans(f1, ~ A)),
+  A_by_B = quote(emmeans(f1, ~ A | B)),
+  AB = quote(emmeans(f1, ~ A * B)),
+  B_by_A = quote(emmeans(f1, "B", by = "A")),
+  A_satt = quote(emmeans(f1, ~ A, lmer.df = "satterthwaite")),
+  A_asym = quote(emmeans(f1, ~ A, lmer.df = "asymptotic")),
+  A_ml = quote(emmeans(f1ml, ~ A)),
+  A_at_x = quote(emmeans(f1, ~ A, at = list(x = 1))),
+  A_level90 = quote(confint(emmeans(f1, ~ A), level = 0.9)),
+  x_only = quote(emmeans(f1, ~ x)),
+  quad = quote(emmeans(fq, ~ A)),
+  days_at = quote(emmeans(sl, ~ Days, at = list(Days = c(0, 5)))),
+  pairs_A = quote(pairs(emmeans(f1, ~ A))),
+  pairs_A_by_B = quote(pairs(emmeans(f1, ~ A | B))),
+  pairs_AB = quote(pairs(emmeans(f1, ~ A * B))),
+  pairs_reverse = quote(pairs(emmeans(f1, ~ A), reverse = TRUE)),
+  pairs_satt = quote(pairs(emmeans(f1, ~ A, lmer.df = "satterthwaite"))),
+  pairs_none = quote(pairs(emmeans(f1, ~ A), adjust = "none")),
+  pairs_bonferroni = quote(pairs(emmeans(f1, ~ A), adjust = "bonferroni")),
+  pairs_holm = quote(pairs(emmeans(f1, ~ A), adjust = "holm")),
+  pairs_sidak = quote(pairs(emmeans(f1, ~ A), adjust = "sidak")),
+  pairs_scheffe = quote(pairs(emmeans(f1, ~ A), adjust = "scheffe")),
+  pairs_fdr = quote(pairs(emmeans(f1, ~ A), adjust = "fdr")),
+  pairs_confint = quote(confint(pairs(emmeans(f1, ~ A)))),
+  pairs_infer = quote(summary(pairs(emmeans(f1, ~ A)), infer = TRUE)),
+  pairs_numeric_levels = quote(pairs(emmeans(fn, ~ N))),
+  revpairwise = quote(contrast(emmeans(f1, ~ A), "revpairwise")),
+  trt_vs_ctrl = quote(contrast(emmeans(f1, ~ A), "trt.vs.ctrl")),
+  trt_vs_ctrl_ref2 = quote(contrast(emmeans(f1, ~ A), "trt.vs.ctrl", ref = 2)),
+  trt_vs_ctrl_confint = quote(confint(contrast(emmeans(f1, ~ A), "trt.vs.ctrl"))),
+  poly = quote(contrast(emmeans(fn, ~ N), "poly")),
+  eff = quote(contrast(emmeans(f1, ~ A), "eff")),
+  eff_by_B = quote(contrast(emmeans(f1, ~ A | B), "eff")),
+  binomial_link = quote(emmeans(gb, ~ period)),
+  binomial_response = quote(emmeans(gb, ~ period, type = "response")),
+  binomial_pairs = quote(pairs(emmeans(gb, ~ period))),
+  binomial_pairs_response = quote(pairs(emmeans(gb, ~ period), type = "response")),
+  binomial_trt_response = quote(contrast(emmeans(gb, ~ period), "trt.vs.ctrl",
+                                         type = "response")),
+  binomial_pairs_response_confint = quote(confint(pairs(emmeans(gb, ~ period),
+                                                        type = "response"))),
+  poisson_response = quote(emmeans(gp, ~ period, type = "response")),
+  poisson_pairs_response = quote(pairs(emmeans(gp, ~ period), type = "response")),
+  poisson_pairs = quote(pairs(emmeans(gp, ~ period))))
+
+describe <- function(call) {
+  obj <- quiet(eval(call))
+  s <- if (inherits(obj, "summary_emm")) obj else summary(obj)
+  d <- as.data.frame(s)
+  list(call = paste(deparse(call), collapse = " "), lines = capture.output(print(s)),
+       columns = lapply(as.list(d), function(v) if (is.factor(v)) as.character(v) else v))
+}
+# R's p.adjust, which emmeans applies for the stepwise methods
+p <- c(0.01, 0.04, 0.03, 0.005, 0.2, 0.04)
+p_adjust <- lapply(setNames(nm = c("holm", "hochberg", "BH", "BY", "bonferroni")),
+                   function(method) p.adjust(p, method))
+
+out <- list(emmeans_version = as.character(packageVersion("emmeans")),
+            lme4_version = as.character(packageVersion("lme4")),
+            data = fac, cases = lapply(cases, describe),
+            p = p, p_adjust = p_adjust)
+writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = FALSE),
+           "tests/reference/emmeans.json")
