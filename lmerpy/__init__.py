@@ -21,7 +21,7 @@ from .formula import Formula, parse
 from .io import ModelFileError, load
 from .lmlist import lmList
 from .results.anova import anova, contest
-from .results.emmeans import emmeans
+from .results.emmeans import emmeans, emtrends
 from .results.glmer import GlmerResult
 from .results.ls_means import ls_means
 from .results.model import LmerResult
@@ -35,4 +35,5 @@ __all__ = ["DataError", "Formula", "FormulaError", "LmerpyError", "ModelError", 
            "TrainingWarning", "__version__", "glmer", "GlmerResult", "GlmerControl", "Family",
            "binomial", "poisson", "SeparationWarning", "load", "ModelFileError", "plot",
            "ProfileWarning", "update", "drop1", "ranova", "step", "contest", "ls_means",
-           "lmList", "influence", "glmer_nb", "negative_binomial", "emmeans"]
+           "lmList", "influence", "glmer_nb", "negative_binomial", "emmeans",
+           "emtrends"]

@@ -1,8 +1,8 @@
 """emmeans' print.summary_emm: every numeric column zapsmall()ed, df rounded to 2
 decimals, test statistics to 3 and p-values to 4 (``<.0001`` below), the other numbers
 formatted with the significant digits the estimates' ±2 SE ranges call for (.opt.dig);
-labels left-aligned, numbers right-aligned; ``by`` groups printed one after another; the
-notes below, each with R's trailing space."""
+labels left-aligned, numbers right-aligned, wrapped at 80 columns as R prints a matrix;
+``by`` groups printed one after another; the notes below, each with R's trailing space."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .rformat import format_numbers, r_round, zapsmall
+from .rformat import format_numbers, print_matrix, r_round, zapsmall
 
 TEST_STATISTICS = ("t.ratio", "z.ratio")
 
@@ -43,19 +43,19 @@ def summary_lines(table: pd.DataFrame, estimate: str, by: list[str], messages: l
                              for t in texts]
         else:
             cells[column] = format_numbers(x, digits)
-    widths = {c: max([len(c)] + [len(t) for t in cells[c]]) for c in table.columns}
-
-    def line(columns: list[str], row: int | None) -> str:
-        out = []
-        for c in columns:
-            text = c if row is None else cells[c][row]
-            out.append(text.rjust(widths[c]) if right[c] else text.ljust(widths[c]))
-        return " " + " ".join(out)
-
+    for c in table.columns:  # each column to one width: labels left, numbers right
+        w = max([len(c)] + [len(t) for t in cells[c]])
+        cells[c] = [t.rjust(w) if right[c] else t.ljust(w) for t in cells[c]]
     shown = [c for c in table.columns if c not in by]
+    header = [c if right[c] else c.ljust(len(cells[c][0])) for c in shown]
+
+    def block(rows: list[int]) -> list[str]:
+        return print_matrix([[cells[c][i] for c in shown] for i in rows], header,
+                            [""] * len(rows), right=True, width=80) + [""]
+
     lines: list[str] = []
     if not by:
-        lines += [line(shown, None)] + [line(shown, i) for i in range(len(table))] + [""]
+        lines += block(list(range(len(table))))
     else:
         order = sorted(range(len(table)), key=lambda i: tuple(
             _rank(table[b], i) for b in reversed(by)))
@@ -64,7 +64,7 @@ def summary_lines(table: pd.DataFrame, estimate: str, by: list[str], messages: l
             label = ", ".join(f"{b} = {cells[b][i]}" for b in by)
             groups.setdefault(label, []).append(i)
         for label, rows in groups.items():
-            lines += [f"{label}:", line(shown, None)] + [line(shown, i) for i in rows] + [""]
+            lines += [f"{label}:"] + block(rows)
     return lines + [f"{m} " for m in messages]
 
 

@@ -60,17 +60,17 @@ class EmmGrid:
 
     def __init__(self, basis: Basis, levels: pd.DataFrame, L: np.ndarray, specs: list[str],
                  by: list[str], numeric: set[str], level: float = 0.95,
-                 type: str = "link"):
+                 type: str = "link", estimate: str = "emmean"):
         self.basis, self.levels, self.L = basis, levels, L
         self.specs, self.by, self.numeric = specs, by, numeric
-        self.level, self.type = level, type
+        self.level, self.type, self.estimate = level, type, estimate
 
     @property
     def table(self) -> pd.DataFrame:
         est, se, df = self.basis.estimate(self.L)
         cv = st.t.ppf(0.5 + self.level / 2, df)
         lower, upper = est - cv * se, est + cv * se
-        name = "emmean"
+        name = self.estimate
         if self._response:
             link = self.basis.link
             name = {"binomial": "prob", "poisson": "rate"}.get(self.basis.family, "response")
@@ -126,23 +126,25 @@ class EmmGrid:
             frames.append(frame)
             families.append(adj.Family(size=len(group), n=len(names), pairs=pairs,
                                        rank=int(np.linalg.matrix_rank(coef))))
-        scale = self._response and getattr(self.basis.link, "name", None) in ("log", "logit")
+        scale = self._response and self.basis.link.name in ("log", "logit")
         if type is not None:
-            scale = _check_type(type) == "response" and \
-                self.basis.link.name in ("log", "logit")
+            scale = _check_type(type) == "response" and self.estimate == "emmean" and \
+                self.basis.link is not None and self.basis.link.name in ("log", "logit")
         return EmmContrasts(self.basis, pd.concat(frames, ignore_index=True),
                             np.vstack(rows), by, families, adjust or default_adjust,
                             ratio=scale)
 
     @property
     def _response(self) -> bool:
-        return self.type == "response" and self.basis.link is not None \
+        return self.type == "response" and self.estimate == "emmean" \
+            and self.basis.link is not None \
             and self.basis.link.name != "identity"
 
     def _messages(self) -> list[str]:
         out = self.basis.messages()
         link = self.basis.link
-        if link is not None and link.name != "identity" and not self._response:
+        if link is not None and link.name != "identity" and not self._response \
+                and self.estimate == "emmean":
             out.append(f"Results are given on the {link.name} (not the response) scale.")
         out.append(f"Confidence level used: {cat_number(self.level)}")
         if self._response:
@@ -164,7 +166,8 @@ class EmmGrid:
 
 def replace_grid(grid: EmmGrid, **changes) -> EmmGrid:
     fields = dict(basis=grid.basis, levels=grid.levels, L=grid.L, specs=grid.specs,
-                  by=grid.by, numeric=grid.numeric, level=grid.level, type=grid.type)
+                  by=grid.by, numeric=grid.numeric, level=grid.level, type=grid.type,
+                  estimate=grid.estimate)
     fields.update(changes)
     return EmmGrid(**fields)
 
@@ -287,11 +290,26 @@ def emmeans(m, specs, by: list[str] | str | None = None, at: dict | None = None,
             type: str = "link", lmer_df: str | None = None, level: float = 0.95,
             adjust: str | None = None) -> EmmGrid | EmmList:
     """Estimated marginal means of ``m`` for the variables in ``specs`` (``"~ A"``,
-    ``"~ A * B | C"``, ``"pairwise ~ A"``, or a list of names), within each ``by`` group;
-    numeric variables at their means or at the values in ``at``. Linear mixed models get
-    Kenward-Roger's degrees of freedom up to 3,000 observations (Satterthwaite's for
-    weighted fits), as emmeans; ``lmer_df`` chooses ("satterthwaite", "asymptotic").
-    GLMMs give z tests; ``type="response"`` back-transforms through the link."""
+    ``"~ A * B | C"``, ``"pairwise ~ A"``, ``"~ 1"``, or a list of names), within each
+    ``by`` group; numeric variables at their means or at the values in ``at``. Linear mixed
+    models get Kenward-Roger's degrees of freedom up to 3,000 observations
+    (Satterthwaite's for weighted fits), as emmeans; ``lmer_df`` chooses
+    ("satterthwaite", "asymptotic"). GLMMs give z tests; ``type="response"``
+    back-transforms through the link."""
+    return _emmeans(m, specs, by, at, _check_type(type), lmer_df, level, adjust)
+
+
+def emtrends(m, specs, var: str, by: list[str] | str | None = None, at: dict | None = None,
+             lmer_df: str | None = None, level: float = 0.95, adjust: str | None = None,
+             delta_var: float | None = None) -> EmmGrid | EmmList:
+    """emmeans' emtrends: the slope of the linear predictor in the numeric variable ``var``
+    for each combination of ``specs`` (averaged as ``emmeans``), by emmeans' forward
+    difference over ``delta_var`` (default: 0.001 of the data's range of ``var``), so a
+    slope that depends on ``var`` (``I(x^2)``) is the one emmeans reports."""
+    return _emmeans(m, specs, by, at, "link", lmer_df, level, adjust, trend=(var, delta_var))
+
+
+def _emmeans(m, specs, by, at, type, lmer_df, level, adjust, trend=None):
     method, spec_vars, spec_by = parse_specs(specs)
     by_vars = spec_by + (_names(by) if by is not None else [])
     require_probability("level", level, "0.95")
@@ -303,16 +321,41 @@ def emmeans(m, specs, by: list[str] | str | None = None, at: dict | None = None,
     if unknown:
         raise ModelError(f"emmeans(): {unknown[0]!r} is not a variable of the fixed part "
                          f"({', '.join(rg.levels) or 'it has none'})")
-    type = _check_type(type)
     basis = make_basis(m, rg, names, lmer_df)
-    _note_interactions(m, rg, names)
     L, combos = rg.cell_means(names)
+    estimate = "emmean"
+    if trend is None:
+        _note_interactions(m, rg, names)
+    else:
+        L, estimate = _trend(m, rg, L, names, at, *trend)
     levels = pd.DataFrame([dict(zip(names, c)) for c in combos], columns=names)
+    if not spec_vars:
+        levels.insert(0, "1", "overall")
     numeric = {v for v in names if v not in rg.factors}
-    grid = EmmGrid(basis, levels, L, spec_vars, by_vars, numeric, level, type)
+    grid = EmmGrid(basis, levels, L, spec_vars, by_vars, numeric, level, type, estimate)
     if method is None:
         return grid
     return EmmList(grid, grid.contrast(method, adjust=adjust))
+
+
+def _trend(m, rg: ReferenceGrid, L: np.ndarray, names: list[str], at, var: str,
+           delta: float | None) -> tuple[np.ndarray, str]:
+    """L's rows of the slopes: (L at var + δ − L at var) / δ, emmeans' forward difference."""
+    if var not in rg.levels or var in rg.factors:
+        numeric = [v for v in rg.levels if v not in rg.factors]
+        raise ModelError(f"emtrends(): var must be a numeric variable of the fixed part "
+                         f"({', '.join(numeric) or 'it has none'}), not {var!r}")
+    if var in names:
+        raise ModelError(f"emtrends(): {var!r} is the trend's variable; it cannot be in "
+                         f"specs or by")
+    if delta is None:
+        x = pd.to_numeric(m._data.loc[m.design.index][var])
+        delta = 0.001 * float(x.max() - x.min())
+    if not np.isfinite(delta) or delta == 0:
+        raise ModelError(f"emtrends(): delta_var must be a nonzero number (the data's range "
+                         f"of {var!r} is 0)")
+    shifted = reference_grid(m, {**(at or {}), var: [v + delta for v in rg.levels[var]]})
+    return (shifted.cell_means(names)[0] - L) / delta, f"{var}.trend"
 
 
 def make_basis(m, rg: ReferenceGrid, names: list[str], lmer_df: str | None) -> Basis:
@@ -325,7 +368,8 @@ def make_basis(m, rg: ReferenceGrid, names: list[str], lmer_df: str | None) -> B
                          "aliased columns)")
     if m.design.offset is not None:
         raise ModelError("emmeans() does not yet take models with an offset")
-    averaged = tuple(c for c in rg.factors if c not in names)
+    averaged = tuple(c for c, values in rg.levels.items()
+                     if c not in names and (c in rg.factors or len(values) > 1))
     beta = m.fixef().to_numpy(dtype=np.float64)
     V = m.vcov().to_numpy(dtype=np.float64)
     if m.family is not None:
@@ -362,7 +406,7 @@ def _df_method(m, lmer_df: str | None) -> str:
     return "kenward-roger" if kr_possible else "satterthwaite"
 
 
-_SPEC_TOKEN = re.compile(r"\s*(?:(?P<name>[A-Za-z_.][A-Za-z0-9_.]*)|(?P<op>[~|+*:]))")
+_SPEC_TOKEN = re.compile(r"\s*(?:(?P<name>[A-Za-z_.][A-Za-z0-9_.]*|1\b)|(?P<op>[~|+*:]))")
 CONTRAST_METHODS = ("pairwise", "revpairwise", "trt.vs.ctrl", "trt.vs.ctrl1",
                     "trt.vs.ctrlk", "eff", "del.eff", "poly", "consec")
 
@@ -409,7 +453,9 @@ def parse_specs(specs) -> tuple[str | None, list[str], list[str]]:
         expect_name = not is_name
     if expect_name:
         raise ModelError(f"specs {specs!r}: a variable name is missing at the end")
-    return method, parts[0], parts[1] if len(parts) > 1 else []
+    if "1" in parts[-1] and len(parts) > 1 or parts[0].count("1") and len(parts[0]) > 1:
+        raise ModelError(f"specs {specs!r}: '1' (the overall mean) stands alone before '|'")
+    return method, [p for p in parts[0] if p != "1"], parts[1] if len(parts) > 1 else []
 
 
 def _names(value) -> list[str]:
@@ -557,4 +603,4 @@ def _position(ref, levels: np.ndarray) -> int:
                      f"{ref!r}")
 
 
-__all__ = ["EmmContrasts", "EmmGrid", "EmmList", "emmeans", "parse_specs"]
+__all__ = ["EmmContrasts", "EmmGrid", "EmmList", "emmeans", "emtrends", "parse_specs"]

@@ -198,7 +198,8 @@ def abbreviate(name: str, minlength: int = 4) -> str:
 def print_matrix(cells: list[list[str]], colnames: list[str], rownames: list[str],
                  right: bool = False, width: int | None = None) -> list[str]:
     """R's print.default of a character matrix, quote = FALSE (left-aligned unless right);
-    with ``width`` (R's getOption("width")), the columns that do not fit go on in further
+    with ``width`` (R's getOption("width")), the columns that do not fit (a line stays
+    narrower than ``width``, as R's printMatrix keeps it) go on in further
     blocks, each with the row names, as R wraps a wide matrix."""
     rw = max([len(r) for r in rownames] + [0])
     widths = [max([len(c)] + [len(row[j]) for row in cells]) for j, c in enumerate(colnames)]
@@ -210,7 +211,7 @@ def print_matrix(cells: list[list[str]], colnames: list[str], rownames: list[str
     while start < len(colnames) or not blocks:
         stop, used = start, rw
         while stop < len(colnames) and (stop == start or width is None
-                                        or used + 1 + widths[stop] <= width):
+                                        or used + 1 + widths[stop] < width):
             used += 1 + widths[stop]
             stop += 1
         blocks.append(range(start, stop))

@@ -19,6 +19,7 @@ fac$N <- factor(rep(c(10, 20, 40), each = 48))  # levels that read as numbers
 f1 <- lmer(y ~ A * B + x + (1 | g), fac)
 f1ml <- lmer(y ~ A * B + x + (1 | g), fac, REML = FALSE)
 fq <- lmer(y ~ A * x + I(x^2) + (1 | g), fac)
+fx <- lmer(y ~ A * x + B + (1 | g), fac)
 fn <- lmer(y ~ N + B + (1 | g), fac)
 sl <- lmer(Reaction ~ Days + (Days | Subject), sleepstudy)
 gb <- glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, binomial, nAGQ = 25)
@@ -69,7 +70,19 @@ cases <- list(
                                                         type = "response"))),
   poisson_response = quote(emmeans(gp, ~ period, type = "response")),
   poisson_pairs_response = quote(pairs(emmeans(gp, ~ period), type = "response")),
-  poisson_pairs = quote(pairs(emmeans(gp, ~ period))))
+  poisson_pairs = quote(pairs(emmeans(gp, ~ period))),
+  binomial_pairs_response_infer = quote(summary(pairs(emmeans(gb, ~ period),
+                                                      type = "response"), infer = TRUE)),
+  overall = quote(emmeans(fx, ~ 1)),
+  overall_sleep = quote(emmeans(sl, ~ 1)),
+  # emtrends: slopes in x by level, by a forward difference (exact for a linear x; for
+  # I(x^2) the slope at the mean plus the difference's step)
+  trends = quote(emtrends(fx, ~ A, var = "x")),
+  trends_by_B = quote(emtrends(fx, ~ A | B, var = "x")),
+  trends_pairs = quote(pairs(emtrends(fx, ~ A, var = "x"))),
+  trends_quad = quote(emtrends(fq, ~ A, var = "x")),
+  trends_quad_at = quote(emtrends(fq, ~ A, var = "x", at = list(x = c(0, 1)))),
+  trends_overall = quote(emtrends(sl, ~ 1, var = "Days")))
 
 describe <- function(call) {
   obj <- quiet(eval(call))

@@ -30,6 +30,7 @@ def fits():
             "f1": lp.lmer("y ~ A * B + x + (1 | g)", DATA),
             "f1ml": lp.lmer("y ~ A * B + x + (1 | g)", DATA, REML=False),
             "fq": lp.lmer("y ~ A * x + I(x^2) + (1 | g)", DATA),
+            "fx": lp.lmer("y ~ A * x + B + (1 | g)", DATA),
             "fn": lp.lmer("y ~ N + B + (1 | g)", DATA),
             "sl": lp.lmer("Reaction ~ Days + (Days | Subject)",
                           lp.datasets.load("sleepstudy")),
@@ -41,6 +42,10 @@ def fits():
 
 def E(name, *args, **kwargs):
     return lambda f: lp.emmeans(f[name], *args, **kwargs)
+
+
+def T(name, *args, **kwargs):
+    return lambda f: lp.emtrends(f[name], *args, **kwargs)
 
 
 def _adjusted_pairs(adjust):
@@ -88,6 +93,16 @@ CASES = {
     "poisson_response": E("gp", "~ period", type="response"),
     "poisson_pairs_response": lambda f: E("gp", "~ period")(f).pairs(type="response"),
     "poisson_pairs": lambda f: E("gp", "~ period")(f).pairs(),
+    "binomial_pairs_response_infer": lambda f: E("gb", "~ period")(f).pairs(
+        type="response").summary(infer=True),
+    "overall": E("fx", "~ 1"),
+    "overall_sleep": E("sl", "~ 1"),
+    "trends": T("fx", "~ A", var="x"),
+    "trends_by_B": T("fx", "~ A | B", var="x"),
+    "trends_pairs": lambda f: T("fx", "~ A", var="x")(f).pairs(),
+    "trends_quad": T("fq", "~ A", var="x"),
+    "trends_quad_at": T("fq", "~ A", var="x", at={"x": [0, 1]}),
+    "trends_overall": T("sl", "~ 1", var="Days"),
 }
 
 
