@@ -25,6 +25,7 @@ from .results.emmeans import emmeans, emtrends
 from .results.glmer import GlmerResult
 from .results.ls_means import ls_means
 from .results.model import LmerResult
+from .results.variance_parts import icc, r2_nakagawa
 from .updates import drop1, influence, ranova, step, update
 
 __version__ = "0.1.0"
@@ -36,4 +37,4 @@ __all__ = ["DataError", "Formula", "FormulaError", "LmerpyError", "ModelError", 
            "binomial", "poisson", "SeparationWarning", "load", "ModelFileError", "plot",
            "ProfileWarning", "update", "drop1", "ranova", "step", "contest", "ls_means",
            "lmList", "influence", "glmer_nb", "negative_binomial", "emmeans",
-           "emtrends"]
+           "emtrends", "r2_nakagawa", "icc"]

@@ -1,0 +1,135 @@
+"""R² and intraclass correlations of mixed models, as R's performance package computes them
+(``r2_nakagawa``, ``icc``) from insight's variance components (Nakagawa, Johnson and
+Schielzeth, J. R. Soc. Interface 2017): the variance of the fixed part's predictions, the
+random effects' mean variance (Johnson 2014: mean of diag(ZΣZ'), so random slopes count at
+the data's covariate values), and the residual variance — σ² for a linear mixed model, the
+link's distribution-specific variance for a GLMM."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ModelError
+
+
+@dataclass(frozen=True)
+class VarianceParts:
+    """insight's get_variance: var.fixed, var.random, var.residual (= var.distribution
+    here: no extra dispersion), and each grouping factor's intercept variance."""
+
+    fixed: float
+    random: float
+    residual: float
+    intercepts: dict[str, float]
+
+
+@dataclass(frozen=True)
+class R2:
+    """Marginal (fixed part) and conditional (fixed and random parts) R²."""
+
+    conditional: float
+    marginal: float
+
+    def __str__(self) -> str:
+        return "\n".join(["# R2 for Mixed Models", "",
+                          f"  Conditional R2: {self.conditional:.3f}",
+                          f"     Marginal R2: {self.marginal:.3f}"])
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+@dataclass(frozen=True)
+class ICC:
+    """The adjusted ICC (random over random plus residual variance) and the unadjusted one
+    (over the total, the fixed part's variance included)."""
+
+    adjusted: float
+    unadjusted: float
+
+    def __str__(self) -> str:
+        return "\n".join(["# Intraclass Correlation Coefficient", "",
+                          f"    Adjusted ICC: {self.adjusted:.3f}",
+                          f"  Unadjusted ICC: {self.unadjusted:.3f}"])
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+@dataclass(frozen=True)
+class ICCByGroup:
+    """Each grouping factor's intercept variance over the random plus residual variance."""
+
+    icc: dict[str, float]
+
+    def __str__(self) -> str:
+        w = max(len("Group"), *(len(g) for g in self.icc))
+        header = f"{'Group'.ljust(w)} |   ICC"
+        return "\n".join(["# ICC by Group", "", header, "-" * len(header)]
+                         + [f"{g.ljust(w)} | {v:5.3f}" for g, v in self.icc.items()])
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def r2_nakagawa(m) -> R2:
+    """performance's ``r2_nakagawa(m)``: R²_marginal = σ²_f / (σ²_f + σ²_r + σ²_ε) and
+    R²_conditional = (σ²_f + σ²_r) / (σ²_f + σ²_r + σ²_ε). A fit with ``nn()`` terms takes
+    σ²_f as the variance of the network's predictions."""
+    v = variance_parts(m)
+    total = v.fixed + v.random + v.residual
+    return R2((v.fixed + v.random) / total, v.fixed / total)
+
+
+def icc(m, by_group: bool = False) -> ICC | ICCByGroup:
+    """performance's ``icc(m)``; ``by_group=True`` gives each grouping factor's."""
+    v = variance_parts(m)
+    if by_group:
+        return ICCByGroup({g: s / (v.random + v.residual) for g, s in v.intercepts.items()})
+    return ICC(v.random / (v.random + v.residual),
+               v.random / (v.fixed + v.random + v.residual))
+
+
+def variance_parts(m) -> VarianceParts:
+    """The variance components behind R² and the ICC."""
+    eta = np.asarray(m.predict(re_form="NA"), dtype=np.float64)
+    fixed = float(np.var(eta, ddof=1))  # R's var(): denominator n − 1
+    random, intercepts = 0.0, {}
+    for design, term in zip(m.design.random, m.VarCorr().terms):
+        if term.lengthscale is not None:  # rbf(): the kernel's diagonal is σ²
+            random += float(term.cov[0, 0])
+            continue
+        X = design.X
+        random += float(np.trace(term.cov @ (X.T @ X))) / X.shape[0]  # Johnson's mean
+        if "(Intercept)" in term.names:
+            i = term.names.index("(Intercept)")
+            intercepts[design.group] = intercepts.get(design.group, 0.0) + float(term.cov[i, i])
+    return VarianceParts(fixed, random, _residual(m), intercepts)
+
+
+def _residual(m) -> float:
+    """σ² for a linear mixed model; for a GLMM its link's distribution-specific variance
+    (logit π²/3, probit 1, cloglog π²/6; Poisson's log link log(1 + 1/μ), μ = exp of the
+    intercept of the model refitted without fixed effects, as insight's null model)."""
+    if m.family is None:
+        return float(m.sigma) ** 2
+    family, link = m.family.family, m.family.link.name
+    if family == "binomial":
+        return {"logit": math.pi**2 / 3, "probit": 1.0, "cloglog": math.pi**2 / 6}[link]
+    if family == "poisson" and link == "log":
+        from ..formula.update import random_parts
+        from ..updates import update  # the null model is a refit (updates builds on results)
+
+        terms = random_parts(m.formula)[1]
+        null = update(m, ". ~ 1 + " + " + ".join(str(t) for t in terms))
+        mu = math.exp(float(null.fixef().iloc[0]))
+        return math.log1p(1 / mu)
+    raise ModelError(f"R² and the ICC are defined here for Gaussian, binomial and Poisson "
+                     f"(log link) models, not {family} with the {link} link")
+
+
+__all__ = ["ICC", "ICCByGroup", "R2", "VarianceParts", "icc", "r2_nakagawa",
+           "variance_parts"]
