@@ -26,6 +26,7 @@ from .results.glmer import GlmerResult
 from .results.ls_means import ls_means
 from .results.model import LmerResult
 from .results.variance_parts import icc, r2_nakagawa
+from .results.wald_anova import wald_anova as Anova
 from .updates import drop1, influence, ranova, step, update
 
 __version__ = "0.1.0"
@@ -37,4 +38,4 @@ __all__ = ["DataError", "Formula", "FormulaError", "LmerpyError", "ModelError", 
            "binomial", "poisson", "SeparationWarning", "load", "ModelFileError", "plot",
            "ProfileWarning", "update", "drop1", "ranova", "step", "contest", "ls_means",
            "lmList", "influence", "glmer_nb", "negative_binomial", "emmeans",
-           "emtrends", "r2_nakagawa", "icc"]
+           "emtrends", "r2_nakagawa", "icc", "Anova"]

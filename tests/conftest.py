@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,26 @@ CASES = ROOT / "grammar" / "cases"
 
 def read_reference(name: str) -> dict:
     return json.loads((REFERENCE / name).read_text())
+
+
+def same_printed_line(ours: str, theirs: str, rtol: float = 1e-5) -> bool:
+    """The same layout and words, each number within one unit of its last printed digit
+    or ``rtol`` of its value: for tables of fits that agree with R's to about 1e-5 (GLMMs),
+    where a rounding edge can move the last digit."""
+    if len(ours) != len(theirs):
+        return False
+    a, b = ours.split(), theirs.split()
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if x == y:
+            continue
+        if not (re.fullmatch(r"-?\d+\.\d+", x) and re.fullmatch(r"-?\d+\.\d+", y)):
+            return False
+        unit = 1.01 * 10.0 ** -len(y.split(".")[1])
+        if abs(float(x) - float(y)) > max(unit, rtol * abs(float(y))):
+            return False
+    return True
 
 
 def corpus(name: str) -> list[list[str]]:

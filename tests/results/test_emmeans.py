@@ -4,7 +4,6 @@ p.adjust and closed forms."""
 
 from __future__ import annotations
 
-import re
 import warnings
 
 import numpy as np
@@ -15,7 +14,7 @@ from scipy import stats as st
 import lmerpy as lp
 from lmerpy.results import adjust as adj
 from lmerpy.results.emmeans import parse_specs
-from tests.conftest import read_reference
+from tests.conftest import read_reference, same_printed_line
 
 REF = read_reference("emmeans.json")
 DATA = pd.DataFrame(REF["data"]).assign(N=lambda d: d["N"].astype(str))
@@ -111,24 +110,6 @@ def _column(values):
     return [np.inf if v == "Inf" else v for v in values]
 
 
-def _same_line(ours: str, theirs: str) -> bool:
-    """The same layout and words; each number within one unit of its last digit."""
-    if len(ours) != len(theirs):
-        return False
-    a, b = ours.split(), theirs.split()
-    if len(a) != len(b):
-        return False
-    for x, y in zip(a, b):
-        if x == y:
-            continue
-        if not (re.fullmatch(r"-?\d+\.\d+", x) and re.fullmatch(r"-?\d+\.\d+", y)):
-            return False
-        unit = 10.0 ** -len(y.split(".")[1])
-        if abs(float(x) - float(y)) > unit * 1.01:
-            return False
-    return True
-
-
 def test_every_reference_case_is_covered():
     assert set(CASES) == set(REF["cases"])
 
@@ -156,7 +137,7 @@ def test_tables_are_emmeans(fits, key):
     ours, theirs = str(got).splitlines(), ref["lines"]
     if glmm:
         assert len(ours) == len(theirs)
-        assert all(_same_line(a, b) for a, b in zip(ours, theirs)), (ours, theirs)
+        assert all(same_printed_line(a, b) for a, b in zip(ours, theirs)), (ours, theirs)
     else:
         assert ours == theirs
 

@@ -1,0 +1,43 @@
+# car's Anova() of lme4 fits: type II and III Wald chi-square tests (lmer and glmer fits)
+# and Wald F tests with Kenward-Roger's df (REML lmer fits), the tables as printed.
+# Needs R with lme4, car, pbkrtest and jsonlite (Debian: r-cran-lme4 r-cran-car
+# r-cran-pbkrtest r-cran-jsonlite). Run from the repository root:
+#   Rscript tests/reference/car_anova.R      (writes tests/reference/car_anova.json)
+suppressPackageStartupMessages({ library(lme4); library(car); library(jsonlite) })
+
+# lmertest.R's data: factors A (3 levels) and B (2), a number x, groups g
+set.seed(2)
+fac <- data.frame(g = factor(rep(1:12, each = 12)), A = factor(rep(c("a1", "a2", "a3"), 48)),
+                  B = factor(rep(c("b1", "b1", "b2", "b2"), 36)), x = round(rnorm(144), 3))
+fac$y <- round(1 + 0.5 * (fac$A == "a2") - 0.3 * (fac$B == "b2") + 0.4 * fac$x +
+               0.3 * (fac$A == "a3") * fac$x + rnorm(12)[fac$g] + rnorm(144), 3)
+
+fits <- list(
+  sleep = quote(lmer(Reaction ~ Days + (Days | Subject), sleepstudy)),
+  sleep_ml = quote(lmer(Reaction ~ Days + I(Days^2) + (Days | Subject), sleepstudy,
+                        REML = FALSE)),
+  factors = quote(lmer(y ~ A * B + x + (1 | g), fac)),
+  factor_by_number = quote(lmer(y ~ A * x + (1 | g), fac)),
+  sum_coded = quote(lmer(y ~ C(A, contr.sum) * C(B, contr.sum) + x + (1 | g), fac)),
+  binomial = quote(glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp,
+                         binomial, nAGQ = 25)))
+
+table_of <- function(a) {
+  list(lines = capture.output(print(a)), rows = rownames(a),
+       columns = lapply(as.list(a), function(v) ifelse(is.na(v), NA, v)))
+}
+describe <- function(call) {
+  fit <- suppressMessages(suppressWarnings(eval(call)))
+  out <- list(call = paste(deparse(call), collapse = " "),
+              II = table_of(Anova(fit)), III = table_of(Anova(fit, type = 3)))
+  if (isLMM(fit) && isREML(fit)) {
+    out$II_F <- table_of(Anova(fit, test.statistic = "F"))
+    out$III_F <- table_of(Anova(fit, type = 3, test.statistic = "F"))
+  }
+  out
+}
+out <- list(car_version = as.character(packageVersion("car")),
+            lme4_version = as.character(packageVersion("lme4")),
+            data = fac, fits = lapply(fits, describe))
+writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = FALSE),
+           "tests/reference/car_anova.json")
