@@ -41,10 +41,12 @@ class Basis:
     family: str | None
     averaged: tuple[str, ...]
 
-    def estimate(self, L: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """ℓ'β̂, its standard error and degrees of freedom for each row of L."""
+    def estimate(self, L: np.ndarray, offset: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """ℓ'β̂ (plus the offset), its standard error and degrees of freedom for each row
+        of L."""
         se = np.sqrt(np.einsum("ij,jk,ik->i", L, self.V, L))
-        return L @ self.beta, se, self.df(L)
+        return L @ self.beta + offset, se, self.df(L)
 
     def messages(self) -> list[str]:
         out = [f"Results are averaged over the levels of: {', '.join(self.averaged)}"] \
@@ -58,16 +60,16 @@ class EmmGrid:
     factors, as emmeans' emmGrid. ``.table`` holds them as a DataFrame; ``pairs()`` and
     ``contrast()`` compare them."""
 
-    def __init__(self, basis: Basis, levels: pd.DataFrame, L: np.ndarray, specs: list[str],
-                 by: list[str], numeric: set[str], level: float = 0.95,
+    def __init__(self, basis: Basis, levels: pd.DataFrame, L: np.ndarray, offset: np.ndarray,
+                 specs: list[str], by: list[str], numeric: set[str], level: float = 0.95,
                  type: str = "link", estimate: str = "emmean"):
-        self.basis, self.levels, self.L = basis, levels, L
+        self.basis, self.levels, self.L, self.offset = basis, levels, L, offset
         self.specs, self.by, self.numeric = specs, by, numeric
         self.level, self.type, self.estimate = level, type, estimate
 
     @property
     def table(self) -> pd.DataFrame:
-        est, se, df = self.basis.estimate(self.L)
+        est, se, df = self.basis.estimate(self.L, self.offset)
         cv = st.t.ppf(0.5 + self.level / 2, df)
         lower, upper = est - cv * se, est + cv * se
         name = self.estimate
@@ -114,12 +116,12 @@ class EmmGrid:
         groups = _groups(self.levels, by)
         coef, names, default_adjust, pairs = _coefficients(method, labels[groups[0]], ref,
                                                            reverse)
-        rows, frames, families = [], [], []
+        rows, offsets, frames, families = [], [], [], []
         for group in groups:
             if len(group) != coef.shape[1]:
                 raise ModelError("by groups of unequal size cannot be contrasted")
-            C = coef @ self.L[group]
-            rows.append(C)
+            rows.append(coef @ self.L[group])
+            offsets.append(coef @ self.offset[group])
             frame = pd.DataFrame({"contrast": names})
             for b in by:
                 frame[b] = self.levels[b].iloc[group[0]]
@@ -131,8 +133,8 @@ class EmmGrid:
             scale = _check_type(type) == "response" and self.estimate == "emmean" and \
                 self.basis.link is not None and self.basis.link.name in ("log", "logit")
         return EmmContrasts(self.basis, pd.concat(frames, ignore_index=True),
-                            np.vstack(rows), by, families, adjust or default_adjust,
-                            ratio=scale)
+                            np.vstack(rows), np.concatenate(offsets), by, families,
+                            adjust or default_adjust, ratio=scale)
 
     @property
     def _response(self) -> bool:
@@ -165,7 +167,8 @@ class EmmGrid:
 
 
 def replace_grid(grid: EmmGrid, **changes) -> EmmGrid:
-    fields = dict(basis=grid.basis, levels=grid.levels, L=grid.L, specs=grid.specs,
+    fields = dict(basis=grid.basis, levels=grid.levels, L=grid.L, offset=grid.offset,
+                  specs=grid.specs,
                   by=grid.by, numeric=grid.numeric, level=grid.level, type=grid.type,
                   estimate=grid.estimate)
     fields.update(changes)
@@ -177,10 +180,10 @@ class EmmContrasts:
     multiplicity within each ``by`` group, as emmeans' contrast(); ``confint()`` gives
     their (adjusted) confidence intervals, ``summary(infer=True)`` both."""
 
-    def __init__(self, basis: Basis, levels: pd.DataFrame, L: np.ndarray, by: list[str],
-                 families: list[adj.Family], adjust: str, ratio: bool = False,
+    def __init__(self, basis: Basis, levels: pd.DataFrame, L: np.ndarray, offset: np.ndarray,
+                 by: list[str], families: list[adj.Family], adjust: str, ratio: bool = False,
                  level: float = 0.95, infer: tuple[bool, bool] = (False, True)):
-        self.basis, self.levels, self.L, self.by = basis, levels, L, by
+        self.basis, self.levels, self.L, self.offset, self.by = basis, levels, L, offset, by
         self.families, self.adjust, self.ratio = families, adjust, ratio
         self.level, self.infer = level, infer
         self._p_adjust = [adj.resolve(adjust, f) for f in families]
@@ -197,8 +200,8 @@ class EmmContrasts:
         return self._with(level=level, adjust=adjust, infer=infer)
 
     def _with(self, level, adjust, infer) -> EmmContrasts:
-        return EmmContrasts(self.basis, self.levels, self.L, self.by, self.families,
-                            adjust or self.adjust, self.ratio, level, infer)
+        return EmmContrasts(self.basis, self.levels, self.L, self.offset, self.by,
+                            self.families, adjust or self.adjust, self.ratio, level, infer)
 
     def _rows(self) -> list[np.ndarray]:
         """Each family's rows of the table."""
@@ -206,7 +209,7 @@ class EmmContrasts:
 
     @property
     def table(self) -> pd.DataFrame:
-        est, se, df = self.basis.estimate(self.L)
+        est, se, df = self.basis.estimate(self.L, self.offset)
         t = est / se
         table = self.levels.copy()
         name = "estimate"
@@ -288,15 +291,17 @@ class EmmList:
 
 def emmeans(m, specs, by: list[str] | str | None = None, at: dict | None = None,
             type: str = "link", lmer_df: str | None = None, level: float = 0.95,
-            adjust: str | None = None) -> EmmGrid | EmmList:
+            adjust: str | None = None, offset: float | None = None) -> EmmGrid | EmmList:
     """Estimated marginal means of ``m`` for the variables in ``specs`` (``"~ A"``,
     ``"~ A * B | C"``, ``"pairwise ~ A"``, ``"~ 1"``, or a list of names), within each
     ``by`` group; numeric variables at their means or at the values in ``at``. Linear mixed
     models get Kenward-Roger's degrees of freedom up to 3,000 observations
     (Satterthwaite's for weighted fits), as emmeans; ``lmer_df`` chooses
     ("satterthwaite", "asymptotic"). GLMMs give z tests; ``type="response"``
-    back-transforms through the link."""
-    return _emmeans(m, specs, by, at, _check_type(type), lmer_df, level, adjust)
+    back-transforms through the link. A model's offset enters at its mean over the data,
+    as emmeans' (``offset=0``: rates per unit of exposure)."""
+    return _emmeans(m, specs, by, at, _check_type(type), lmer_df, level, adjust,
+                    offset=offset)
 
 
 def emtrends(m, specs, var: str, by: list[str] | str | None = None, at: dict | None = None,
@@ -309,37 +314,39 @@ def emtrends(m, specs, var: str, by: list[str] | str | None = None, at: dict | N
     return _emmeans(m, specs, by, at, "link", lmer_df, level, adjust, trend=(var, delta_var))
 
 
-def _emmeans(m, specs, by, at, type, lmer_df, level, adjust, trend=None):
+def _emmeans(m, specs, by, at, type, lmer_df, level, adjust, trend=None, offset=None):
     method, spec_vars, spec_by = parse_specs(specs)
     by_vars = spec_by + (_names(by) if by is not None else [])
     require_probability("level", level, "0.95")
     names = list(dict.fromkeys(spec_vars + by_vars))
     if len(names) < len(spec_vars) + len(by_vars):
         raise ModelError("emmeans(): a variable appears in both specs and by")
-    rg = reference_grid(m, at)
+    rg = reference_grid(m, at, offset)
     unknown = [v for v in names if v not in rg.levels]
     if unknown:
         raise ModelError(f"emmeans(): {unknown[0]!r} is not a variable of the fixed part "
                          f"({', '.join(rg.levels) or 'it has none'})")
     basis = make_basis(m, rg, names, lmer_df)
     L, combos = rg.cell_means(names)
+    offsets = rg.cell_offsets(names)
     estimate = "emmean"
     if trend is None:
         _note_interactions(m, rg, names)
     else:
-        L, estimate = _trend(m, rg, L, names, at, *trend)
+        L, offsets, estimate = _trend(m, rg, L, offsets, names, at, *trend)
     levels = pd.DataFrame([dict(zip(names, c)) for c in combos], columns=names)
     if not spec_vars:
         levels.insert(0, "1", "overall")
     numeric = {v for v in names if v not in rg.factors}
-    grid = EmmGrid(basis, levels, L, spec_vars, by_vars, numeric, level, type, estimate)
+    grid = EmmGrid(basis, levels, L, offsets, spec_vars, by_vars, numeric, level, type,
+                   estimate)
     if method is None:
         return grid
     return EmmList(grid, grid.contrast(method, adjust=adjust))
 
 
-def _trend(m, rg: ReferenceGrid, L: np.ndarray, names: list[str], at, var: str,
-           delta: float | None) -> tuple[np.ndarray, str]:
+def _trend(m, rg: ReferenceGrid, L: np.ndarray, offsets: np.ndarray, names: list[str], at,
+           var: str, delta: float | None) -> tuple[np.ndarray, np.ndarray, str]:
     """L's rows of the slopes: (L at var + δ − L at var) / δ, emmeans' forward difference."""
     if var not in rg.levels or var in rg.factors:
         numeric = [v for v in rg.levels if v not in rg.factors]
@@ -355,7 +362,8 @@ def _trend(m, rg: ReferenceGrid, L: np.ndarray, names: list[str], at, var: str,
         raise ModelError(f"emtrends(): delta_var must be a nonzero number (the data's range "
                          f"of {var!r} is 0)")
     shifted = reference_grid(m, {**(at or {}), var: [v + delta for v in rg.levels[var]]})
-    return (shifted.cell_means(names)[0] - L) / delta, f"{var}.trend"
+    return ((shifted.cell_means(names)[0] - L) / delta,
+            (shifted.cell_offsets(names) - offsets) / delta, f"{var}.trend")
 
 
 def make_basis(m, rg: ReferenceGrid, names: list[str], lmer_df: str | None) -> Basis:
@@ -366,8 +374,6 @@ def make_basis(m, rg: ReferenceGrid, names: list[str], lmer_df: str | None) -> B
     if list(m.fixef_names) != list(m.design.fixed_encoder.names):
         raise ModelError("emmeans() needs a fixed part of full rank (this fit dropped "
                          "aliased columns)")
-    if m.design.offset is not None:
-        raise ModelError("emmeans() does not yet take models with an offset")
     averaged = tuple(c for c, values in rg.levels.items()
                      if c not in names and (c in rg.factors or len(values) > 1))
     beta = m.fixef().to_numpy(dtype=np.float64)

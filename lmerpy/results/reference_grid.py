@@ -21,35 +21,51 @@ from ..formula import nodes as N
 @dataclass
 class ReferenceGrid:
     """The grid (the data's own values), each variable's level labels per grid row, its
-    levels in order, which variables are factors, and the grid's model matrix."""
+    levels in order, which variables are factors, the grid's model matrix and its offset
+    (zeros for a model without one)."""
 
     frame: pd.DataFrame
     labels: dict[str, list[str]]
     levels: dict[str, list]
     factors: list[str]
     X: np.ndarray
+    offset: np.ndarray
 
     def cell_means(self, columns: list[str]) -> tuple[np.ndarray, list[tuple]]:
         """One row of L per combination of the ``columns``' levels (the first fastest): the
         average of the grid's rows at that combination; with the combinations."""
+        L, combos = self._cells(columns, self.X)
+        return L, combos
+
+    def cell_offsets(self, columns: list[str]) -> np.ndarray:
+        """The offset averaged as ``cell_means`` averages the rows."""
+        return self._cells(columns, self.offset[:, None])[0][:, 0]
+
+    def _cells(self, columns: list[str], values: np.ndarray) -> tuple[np.ndarray, list]:
         rows, combos = [], []
         for combo in itertools.product(*[self.levels[c] for c in reversed(columns)]):
             combo = combo[::-1]
             at = np.ones(len(self.frame), dtype=bool)
             for column, level in zip(columns, combo):
                 at &= np.array(self.labels[column], dtype=object) == level
-            rows.append(self.X[at].mean(axis=0))
+            rows.append(values[at].mean(axis=0))
             combos.append(combo)
-        return np.array(rows).reshape(len(rows), self.X.shape[1]), combos
+        return np.array(rows).reshape(len(rows), values.shape[1]), combos
 
 
-def reference_grid(m, at: dict | None = None) -> ReferenceGrid:
+def reference_grid(m, at: dict | None = None, offset: float | None = None) -> ReferenceGrid:
     """The reference grid of ``m``'s fixed part; ``at`` maps a variable to the values (a
-    factor's levels, or numbers) to hold it at instead of all levels or the mean."""
+    factor's levels, or numbers) to hold it at instead of all levels or the mean. The
+    offset is its mean over the rows used (emmeans' reference grid), or ``offset``."""
     encoder = m.design.fixed_encoder
     data = m._data.loc[m.design.index]
     variables = list(m.design.formula.fixed.variables())
     at = dict(at or {})
+    in_offset = [name for name in at if name not in variables
+                 and name in _offset_variables(m.design.formula)]
+    if in_offset:
+        raise ModelError(f"at: {in_offset[0]!r} is a variable of the offset only; give the "
+                         f"offset's value with offset=")
     unknown = [name for name in at if name not in variables]
     if unknown:
         raise ModelError(f"at: {unknown[0]!r} is not a variable of the fixed part "
@@ -81,7 +97,22 @@ def reference_grid(m, at: dict | None = None) -> ReferenceGrid:
     for column in factor_levels:  # the data's own values behind each label
         lookup = dict(zip(list(as_labels(data[column])), data[column]))
         frame[column] = frame[column].map(lookup)
-    return ReferenceGrid(frame, labels, levels, list(factor_levels), encoder.transform(frame))
+    return ReferenceGrid(frame, labels, levels, list(factor_levels), encoder.transform(frame),
+                         _offset(m, frame, offset))
+
+
+def _offset(m, frame: pd.DataFrame, value: float | None) -> np.ndarray:
+    if value is not None:
+        if m.design.offset is None:
+            raise ModelError("offset= is for models with an offset() term")
+        return np.full(len(frame), float(value))
+    if m.design.offset is None:
+        return np.zeros(len(frame))
+    return np.full(len(frame), float(np.mean(m.design.offset)))
+
+
+def _offset_variables(formula) -> list[str]:
+    return list(dict.fromkeys(n for o in formula.offsets for n in N.names_in(o)))
 
 
 def _factor_levels(column: str, levels: list[str], wanted) -> list[str]:

@@ -24,6 +24,7 @@ fn <- lmer(y ~ N + B + (1 | g), fac)
 sl <- lmer(Reaction ~ Days + (Days | Subject), sleepstudy)
 gb <- glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, binomial, nAGQ = 25)
 gp <- glmer(incidence ~ period + (1 | herd), cbpp, poisson, nAGQ = 25)
+go <- glmer(incidence ~ period + offset(log(size)) + (1 | herd), cbpp, poisson, nAGQ = 25)
 
 quiet <- function(expr) suppressMessages(suppressWarnings(expr))
 cases <- list(
@@ -82,7 +83,12 @@ cases <- list(
   trends_pairs = quote(pairs(emtrends(fx, ~ A, var = "x"))),
   trends_quad = quote(emtrends(fq, ~ A, var = "x")),
   trends_quad_at = quote(emtrends(fq, ~ A, var = "x", at = list(x = c(0, 1)))),
-  trends_overall = quote(emtrends(sl, ~ 1, var = "Days")))
+  trends_overall = quote(emtrends(sl, ~ 1, var = "Days")),
+  # an offset enters at its variable's mean, log(mean(size)); offset = 0: rates per animal
+  offset_link = quote(emmeans(go, ~ period)),
+  offset_response = quote(emmeans(go, ~ period, type = "response")),
+  offset_zero = quote(emmeans(go, ~ period, offset = 0, type = "response")),
+  offset_pairs = quote(pairs(emmeans(go, ~ period), type = "response")))
 
 describe <- function(call) {
   obj <- quiet(eval(call))

@@ -36,7 +36,9 @@ def fits():
             "gb": lp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp,
                            family="binomial", nAGQ=25),
             "gp": lp.glmer("incidence ~ period + (1 | herd)", cbpp, family="poisson",
-                           nAGQ=25)}
+                           nAGQ=25),
+            "go": lp.glmer("incidence ~ period + offset(log(size)) + (1 | herd)", cbpp,
+                           family="poisson", nAGQ=25)}
 
 
 def E(name, *args, **kwargs):
@@ -102,6 +104,10 @@ CASES = {
     "trends_quad": T("fq", "~ A", var="x"),
     "trends_quad_at": T("fq", "~ A", var="x", at={"x": [0, 1]}),
     "trends_overall": T("sl", "~ 1", var="Days"),
+    "offset_link": E("go", "~ period"),
+    "offset_response": E("go", "~ period", type="response"),
+    "offset_zero": E("go", "~ period", offset=0, type="response"),
+    "offset_pairs": lambda f: E("go", "~ period")(f).pairs(type="response"),
 }
 
 
@@ -125,7 +131,7 @@ def test_tables_are_emmeans(fits, key):
         got = CASES[key](fits)
     table = got.table
     assert list(table.columns) == list(ref["columns"])
-    glmm = key.startswith(("binomial", "poisson"))
+    glmm = key.startswith(("binomial", "poisson", "offset"))
     for column, values in ref["columns"].items():
         values = _column(values)
         if isinstance(values[0], str):
@@ -255,6 +261,10 @@ def test_bad_arguments_are_refused(fits):
         lp.emmeans(f1, "~ B | A").contrast("trt.vs.ctrl", ref=5)
     with pytest.raises(lp.ModelError, match="type must be 'link' or 'response'"):
         lp.emmeans(f1, "~ B | A", type="prob")
+    with pytest.raises(lp.ModelError, match="offset= is for models with an offset"):
+        lp.emmeans(f1, "~ A", offset=0)
+    with pytest.raises(lp.ModelError, match="'size' is a variable of the offset only"):
+        lp.emmeans(fits["go"], "~ period", at={"size": 10})
 
 
 def test_at_subsets_levels_and_consec_with_an_adjustment(fits):
