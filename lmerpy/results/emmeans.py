@@ -291,7 +291,8 @@ class EmmList:
 
 def emmeans(m, specs, by: list[str] | str | None = None, at: dict | None = None,
             type: str = "link", lmer_df: str | None = None, level: float = 0.95,
-            adjust: str | None = None, offset: float | None = None) -> EmmGrid | EmmList:
+            adjust: str | None = None, offset: float | None = None,
+            weights: str = "equal") -> EmmGrid | EmmList:
     """Estimated marginal means of ``m`` for the variables in ``specs`` (``"~ A"``,
     ``"~ A * B | C"``, ``"pairwise ~ A"``, ``"~ 1"``, or a list of names), within each
     ``by`` group; numeric variables at their means or at the values in ``at``. Linear mixed
@@ -299,22 +300,25 @@ def emmeans(m, specs, by: list[str] | str | None = None, at: dict | None = None,
     (Satterthwaite's for weighted fits), as emmeans; ``lmer_df`` chooses
     ("satterthwaite", "asymptotic"). GLMMs give z tests; ``type="response"``
     back-transforms through the link. A model's offset enters at its mean over the data,
-    as emmeans' (``offset=0``: rates per unit of exposure)."""
+    as emmeans' (``offset=0``: rates per unit of exposure). ``weights`` averages over the
+    other factors as emmeans' "equal", "proportional", "outer", "cells" or "flat"."""
     return _emmeans(m, specs, by, at, _check_type(type), lmer_df, level, adjust,
-                    offset=offset)
+                    offset=offset, weights=weights)
 
 
 def emtrends(m, specs, var: str, by: list[str] | str | None = None, at: dict | None = None,
              lmer_df: str | None = None, level: float = 0.95, adjust: str | None = None,
-             delta_var: float | None = None) -> EmmGrid | EmmList:
+             delta_var: float | None = None, weights: str = "equal") -> EmmGrid | EmmList:
     """emmeans' emtrends: the slope of the linear predictor in the numeric variable ``var``
     for each combination of ``specs`` (averaged as ``emmeans``), by emmeans' forward
     difference over ``delta_var`` (default: 0.001 of the data's range of ``var``), so a
     slope that depends on ``var`` (``I(x^2)``) is the one emmeans reports."""
-    return _emmeans(m, specs, by, at, "link", lmer_df, level, adjust, trend=(var, delta_var))
+    return _emmeans(m, specs, by, at, "link", lmer_df, level, adjust, trend=(var, delta_var),
+                    weights=weights)
 
 
-def _emmeans(m, specs, by, at, type, lmer_df, level, adjust, trend=None, offset=None):
+def _emmeans(m, specs, by, at, type, lmer_df, level, adjust, trend=None, offset=None,
+             weights="equal"):
     method, spec_vars, spec_by = parse_specs(specs)
     by_vars = spec_by + (_names(by) if by is not None else [])
     require_probability("level", level, "0.95")
@@ -327,13 +331,13 @@ def _emmeans(m, specs, by, at, type, lmer_df, level, adjust, trend=None, offset=
         raise ModelError(f"emmeans(): {unknown[0]!r} is not a variable of the fixed part "
                          f"({', '.join(rg.levels) or 'it has none'})")
     basis = make_basis(m, rg, names, lmer_df)
-    L, combos = rg.cell_means(names)
-    offsets = rg.cell_offsets(names)
+    L, combos = rg.cell_means(names, weights)
+    offsets = rg.cell_offsets(names, weights)
     estimate = "emmean"
     if trend is None:
         _note_interactions(m, rg, names)
     else:
-        L, offsets, estimate = _trend(m, rg, L, offsets, names, at, *trend)
+        L, offsets, estimate = _trend(m, rg, L, offsets, names, at, weights, *trend)
     levels = pd.DataFrame([dict(zip(names, c)) for c in combos], columns=names)
     if not spec_vars:
         levels.insert(0, "1", "overall")
@@ -346,7 +350,8 @@ def _emmeans(m, specs, by, at, type, lmer_df, level, adjust, trend=None, offset=
 
 
 def _trend(m, rg: ReferenceGrid, L: np.ndarray, offsets: np.ndarray, names: list[str], at,
-           var: str, delta: float | None) -> tuple[np.ndarray, np.ndarray, str]:
+           weights: str, var: str, delta: float | None
+           ) -> tuple[np.ndarray, np.ndarray, str]:
     """L's rows of the slopes: (L at var + δ − L at var) / δ, emmeans' forward difference."""
     if var not in rg.levels or var in rg.factors:
         numeric = [v for v in rg.levels if v not in rg.factors]
@@ -362,8 +367,8 @@ def _trend(m, rg: ReferenceGrid, L: np.ndarray, offsets: np.ndarray, names: list
         raise ModelError(f"emtrends(): delta_var must be a nonzero number (the data's range "
                          f"of {var!r} is 0)")
     shifted = reference_grid(m, {**(at or {}), var: [v + delta for v in rg.levels[var]]})
-    return ((shifted.cell_means(names)[0] - L) / delta,
-            (shifted.cell_offsets(names) - offsets) / delta, f"{var}.trend")
+    return ((shifted.cell_means(names, weights)[0] - L) / delta,
+            (shifted.cell_offsets(names, weights) - offsets) / delta, f"{var}.trend")
 
 
 def make_basis(m, rg: ReferenceGrid, names: list[str], lmer_df: str | None) -> Basis:

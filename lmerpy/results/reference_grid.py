@@ -2,8 +2,8 @@
 build it: every level of every factor crossed (R's expand.grid, the first fastest), each
 numeric variable at its mean over the rows used or at the values the user gives, and the
 model matrix of each grid row (transformations such as ``I(x^2)`` computed from the grid's
-values, as R's model.matrix on the grid computes them). Marginal means are equally
-weighted averages of the grid's rows."""
+values, as R's model.matrix on the grid computes them). Marginal means are averages of the
+grid's rows, equally weighted or by the data's frequencies (emmeans' ``weights``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ import pandas as pd
 from ..design.encoding import as_labels
 from ..errors import ModelError
 from ..formula import nodes as N
+
+WEIGHTS = ("equal", "proportional", "outer", "cells", "flat")
 
 
 @dataclass
@@ -30,27 +32,63 @@ class ReferenceGrid:
     factors: list[str]
     X: np.ndarray
     offset: np.ndarray
+    counts: np.ndarray  # observations at each grid row's factor levels (emmeans' .wgt.)
 
-    def cell_means(self, columns: list[str]) -> tuple[np.ndarray, list[tuple]]:
+    def cell_means(self, columns: list[str], weights: str = "equal"
+                   ) -> tuple[np.ndarray, list[tuple]]:
         """One row of L per combination of the ``columns``' levels (the first fastest): the
-        average of the grid's rows at that combination; with the combinations."""
-        L, combos = self._cells(columns, self.X)
-        return L, combos
+        weighted average of the grid's rows at that combination (``weights`` as emmeans'
+        "equal", "proportional", "outer", "cells" or "flat"); with the combinations."""
+        return self._cells(columns, self.X, weights)
 
-    def cell_offsets(self, columns: list[str]) -> np.ndarray:
+    def cell_offsets(self, columns: list[str], weights: str = "equal") -> np.ndarray:
         """The offset averaged as ``cell_means`` averages the rows."""
-        return self._cells(columns, self.offset[:, None])[0][:, 0]
+        return self._cells(columns, self.offset[:, None], weights)[0][:, 0]
 
-    def _cells(self, columns: list[str], values: np.ndarray) -> tuple[np.ndarray, list]:
+    def _cells(self, columns: list[str], values: np.ndarray, weights: str
+               ) -> tuple[np.ndarray, list]:
+        w = self.weights(columns, weights)
         rows, combos = [], []
         for combo in itertools.product(*[self.levels[c] for c in reversed(columns)]):
             combo = combo[::-1]
             at = np.ones(len(self.frame), dtype=bool)
             for column, level in zip(columns, combo):
                 at &= np.array(self.labels[column], dtype=object) == level
-            rows.append(values[at].mean(axis=0))
+            if not w[at].sum() > 0:
+                where = ", ".join(f"{c} = {v}" for c, v in zip(columns, combo))
+                raise ModelError(f"weights={weights!r}: no observations at {where}")
+            rows.append(w[at] @ values[at] / w[at].sum())
             combos.append(combo)
         return np.array(rows).reshape(len(rows), values.shape[1]), combos
+
+    def weights(self, columns: list[str], kind: str) -> np.ndarray:
+        """Each grid row's weight in the averages over the factors not in ``columns``:
+        emmeans' equal weights; the averaged factors' joint ("proportional") or marginal
+        ("outer": their product) frequencies; the row's own frequency ("cells"); or 1 where
+        the row has observations ("flat")."""
+        if kind == "equal":
+            return np.ones(len(self.frame))
+        if kind == "cells":
+            return self.counts.astype(np.float64)
+        if kind == "flat":
+            return (self.counts > 0).astype(np.float64)
+        averaged = [c for c in self.factors if c not in columns]
+        keys = [tuple(self.labels[c][r] for c in averaged) for r in range(len(self.frame))]
+        if kind == "proportional":
+            total: dict[tuple, float] = {}
+            for key, n in zip(keys, self.counts):
+                total[key] = total.get(key, 0.0) + n
+            return np.array([total[key] for key in keys])
+        if kind == "outer":
+            N = float(self.counts.sum())
+            w = np.full(len(self.frame), N)
+            for c in averaged:
+                margin: dict[str, float] = {}
+                for level, n in zip(self.labels[c], self.counts):
+                    margin[level] = margin.get(level, 0.0) + n
+                w *= np.array([margin[level] / N for level in self.labels[c]])
+            return w
+        raise ModelError(f"weights must be one of {', '.join(WEIGHTS)}, not {kind!r}")
 
 
 def reference_grid(m, at: dict | None = None, offset: float | None = None) -> ReferenceGrid:
@@ -97,8 +135,13 @@ def reference_grid(m, at: dict | None = None, offset: float | None = None) -> Re
     for column in factor_levels:  # the data's own values behind each label
         lookup = dict(zip(list(as_labels(data[column])), data[column]))
         frame[column] = frame[column].map(lookup)
+    observed = pd.DataFrame({c: list(as_labels(data[c])) for c in factor_levels})
+    counts = observed.value_counts().to_dict() if factor_levels else {(): len(data)}
+    key = list(factor_levels)
+    counts_per_row = np.array([counts.get(tuple(labels[c][r] for c in key), 0)
+                               if key else len(data) for r in range(len(frame))])
     return ReferenceGrid(frame, labels, levels, list(factor_levels), encoder.transform(frame),
-                         _offset(m, frame, offset))
+                         _offset(m, frame, offset), counts_per_row)
 
 
 def _offset(m, frame: pd.DataFrame, value: float | None) -> np.ndarray:

@@ -17,6 +17,10 @@ fac$y <- round(1 + 0.5 * (fac$A == "a2") - 0.3 * (fac$B == "b2") + 0.4 * fac$x +
 fac$N <- factor(rep(c(10, 20, 40), each = 48))  # levels that read as numbers
 
 f1 <- lmer(y ~ A * B + x + (1 | g), fac)
+# an unbalanced subset (cells of 8 to 24 rows) for emmeans' weights
+unbalanced <- !(fac$A == "a1" & fac$B == "b2" & as.integer(fac$g) <= 8) &
+  !(fac$B == "b1" & as.integer(fac$g) > 9)
+fu <- lmer(y ~ A * B + x + (1 | g), fac[unbalanced, ])
 f1ml <- lmer(y ~ A * B + x + (1 | g), fac, REML = FALSE)
 fq <- lmer(y ~ A * x + I(x^2) + (1 | g), fac)
 fx <- lmer(y ~ A * x + B + (1 | g), fac)
@@ -88,7 +92,15 @@ cases <- list(
   offset_link = quote(emmeans(go, ~ period)),
   offset_response = quote(emmeans(go, ~ period, type = "response")),
   offset_zero = quote(emmeans(go, ~ period, offset = 0, type = "response")),
-  offset_pairs = quote(pairs(emmeans(go, ~ period), type = "response")))
+  offset_pairs = quote(pairs(emmeans(go, ~ period), type = "response")),
+  # weights for averaging over B in the unbalanced fit
+  weights_equal = quote(emmeans(fu, ~ A)),
+  weights_proportional = quote(emmeans(fu, ~ A, weights = "proportional")),
+  weights_outer = quote(emmeans(fu, ~ A, weights = "outer")),
+  weights_cells = quote(emmeans(fu, ~ A, weights = "cells")),
+  weights_flat = quote(emmeans(fu, ~ A, weights = "flat")),
+  weights_cells_B = quote(emmeans(fu, ~ B, weights = "cells")),
+  weights_cells_pairs = quote(pairs(emmeans(fu, ~ A, weights = "cells"))))
 
 describe <- function(call) {
   obj <- quiet(eval(call))
@@ -104,7 +116,7 @@ p_adjust <- lapply(setNames(nm = c("holm", "hochberg", "BH", "BY", "bonferroni")
 
 out <- list(emmeans_version = as.character(packageVersion("emmeans")),
             lme4_version = as.character(packageVersion("lme4")),
-            data = fac, cases = lapply(cases, describe),
+            data = fac, unbalanced = unbalanced, cases = lapply(cases, describe),
             p = p, p_adjust = p_adjust)
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = FALSE),
            "tests/reference/emmeans.json")

@@ -30,6 +30,7 @@ def fits():
             "f1ml": lp.lmer("y ~ A * B + x + (1 | g)", DATA, REML=False),
             "fq": lp.lmer("y ~ A * x + I(x^2) + (1 | g)", DATA),
             "fx": lp.lmer("y ~ A * x + B + (1 | g)", DATA),
+            "fu": lp.lmer("y ~ A * B + x + (1 | g)", DATA[REF["unbalanced"]]),
             "fn": lp.lmer("y ~ N + B + (1 | g)", DATA),
             "sl": lp.lmer("Reaction ~ Days + (Days | Subject)",
                           lp.datasets.load("sleepstudy")),
@@ -108,6 +109,10 @@ CASES = {
     "offset_response": E("go", "~ period", type="response"),
     "offset_zero": E("go", "~ period", offset=0, type="response"),
     "offset_pairs": lambda f: E("go", "~ period")(f).pairs(type="response"),
+    **{f"weights_{w}": E("fu", "~ A", weights=w)
+       for w in ("equal", "proportional", "outer", "cells", "flat")},
+    "weights_cells_B": E("fu", "~ B", weights="cells"),
+    "weights_cells_pairs": lambda f: E("fu", "~ A", weights="cells")(f).pairs(),
 }
 
 
