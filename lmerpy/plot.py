@@ -162,3 +162,70 @@ def spatial_map(m, term: int | None = None):
 
 
 __all__ = ["caterpillar", "history", "qq_ranef", "residuals_vs_fitted", "spatial_map"]
+
+
+def emmeans(result, level: float = 0.95):
+    """emmeans' ``plot(emm)``: each estimated marginal mean (or contrast) with its confidence
+    interval, one panel per ``by`` group; GLMM means on the scale the result reports."""
+    plt = _plt()
+    table = result.confint(level).table  # contrasts: intervals adjusted as their tests
+    estimate = table.columns[len(result.levels.columns)]
+    lo, hi = [c for c in table.columns if c.endswith(("LCL", "lower.CL"))][0], \
+        [c for c in table.columns if c.endswith(("UCL", "upper.CL"))][0]
+    by = list(result.by)
+    inner = [c for c in result.levels.columns if c not in by]
+    labels = table[inner].astype(str).agg(" ".join, axis=1)
+    groups = table.groupby(by, sort=False) if by else [((), table)]
+    groups = list(groups)
+    fig, axes = plt.subplots(1, len(groups), figsize=(3.6 * len(groups), 0.35 * len(labels)
+                                                        / len(groups) + 1.8),
+                             sharex=True, squeeze=False)
+    for ax, (key, part) in zip(axes[0], groups):
+        pos = np.arange(len(part))
+        est = part[estimate].to_numpy(dtype=float)
+        err = np.vstack([est - part[lo].to_numpy(dtype=float),
+                         part[hi].to_numpy(dtype=float) - est])
+        ax.errorbar(est, pos, xerr=err, fmt="o", ms=4, color="#1f5fa8", ecolor="#555555",
+                    elinewidth=1.0, capsize=2)
+        ax.set_yticks(pos)
+        ax.set_yticklabels(labels.loc[part.index], fontsize=8)
+        ax.set_ylim(len(part) - 0.5, -0.5)  # the first level on top, as the table
+        ax.set_xlabel(estimate)
+        if not hasattr(result, "pairs"):  # contrasts: their null value, ratios on a log axis
+            ratio = estimate in ("ratio", "odds.ratio")
+            ax.axvline(1.0 if ratio else 0.0, color="grey", lw=0.8, ls="--")
+            if ratio:
+                ax.set_xscale("log")
+        if by:
+            key = key if isinstance(key, tuple) else (key,)
+            ax.set_title(", ".join(f"{b} = {v}" for b, v in zip(by, key)), fontsize=9)
+    axes[0][0].set_ylabel(" ".join(inner) or "contrast")
+    fig.suptitle(f"{estimate} with {int(round(level * 100))}% intervals", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def emmip(m, formula: str, **options):
+    """emmeans' ``emmip(m, trace ~ x)``: an interaction plot, the estimated marginal means
+    of each ``trace`` level joined across the levels of ``x`` (``options`` go to
+    ``lp.emmeans``: ``at``, ``type``, ``weights``, ...)."""
+    from .results.emmeans import emmeans as emm
+    plt = _plt()
+    trace, _, x = formula.partition("~")
+    trace, x = trace.strip(), x.strip()
+    if not trace or not x or any(c in trace + x for c in "~|+*:"):
+        raise ModelError(f"emmip() takes 'trace ~ x' with one variable on each side, not "
+                         f"{formula!r}")
+    table = emm(m, [x, trace], **options).table
+    estimate = table.columns[2]
+    fig, ax = plt.subplots(figsize=(5, 4))
+    xs = list(dict.fromkeys(table[x]))
+    for level, part in table.groupby(trace, sort=False):
+        ax.plot([xs.index(v) for v in part[x]], part[estimate], "o-", label=str(level))
+    ax.set_xticks(range(len(xs)))
+    ax.set_xticklabels([str(v) for v in xs])
+    ax.set_xlabel(x)
+    ax.set_ylabel(f"linear prediction ({estimate})" if estimate == "emmean" else estimate)
+    ax.legend(title=trace, fontsize=8)
+    fig.tight_layout()
+    return fig

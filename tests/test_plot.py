@@ -77,3 +77,44 @@ def test_profile_plot_has_one_panel_per_parameter(sleep):
     line = ax0.get_lines()[0]
     assert max(line.get_ydata()) == pytest.approx(1.959964, abs=1e-4)  # up to the top level
     assert len(ax0.get_lines()) == 1 + 4  # the curve and ±z for two levels
+
+
+def test_emmeans_plot_draws_each_mean_with_its_interval():
+    d = lp.datasets.load("cbpp")
+    g = lp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", d,
+                 family="binomial")
+    emm = lp.emmeans(g, "~ period", type="response")
+    fig = plot.emmeans(emm)
+    _png(fig)
+    (ax,) = fig.axes
+    assert ax.get_xlabel() == "prob" and ax.get_ylabel() == "period"
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["1", "2", "3", "4"]
+    table = emm.table
+    points = ax.lines[0].get_xdata()
+    np.testing.assert_allclose(points, table["prob"])
+    # contrasts in by panels, with their adjusted intervals
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"A": rng.choice(["a", "b", "c"], 120), "B": rng.choice(["u", "v"], 120),
+                       "g": rng.integers(0, 10, 120).astype(str)})
+    df["y"] = rng.normal(size=120) + (df["A"] == "b")
+    m = lp.lmer("y ~ A * B + (1 | g)", df)
+    fig = plot.emmeans(lp.emmeans(m, "~ A | B").pairs())
+    _png(fig)
+    assert [ax.get_title() for ax in fig.axes] == ["B = u", "B = v"]
+    assert fig.axes[0].get_xlabel() == "estimate"
+
+
+def test_emmip_joins_each_trace_levels_means():
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"A": rng.choice(["a", "b", "c"], 120), "B": rng.choice(["u", "v"], 120),
+                       "g": rng.integers(0, 10, 120).astype(str)})
+    df["y"] = rng.normal(size=120) + (df["A"] == "b") * (df["B"] == "v")
+    m = lp.lmer("y ~ A * B + (1 | g)", df)
+    fig = plot.emmip(m, "B ~ A")
+    _png(fig)
+    (ax,) = fig.axes
+    assert ax.get_xlabel() == "A" and len(ax.lines) == 2
+    table = lp.emmeans(m, "~ A | B").table
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), table[table.B == "v"]["emmean"])
+    with pytest.raises(lp.ModelError, match="one variable on each side"):
+        plot.emmip(m, "B ~ A + x")
