@@ -18,6 +18,7 @@ from ..engines.options import require_probability
 from ..errors import ModelError, warn
 from . import adjust as adj
 from .emm_print import summary_lines
+from .emm_scale import Scale, model_scale
 from .reference_grid import ReferenceGrid, reference_grid
 from .rformat import cat_number, format_number
 
@@ -31,14 +32,14 @@ DF_METHODS = ("kenward-roger", "satterthwaite", "asymptotic")
 class Basis:
     """What every table of one model shares: β̂, its covariance V (Kenward-Roger's adjusted
     one under that method), the degrees of freedom of ℓ'β̂, their method's name (None for
-    GLMMs, whose tests are z tests), the link of a GLMM, and the factors averaged over."""
+    GLMMs, whose tests are z tests), the scale of the linear predictor (a GLMM's link, a
+    transformed response; None for the response's own), and the factors averaged over."""
 
     beta: np.ndarray
     V: np.ndarray
     df: Callable[[np.ndarray], np.ndarray]
     method: str | None
-    link: object | None
-    family: str | None
+    scale: Scale | None
     averaged: tuple[str, ...]
 
     def estimate(self, L: np.ndarray, offset: np.ndarray
@@ -74,10 +75,10 @@ class EmmGrid:
         lower, upper = est - cv * se, est + cv * se
         name = self.estimate
         if self._response:
-            link = self.basis.link
-            name = {"binomial": "prob", "poisson": "rate"}.get(self.basis.family, "response")
-            se = se * np.abs(link.mu_eta(est))
-            est, lower, upper = link.inverse(est), link.inverse(lower), link.inverse(upper)
+            scale = self.basis.scale
+            name = scale.response_name
+            se = se * np.abs(scale.derivative(est))
+            est, lower, upper = scale.inverse(est), scale.inverse(lower), scale.inverse(upper)
         lo, hi = _ci_names(df)
         table = self.levels.copy()
         for column, values in ((name, est), ("SE", se), ("df", df), (lo, lower), (hi, upper)):
@@ -128,29 +129,28 @@ class EmmGrid:
             frames.append(frame)
             families.append(adj.Family(size=len(group), n=len(names), pairs=pairs,
                                        rank=int(np.linalg.matrix_rank(coef))))
-        scale = self._response and self.basis.link.name in ("log", "logit")
-        if type is not None:
-            scale = _check_type(type) == "response" and self.estimate == "emmean" and \
-                self.basis.link is not None and self.basis.link.name in ("log", "logit")
+        response = self._response if type is None else (
+            _check_type(type) == "response" and self.estimate == "emmean"
+            and self.basis.scale is not None)
+        mode = "link" if not response else (
+            "ratio" if self.basis.scale.ratio_base is not None else "still")
         return EmmContrasts(self.basis, pd.concat(frames, ignore_index=True),
                             np.vstack(rows), np.concatenate(offsets), by, families,
-                            adjust or default_adjust, ratio=scale)
+                            adjust or default_adjust, mode=mode)
 
     @property
     def _response(self) -> bool:
         return self.type == "response" and self.estimate == "emmean" \
-            and self.basis.link is not None \
-            and self.basis.link.name != "identity"
+            and self.basis.scale is not None
 
     def _messages(self) -> list[str]:
         out = self.basis.messages()
-        link = self.basis.link
-        if link is not None and link.name != "identity" and not self._response \
-                and self.estimate == "emmean":
-            out.append(f"Results are given on the {link.name} (not the response) scale.")
+        scale = self.basis.scale
+        if scale is not None and not self._response and self.estimate == "emmean":
+            out.append(f"Results are given on the {scale.name} (not the response) scale.")
         out.append(f"Confidence level used: {cat_number(self.level)}")
         if self._response:
-            out.append(f"Intervals are back-transformed from the {link.name} scale")
+            out.append(f"Intervals are back-transformed from the {scale.name} scale")
         return out
 
     def __str__(self) -> str:
@@ -178,13 +178,16 @@ def replace_grid(grid: EmmGrid, **changes) -> EmmGrid:
 class EmmContrasts:
     """Contrasts of estimated marginal means with their t (or z) tests, adjusted for
     multiplicity within each ``by`` group, as emmeans' contrast(); ``confint()`` gives
-    their (adjusted) confidence intervals, ``summary(infer=True)`` both."""
+    their (adjusted) confidence intervals, ``summary(infer=True)`` both. ``mode``: "link"
+    (differences on the model's scale), "ratio" (on a log scale, back-transformed to
+    ratios) or "still" (the response scale asked for, but differences stay on the scale)."""
 
     def __init__(self, basis: Basis, levels: pd.DataFrame, L: np.ndarray, offset: np.ndarray,
-                 by: list[str], families: list[adj.Family], adjust: str, ratio: bool = False,
+                 by: list[str], families: list[adj.Family], adjust: str, mode: str = "link",
                  level: float = 0.95, infer: tuple[bool, bool] = (False, True)):
         self.basis, self.levels, self.L, self.offset, self.by = basis, levels, L, offset, by
-        self.families, self.adjust, self.ratio = families, adjust, ratio
+        self.families, self.adjust, self.mode = families, adjust, mode
+        self.ratio = mode == "ratio"
         self.level, self.infer = level, infer
         self._p_adjust = [adj.resolve(adjust, f) for f in families]
 
@@ -201,7 +204,7 @@ class EmmContrasts:
 
     def _with(self, level, adjust, infer) -> EmmContrasts:
         return EmmContrasts(self.basis, self.levels, self.L, self.offset, self.by,
-                            self.families, adjust or self.adjust, self.ratio, level, infer)
+                            self.families, adjust or self.adjust, self.mode, level, infer)
 
     def _rows(self) -> list[np.ndarray]:
         """Each family's rows of the table."""
@@ -214,10 +217,11 @@ class EmmContrasts:
         table = self.levels.copy()
         name = "estimate"
         if self.ratio:
-            name = "odds.ratio" if self.basis.link.name == "logit" else "ratio"
+            base = self.basis.scale.ratio_base
+            name = self.basis.scale.ratio_name
             table["contrast"] = [c.replace(" - ", " / ") for c in table["contrast"]]
-        values = {name: np.exp(est) if self.ratio else est,
-                  "SE": np.exp(est) * se if self.ratio else se, "df": df}
+        values = {name: base**est if self.ratio else est,
+                  "SE": base**est * np.log(base) * se if self.ratio else se, "df": df}
         if self.infer[0]:
             lo, hi = _ci_names(df)
             lower, upper = np.empty(len(est)), np.empty(len(est))
@@ -225,7 +229,7 @@ class EmmContrasts:
                 cv, _ = adj.critical_values(self.level, df[rows], p_method, family)
                 lower[rows], upper[rows] = est[rows] - cv * se[rows], est[rows] + cv * se[rows]
             if self.ratio:
-                lower, upper = np.exp(lower), np.exp(upper)
+                lower, upper = base**lower, base**upper
             values.update({lo: lower, hi: upper})
         if self.infer[1]:
             p = np.empty(len(est))
@@ -244,12 +248,11 @@ class EmmContrasts:
 
     def _messages(self) -> list[str]:
         out = self.basis.messages()
-        link = self.basis.link
-        scale = None
-        if link is not None and link.name != "identity":
-            scale = {"logit": "log odds ratio"}.get(link.name, link.name)
-            if not self.ratio:
-                out.append(f"Results are given on the {scale} (not the response) scale.")
+        scale = self.basis.scale and self.basis.scale.differences
+        if self.mode == "still":
+            out.insert(0, f"Note: contrasts are still on the {scale} scale")
+        elif self.mode == "link" and scale is not None:
+            out.append(f"Results are given on the {scale} (not the response) scale.")
         family = self.families[0]
         if self.infer[0]:
             out.append(f"Confidence level used: {cat_number(self.level)}")
@@ -383,18 +386,18 @@ def make_basis(m, rg: ReferenceGrid, names: list[str], lmer_df: str | None) -> B
                      if c not in names and (c in rg.factors or len(values) > 1))
     beta = m.fixef().to_numpy(dtype=np.float64)
     V = m.vcov().to_numpy(dtype=np.float64)
+    scale = model_scale(m)
     if m.family is not None:
-        return Basis(beta, V, lambda L: np.full(len(L), np.inf), None, m.family.link,
-                     m.family.family, averaged)
+        return Basis(beta, V, lambda L: np.full(len(L), np.inf), None, scale, averaged)
     method = _df_method(m, lmer_df)
     if method == "kenward-roger":
         reml = m if m.REML else m.refit(REML=True)  # as pbkrtest's vcovAdj
         kr = replace(reml._kenward_roger, phi=m.fit.beta_vcov())
         return Basis(beta, kr.phi_adjusted, lambda L: np.array([kr.df(row) for row in L]),
-                     method, None, None, averaged)
+                     method, scale, averaged)
     if method == "satterthwaite":
-        return Basis(beta, V, m.satterthwaite_df, method, None, None, averaged)
-    return Basis(beta, V, lambda L: np.full(len(L), np.inf), method, None, None, averaged)
+        return Basis(beta, V, m.satterthwaite_df, method, scale, averaged)
+    return Basis(beta, V, lambda L: np.full(len(L), np.inf), method, scale, averaged)
 
 
 def _df_method(m, lmer_df: str | None) -> str:

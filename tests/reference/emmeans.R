@@ -30,6 +30,14 @@ gb <- glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, bino
 gp <- glmer(incidence ~ period + (1 | herd), cbpp, poisson, nAGQ = 25)
 go <- glmer(incidence ~ period + offset(log(size)) + (1 | herd), cbpp, poisson, nAGQ = 25)
 
+# transformed responses: emmeans back-transforms means, and differences of logarithms
+sleep_half <- transform(sleepstudy, half = factor(ifelse(Days > 4, "late", "early")))
+transformed <- lapply(c(log = "log(Reaction)", log10 = "log10(Reaction)",
+                        log2 = "log2(Reaction)", log_plus = "log(Reaction + 1)",
+                        log1p = "log1p(Reaction)", sqrt = "sqrt(Reaction)"),
+                      function(lhs) lmer(as.formula(paste(lhs, "~ half + (1 | Subject)")),
+                                         sleep_half))
+
 quiet <- function(expr) suppressMessages(suppressWarnings(expr))
 cases <- list(
   A = quote(emmeans(f1, ~ A)),
@@ -100,7 +108,20 @@ cases <- list(
   weights_cells = quote(emmeans(fu, ~ A, weights = "cells")),
   weights_flat = quote(emmeans(fu, ~ A, weights = "flat")),
   weights_cells_B = quote(emmeans(fu, ~ B, weights = "cells")),
-  weights_cells_pairs = quote(pairs(emmeans(fu, ~ A, weights = "cells"))))
+  weights_cells_pairs = quote(pairs(emmeans(fu, ~ A, weights = "cells"))),
+  log_link = quote(emmeans(transformed$log, ~ half)),
+  log_pairs_link = quote(pairs(emmeans(transformed$log, ~ half))),
+  log_response = quote(emmeans(transformed$log, ~ half, type = "response")),
+  log_pairs = quote(pairs(emmeans(transformed$log, ~ half), type = "response")),
+  log10_pairs_confint = quote(confint(pairs(emmeans(transformed$log10, ~ half),
+                                            type = "response"))),
+  log2_response = quote(emmeans(transformed$log2, ~ half, type = "response")),
+  log_plus_response = quote(emmeans(transformed$log_plus, ~ half, type = "response")),
+  log_plus_pairs = quote(pairs(emmeans(transformed$log_plus, ~ half), type = "response")),
+  log1p_pairs = quote(pairs(emmeans(transformed$log1p, ~ half), type = "response")),
+  sqrt_response = quote(emmeans(transformed$sqrt, ~ half, type = "response")),
+  sqrt_pairs_confint = quote(confint(pairs(emmeans(transformed$sqrt, ~ half),
+                                           type = "response"))))
 
 describe <- function(call) {
   obj <- quiet(eval(call))

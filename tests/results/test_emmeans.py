@@ -20,6 +20,13 @@ REF = read_reference("emmeans.json")
 DATA = pd.DataFrame(REF["data"]).assign(N=lambda d: d["N"].astype(str))
 
 
+HALF = lp.datasets.load("sleepstudy").assign(
+    half=lambda d: np.where(d["Days"] > 4, "late", "early"))
+TRANSFORMED = {"log": "log(Reaction)", "log10": "log10(Reaction)", "log2": "log2(Reaction)",
+               "log_plus": "log(Reaction + 1)", "log1p": "log1p(Reaction)",
+               "sqrt": "sqrt(Reaction)"}
+
+
 @pytest.fixture(scope="module")
 def fits():
     cbpp = lp.datasets.load("cbpp")
@@ -31,6 +38,8 @@ def fits():
             "fq": lp.lmer("y ~ A * x + I(x^2) + (1 | g)", DATA),
             "fx": lp.lmer("y ~ A * x + B + (1 | g)", DATA),
             "fu": lp.lmer("y ~ A * B + x + (1 | g)", DATA[REF["unbalanced"]]),
+            **{f"t_{name}": lp.lmer(f"{lhs} ~ half + (1 | Subject)", HALF)
+               for name, lhs in TRANSFORMED.items()},
             "fn": lp.lmer("y ~ N + B + (1 | g)", DATA),
             "sl": lp.lmer("Reaction ~ Days + (Days | Subject)",
                           lp.datasets.load("sleepstudy")),
@@ -113,6 +122,19 @@ CASES = {
        for w in ("equal", "proportional", "outer", "cells", "flat")},
     "weights_cells_B": E("fu", "~ B", weights="cells"),
     "weights_cells_pairs": lambda f: E("fu", "~ A", weights="cells")(f).pairs(),
+    "log_link": E("t_log", "~ half"),
+    "log_pairs_link": lambda f: E("t_log", "~ half")(f).pairs(),
+    "log_response": E("t_log", "~ half", type="response"),
+    "log_pairs": lambda f: E("t_log", "~ half")(f).pairs(type="response"),
+    "log10_pairs_confint": lambda f: E("t_log10", "~ half")(f).pairs(
+        type="response").confint(),
+    "log2_response": E("t_log2", "~ half", type="response"),
+    "log_plus_response": E("t_log_plus", "~ half", type="response"),
+    "log_plus_pairs": lambda f: E("t_log_plus", "~ half")(f).pairs(type="response"),
+    "log1p_pairs": lambda f: E("t_log1p", "~ half")(f).pairs(type="response"),
+    "sqrt_response": E("t_sqrt", "~ half", type="response"),
+    "sqrt_pairs_confint": lambda f: E("t_sqrt", "~ half")(f).pairs(
+        type="response").confint(),
 }
 
 
