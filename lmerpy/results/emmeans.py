@@ -344,7 +344,10 @@ def _emmeans(m, specs, by, at, type, lmer_df, level, adjust, trend=None, offset=
     levels = pd.DataFrame([dict(zip(names, c)) for c in combos], columns=names)
     if not spec_vars:
         levels.insert(0, "1", "overall")
-    numeric = {v for v in names if v not in rg.factors}
+    data = m._data
+    numeric = {v for v in names if v not in rg.factors  # factor(x) of a numeric x, as R's
+               or (pd.api.types.is_numeric_dtype(data[v]) and not
+                   pd.api.types.is_bool_dtype(data[v]))}
     grid = EmmGrid(basis, levels, L, offsets, spec_vars, by_vars, numeric, level, type,
                    estimate)
     if method is None:

@@ -121,7 +121,13 @@ cases <- list(
   log1p_pairs = quote(pairs(emmeans(transformed$log1p, ~ half), type = "response")),
   sqrt_response = quote(emmeans(transformed$sqrt, ~ half, type = "response")),
   sqrt_pairs_confint = quote(confint(pairs(emmeans(transformed$sqrt, ~ half),
-                                           type = "response"))))
+                                           type = "response"))),
+  # factor(Days): the grid holds the numeric Days at each of its values
+  factor_of_number = quote(emmeans(lmer(Reaction ~ factor(Days) + (1 | Subject),
+                                        sleepstudy), ~ Days)),
+  factor_of_number_poly = quote(contrast(emmeans(lmer(Reaction ~ factor(Days) +
+                                                        (1 | Subject), sleepstudy),
+                                                 ~ Days), "poly")))
 
 describe <- function(call) {
   obj <- quiet(eval(call))

@@ -43,6 +43,8 @@ def fits():
             "fn": lp.lmer("y ~ N + B + (1 | g)", DATA),
             "sl": lp.lmer("Reaction ~ Days + (Days | Subject)",
                           lp.datasets.load("sleepstudy")),
+            "sf": lp.lmer("Reaction ~ factor(Days) + (1 | Subject)",
+                          lp.datasets.load("sleepstudy")),
             "gb": lp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp,
                            family="binomial", nAGQ=25),
             "gp": lp.glmer("incidence ~ period + (1 | herd)", cbpp, family="poisson",
@@ -135,6 +137,8 @@ CASES = {
     "sqrt_response": E("t_sqrt", "~ half", type="response"),
     "sqrt_pairs_confint": lambda f: E("t_sqrt", "~ half")(f).pairs(
         type="response").confint(),
+    "factor_of_number": E("sf", "~ Days"),
+    "factor_of_number_poly": lambda f: E("sf", "~ Days")(f).contrast("poly"),
 }
 
 
