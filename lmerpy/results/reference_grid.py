@@ -48,18 +48,22 @@ class ReferenceGrid:
     def _cells(self, columns: list[str], values: np.ndarray, weights: str
                ) -> tuple[np.ndarray, list]:
         w = self.weights(columns, weights)
-        rows, combos = [], []
-        for combo in itertools.product(*[self.levels[c] for c in reversed(columns)]):
-            combo = combo[::-1]
-            at = np.ones(len(self.frame), dtype=bool)
-            for column, level in zip(columns, combo):
-                at &= np.array(self.labels[column], dtype=object) == level
-            if not w[at].sum() > 0:
-                where = ", ".join(f"{c} = {v}" for c, v in zip(columns, combo))
-                raise ModelError(f"weights={weights!r}: no observations at {where}")
-            rows.append(w[at] @ values[at] / w[at].sum())
-            combos.append(combo)
-        return np.array(rows).reshape(len(rows), values.shape[1]), combos
+        cell = np.zeros(len(self.frame), dtype=np.int64)  # each row's combination, first fastest
+        stride = 1
+        for column in columns:
+            index = {level: i for i, level in enumerate(self.levels[column])}
+            cell += stride * np.array([index[v] for v in self.labels[column]], dtype=np.int64)
+            stride *= len(self.levels[column])
+        sums = np.zeros((stride, values.shape[1]))
+        np.add.at(sums, cell, w[:, None] * values)
+        totals = np.bincount(cell, weights=w, minlength=stride)
+        combos = [combo[::-1] for combo in
+                  itertools.product(*[self.levels[c] for c in reversed(columns)])]
+        empty = np.flatnonzero(~(totals > 0))
+        if len(empty):
+            where = ", ".join(f"{c} = {v}" for c, v in zip(columns, combos[empty[0]]))
+            raise ModelError(f"weights={weights!r}: no observations at {where}")
+        return sums / totals[:, None], combos
 
     def weights(self, columns: list[str], kind: str) -> np.ndarray:
         """Each grid row's weight in the averages over the factors not in ``columns``:
