@@ -26,24 +26,33 @@ class VarianceParts:
     intercepts: dict[str, float]
 
 
-@dataclass(frozen=True)
-class R2:
+class _Printed:
+    """Shows as it prints (performance's print methods)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _block(title: str, values: dict[str, float]) -> str:
+    """performance's layout: a heading, then each value to 3 decimals under a label
+    right-aligned to 16 characters."""
+    return "\n".join([f"# {title}", ""] + [f"{k:>16}: {v:.3f}" for k, v in values.items()])
+
+
+@dataclass(frozen=True, repr=False)
+class R2(_Printed):
     """Marginal (fixed part) and conditional (fixed and random parts) R²."""
 
     conditional: float
     marginal: float
 
     def __str__(self) -> str:
-        return "\n".join(["# R2 for Mixed Models", "",
-                          f"  Conditional R2: {self.conditional:.3f}",
-                          f"     Marginal R2: {self.marginal:.3f}"])
-
-    def __repr__(self) -> str:
-        return str(self)
+        return _block("R2 for Mixed Models",
+                      {"Conditional R2": self.conditional, "Marginal R2": self.marginal})
 
 
-@dataclass(frozen=True)
-class ICC:
+@dataclass(frozen=True, repr=False)
+class ICC(_Printed):
     """The adjusted ICC (random over random plus residual variance) and the unadjusted one
     (over the total, the fixed part's variance included)."""
 
@@ -51,16 +60,12 @@ class ICC:
     unadjusted: float
 
     def __str__(self) -> str:
-        return "\n".join(["# Intraclass Correlation Coefficient", "",
-                          f"    Adjusted ICC: {self.adjusted:.3f}",
-                          f"  Unadjusted ICC: {self.unadjusted:.3f}"])
-
-    def __repr__(self) -> str:
-        return str(self)
+        return _block("Intraclass Correlation Coefficient",
+                      {"Adjusted ICC": self.adjusted, "Unadjusted ICC": self.unadjusted})
 
 
-@dataclass(frozen=True)
-class ICCByGroup:
+@dataclass(frozen=True, repr=False)
+class ICCByGroup(_Printed):
     """Each grouping factor's intercept variance over the random plus residual variance."""
 
     icc: dict[str, float]
@@ -70,9 +75,6 @@ class ICCByGroup:
         header = f"{'Group'.ljust(w)} |   ICC"
         return "\n".join(["# ICC by Group", "", header, "-" * len(header)]
                          + [f"{g.ljust(w)} | {v:5.3f}" for g, v in self.icc.items()])
-
-    def __repr__(self) -> str:
-        return str(self)
 
 
 def r2_nakagawa(m) -> R2:

@@ -4,13 +4,10 @@
 # r-cran-pbkrtest r-cran-jsonlite). Run from the repository root:
 #   Rscript tests/reference/car_anova.R      (writes tests/reference/car_anova.json)
 suppressPackageStartupMessages({ library(lme4); library(car); library(jsonlite) })
+source("tests/reference/common.R")
 
-# lmertest.R's data: factors A (3 levels) and B (2), a number x, groups g
-set.seed(2)
-fac <- data.frame(g = factor(rep(1:12, each = 12)), A = factor(rep(c("a1", "a2", "a3"), 48)),
-                  B = factor(rep(c("b1", "b1", "b2", "b2"), 36)), x = round(rnorm(144), 3))
-fac$y <- round(1 + 0.5 * (fac$A == "a2") - 0.3 * (fac$B == "b2") + 0.4 * fac$x +
-               0.3 * (fac$A == "a3") * fac$x + rnorm(12)[fac$g] + rnorm(144), 3)
+# common.R's two-factor design: factors A (3 levels) and B (2), a number x, groups g
+fac <- two_factor_data()
 
 fits <- list(
   sleep = quote(lmer(Reaction ~ Days + (Days | Subject), sleepstudy)),

@@ -22,3 +22,15 @@ describe_ranef <- function(fit) {
                      condval = rows$condval, condsd = rows$condsd))
   })
 }
+
+# The simulated two-factor design of lmertest.R, emmeans.R and car_anova.R: groups g (12),
+# factors A (3 levels) and B (2), a number x, the response y.
+two_factor_data <- function() {
+  set.seed(2)
+  fac <- data.frame(g = factor(rep(1:12, each = 12)),
+                    A = factor(rep(c("a1", "a2", "a3"), 48)),
+                    B = factor(rep(c("b1", "b1", "b2", "b2"), 36)), x = round(rnorm(144), 3))
+  fac$y <- round(1 + 0.5 * (fac$A == "a2") - 0.3 * (fac$B == "b2") + 0.4 * fac$x +
+                 0.3 * (fac$A == "a3") * fac$x + rnorm(12)[fac$g] + rnorm(144), 3)
+  fac
+}

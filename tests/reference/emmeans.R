@@ -7,13 +7,10 @@
 # Run from the repository root:   Rscript tests/reference/emmeans.R
 # Writes tests/reference/emmeans.json
 suppressPackageStartupMessages({ library(lme4); library(emmeans); library(jsonlite) })
+source("tests/reference/common.R")
 
-# lmertest.R's data: factors A (3 levels) and B (2), a number x, groups g
-set.seed(2)
-fac <- data.frame(g = factor(rep(1:12, each = 12)), A = factor(rep(c("a1", "a2", "a3"), 48)),
-                  B = factor(rep(c("b1", "b1", "b2", "b2"), 36)), x = round(rnorm(144), 3))
-fac$y <- round(1 + 0.5 * (fac$A == "a2") - 0.3 * (fac$B == "b2") + 0.4 * fac$x +
-               0.3 * (fac$A == "a3") * fac$x + rnorm(12)[fac$g] + rnorm(144), 3)
+# common.R's two-factor design: factors A (3 levels) and B (2), a number x, groups g
+fac <- two_factor_data()
 fac$N <- factor(rep(c(10, 20, 40), each = 48))  # levels that read as numbers
 
 f1 <- lmer(y ~ A * B + x + (1 | g), fac)

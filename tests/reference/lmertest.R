@@ -5,6 +5,7 @@
 # Run from the repository root:   Rscript tests/reference/lmertest.R
 # Writes tests/reference/lmertest.json
 suppressPackageStartupMessages({ library(lmerTest); library(jsonlite) })
+source("tests/reference/common.R")
 
 sleep_w <- sleepstudy
 sleep_w$w <- rep(c(1, 2, 0.5), length.out = nrow(sleep_w))
@@ -35,11 +36,7 @@ sleep <- lmer(Reaction ~ Days + (Days | Subject), sleepstudy)
 day5 <- contest1D(sleep, c(1, 5))
 # anova(m): lmerTest's type III and type I F-tests (Satterthwaite's denominator df), and
 # lme4's own single-model table; on factors with treatment contrasts, numbers, a logical
-set.seed(2)
-fac <- data.frame(g = factor(rep(1:12, each = 12)), A = factor(rep(c("a1", "a2", "a3"), 48)),
-                  B = factor(rep(c("b1", "b1", "b2", "b2"), 36)), x = round(rnorm(144), 3))
-fac$y <- round(1 + 0.5 * (fac$A == "a2") - 0.3 * (fac$B == "b2") + 0.4 * fac$x +
-               0.3 * (fac$A == "a3") * fac$x + rnorm(12)[fac$g] + rnorm(144), 3)
+fac <- two_factor_data()
 fac$L <- fac$x > 0
 fac$O <- factor(fac$A, ordered = TRUE)  # contr.poly
 fac$h <- factor(rep(1:8, 18))  # a grouping factor without an effect (step() removes it)
