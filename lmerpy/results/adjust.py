@@ -49,11 +49,20 @@ def resolve(adjust: str, family: Family) -> str:
 
 
 def adjusted_p(t: np.ndarray, df: np.ndarray, adjust: str, family: Family) -> np.ndarray:
-    """Two-sided p-values of the t (or z, df = ∞) ratios of one family, adjusted."""
+    """Two-sided p-values of the t (or z, df = ∞) ratios of one family, adjusted (NaN for
+    the contrasts that are not estimable, which still count in the family)."""
     t, df = np.asarray(t, dtype=np.float64), np.asarray(df, dtype=np.float64)
+    ok = np.isfinite(t)
+    out = np.full(len(t), np.nan)
+    if ok.any():
+        out[ok] = _adjusted_p(t[ok], df[ok], adjust, family)
+    return out
+
+
+def _adjusted_p(t: np.ndarray, df: np.ndarray, adjust: str, family: Family) -> np.ndarray:
     p = 2 * st.t.sf(np.abs(t), df)
     if adjust in P_ADJUST:
-        return p_adjust(p, adjust)
+        return p_adjust(p, adjust, family.n)
     if adjust == "sidak":
         return 1 - (1 - p) ** family.n
     if adjust == "tukey":
@@ -70,6 +79,11 @@ def critical_values(level: float, df: np.ndarray, adjust: str, family: Family
     the method used (p.adjust's stepwise methods give Bonferroni's intervals)."""
     df = np.asarray(df, dtype=np.float64)
     adjust = ci_method(adjust)
+    if not np.isfinite(df).all() and not np.isinf(df).all():  # non-estimable rows: NaN
+        cv = np.full(len(df), np.nan)
+        ok = ~np.isnan(df)
+        cv[ok] = critical_values(level, df[ok], adjust, family)[0]
+        return cv, adjust
     n = family.n
     if adjust == "none":
         cv = st.t.ppf(0.5 + level / 2, df)
@@ -111,24 +125,27 @@ def _message(what: str, adjust: str, family: Family, things: str) -> str | None:
     return f"{what}: {adjust} method {extra}"
 
 
-def p_adjust(p: np.ndarray, method: str) -> np.ndarray:
-    """R's p.adjust (holm, hochberg, bonferroni, BH = fdr, BY, none)."""
+def p_adjust(p: np.ndarray, method: str, n: int | None = None) -> np.ndarray:
+    """R's p.adjust(p, method, n) (holm, hochberg, bonferroni, BH = fdr, BY, none): ``n``
+    tests in the family, of which ``p`` holds the ones computed."""
     p = np.asarray(p, dtype=np.float64)
-    n = len(p)
+    lp = len(p)
+    n = lp if n is None else n
     if method == "none" or n <= 1:
         return p.copy()
     if method == "bonferroni":
         return np.minimum(1.0, n * p)
     if method == "holm":
         order = np.argsort(p, kind="stable")
-        adjusted = np.minimum(1.0, np.maximum.accumulate((n - np.arange(n)) * p[order]))
+        i = np.arange(1, lp + 1)
+        adjusted = np.minimum(1.0, np.maximum.accumulate((n + 1 - i) * p[order]))
     else:
         order = np.argsort(-p, kind="stable")
-        i = np.arange(n, 0, -1)
-        factor = {"hochberg": n - i + 1, "BH": n / i, "fdr": n / i,
+        i = np.arange(lp, 0, -1)
+        factor = {"hochberg": n + 1 - i, "BH": n / i, "fdr": n / i,
                   "BY": np.sum(1 / np.arange(1, n + 1)) * n / i}[method]
         adjusted = np.minimum(1.0, np.minimum.accumulate(factor * p[order]))
-    out = np.empty(n)
+    out = np.empty(lp)
     out[order] = adjusted
     return out
 

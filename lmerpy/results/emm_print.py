@@ -36,13 +36,14 @@ def summary_lines(table: pd.DataFrame, estimate: str, by: list[str], messages: l
         if column == "df":
             x = r_round(x, 2)
         if column in TEST_STATISTICS:
-            cells[column] = format_numbers(r_round(x, 3), 7, nsmall=3)
+            texts = format_numbers(r_round(x, 3), 7, nsmall=3)
         elif column == "p.value":
             texts = format_numbers(r_round(x, 4), 7, nsmall=4)
-            cells[column] = ["<.0001".rjust(len(t)) if t.strip() == "0.0000" else t
-                             for t in texts]
+            texts = ["<.0001".rjust(len(t)) if t.strip() == "0.0000" else t for t in texts]
         else:
-            cells[column] = format_numbers(x, digits)
+            texts = format_numbers(x, digits)
+        missing = "nonEst" if column == estimate else "NA"  # not estimable: R's NA
+        cells[column] = [missing if np.isnan(v) else t for v, t in zip(x, texts)]
     for c in table.columns:  # each column to one width: labels left, numbers right
         w = max([len(c)] + [len(t) for t in cells[c]])
         cells[c] = [t.rjust(w) if right[c] else t.ljust(w) for t in cells[c]]

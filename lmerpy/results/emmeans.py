@@ -33,7 +33,10 @@ class Basis:
     """What every table of one model shares: β̂, its covariance V (Kenward-Roger's adjusted
     one under that method), the degrees of freedom of ℓ'β̂, their method's name (None for
     GLMMs, whose tests are z tests), the scale of the linear predictor (a GLMM's link, a
-    transformed response; None for the response's own), and the factors averaged over."""
+    transformed response; None for the response's own), and the factors averaged over.
+    A fit that dropped aliased columns keeps β̂ on the columns it kept (``kept``), and
+    ``null`` spans the full model matrix's null space: a row ℓ of L with a part in it is
+    not estimable (emmeans' nonEst)."""
 
     beta: np.ndarray
     V: np.ndarray
@@ -41,13 +44,24 @@ class Basis:
     method: str | None
     scale: Scale | None
     averaged: tuple[str, ...]
+    kept: np.ndarray | None = None
+    null: np.ndarray | None = None
 
     def estimate(self, L: np.ndarray, offset: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """ℓ'β̂ (plus the offset), its standard error and degrees of freedom for each row
-        of L."""
-        se = np.sqrt(np.einsum("ij,jk,ik->i", L, self.V, L))
-        return L @ self.beta + offset, se, self.df(L)
+        of L (NaN where ℓ'β is not estimable)."""
+        ok = np.ones(len(L), dtype=bool)
+        if self.null is not None:  # estimability::is.estble, tol 1e-8
+            check = L @ self.null
+            ok = np.sum(check**2, axis=1) < 1e-8 * np.sum(L**2, axis=1)
+            L = L[:, self.kept]
+        est, se, df = (np.full(len(L), np.nan) for _ in range(3))
+        Lk = L[ok]
+        se[ok] = np.sqrt(np.einsum("ij,jk,ik->i", Lk, self.V, Lk))
+        est[ok] = Lk @ self.beta + offset[ok]
+        df[ok] = self.df(Lk) if len(Lk) else []
+        return est, se, df
 
     def messages(self) -> list[str]:
         out = [f"Results are averaged over the levels of: {', '.join(self.averaged)}"] \
@@ -382,25 +396,37 @@ def make_basis(m, rg: ReferenceGrid, names: list[str], lmer_df: str | None) -> B
     if m.torch_info is not None and m.design.nn:
         raise ModelError("emmeans() needs a linear fixed part; this model's nn() terms have "
                          "no coefficients to average")
-    if list(m.fixef_names) != list(m.design.fixed_encoder.names):
-        raise ModelError("emmeans() needs a fixed part of full rank (this fit dropped "
-                         "aliased columns)")
     averaged = tuple(c for c, values in rg.levels.items()
                      if c not in names and (c in rg.factors or len(values) > 1))
+    aliased = _aliased(m)
     beta = m.fixef().to_numpy(dtype=np.float64)
     V = m.vcov().to_numpy(dtype=np.float64)
     scale = model_scale(m)
     if m.family is not None:
-        return Basis(beta, V, lambda L: np.full(len(L), np.inf), None, scale, averaged)
+        return Basis(beta, V, lambda L: np.full(len(L), np.inf), None, scale, averaged,
+                     *aliased)
     method = _df_method(m, lmer_df)
     if method == "kenward-roger":
         reml = m if m.REML else m.refit(REML=True)  # as pbkrtest's vcovAdj
         kr = replace(reml._kenward_roger, phi=m.fit.beta_vcov())
         return Basis(beta, kr.phi_adjusted, lambda L: np.array([kr.df(row) for row in L]),
-                     method, scale, averaged)
+                     method, scale, averaged, *aliased)
     if method == "satterthwaite":
-        return Basis(beta, V, m.satterthwaite_df, method, scale, averaged)
-    return Basis(beta, V, lambda L: np.full(len(L), np.inf), method, scale, averaged)
+        return Basis(beta, V, m.satterthwaite_df, method, scale, averaged, *aliased)
+    return Basis(beta, V, lambda L: np.full(len(L), np.inf), method, scale, averaged,
+                 *aliased)
+
+
+def _aliased(m) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """For a fit that dropped aliased columns: the columns kept and an orthonormal basis of
+    the full model matrix's null space (estimability's nonest.basis); else (None, None)."""
+    names = list(m.design.fixed_encoder.names)
+    if list(m.fixef_names) == names:
+        return None, None
+    X = m.design.fixed_encoder.transform(m._data.loc[m.design.index])
+    _, s, vt = np.linalg.svd(X, full_matrices=True)
+    rank = int(np.sum(s > s[0] * max(X.shape) * np.finfo(float).eps))
+    return np.array([names.index(n) for n in m.fixef_names]), vt[rank:].T
 
 
 def _df_method(m, lmer_df: str | None) -> str:

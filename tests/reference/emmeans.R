@@ -18,6 +18,9 @@ f1 <- lmer(y ~ A * B + x + (1 | g), fac)
 unbalanced <- !(fac$A == "a1" & fac$B == "b2" & as.integer(fac$g) <= 8) &
   !(fac$B == "b1" & as.integer(fac$g) > 9)
 fu <- lmer(y ~ A * B + x + (1 | g), fac[unbalanced, ])
+# an empty cell (a1, b2): lme4 drops the aliased A:B column; emmeans marks what is not
+# estimable
+fe <- suppressMessages(lmer(y ~ A * B + x + (1 | g), fac[!(fac$A == "a1" & fac$B == "b2"), ]))
 f1ml <- lmer(y ~ A * B + x + (1 | g), fac, REML = FALSE)
 fq <- lmer(y ~ A * x + I(x^2) + (1 | g), fac)
 fx <- lmer(y ~ A * x + B + (1 | g), fac)
@@ -124,7 +127,15 @@ cases <- list(
                                         sleepstudy), ~ Days)),
   factor_of_number_poly = quote(contrast(emmeans(lmer(Reaction ~ factor(Days) +
                                                         (1 | Subject), sleepstudy),
-                                                 ~ Days), "poly")))
+                                                 ~ Days), "poly")),
+  empty_cell = quote(emmeans(fe, ~ A * B)),
+  empty_cell_A = quote(emmeans(fe, ~ A)),
+  empty_cell_by = quote(emmeans(fe, ~ B | A)),
+  empty_cell_pairs = quote(pairs(emmeans(fe, ~ A * B))),
+  empty_cell_pairs_by = quote(pairs(emmeans(fe, ~ B | A))),
+  empty_cell_holm = quote(pairs(emmeans(fe, ~ A * B), adjust = "holm")),
+  empty_cell_fdr = quote(pairs(emmeans(fe, ~ A * B), adjust = "fdr")),
+  empty_cell_confint = quote(confint(pairs(emmeans(fe, ~ A * B)))))
 
 describe <- function(call) {
   obj <- quiet(eval(call))
