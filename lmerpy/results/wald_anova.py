@@ -23,15 +23,15 @@ def wald_anova(m, type: str | int = "II", test_statistic: str = "Chisq") -> FTab
         raise ModelError(f"type must be 'II' or 'III' (2 or 3), not {type!r}")
     if test_statistic not in ("Chisq", "F"):
         raise ModelError(f"test_statistic must be 'Chisq' or 'F', not {test_statistic!r}")
-    if m.torch_info is not None:
-        raise ModelError("Anova() tests coefficients of fits by the exact engine")
+    if m.torch_info is not None and m.design.nn:
+        raise ModelError("Anova() tests coefficients; this model's nn() terms have none")
     encoder = m.design.fixed_encoder
     if list(m.fixef_names) != list(encoder.names):
         raise ModelError("Anova() needs a fixed part of full rank (this fit dropped aliased "
                          "columns)")
     beta = m.fixef().to_numpy(dtype=np.float64)
     if test_statistic == "F":
-        if m.family is not None or not m.REML:
+        if m.family is not None or not m.REML or m.torch_info is not None:
             raise ModelError("F tests are available only for linear mixed models fitted by "
                              "REML (car's Kenward-Roger F)")
         V = m._kenward_roger.phi_adjusted

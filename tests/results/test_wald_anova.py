@@ -89,3 +89,19 @@ def test_bad_requests_are_refused(fits):
         lp.Anova(fits["sleep_ml"], test_statistic="F")
     with pytest.raises(lp.ModelError, match="fitted by REML"):
         lp.Anova(fits["binomial"], test_statistic="F")
+
+
+def test_torch_linear_fits_get_wald_chisq_tests():
+    """A torch fit without nn() terms has coefficients and their covariance: the same Wald
+    tests apply; it fits by ML, so it matches the exact engine's ML fit (to the torch
+    engine's 2% agreement with it)."""
+    data = DATA
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch_fit = lp.lmer("y ~ A * x + (1 | g)", data, engine="torch", verbose=False,
+                            seed=0)
+        exact_ml = lp.lmer("y ~ A * x + (1 | g)", data, REML=False)
+    ours, exact = lp.Anova(torch_fit).table, lp.Anova(exact_ml).table
+    np.testing.assert_allclose(ours["Chisq"], exact["Chisq"], rtol=0.05)
+    with pytest.raises(lp.ModelError, match="fitted by REML"):
+        lp.Anova(torch_fit, test_statistic="F")
