@@ -23,6 +23,7 @@ from .lmlist import lmList
 from .results.anova import anova, contest
 from .results.emmeans import emmeans, emtrends
 from .results.glmer import GlmerResult
+from .results.joint_tests import joint_tests
 from .results.ls_means import ls_means
 from .results.model import LmerResult
 from .results.variance_parts import icc, r2_nakagawa
@@ -38,4 +39,4 @@ __all__ = ["DataError", "Formula", "FormulaError", "LmerpyError", "ModelError", 
            "binomial", "poisson", "SeparationWarning", "load", "ModelFileError", "plot",
            "ProfileWarning", "update", "drop1", "ranova", "step", "contest", "ls_means",
            "lmList", "influence", "glmer_nb", "negative_binomial", "emmeans",
-           "emtrends", "r2_nakagawa", "icc", "Anova"]
+           "emtrends", "r2_nakagawa", "icc", "Anova", "joint_tests"]

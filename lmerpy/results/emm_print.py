@@ -13,7 +13,7 @@ import pandas as pd
 
 from .rformat import format_numbers, print_matrix, r_round, zapsmall
 
-TEST_STATISTICS = ("t.ratio", "z.ratio")
+TEST_STATISTICS = ("t.ratio", "z.ratio", "F.ratio")
 
 
 def summary_lines(table: pd.DataFrame, estimate: str, by: list[str], messages: list[str],
@@ -33,7 +33,7 @@ def summary_lines(table: pd.DataFrame, estimate: str, by: list[str], messages: l
             cells[column] = [t.ljust(width) for t in texts]
             continue
         x = zapsmall(values.to_numpy(dtype=np.float64), 7)
-        if column == "df":
+        if column in ("df", "df2"):
             x = r_round(x, 2)
         if column in TEST_STATISTICS:
             texts = format_numbers(r_round(x, 3), 7, nsmall=3)

@@ -47,6 +47,20 @@ class Basis:
     kept: np.ndarray | None = None
     null: np.ndarray | None = None
 
+    def f_test(self, L: np.ndarray) -> tuple[float, int, float]:
+        """emmeans' joint test of Lβ = 0 (its test(joint = TRUE)): the rows of L made
+        orthonormal by the QR decomposition of L' (Q's columns, in L's row order); F the
+        Wald statistic on V over their number; the denominator df the least of the rows'
+        own (single-contrast) df."""
+        L = L[:, self.kept] if self.kept is not None else L
+        L = np.where(np.abs(L) < 1e-7, 0.0, L)
+        Q, R = np.linalg.qr(L.T)
+        keep = np.abs(np.diag(R)) > 1e-7 * max(1.0, np.abs(R).max())
+        Q = Q[:, keep].T
+        b = Q @ self.beta
+        F = float(b @ np.linalg.solve(Q @ self.V @ Q.T, b)) / len(Q)
+        return F, len(Q), float(np.min(self.df(Q)))
+
     def estimate(self, L: np.ndarray, offset: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """ℓ'β̂ (plus the offset), its standard error and degrees of freedom for each row

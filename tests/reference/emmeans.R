@@ -137,6 +137,14 @@ cases <- list(
   empty_cell_fdr = quote(pairs(emmeans(fe, ~ A * B), adjust = "fdr")),
   empty_cell_confint = quote(confint(pairs(emmeans(fe, ~ A * B)))))
 
+# joint_tests(): an F test per model term on the means (numbers at mean ± 1)
+joint <- list(
+  two_factors = quote(joint_tests(f1)),
+  factor_by_number = quote(joint_tests(fx)),
+  by_B = quote(joint_tests(f1, by = "B")),
+  satterthwaite = quote(joint_tests(f1, lmer.df = "satterthwaite")),
+  binomial = quote(joint_tests(gb)))
+
 describe <- function(call) {
   obj <- quiet(eval(call))
   s <- if (inherits(obj, "summary_emm")) obj else summary(obj)
@@ -152,6 +160,7 @@ p_adjust <- lapply(setNames(nm = c("holm", "hochberg", "BH", "BY", "bonferroni")
 out <- list(emmeans_version = as.character(packageVersion("emmeans")),
             lme4_version = as.character(packageVersion("lme4")),
             data = fac, unbalanced = unbalanced, cases = lapply(cases, describe),
+            joint_tests = lapply(joint, describe),
             p = p, p_adjust = p_adjust)
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = FALSE),
            "tests/reference/emmeans.json")

@@ -159,6 +159,7 @@ def _column(values):
 
 def test_every_reference_case_is_covered():
     assert set(CASES) == set(REF["cases"])
+    assert set(JOINT) == set(REF["joint_tests"])
 
 
 @pytest.mark.parametrize("key", list(CASES))
@@ -334,3 +335,43 @@ def test_nn_fits_are_refused():
     m = lp.lmer("y ~ T + nn(x, hidden=(4,)) + (1 | g)", d, epochs=2, verbose=False, seed=0)
     with pytest.raises(lp.ModelError, match="nn\\(\\) terms have no coefficients"):
         lp.emmeans(m, "~ T")
+
+
+JOINT = {
+    "two_factors": lambda f: lp.joint_tests(f["f1"]),
+    "factor_by_number": lambda f: lp.joint_tests(f["fx"]),
+    "by_B": lambda f: lp.joint_tests(f["f1"], by="B"),
+    "satterthwaite": lambda f: lp.joint_tests(f["f1"], lmer_df="satterthwaite"),
+    "binomial": lambda f: lp.joint_tests(f["gb"]),
+}
+
+
+@pytest.mark.parametrize("key", list(JOINT))
+def test_joint_tests_are_emmeans(fits, key):
+    """Each term's F, its df (emmeans rounds them to 3 and 2 decimals: to that) and
+    p-value (1e-4; the GLMM's 1e-3), printed line for line."""
+    ref = REF["joint_tests"][key]
+    got = JOINT[key](fits)
+    table = got.table
+    assert list(table.columns) == list(ref["columns"])
+    for column, values in ref["columns"].items():
+        values = _column(values)
+        if column in ("model term", "B"):
+            assert list(table[column]) == values
+            continue
+        atol = {"df2": 0.0051, "F.ratio": 0.00051}.get(column, 0)
+        rtol = 1e-3 if key == "binomial" else 1e-4 if column == "p.value" else 1e-12
+        np.testing.assert_allclose(table[column].to_numpy(dtype=float),
+                                   np.array(values, dtype=float), rtol=rtol, atol=atol,
+                                   err_msg=column)
+    assert str(got).split("\n") == ref["lines"]  # R's print ends with an empty line
+
+
+def test_joint_tests_do_not_depend_on_the_coding(fits):
+    """Type III on the means: the same F for treatment and sum-to-zero codings. (Not quite
+    the same df2: emmeans takes the least df of the contrasts made orthonormal in the
+    coefficients' coordinates, which depend on the coding.)"""
+    sum_coded = lp.lmer("y ~ C(A, contr.sum) * C(B, contr.sum) + x + (1 | g)", DATA)
+    ours, theirs = lp.joint_tests(sum_coded).table, lp.joint_tests(fits["f1"]).table
+    np.testing.assert_allclose(ours["F.ratio"], theirs["F.ratio"], rtol=1e-6)
+    np.testing.assert_allclose(ours["df2"], theirs["df2"], rtol=1e-4)
