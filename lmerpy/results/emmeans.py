@@ -130,32 +130,40 @@ class EmmGrid:
 
     def contrast(self, method="eff", by: list[str] | str | None | type(...) = ...,
                  adjust: str | None = None, type: str | None = None, ref=1,
-                 reverse: bool = False) -> EmmContrasts:
+                 reverse: bool = False, interaction: str | list | None = None
+                 ) -> EmmContrasts:
         """Contrasts of the means within each ``by`` group (default: the grid's own):
         ``method`` is one of emmeans' "pairwise", "revpairwise", "trt.vs.ctrl" (``ref``: the
         control, a position from 1 or a level), "trt.vs.ctrl1", "trt.vs.ctrlk", "eff",
-        "del.eff", "poly", "consec", or a dict {name: coefficients}."""
+        "del.eff", "poly", "consec", or a dict {name: coefficients}. ``interaction`` (a
+        method, or one per variable) gives emmeans' interaction contrasts instead: the
+        product of each variable's contrasts, unadjusted by default."""
         by = self.by if by is ... else ([] if by is None else _names(by))
         unknown = [b for b in by if b not in self.levels.columns]
         if unknown:
             raise ModelError(f"by: {unknown[0]!r} is not one of the grid's variables "
                              f"({', '.join(self.levels.columns)})")
         inner = [c for c in self.levels.columns if c not in by]
-        labels = _contrast_labels(self.levels[inner], [c for c in inner])
-        groups = _groups(self.levels, by)
-        coef, names, default_adjust, pairs = _coefficients(method, labels[groups[0]], ref,
-                                                           reverse)
+        groups = by_groups(self.levels, by)
+        if interaction is None:
+            labels = _contrast_labels(self.levels[inner], inner)
+            coef, names, default_adjust, pairs = _coefficients(
+                method, labels[groups[0]], ref, reverse)
+            names = {"contrast": names}
+        else:
+            coef, names = self._interaction(inner, groups[0], interaction, ref, reverse)
+            default_adjust, pairs = "none", False
         rows, offsets, frames, families = [], [], [], []
         for group in groups:
             if len(group) != coef.shape[1]:
                 raise ModelError("by groups of unequal size cannot be contrasted")
             rows.append(coef @ self.L[group])
             offsets.append(coef @ self.offset[group])
-            frame = pd.DataFrame({"contrast": names})
+            frame = pd.DataFrame(names)
             for b in by:
                 frame[b] = self.levels[b].iloc[group[0]]
             frames.append(frame)
-            families.append(adj.Family(size=len(group), n=len(names), pairs=pairs,
+            families.append(adj.Family(size=len(group), n=len(coef), pairs=pairs,
                                        rank=int(np.linalg.matrix_rank(coef))))
         response = self._response if type is None else (
             _check_type(type) == "response" and self.estimate == "emmean"
@@ -165,6 +173,25 @@ class EmmGrid:
         return EmmContrasts(self.basis, pd.concat(frames, ignore_index=True),
                             np.vstack(rows), np.concatenate(offsets), by, families,
                             adjust or default_adjust, mode=mode)
+
+    def _interaction(self, inner: list[str], group: np.ndarray, methods, ref, reverse
+                     ) -> tuple[np.ndarray, dict[str, list[str]]]:
+        """emmeans' contrast(interaction=): each variable's contrasts (the means ordered
+        with the first variable fastest), their Kronecker product, and a label column per
+        variable named ``variable_method``."""
+        methods = [methods] * len(inner) if isinstance(methods, str) else list(methods)
+        if len(methods) < len(inner):
+            methods = (methods * len(inner))[:len(inner)]
+        coef, columns = np.ones((1, 1)), {}
+        for v, method in zip(inner, methods):
+            levels = np.array([_as_character(x) for x in dict.fromkeys(
+                self.levels[v].iloc[group])], dtype=object)
+            c, names, _, _ = _coefficients(method, levels, ref, reverse)
+            # the new variable's contrast varies slowest: repeat the earlier labels
+            columns = {k: vals * len(names) for k, vals in columns.items()}
+            columns[f"{v}_{method}"] = [n for n in names for _ in range(len(coef))]
+            coef = np.kron(c, coef)
+        return coef, columns
 
     @property
     def _response(self) -> bool:
@@ -236,7 +263,7 @@ class EmmContrasts:
 
     def _rows(self) -> list[np.ndarray]:
         """Each family's rows of the table."""
-        return _groups(self.levels, self.by)
+        return by_groups(self.levels, self.by)
 
     @property
     def table(self) -> pd.DataFrame:
@@ -545,7 +572,8 @@ def _note_interactions(m, rg: ReferenceGrid, names: list[str]) -> None:
             return
 
 
-def _groups(levels: pd.DataFrame, by: list[str]) -> list[np.ndarray]:
+def by_groups(levels: pd.DataFrame, by: list[str]) -> list[np.ndarray]:
+    """The rows of each ``by`` group, groups in order of first appearance."""
     if not by:
         return [np.arange(len(levels))]
     keys = levels[by].astype(str).agg("\x1f".join, axis=1)

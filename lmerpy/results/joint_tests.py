@@ -15,7 +15,7 @@ from scipy import stats as st
 from ..errors import ModelError
 from ..formula import nodes as N
 from .emm_print import summary_lines
-from .emmeans import make_basis
+from .emmeans import EmmGrid, by_groups, make_basis
 from .reference_grid import reference_grid
 
 
@@ -64,32 +64,22 @@ def joint_tests(m, by: list[str] | str | None = None, lmer_df: str | None = None
         for these in itertools.combinations(tested, k):
             if not any(set(these) <= t for t in terms):
                 continue
-            L, combos = rg.cell_means(list(these) + by)
-            contrast = _interaction(these, rg)
-            size = contrast.shape[1]
-            for g in range(len(L) // size):
-                F, df1, df2 = basis.f_test(contrast @ L[g * size:(g + 1) * size])
+            names = list(these) + by
+            L, combos = rg.cell_means(names)
+            means = EmmGrid(basis, pd.DataFrame(combos, columns=names), L,
+                            np.zeros(len(L)), list(these), by, set())
+            contrasts = means.contrast(interaction="consec")
+            for group in by_groups(contrasts.levels, by):
+                F, df1, df2 = basis.f_test(contrasts.L[group])
                 row = {"model term": ":".join(these), "df1": df1, "df2": df2,
                        "F.ratio": F,
                        "p.value": float(st.f.sf(F, df1, df2)) if np.isfinite(df2)
                        else float(st.chi2.sf(F * df1, df1))}
-                row.update(dict(zip(by, combos[g * size][len(these):])))
+                row.update({b: contrasts.levels[b].iloc[group[0]] for b in by})
                 rows.append(row)
     table = pd.DataFrame(rows, columns=["model term"] + by + ["df1", "df2", "F.ratio",
                                                               "p.value"])
     return JointTests(table, by)
-
-
-def _interaction(these: tuple[str, ...], rg) -> np.ndarray:
-    """The interaction contrasts of consecutive differences, means ordered first fastest."""
-    matrix = np.ones((1, 1))
-    for v in these:
-        k = len(rg.levels[v])
-        consec = np.zeros((k - 1, k))
-        for i in range(k - 1):
-            consec[i, i], consec[i, i + 1] = -1.0, 1.0
-        matrix = np.kron(consec, matrix)
-    return matrix
 
 
 __all__ = ["JointTests", "joint_tests"]

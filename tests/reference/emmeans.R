@@ -135,7 +135,13 @@ cases <- list(
   empty_cell_pairs_by = quote(pairs(emmeans(fe, ~ B | A))),
   empty_cell_holm = quote(pairs(emmeans(fe, ~ A * B), adjust = "holm")),
   empty_cell_fdr = quote(pairs(emmeans(fe, ~ A * B), adjust = "fdr")),
-  empty_cell_confint = quote(confint(pairs(emmeans(fe, ~ A * B)))))
+  empty_cell_confint = quote(confint(pairs(emmeans(fe, ~ A * B)))),
+  # interaction contrasts: products of each variable's contrasts
+  interaction_pairwise = quote(contrast(emmeans(f1, ~ A * B), interaction = "pairwise")),
+  interaction_mixed = quote(contrast(emmeans(f1, ~ A * B),
+                                     interaction = c("consec", "pairwise"))),
+  interaction_trt = quote(contrast(emmeans(f1, ~ A * B), interaction = "trt.vs.ctrl")),
+  interaction_by = quote(contrast(emmeans(f1, ~ A | B), interaction = "pairwise")))
 
 # joint_tests(): an F test per model term on the means (numbers at mean ± 1)
 joint <- list(

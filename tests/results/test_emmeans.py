@@ -149,6 +149,11 @@ CASES = {
     "empty_cell_holm": lambda f: E("fe", "~ A * B")(f).pairs(adjust="holm"),
     "empty_cell_fdr": lambda f: E("fe", "~ A * B")(f).pairs(adjust="fdr"),
     "empty_cell_confint": lambda f: E("fe", "~ A * B")(f).pairs().confint(),
+    "interaction_pairwise": lambda f: E("f1", "~ A * B")(f).contrast(interaction="pairwise"),
+    "interaction_mixed": lambda f: E("f1", "~ A * B")(f).contrast(
+        interaction=["consec", "pairwise"]),
+    "interaction_trt": lambda f: E("f1", "~ A * B")(f).contrast(interaction="trt.vs.ctrl"),
+    "interaction_by": lambda f: E("f1", "~ A | B")(f).contrast(interaction="pairwise"),
 }
 
 
@@ -375,3 +380,23 @@ def test_joint_tests_do_not_depend_on_the_coding(fits):
     ours, theirs = lp.joint_tests(sum_coded).table, lp.joint_tests(fits["f1"]).table
     np.testing.assert_allclose(ours["F.ratio"], theirs["F.ratio"], rtol=1e-6)
     np.testing.assert_allclose(ours["df2"], theirs["df2"], rtol=1e-4)
+
+
+def test_interaction_contrasts_are_products_of_each_variables(fits):
+    """Closed form: (a1 − a2) × (b1 − b2) is the difference of the two simple differences,
+    and an unadjusted interaction contrast has the plain t test's p-value."""
+    means = lp.emmeans(fits["f1"], "~ A * B")
+    table = means.contrast(interaction="pairwise").table
+    assert list(table.columns[:2]) == ["A_pairwise", "B_pairwise"]
+    assert list(table["A_pairwise"]) == ["a1 - a2", "a1 - a3", "a2 - a3"]
+    assert list(table["B_pairwise"]) == ["b1 - b2"] * 3
+    simple = lp.emmeans(fits["f1"], "~ A | B").pairs(adjust="none").table
+    within_b1 = simple[simple.B == "b1"]["estimate"].to_numpy()
+    within_b2 = simple[simple.B == "b2"]["estimate"].to_numpy()
+    np.testing.assert_allclose(table["estimate"], within_b1 - within_b2, rtol=1e-10)
+    p = 2 * st.t.sf(np.abs(table["t.ratio"]), table["df"])
+    np.testing.assert_allclose(table["p.value"], p, rtol=1e-12)
+    consec = means.contrast(interaction=["consec", "pairwise"]).table
+    assert list(consec.columns[:2]) == ["A_consec", "B_pairwise"]
+    np.testing.assert_allclose(consec["estimate"], [-table["estimate"][0],
+                                                    -table["estimate"][2]], rtol=1e-10)
