@@ -87,6 +87,15 @@ def _fit(args, console: Console) -> None:
                       engine=args.engine, data_name=name, **training)
     console.print(str(model.summary(ddf=args.ddf) if args.ddf else model.summary()),
                   markup=False, highlight=False)
+    if args.anova:
+        from .results.wald_anova import wald_anova
+
+        console.print("\n" + str(wald_anova(model)), markup=False, highlight=False)
+    if args.emmeans:
+        from .results.emmeans import emmeans
+
+        console.print("\n" + str(emmeans(model, args.emmeans)), markup=False,
+                      highlight=False)
     if args.json:
         from .results.export import results_dict
 
@@ -131,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--engine", default="auto", choices=["auto", "exact", "torch"])
     f.add_argument("--seed", type=int, default=None)
     f.add_argument("--epochs", type=int, default=None, help="torch engine: most epochs")
+    f.add_argument("--emmeans", metavar="SPECS",
+                   help="emmeans' marginal means, e.g. 'pairwise ~ A | B' (with contrasts)")
+    f.add_argument("--anova", action="store_true",
+                   help="car's type II Wald tests of the fixed-effect terms")
     f.add_argument("--json", help="write every result as JSON to this file")
     f.add_argument("--predict", help="a .csv/.parquet of new rows to predict")
     f.add_argument("--out", help="where to write the predictions (CSV)")

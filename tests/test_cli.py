@@ -91,3 +91,20 @@ def test_fit_with_satterthwaite_and_negative_binomial(sleep_csv, tmp_path, capsy
     pd.DataFrame(nb["data"]).to_csv(counts, index=False)
     assert main(["fit", "y ~ x + (1 | g)", str(counts), "--family", "negative.binomial"]) == 0
     assert " Family: Negative Binomial(2.6254)  ( log )" in capsys.readouterr().out
+
+
+def test_fit_with_emmeans_and_anova(tmp_path, capsys):
+    """--emmeans prints emmeans' tables (means and contrasts) and --anova car's type II
+    table, as the library prints them (checked against R in their own tests)."""
+    ref = read_reference("emmeans.json")
+    data = tmp_path / "fac.csv"
+    pd.DataFrame(ref["data"]).to_csv(data, index=False)
+    assert main(["fit", "y ~ A * B + x + (1 | g)", str(data), "--emmeans",
+                 "pairwise ~ A | B", "--anova"]) == 0
+    text = capsys.readouterr().out
+    for line in ref["cases"]["A_by_B"]["lines"] + ref["cases"]["pairs_A_by_B"]["lines"]:
+        assert line.rstrip() in text
+    car = read_reference("car_anova.json")["fits"]["factors"]["II"]["lines"]
+    assert all(line.rstrip() in text for line in car)
+    assert main(["fit", "y ~ A + (1 | g)", str(data), "--emmeans", "~ C"]) == 2
+    assert "'C' is not a variable of the fixed part" in capsys.readouterr().err
