@@ -6,7 +6,7 @@ or the response scale, and its printed tables (``results/emm_print.py``)."""
 
 from __future__ import annotations
 
-import re
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -16,11 +16,14 @@ from scipy import stats as st
 
 from ..engines.options import require_probability
 from ..errors import ModelError, warn
+from ..formula import nodes as N
 from . import adjust as adj
+from .emm_contrasts import as_character, coefficients, contrast_labels
 from .emm_print import summary_lines
 from .emm_scale import Scale, model_scale
+from .emm_specs import names_of, parse_specs
 from .reference_grid import ReferenceGrid, reference_grid
-from .rformat import cat_number, format_number
+from .rformat import cat_number
 
 # emmeans' defaults (emm_options pbkrtest.limit and lmerTest.limit): above this many
 # observations the degrees of freedom are asymptotic unless asked for
@@ -85,8 +88,8 @@ class Basis:
 
 class EmmGrid:
     """Estimated marginal means: one row per combination of the ``specs`` (within each
-    ``by`` group), each an equally weighted average over the reference grid's other
-    factors, as emmeans' emmGrid. ``.table`` holds them as a DataFrame; ``pairs()`` and
+    ``by`` group), each an average over the reference grid's other factors (``L``'s rows),
+    as emmeans' emmGrid. ``.table`` holds them as a DataFrame; ``pairs()`` and
     ``contrast()`` compare them."""
 
     def __init__(self, basis: Basis, levels: pd.DataFrame, L: np.ndarray, offset: np.ndarray,
@@ -119,7 +122,9 @@ class EmmGrid:
     def confint(self, level: float = 0.95) -> EmmGrid:
         """The same means with ``level`` confidence intervals."""
         require_probability("level", level, "0.95")
-        return replace_grid(self, level=level)
+        grid = copy.copy(self)
+        grid.level = level
+        return grid
 
     def pairs(self, reverse: bool = False, adjust: str | None = None,
               type: str | None = None) -> EmmContrasts:
@@ -138,7 +143,7 @@ class EmmGrid:
         "del.eff", "poly", "consec", or a dict {name: coefficients}. ``interaction`` (a
         method, or one per variable) gives emmeans' interaction contrasts instead: the
         product of each variable's contrasts, unadjusted by default."""
-        by = self.by if by is ... else ([] if by is None else _names(by))
+        by = self.by if by is ... else ([] if by is None else names_of(by))
         unknown = [b for b in by if b not in self.levels.columns]
         if unknown:
             raise ModelError(f"by: {unknown[0]!r} is not one of the grid's variables "
@@ -146,8 +151,8 @@ class EmmGrid:
         inner = [c for c in self.levels.columns if c not in by]
         groups = by_groups(self.levels, by)
         if interaction is None:
-            labels = _contrast_labels(self.levels[inner], inner)
-            coef, names, default_adjust, pairs = _coefficients(
+            labels = contrast_labels(self.levels[inner], inner)
+            coef, names, default_adjust, pairs = coefficients(
                 method, labels[groups[0]], ref, reverse)
             names = {"contrast": names}
         else:
@@ -184,9 +189,9 @@ class EmmGrid:
             methods = (methods * len(inner))[:len(inner)]
         coef, columns = np.ones((1, 1)), {}
         for v, method in zip(inner, methods):
-            levels = np.array([_as_character(x) for x in dict.fromkeys(
+            levels = np.array([as_character(x) for x in dict.fromkeys(
                 self.levels[v].iloc[group])], dtype=object)
-            c, names, _, _ = _coefficients(method, levels, ref, reverse)
+            c, names, _, _ = coefficients(method, levels, ref, reverse)
             # the new variable's contrast varies slowest: repeat the earlier labels
             columns = {k: vals * len(names) for k, vals in columns.items()}
             columns[f"{v}_{method}"] = [n for n in names for _ in range(len(coef))]
@@ -221,15 +226,6 @@ class EmmGrid:
         return self.table.to_html(index=False)
 
 
-def replace_grid(grid: EmmGrid, **changes) -> EmmGrid:
-    fields = dict(basis=grid.basis, levels=grid.levels, L=grid.L, offset=grid.offset,
-                  specs=grid.specs,
-                  by=grid.by, numeric=grid.numeric, level=grid.level, type=grid.type,
-                  estimate=grid.estimate)
-    fields.update(changes)
-    return EmmGrid(**fields)
-
-
 class EmmContrasts:
     """Contrasts of estimated marginal means with their t (or z) tests, adjusted for
     multiplicity within each ``by`` group, as emmeans' contrast(); ``confint()`` gives
@@ -242,7 +238,6 @@ class EmmContrasts:
                  level: float = 0.95, infer: tuple[bool, bool] = (False, True)):
         self.basis, self.levels, self.L, self.offset, self.by = basis, levels, L, offset, by
         self.families, self.adjust, self.mode = families, adjust, mode
-        self.ratio = mode == "ratio"
         self.level, self.infer = level, infer
         self._p_adjust = [adj.resolve(adjust, f) for f in families]
 
@@ -260,6 +255,10 @@ class EmmContrasts:
     def _with(self, level, adjust, infer) -> EmmContrasts:
         return EmmContrasts(self.basis, self.levels, self.L, self.offset, self.by,
                             self.families, adjust or self.adjust, self.mode, level, infer)
+
+    @property
+    def ratio(self) -> bool:
+        return self.mode == "ratio"
 
     def _rows(self) -> list[np.ndarray]:
         """Each family's rows of the table."""
@@ -378,7 +377,7 @@ def emtrends(m, specs, var: str, by: list[str] | str | None = None, at: dict | N
 def _emmeans(m, specs, by, at, type, lmer_df, level, adjust, trend=None, offset=None,
              weights="equal"):
     method, spec_vars, spec_by = parse_specs(specs)
-    by_vars = spec_by + (_names(by) if by is not None else [])
+    by_vars = spec_by + (names_of(by) if by is not None else [])
     require_probability("level", level, "0.95")
     names = list(dict.fromkeys(spec_vars + by_vars))
     if len(names) < len(spec_vars) + len(by_vars):
@@ -490,65 +489,6 @@ def _df_method(m, lmer_df: str | None) -> str:
     return "kenward-roger" if kr_possible else "satterthwaite"
 
 
-_SPEC_TOKEN = re.compile(r"\s*(?:(?P<name>[A-Za-z_.][A-Za-z0-9_.]*|1\b)|(?P<op>[~|+*:]))")
-CONTRAST_METHODS = ("pairwise", "revpairwise", "trt.vs.ctrl", "trt.vs.ctrl1",
-                    "trt.vs.ctrlk", "eff", "del.eff", "poly", "consec")
-
-
-def parse_specs(specs) -> tuple[str | None, list[str], list[str]]:
-    """``"method ~ a * b | c"`` → (method, [a, b], [c]); a list of names is the specs."""
-    if isinstance(specs, (list, tuple)):
-        return None, _names(specs), []
-    if not isinstance(specs, str):
-        raise ModelError(f"specs must be a string such as '~ A | B' or a list of names, not "
-                         f"{type(specs).__name__}")
-    tokens, pos = [], 0
-    text = specs.rstrip()
-    while pos < len(text):
-        match = _SPEC_TOKEN.match(text, pos)
-        if match is None:
-            where = len(text) - len(text[pos:].lstrip())
-            raise ModelError(f"specs {specs!r}: unexpected {text[where]!r} at character "
-                             f"{where + 1}")
-        tokens.append((match.group("name") or match.group("op"), match.end()))
-        pos = match.end()
-    method = None
-    if len(tokens) > 1 and tokens[1][0] == "~" and tokens[0][0] not in "~|+*:":
-        method = tokens[0][0]
-        if method not in CONTRAST_METHODS:
-            raise ModelError(f"specs {specs!r}: unknown contrast method {method!r} (use "
-                             f"{', '.join(CONTRAST_METHODS)})")
-        tokens = tokens[1:]
-    if tokens and tokens[0][0] == "~":
-        tokens = tokens[1:]
-    parts: list[list[str]] = [[]]
-    expect_name = True
-    for token, end in tokens:
-        is_name = token not in "~|+*:"
-        if is_name != expect_name or token == "~":
-            raise ModelError(f"specs {specs!r}: unexpected {token!r} ending at character "
-                             f"{end}")
-        if is_name:
-            parts[-1].append(token)
-        elif token == "|":
-            if len(parts) == 2:
-                raise ModelError(f"specs {specs!r}: a second '|' at character {end}")
-            parts.append([])
-        expect_name = not is_name
-    if expect_name:
-        raise ModelError(f"specs {specs!r}: a variable name is missing at the end")
-    if "1" in parts[-1] and len(parts) > 1 or parts[0].count("1") and len(parts[0]) > 1:
-        raise ModelError(f"specs {specs!r}: '1' (the overall mean) stands alone before '|'")
-    return method, [p for p in parts[0] if p != "1"], parts[1] if len(parts) > 1 else []
-
-
-def _names(value) -> list[str]:
-    names = [value] if isinstance(value, str) else list(value)
-    if not all(isinstance(n, str) and n for n in names):
-        raise ModelError(f"expected variable names, not {value!r}")
-    return names
-
-
 def _check_type(type: str) -> str:
     if type not in ("link", "response"):
         raise ModelError(f"type must be 'link' or 'response', not {type!r}")
@@ -564,8 +504,8 @@ def _note_interactions(m, rg: ReferenceGrid, names: list[str]) -> None:
     encoder = m.design.fixed_encoder
     averaged = {c for c in rg.factors if c not in names}
     for term in encoder.terms.terms:
-        columns = {encoder.factors[f]._inner().id for f in term.factors
-                   if hasattr(encoder.factors[f]._inner(), "id")}
+        inner = [encoder.factors[f]._inner() for f in term.factors]
+        columns = {node.id for node in inner if isinstance(node, N.Name)}
         if len(columns) > 1 and columns & set(names) and columns & averaged:
             warn("Results may be misleading due to involvement in interactions",
                  UserWarning)
@@ -580,112 +520,4 @@ def by_groups(levels: pd.DataFrame, by: list[str]) -> list[np.ndarray]:
     return [np.flatnonzero(keys == k) for k in dict.fromkeys(keys)]
 
 
-def _contrast_labels(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """emmeans' level labels for contrasts: values pasted with spaces; a variable whose
-    values all read as numbers is prefixed by its name; labels with -, +, / or * are put
-    in parentheses."""
-    parts = []
-    for column in columns:
-        values = [_as_character(v) for v in frame[column]]
-        if all(_reads_as_number(v) for v in values):
-            values = [f"{column}{v}" for v in values]
-        parts.append(values)
-    labels = [" ".join(p) for p in zip(*parts)] if parts else [""] * len(frame)
-    return np.array([f"({x})" if re.search(r"-|\+|/|\*", x) else x for x in labels],
-                    dtype=object)
-
-
-def _as_character(value) -> str:
-    if isinstance(value, str):
-        return value
-    return format_number(float(value), 15).strip()
-
-
-def _reads_as_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _coefficients(method, levels: np.ndarray, ref, reverse: bool
-                  ) -> tuple[np.ndarray, list[str], str, bool]:
-    """The contrast coefficients (one row per contrast) of emmeans' .emmc functions, their
-    names, the default adjustment and whether they are one set of pairwise differences."""
-    k = len(levels)
-    if isinstance(method, dict):
-        coef = np.array([np.asarray(v, dtype=np.float64) for v in method.values()])
-        if coef.ndim != 2 or coef.shape[1] != k:
-            raise ModelError(f"each contrast needs {k} coefficients (one per mean)")
-        return coef, [str(n) for n in method], "none", False
-    if method in ("pairwise", "revpairwise"):
-        pairs = [(i, j) for i in range(k) for j in range(i + 1, k)] if method == "pairwise" \
-            else [(i, j) for i in range(1, k) for j in range(i)]
-        coef = np.zeros((len(pairs), k))
-        for row, (i, j) in enumerate(pairs):
-            coef[row, i], coef[row, j] = 1, -1
-        return coef, [f"{levels[i]} - {levels[j]}" for i, j in pairs], "tukey", True
-    if method.startswith("trt.vs.ctrl"):
-        r = {"trt.vs.ctrl1": 1, "trt.vs.ctrlk": k}.get(method, ref)
-        r = _position(r, levels)
-        others = [i for i in range(k) if i != r]
-        coef = np.zeros((len(others), k))
-        for row, i in enumerate(others):
-            coef[row, i], coef[row, r] = 1, -1
-        names = [f"{levels[i]} - {levels[r]}" for i in others]
-        if reverse:
-            coef, names = -coef, [f"{levels[r]} - {levels[i]}" for i in others]
-        return coef, names, "dunnettx", False
-    if method in ("eff", "del.eff"):
-        coef = np.eye(k) - 1 / k
-        if method == "del.eff":
-            coef = coef * k / (k - 1)
-        return coef, [f"{x} effect" for x in levels], "fdr", False
-    if method == "consec":
-        coef = np.zeros((k - 1, k))
-        for i in range(k - 1):
-            coef[i, i + 1], coef[i, i] = 1, -1
-        return coef, [f"{levels[i + 1]} - {levels[i]}" for i in range(k - 1)], "mvt", False
-    if method == "poly":
-        return _poly(k), _POLY_NAMES[:min(6, k - 1)], "none", False
-    raise ModelError(f"unknown contrast method {method!r} (use "
-                     f"{', '.join(CONTRAST_METHODS)} or a dict of coefficients)")
-
-
-_POLY_NAMES = ["linear", "quadratic", "cubic", "quartic"] + [f"degree {d}" for d in
-                                                            range(5, 21)]
-
-
-def _poly(k: int) -> np.ndarray:
-    """emmeans' poly.emmc: R's orthogonal polynomials in 1..k up to degree min(6, k − 1),
-    each scaled to whole numbers."""
-    x = np.arange(1, k + 1, dtype=np.float64)
-    degree = min(6, k - 1)
-    Q, R = np.linalg.qr(np.vander(x - x.mean(), degree + 1, increasing=True))
-    raw = (Q * np.diag(R))[:, 1:]
-    rows = []
-    for con in raw.T:
-        con = con / np.sqrt(np.sum(con**2))
-        con = con / con[con > 0.01].min()
-        z = np.max(np.abs(con - np.round(con)))
-        while z > 0.05:
-            con = con / z
-            z = np.max(np.abs(con - np.round(con)))
-        rows.append(np.round(con))
-    return np.array(rows)
-
-
-def _position(ref, levels: np.ndarray) -> int:
-    if isinstance(ref, str):
-        matches = [i for i, x in enumerate(levels) if x == ref]
-        if not matches:
-            raise ModelError(f"ref {ref!r} is not one of the levels ({', '.join(levels)})")
-        return matches[0]
-    if isinstance(ref, (int, np.integer)) and 1 <= ref <= len(levels):
-        return int(ref) - 1
-    raise ModelError(f"ref must be a level or a position from 1 to {len(levels)}, not "
-                     f"{ref!r}")
-
-
-__all__ = ["EmmContrasts", "EmmGrid", "EmmList", "emmeans", "emtrends", "parse_specs"]
+__all__ = ["EmmContrasts", "EmmGrid", "EmmList", "emmeans", "emtrends"]

@@ -13,7 +13,7 @@ from scipy import stats as st
 
 import lmerpy as lp
 from lmerpy.results import adjust as adj
-from lmerpy.results.emmeans import parse_specs
+from lmerpy.results.emm_specs import parse_specs
 from tests.conftest import read_reference, same_printed_line
 
 REF = read_reference("emmeans.json")
