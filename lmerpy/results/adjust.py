@@ -1,7 +1,8 @@
 """Multiplicity adjustments of p-values and confidence levels for families of contrasts, as
 emmeans applies them (its .adj.p.value and .adj.critval): Tukey's studentized range for one
-set of pairwise comparisons, Dunnett's (emmeans' "dunnettx" approximation) for comparisons
-with a control, Scheffé's, Šidák's, and R's p.adjust methods."""
+set of pairwise comparisons (``results/tukey.py``), Dunnett's (emmeans' "dunnettx"
+approximation) for comparisons with a control, Scheffé's, Šidák's, and R's p.adjust
+methods."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from scipy import optimize
 from scipy import stats as st
 
 from ..errors import ModelError
+from .tukey import ptukey, qtukey
 
 P_ADJUST = ("holm", "hochberg", "bonferroni", "BH", "BY", "fdr", "none")
 METHODS = ("tukey", "scheffe", "sidak", "dunnettx") + P_ADJUST
@@ -66,8 +68,7 @@ def _adjusted_p(t: np.ndarray, df: np.ndarray, adjust: str, family: Family) -> n
     if adjust == "sidak":
         return 1 - (1 - p) ** family.n
     if adjust == "tukey":
-        return np.array([st.studentized_range.sf(math.sqrt(2) * abs(ti), family.size, d)
-                         for ti, d in zip(t, df)])
+        return 1 - ptukey(math.sqrt(2) * np.abs(t), family.size, df)
     if adjust == "scheffe":
         return 1 - _f_cdf(t**2 / family.rank, family.rank, df)
     return np.array([1 - _pdunnx(abs(ti), family.n, d) for ti, d in zip(t, df)])  # dunnettx
@@ -92,8 +93,7 @@ def critical_values(level: float, df: np.ndarray, adjust: str, family: Family
     elif adjust == "bonferroni":
         cv = -st.t.ppf((1 - level) / n / 2, df)
     elif adjust == "tukey":
-        cv = np.array([st.studentized_range.ppf(level, family.size, d) for d in df]) \
-            / math.sqrt(2)
+        cv = qtukey(level, family.size, df) / math.sqrt(2)
     elif adjust == "scheffe":
         cv = np.sqrt(family.rank * _f_ppf(level, family.rank, df))
     else:
@@ -167,7 +167,7 @@ def _pdunnx(x: float, k: int, df: float) -> float:
     """emmeans' approximation to Dunnett's distribution of k comparisons with a control:
     a mix of Tukey's (for the (1 + √(1 + 8k))/2 means with k pairs) and Šidák's bound."""
     weight = (k - 1) / k
-    tukey = st.studentized_range.cdf(math.sqrt(2) * x, (1 + math.sqrt(1 + 8 * k)) / 2, df)
+    tukey = float(ptukey(math.sqrt(2) * x, (1 + math.sqrt(1 + 8 * k)) / 2, df)[0])
     sidak = _f_cdf(x * x, 1, df) ** k
     return weight * tukey + (1 - weight) * sidak
 
@@ -176,7 +176,7 @@ def _qdunnx(p: float, k: int, df: float) -> float:
     """The quantile of ``_pdunnx``, found between the Tukey and Šidák quantiles."""
     if k < 1.005:
         return float(st.t.ppf(1 - 0.5 * (1 - p), df))
-    tukey = st.studentized_range.ppf(p, (1 + math.sqrt(1 + 8 * k)) / 2, df) / math.sqrt(2)
+    tukey = float(qtukey(p, (1 + math.sqrt(1 + 8 * k)) / 2, df)[0]) / math.sqrt(2)
     sidak = math.sqrt(_f_ppf(p ** (1 / k), 1, df))
     if abs(tukey - sidak) < 5e-4:
         return float(tukey)

@@ -158,6 +158,13 @@ describe <- function(call) {
   list(call = paste(deparse(call), collapse = " "), lines = capture.output(print(s)),
        columns = lapply(as.list(d), function(v) if (is.factor(v)) as.character(v) else v))
 }
+# R's ptukey and qtukey (Tukey's adjustment, and emmeans' dunnettx through them)
+tukey_q <- c(0.5, 1, 2.5, 3.1, 4.2, 6, 9)
+tukey <- lapply(list(c(2, 5), c(3, 17), c(6, 126), c(6, 900), c(4, 7000), c(5, 30000),
+                     c(3, Inf), c((1 + sqrt(1 + 8 * 3)) / 2, 40)),
+                function(a) list(nmeans = a[1], df = a[2], p = ptukey(tukey_q, a[1], a[2]),
+                                 q95 = qtukey(0.95, a[1], a[2])))
+
 # R's p.adjust, which emmeans applies for the stepwise methods
 p <- c(0.01, 0.04, 0.03, 0.005, 0.2, 0.04)
 p_adjust <- lapply(setNames(nm = c("holm", "hochberg", "BH", "BY", "bonferroni")),
@@ -167,6 +174,6 @@ out <- list(emmeans_version = as.character(packageVersion("emmeans")),
             lme4_version = as.character(packageVersion("lme4")),
             data = fac, unbalanced = unbalanced, cases = lapply(cases, describe),
             joint_tests = lapply(joint, describe),
-            p = p, p_adjust = p_adjust)
+            p = p, p_adjust = p_adjust, tukey_q = tukey_q, tukey = tukey)
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = FALSE),
            "tests/reference/emmeans.json")

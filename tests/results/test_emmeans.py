@@ -184,7 +184,7 @@ def test_tables_are_emmeans(fits, key):
         if any(isinstance(v, str) for v in values):
             assert [str(v) for v in table[column]] == values, column
         else:
-            # R's ptukey integrates to about 3e-5 of a p-value (scipy's to more digits)
+            # a small p-value moves some ten times its t: 1e-4 for t's 1e-5 (the fits')
             rtol = 1e-3 if glmm else 1e-4 if column == "p.value" else 1e-5
             np.testing.assert_allclose(table[column].to_numpy(dtype=float),
                                        np.array(values, dtype=float), rtol=rtol,
