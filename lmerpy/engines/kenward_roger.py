@@ -70,40 +70,60 @@ class AdjustedVcov:
         return ddf, scaling, q
 
 
-def marginal_covariance(Zs: list[np.ndarray], covariances: list[np.ndarray],
-                        sigma2: float) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Σ and the G_i (pbkrtest's get_SigmaG): ``Zs`` each random term's n × (q·p) Z with a
-    level's p columns together, ``covariances`` its p × p covariance."""
-    n = Zs[0].shape[0] if Zs else 0
-    G, gamma = [], []
+@dataclass
+class Marginal:
+    """Σ = Σ_i γ_i G_i, kept factored: each G_i (but σ²'s identity, the last) as
+    ``left @ right.T`` (plus its transpose for a covariance between two columns), and Σ⁻¹
+    by the Woodbury identity on Σ = σ²I + MM' (M = Z times a square root of the random
+    effects' covariance) — O(n²q) where Σ's inverse and the products G_iΣ⁻¹ are O(n³)."""
+
+    factors: list[tuple[np.ndarray, np.ndarray, bool]]  # (left, right, symmetrise)
+    inverse: np.ndarray
+
+    def times_inverse(self, i: int) -> np.ndarray:
+        """G_i Σ⁻¹ (pbkrtest's G_i %*% SigmaInv), from G_i's factors."""
+        if i == len(self.factors):
+            return self.inverse
+        left, right, symmetrise = self.factors[i]
+        out = left @ (right.T @ self.inverse)
+        if symmetrise:
+            out += right @ (left.T @ self.inverse)
+        return out
+
+
+def marginal_covariance(Zs: list, covariances: list[np.ndarray], sigma2: float) -> Marginal:
+    """Σ's parts (pbkrtest's get_SigmaG): ``Zs`` each random term's n × (q·p) Z with a
+    level's p columns together, ``covariances`` its p × p covariance; γ runs over each
+    term's lower triangle (column by column), then σ²."""
+    factors, roots = [], []
     for Z, D in zip(Zs, covariances):
         p = D.shape[0]
-        parts = [np.asarray(Z[:, r::p].todense() if hasattr(Z, "todense") else Z[:, r::p])
-                 for r in range(p)]
+        Z = np.asarray(Z.todense() if hasattr(Z, "todense") else Z)
+        parts = [Z[:, r::p] for r in range(p)]
         for s in range(p):
             for r in range(s, p):
-                M = parts[r] @ parts[s].T
-                G.append(M if r == s else M + M.T)
-                gamma.append(D[r, s])
-    G.append(np.eye(n))
-    gamma.append(sigma2)
-    Sigma = sum(g * Gi for g, Gi in zip(gamma, G))
-    return Sigma, G
+                factors.append((parts[r], parts[s], r != s))
+        values, vectors = np.linalg.eigh(D)
+        root = vectors * np.sqrt(np.clip(values, 0.0, None))  # D = root root'
+        roots.append(Z @ np.kron(np.eye(Z.shape[1] // p), root))
+    M = np.hstack(roots) if roots else np.zeros((0, 0))
+    n = M.shape[0]
+    core = np.linalg.solve(sigma2 * np.eye(M.shape[1]) + M.T @ M, M.T)
+    inverse = (np.eye(n) - M @ core) / sigma2  # (σ²I + MM')⁻¹
+    return Marginal(factors, (inverse + inverse.T) / 2)
 
 
-def adjusted_vcov(X: np.ndarray, phi: np.ndarray, Sigma: np.ndarray,
-                  G: list[np.ndarray]) -> AdjustedVcov:
+def adjusted_vcov(X: np.ndarray, phi: np.ndarray, marginal: Marginal) -> AdjustedVcov:
     """pbkrtest's vcovAdj16_internal: Φ_A = Φ + 2ΦUΦ, U = Σ_ij W_ij (Q_ij − P_i Φ P_j)."""
     if X.shape[0] > MAX_ROWS:
         raise ModelError(f"Kenward-Roger's method works on dense n × n matrices; this model "
                          f"has {X.shape[0]} observations (at most {MAX_ROWS}): use "
                          f"ddf='Satterthwaite'")
-    Sinv = np.linalg.inv(Sigma)
-    Sinv = (Sinv + Sinv.T) / 2
+    Sinv = marginal.inverse
     T = Sinv @ X
-    H = [Gi @ Sinv for Gi in G]
+    m = len(marginal.factors) + 1
+    H = [marginal.times_inverse(i) for i in range(m)]
     O = [Hi @ X for Hi in H]
-    m = len(G)
     P = [-(Oi.T @ T + (Oi.T @ T).T) / 2 for Oi in O]
     Q = {(i, j): O[i].T @ Sinv @ O[j] for i in range(m) for j in range(i, m)}
     K = np.array([[np.sum(H[i].T * H[j]) for j in range(m)] for i in range(m)])
@@ -126,4 +146,4 @@ def adjusted_vcov(X: np.ndarray, phi: np.ndarray, Sigma: np.ndarray,
     return AdjustedVcov(phi, phi + 2 * phi @ U @ phi, P, W)
 
 
-__all__ = ["MAX_ROWS", "AdjustedVcov", "adjusted_vcov", "marginal_covariance"]
+__all__ = ["MAX_ROWS", "AdjustedVcov", "Marginal", "adjusted_vcov", "marginal_covariance"]

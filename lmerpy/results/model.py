@@ -687,9 +687,9 @@ class LmerResult:
         vc = self.VarCorr()
         if any(t.lengthscale is not None for t in vc.terms):
             raise ModelError("Kenward-Roger's method needs grouped random terms, not rbf()")
-        Sigma, G = marginal_covariance([r.Z for r in self.design.random],
+        marginal = marginal_covariance([r.Z for r in self.design.random],
                                        [t.cov for t in vc.terms], self.sigma**2)
-        return adjusted_vcov(self.fit.X, self.fit.beta_vcov(), Sigma, G)
+        return adjusted_vcov(self.fit.X, self.fit.beta_vcov(), marginal)
 
     def satterthwaite_df(self, L=None) -> np.ndarray:
         """Satterthwaite's denominator degrees of freedom (lmerTest's) for the t-test of
