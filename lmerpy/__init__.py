@@ -21,6 +21,7 @@ from .formula import Formula, parse
 from .io import ModelFileError, load
 from .lmlist import lmList
 from .results.anova import anova, contest
+from .results.checks import check_overdispersion
 from .results.emmeans import emmeans, emtrends
 from .results.glmer import GlmerResult
 from .results.joint_tests import joint_tests
@@ -39,4 +40,5 @@ __all__ = ["DataError", "Formula", "FormulaError", "LmerpyError", "ModelError", 
            "binomial", "poisson", "SeparationWarning", "load", "ModelFileError", "plot",
            "ProfileWarning", "update", "drop1", "ranova", "step", "contest", "ls_means",
            "lmList", "influence", "glmer_nb", "negative_binomial", "emmeans",
-           "emtrends", "r2_nakagawa", "icc", "Anova", "joint_tests"]
+           "emtrends", "r2_nakagawa", "icc", "Anova", "joint_tests",
+           "check_overdispersion"]

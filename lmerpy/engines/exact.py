@@ -129,8 +129,10 @@ def _check_design(design: ModelDesign, n: int) -> None:
     check_random_terms(design, n)
 
 
-def check_random_terms(design: ModelDesign, n: int) -> None:
-    """lme4's checks on the grouping factors (checkNlevels, check.nobs.vs.nRE)."""
+def check_random_terms(design: ModelDesign, n: int, glmm: bool = False) -> None:
+    """lme4's checks on the grouping factors (checkNlevels, check.nobs.vs.nlev,
+    check.nobs.vs.nRE); a GLMM skips the last two, as glmerControl's defaults do, so an
+    observation-level effect ``(1 | obs)`` models overdispersion."""
     if not design.random:
         raise ModelError("no random-effects terms in the formula: add e.g. (1 | group)")
     for r in design.random:
@@ -142,6 +144,8 @@ def check_random_terms(design: ModelDesign, n: int) -> None:
         if r.q < 2:
             raise ModelError(f"grouping factor '{r.group}' must have more than 1 sampled "
                              f"level (it has {r.q})")
+        if glmm:
+            continue
         if r.q >= n:
             raise ModelError(f"number of levels of each grouping factor must be < number of "
                              f"observations ('{r.group}' has {r.q} levels, n = {n})")

@@ -288,7 +288,7 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
     control = control or GlmerControl()
     control.check()
     n = design.n
-    check_random_terms(design, n)
+    check_random_terms(design, n, glmm=True)
     if not isinstance(nAGQ, (int, np.integer)) or nAGQ < 0:
         raise ModelError(f"nAGQ must be a non-negative integer, not {nAGQ!r}")
     if nAGQ > 1:

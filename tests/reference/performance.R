@@ -36,9 +36,30 @@ describe <- function(call) {
          list(group = as.character(by$Group), icc = by$ICC,
               lines = capture.output(print(by))))
 }
+# check_overdispersion(): Pearson's χ² of count and binomial-trials GLMMs (adaptive
+# quadrature, where lmerpy's fits agree with lme4's to about 1e-5)
+overdispersion_fits <- list(
+  poisson = quote(glmer(incidence ~ period + (1 | herd), cbpp, poisson, nAGQ = 25)),
+  binomial = quote(glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp,
+                         binomial, nAGQ = 25)),
+  poisson_obs = quote(glmer(incidence ~ period + (1 | herd) + (1 | obs), cbpp, poisson)))
+overdispersion <- lapply(overdispersion_fits, function(call) {
+  fit <- suppressMessages(suppressWarnings(eval(call)))
+  od <- check_overdispersion(fit)
+  # the verdict is a message (stderr): appended to the printed lines
+  msgs <- character(0)
+  lines <- withCallingHandlers(capture.output(print(od)), message = function(m) {
+    msgs <<- c(msgs, sub("\n$", "", conditionMessage(m))); invokeRestart("muffleMessage") })
+  list(call = paste(deparse(call), collapse = " "), fixef = unname(fixef(fit)),
+       theta = unname(getME(fit, "theta")), logLik = as.numeric(logLik(fit)),
+       chisq = od$chisq_statistic,
+       ratio = od$dispersion_ratio, df = od$residual_df, p = od$p_value,
+       lines = c(lines, msgs))
+})
+
 out <- list(performance_version = as.character(packageVersion("performance")),
             insight_version = as.character(packageVersion("insight")),
             lme4_version = as.character(packageVersion("lme4")),
-            fits = lapply(fits, describe))
+            fits = lapply(fits, describe), overdispersion = overdispersion)
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = FALSE, null = "null"),
            "tests/reference/performance.json")

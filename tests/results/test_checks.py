@@ -1,0 +1,78 @@
+"""check_overdispersion against R's performance (tests/reference/performance.R) and the
+closed form of Pearson's χ²."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as st
+
+import lmerpy as lp
+from tests.conftest import read_reference, same_printed_line
+
+REF = read_reference("performance.json")["overdispersion"]
+CBPP = lp.datasets.load("cbpp").assign(obs=lambda d: [str(i) for i in range(len(d))])
+FITS = {
+    "poisson": lambda: lp.glmer("incidence ~ period + (1 | herd)", CBPP, family="poisson",
+                                nAGQ=25),
+    "binomial": lambda: lp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                                 CBPP, family="binomial", nAGQ=25),
+    "poisson_obs": lambda: lp.glmer("incidence ~ period + (1 | herd) + (1 | obs)", CBPP,
+                                    family="poisson"),
+}
+
+
+@pytest.mark.parametrize("key", list(FITS))
+def test_overdispersion_is_performances(key):
+    """χ² to 1e-4 with quadrature (the fits agree with lme4's to about 1e-5), 1e-2 for the
+    Laplace fit with an observation-level effect; df exactly; printed as performance prints
+    it (its verdict, a message in R, as the last line)."""
+    ref = REF[key]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = lp.check_overdispersion(FITS[key]())
+    tol = 1e-2 if key == "poisson_obs" else 1e-4
+    assert got.df == ref["df"]
+    assert got.chisq == pytest.approx(ref["chisq"], rel=tol)
+    assert got.p_value == pytest.approx(ref["p"], rel=10 * tol)
+    ours = str(got).splitlines()
+    assert len(ours) == len(ref["lines"]) and ours[-1] == ref["lines"][-1]
+    assert all(same_printed_line(a, b, rtol=tol) for a, b in zip(ours, ref["lines"]))
+
+
+def test_overdispersion_closed_form_and_refusals():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        g = FITS["poisson"]()
+    r = g.residuals(type="pearson").to_numpy()
+    got = lp.check_overdispersion(g)
+    assert got.chisq == pytest.approx(np.sum(r**2), rel=1e-12)
+    assert got.p_value == pytest.approx(st.chi2.sf(np.sum(r**2), g.nobs - 5), rel=1e-12)
+    m = lp.lmer("Reaction ~ Days + (1 | Subject)", lp.datasets.load("sleepstudy"))
+    with pytest.raises(lp.ModelError, match="Poisson GLMMs and binomial"):
+        lp.check_overdispersion(m)
+    rng = np.random.default_rng(0)
+    d = pd.DataFrame({"g": rng.integers(0, 10, 200).astype(str), "y": rng.integers(0, 2, 200)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b = lp.glmer("y ~ 1 + (1 | g)", d, family="binomial")
+    with pytest.raises(lp.ModelError, match="Bernoulli"):
+        lp.check_overdispersion(b)
+
+
+def test_glmer_takes_an_observation_level_effect_as_lme4():
+    """glmerControl skips lmer's check that a grouping factor has fewer levels than rows:
+    (1 | obs) with one level per row is the usual model of overdispersion. lmerpy's fit
+    is lme4's (θ in lme4's order: obs, then herd; herd's on its boundary)."""
+    ref = REF["poisson_obs"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        g = FITS["poisson_obs"]()
+    np.testing.assert_allclose(g.fixef().to_numpy(), ref["fixef"], rtol=1e-4)
+    np.testing.assert_allclose(g.theta, ref["theta"], atol=1e-4)
+    assert float(g.logLik()) == pytest.approx(ref["logLik"], abs=1e-4)
+    with pytest.raises(lp.ModelError, match="must be < number of observations"):
+        lp.lmer("incidence ~ period + (1 | obs)", CBPP)
