@@ -21,12 +21,12 @@ from .formula import Formula, parse
 from .io import ModelFileError, load
 from .lmlist import lmList
 from .results.anova import anova, contest
-from .results.checks import check_overdispersion
 from .results.emmeans import emmeans, emtrends
 from .results.glmer import GlmerResult
 from .results.joint_tests import joint_tests
 from .results.ls_means import ls_means
 from .results.model import LmerResult
+from .results.performance import check_overdispersion, model_performance
 from .results.variance_parts import icc, r2_nakagawa
 from .results.wald_anova import wald_anova as Anova
 from .updates import drop1, influence, ranova, step, update
@@ -41,4 +41,4 @@ __all__ = ["DataError", "Formula", "FormulaError", "LmerpyError", "ModelError", 
            "ProfileWarning", "update", "drop1", "ranova", "step", "contest", "ls_means",
            "lmList", "influence", "glmer_nb", "negative_binomial", "emmeans",
            "emtrends", "r2_nakagawa", "icc", "Anova", "joint_tests",
-           "check_overdispersion"]
+           "check_overdispersion", "model_performance"]

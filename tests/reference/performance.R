@@ -57,9 +57,28 @@ overdispersion <- lapply(overdispersion_fits, function(call) {
        lines = c(lines, msgs))
 })
 
+# model_performance(): the indices in one table (for GLMMs only those lmerpy computes are
+# kept: performance adds proper scoring rules)
+performance_fits <- list(
+  slopes = quote(lmer(Reaction ~ Days + (Days | Subject), sleepstudy)),
+  ml = quote(lmer(Reaction ~ Days + (Days | Subject), sleepstudy, REML = FALSE)),
+  crossed = quote(lmer(diameter ~ 1 + (1 | plate) + (1 | sample), Penicillin)),
+  binomial = quote(glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp,
+                         binomial, nAGQ = 25)),
+  poisson = quote(glmer(incidence ~ period + (1 | herd), cbpp, poisson, nAGQ = 25)))
+indices <- c("AIC", "AICc", "BIC", "R2_conditional", "R2_marginal", "ICC", "RMSE", "Sigma")
+performance_tables <- lapply(performance_fits, function(call) {
+  fit <- suppressMessages(suppressWarnings(eval(call)))
+  mp <- suppressMessages(suppressWarnings(model_performance(fit)))
+  list(call = paste(deparse(call), collapse = " "),
+       values = as.list(as.data.frame(mp)[1, indices]),
+       lines = capture.output(suppressMessages(print(mp))))
+})
+
 out <- list(performance_version = as.character(packageVersion("performance")),
             insight_version = as.character(packageVersion("insight")),
             lme4_version = as.character(packageVersion("lme4")),
-            fits = lapply(fits, describe), overdispersion = overdispersion)
+            fits = lapply(fits, describe), overdispersion = overdispersion,
+            model_performance = performance_tables)
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = FALSE, null = "null"),
            "tests/reference/performance.json")

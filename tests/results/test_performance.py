@@ -1,5 +1,5 @@
-"""check_overdispersion against R's performance (tests/reference/performance.R) and the
-closed form of Pearson's χ²."""
+"""check_overdispersion and model_performance against R's performance
+(tests/reference/performance.R), and the closed forms behind them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from scipy import stats as st
 import lmerpy as lp
 from tests.conftest import read_reference, same_printed_line
 
-REF = read_reference("performance.json")["overdispersion"]
+PERFORMANCE = read_reference("performance.json")
+REF = PERFORMANCE["overdispersion"]
 CBPP = lp.datasets.load("cbpp").assign(obs=lambda d: [str(i) for i in range(len(d))])
 FITS = {
     "poisson": lambda: lp.glmer("incidence ~ period + (1 | herd)", CBPP, family="poisson",
@@ -76,3 +77,44 @@ def test_glmer_takes_an_observation_level_effect_as_lme4():
     assert float(g.logLik()) == pytest.approx(ref["logLik"], abs=1e-4)
     with pytest.raises(lp.ModelError, match="must be < number of observations"):
         lp.lmer("incidence ~ period + (1 | obs)", CBPP)
+
+
+SLEEP = lp.datasets.load("sleepstudy")
+PERFORMANCE_FITS = {
+    "slopes": lambda: lp.lmer("Reaction ~ Days + (Days | Subject)", SLEEP),
+    "ml": lambda: lp.lmer("Reaction ~ Days + (Days | Subject)", SLEEP, REML=False),
+    "crossed": lambda: lp.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)",
+                               lp.datasets.load("Penicillin")),
+    "binomial": FITS["binomial"],
+    "poisson": FITS["poisson"],
+}
+
+
+@pytest.mark.parametrize("key", list(PERFORMANCE_FITS))
+def test_model_performance_is_performances(key):
+    """Every index to 1e-4 of performance's (the fits' own agreement: ML's and
+    Penicillin's θ̂, the GLMMs' quadrature); the linear models' tables printed as
+    performance prints them (each number within a unit of its last digit, the ML fit's BIC
+    sitting on a rounding edge)."""
+    ref = PERFORMANCE["model_performance"][key]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = lp.model_performance(PERFORMANCE_FITS[key]())
+    for name, value in ref["values"].items():
+        assert got.indices[name] == pytest.approx(value, rel=1e-4, abs=1e-9), name
+    if key in ("slopes", "ml", "crossed"):
+        ours = str(got).splitlines()
+        assert len(ours) == len(ref["lines"])
+        assert all(same_printed_line(a, b) for a, b in zip(ours, ref["lines"]))
+
+
+def test_model_performance_closed_forms():
+    """AIC, AICc and BIC from the REML log-likelihood (df = 6, n = 180), RMSE from the
+    residuals."""
+    m = PERFORMANCE_FITS["slopes"]()
+    got = lp.model_performance(m).indices
+    ll = float(m.logLik())
+    assert got["AIC"] == pytest.approx(-2 * ll + 12, rel=1e-12)
+    assert got["AICc"] == pytest.approx(-2 * ll + 12 * 180 / 173, rel=1e-12)
+    assert got["BIC"] == pytest.approx(-2 * ll + 6 * np.log(180), rel=1e-12)
+    assert got["RMSE"] == pytest.approx(np.sqrt(np.mean(m.residuals() ** 2)), rel=1e-12)
