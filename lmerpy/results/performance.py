@@ -62,13 +62,16 @@ class Performance:
     indices: dict[str, float]
 
     LABELS = {"AIC": "AIC", "AICc": "AICc", "BIC": "BIC", "R2_conditional": "R2 (cond.)",
-              "R2_marginal": "R2 (marg.)", "ICC": "ICC", "RMSE": "RMSE", "Sigma": "Sigma"}
+              "R2_marginal": "R2 (marg.)", "ICC": "ICC", "RMSE": "RMSE", "Sigma": "Sigma",
+              "Log_loss": "Log_loss", "Score_log": "Score_log",
+              "Score_spherical": "Score_spherical"}
 
     def __str__(self) -> str:
-        """insight's export_table: values to 3 decimals, the first column left-aligned."""
+        """insight's export_table: values to 3 decimals (a missing one blank), the first
+        column left-aligned."""
         columns = []
         for i, (name, value) in enumerate(self.indices.items()):
-            label, text = self.LABELS[name], f"{value:.3f}"
+            label, text = self.LABELS[name], "" if np.isnan(value) else f"{value:.3f}"
             w = max(len(label), len(text))
             align = str.ljust if i == 0 else str.rjust
             columns.append((align(label, w), align(text, w)))
@@ -83,8 +86,9 @@ class Performance:
 def model_performance(m) -> Performance:
     """performance's ``model_performance(m)``: AIC, AICc and BIC (for a linear mixed model
     from the REML criterion, at the ML estimates too, as performance's default estimator
-    does), Nakagawa's R², the adjusted ICC, the RMSE of the response residuals and σ.
-    For GLMMs performance adds proper scoring rules, which are not computed here."""
+    does), Nakagawa's R², the adjusted ICC, the RMSE of the response residuals and σ; for
+    a binomial GLMM the log-loss (blank with more than one trial per row, as in
+    performance), for a Poisson one the logarithmic and spherical scores."""
     ll = m.logLik() if m.family is not None else m.logLik(REML=True)
     n, k = m.nobs, ll.df
     r2 = r2_nakagawa(m)
@@ -94,7 +98,25 @@ def model_performance(m) -> Performance:
         "BIC": -2 * ll + k * np.log(n), "R2_conditional": r2.conditional,
         "R2_marginal": r2.marginal, "ICC": icc(m).adjusted,
         "RMSE": float(np.sqrt(np.mean(residuals**2))),
-        "Sigma": float(m.sigma) if m.family is None else 1.0})
+        "Sigma": float(m.sigma) if m.family is None else 1.0, **_scores(m)})
+
+
+def _scores(m) -> dict[str, float]:
+    """performance's log-loss (binary responses) and proper scoring rules (Poisson), at
+    the fitted means given the random effects: the spherical score divides each p(y) by
+    the root of Σ p(y)² over all observations, as performance 0.10 computes it."""
+    if m.family is None:
+        return {}
+    y, mu = np.asarray(m.fit.y, dtype=np.float64), m.fitted().to_numpy(dtype=np.float64)
+    if m.family.family == "binomial":
+        binary = bool(np.all(np.asarray(m.fit.prior_weights) == 1))
+        loss = float(-np.mean(np.log(1 - np.abs(y - mu)))) if binary else float("nan")
+        return {"Log_loss": loss}
+    if m.family.family == "poisson":
+        p = st.poisson.pmf(y, mu)
+        return {"Score_log": float(np.mean(np.log(p))),
+                "Score_spherical": float(np.mean(p / np.sqrt(np.sum(p**2))))}
+    return {}
 
 
 __all__ = ["Overdispersion", "Performance", "check_overdispersion", "model_performance"]

@@ -57,8 +57,7 @@ overdispersion <- lapply(overdispersion_fits, function(call) {
        lines = c(lines, msgs))
 })
 
-# model_performance(): the indices in one table (for GLMMs only those lmerpy computes are
-# kept: performance adds proper scoring rules)
+# model_performance(): the indices in one table
 performance_fits <- list(
   slopes = quote(lmer(Reaction ~ Days + (Days | Subject), sleepstudy)),
   ml = quote(lmer(Reaction ~ Days + (Days | Subject), sleepstudy, REML = FALSE)),
@@ -66,12 +65,13 @@ performance_fits <- list(
   binomial = quote(glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp,
                          binomial, nAGQ = 25)),
   poisson = quote(glmer(incidence ~ period + (1 | herd), cbpp, poisson, nAGQ = 25)))
-indices <- c("AIC", "AICc", "BIC", "R2_conditional", "R2_marginal", "ICC", "RMSE", "Sigma")
+indices <- c("AIC", "AICc", "BIC", "R2_conditional", "R2_marginal", "ICC", "RMSE", "Sigma",
+             "Log_loss", "Score_log", "Score_spherical")
 performance_tables <- lapply(performance_fits, function(call) {
   fit <- suppressMessages(suppressWarnings(eval(call)))
   mp <- suppressMessages(suppressWarnings(model_performance(fit)))
   list(call = paste(deparse(call), collapse = " "),
-       values = as.list(as.data.frame(mp)[1, indices]),
+       values = as.list(as.data.frame(mp)[1, intersect(indices, names(mp))]),
        lines = capture.output(suppressMessages(print(mp))))
 })
 

@@ -93,19 +93,22 @@ PERFORMANCE_FITS = {
 @pytest.mark.parametrize("key", list(PERFORMANCE_FITS))
 def test_model_performance_is_performances(key):
     """Every index to 1e-4 of performance's (the fits' own agreement: ML's and
-    Penicillin's θ̂, the GLMMs' quadrature); the linear models' tables printed as
-    performance prints them (each number within a unit of its last digit, the ML fit's BIC
-    sitting on a rounding edge)."""
+    Penicillin's θ̂, the GLMMs' quadrature), the GLMMs' log-loss and scores included;
+    printed as performance prints them (each number within a unit of its last digit, the
+    ML fit's BIC sitting on a rounding edge)."""
     ref = PERFORMANCE["model_performance"][key]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         got = lp.model_performance(PERFORMANCE_FITS[key]())
+    assert list(got.indices) == list(ref["values"])
     for name, value in ref["values"].items():
+        if value is None:  # performance's blank log-loss of a cbind() response
+            assert np.isnan(got.indices[name])
+            continue
         assert got.indices[name] == pytest.approx(value, rel=1e-4, abs=1e-9), name
-    if key in ("slopes", "ml", "crossed"):
-        ours = str(got).splitlines()
-        assert len(ours) == len(ref["lines"])
-        assert all(same_printed_line(a, b) for a, b in zip(ours, ref["lines"]))
+    ours = str(got).splitlines()
+    assert len(ours) == len(ref["lines"])
+    assert all(same_printed_line(a, b) for a, b in zip(ours, ref["lines"])), ours
 
 
 def test_model_performance_closed_forms():
@@ -118,3 +121,17 @@ def test_model_performance_closed_forms():
     assert got["AICc"] == pytest.approx(-2 * ll + 12 * 180 / 173, rel=1e-12)
     assert got["BIC"] == pytest.approx(-2 * ll + 6 * np.log(180), rel=1e-12)
     assert got["RMSE"] == pytest.approx(np.sqrt(np.mean(m.residuals() ** 2)), rel=1e-12)
+
+
+def test_binary_log_loss_is_the_mean_negative_log_likelihood():
+    """Closed form: for 0/1 responses −mean log(1 − |y − μ̂|) is the mean of
+    −(y log μ̂ + (1 − y) log(1 − μ̂))."""
+    rng = np.random.default_rng(3)
+    d = pd.DataFrame({"g": rng.integers(0, 12, 300).astype(str), "x": rng.normal(size=300)})
+    d["y"] = (rng.random(300) < 1 / (1 + np.exp(-d["x"]))).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b = lp.glmer("y ~ x + (1 | g)", d, family="binomial")
+    mu, y = b.fitted().to_numpy(), d["y"].to_numpy()
+    expected = -np.mean(y * np.log(mu) + (1 - y) * np.log(1 - mu))
+    assert lp.model_performance(b).indices["Log_loss"] == pytest.approx(expected, rel=1e-12)
