@@ -11,11 +11,11 @@ from scipy import stats as st
 
 from ..errors import ModelError
 from .rformat import format_number
-from .variance_parts import icc, r2_nakagawa
+from .variance_parts import PrintedResult, icc, r2_nakagawa
 
 
 @dataclass(frozen=True, repr=False)
-class Overdispersion:
+class Overdispersion(PrintedResult):
     """Σ (Pearson residual)², its ratio to the residual df, and the χ² test's p-value."""
 
     chisq: float
@@ -35,9 +35,6 @@ class Overdispersion:
                           f"  Pearson's Chi-Squared = {chisq.rjust(w)}",
                           f"                p-value = {p.rjust(w)}", "", verdict])
 
-    def __repr__(self) -> str:
-        return str(self)
-
 
 def check_overdispersion(m) -> Overdispersion:
     """performance's ``check_overdispersion(m)`` for a Poisson GLMM or a binomial one with
@@ -56,7 +53,7 @@ def check_overdispersion(m) -> Overdispersion:
 
 
 @dataclass(frozen=True, repr=False)
-class Performance:
+class Performance(PrintedResult):
     """performance's indices of model performance, by name, and their printed table."""
 
     indices: dict[str, float]
@@ -78,9 +75,6 @@ class Performance:
         header = " | ".join(c[0] for c in columns)
         return "\n".join(["# Indices of model performance", "", header, "-" * len(header),
                           " | ".join(c[1] for c in columns)])
-
-    def __repr__(self) -> str:
-        return str(self)
 
 
 def model_performance(m) -> Performance:

@@ -26,7 +26,7 @@ class VarianceParts:
     intercepts: dict[str, float]
 
 
-class _Printed:
+class PrintedResult:
     """Shows as it prints (performance's print methods)."""
 
     def __repr__(self) -> str:
@@ -40,7 +40,7 @@ def _block(title: str, values: dict[str, float]) -> str:
 
 
 @dataclass(frozen=True, repr=False)
-class R2(_Printed):
+class R2(PrintedResult):
     """Marginal (fixed part) and conditional (fixed and random parts) R²."""
 
     conditional: float
@@ -52,7 +52,7 @@ class R2(_Printed):
 
 
 @dataclass(frozen=True, repr=False)
-class ICC(_Printed):
+class ICC(PrintedResult):
     """The adjusted ICC (random over random plus residual variance) and the unadjusted one
     (over the total, the fixed part's variance included)."""
 
@@ -65,7 +65,7 @@ class ICC(_Printed):
 
 
 @dataclass(frozen=True, repr=False)
-class ICCByGroup(_Printed):
+class ICCByGroup(PrintedResult):
     """Each grouping factor's intercept variance over the random plus residual variance."""
 
     icc: dict[str, float]
