@@ -128,9 +128,12 @@ def glmer(formula: str | Formula, data: pd.DataFrame, family: str | Family = "bi
     """Fit a generalized linear mixed model, as lme4's ``glmer()``.
 
     ``family`` is "binomial" (0/1 responses, proportions with ``weights`` = trials, or
-    ``cbind(successes, failures)``) or "poisson"; ``link`` picks logit/probit/cloglog or
-    log. ``nAGQ=1`` is the Laplace approximation, ``nAGQ>1`` adaptive Gauss–Hermite
-    quadrature (one scalar random term), ``nAGQ=0`` the fast approximation.
+    ``cbind(successes, failures)``), "poisson", or a family with a dispersion φ estimated
+    with the rest: "Gamma", "inverse.gaussian", "gaussian" (a non-identity link; the
+    identity goes to ``lmer()``, as lme4 does); ``link`` picks R's links (logit, probit,
+    cauchit, cloglog; log, identity, sqrt; inverse, 1/mu^2). ``nAGQ=1`` is the Laplace
+    approximation, ``nAGQ>1`` adaptive Gauss–Hermite quadrature (one scalar random term,
+    binomial or Poisson), ``nAGQ=0`` the fast approximation.
 
     With nn() terms (or ``engine="torch"``) the torch engine trains the network by the
     marginal NLL over whole groups, by Gauss–Hermite quadrature (LMMNN paper eq. 40;
@@ -139,13 +142,17 @@ def glmer(formula: str | Formula, data: pd.DataFrame, family: str | Family = "bi
     """
     formula = _formula(formula)
     fam = make_family(family, link)
+    if fam.family == "gaussian" and fam.link.name == "identity":
+        return _gaussian_glmer(formula, data, weights, control, na_action,
+                               data_name or caller_name(data) or "data", engine, modules,
+                               training)
     if engine != "torch" and not formula.nn and control is not None and \
             not isinstance(control, GlmerControl):
         raise ModelError("glmer() takes a GlmerControl as control")
     use_torch, control = _choose_engine(formula, engine, control, training, GlmerControl)
     if use_torch and fam.family not in ("binomial", "poisson"):
-        raise ModelError("the torch engine fits binomial and Poisson GLMMs; a negative "
-                         "binomial one needs the exact engine (no nn() terms)")
+        raise ModelError(f"the torch engine fits binomial and Poisson GLMMs; a "
+                         f"{fam.family} one needs the exact engine (no nn() terms)")
     data_name = data_name or caller_name(data) or "data"
     d, w, weights_name, data = _design_with_weights(formula, data, weights, na_action)
     if use_torch:
@@ -153,6 +160,19 @@ def glmer(formula: str | Formula, data: pd.DataFrame, family: str | Family = "bi
     else:
         fit = fit_glmer(d, fam, nAGQ=nAGQ, weights=w, control=control)
     return GlmerResult(fit, data_name, weights_name, data)
+
+
+def _gaussian_glmer(formula, data, weights, control, na_action, data_name, engine,
+                    modules, training):
+    """glmer(family="gaussian") with the identity link is an LMM: fitted by lmer() (REML,
+    its default), with lme4's warning."""
+    if control is not None and not isinstance(control, (LmerControl, TorchControl)):
+        raise ModelError("glmer(family='gaussian') is fitted by lmer(), which takes an "
+                         "LmerControl as control")
+    warn("calling glmer() with family='gaussian' (identity link) as a shortcut to lmer() is "
+         "deprecated in lme4; call lmer() directly", FutureWarning)
+    return lmer(formula, data, weights=weights, control=control, na_action=na_action,
+                data_name=data_name, engine=engine, modules=modules, **training)
 
 
 def glmer_nb(formula: str | Formula, data: pd.DataFrame, nAGQ: int = 1,

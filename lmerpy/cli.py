@@ -18,6 +18,7 @@ from rich.table import Table
 from . import datasets
 from .api import glmer, glmer_nb, lmer
 from .design import design
+from .engines.family import LINKS
 from .errors import LmerpyError
 from .formula import parse
 
@@ -77,14 +78,14 @@ def _fit(args, console: Console) -> None:
         training["epochs"] = args.epochs
     if args.engine == "torch" or training:
         training["verbose"] = False
-    if args.family == "gaussian":
+    if args.family == "gaussian" and args.link in (None, "identity"):
         model = lmer(args.formula, data, REML=not args.ml, engine=args.engine, data_name=name,
                      **training)
     elif args.family == "negative.binomial":
         model = glmer_nb(args.formula, data, nAGQ=args.nagq, data_name=name)
     else:
-        model = glmer(args.formula, data, family=args.family, nAGQ=args.nagq,
-                      engine=args.engine, data_name=name, **training)
+        model = glmer(args.formula, data, family=args.family, link=args.link,
+                      nAGQ=args.nagq, engine=args.engine, data_name=name, **training)
     console.print(str(model.summary(ddf=args.ddf) if args.ddf else model.summary()),
                   markup=False, highlight=False)
     if args.anova:
@@ -102,7 +103,7 @@ def _fit(args, console: Console) -> None:
         _write(args.json, json.dumps(results_dict(model), indent=1))
     if args.predict:
         new = read_table(args.predict)
-        kind = {} if args.family == "gaussian" else {"type": "response"}
+        kind = {"type": "response"} if model.family is not None else {}
         pred = model.predict(new, allow_new_levels=True, **kind)
         out = pd.DataFrame({"row": range(len(new)), "prediction": pred.to_numpy()})
         if args.out:
@@ -131,8 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("formula")
     f.add_argument("data", help="a .csv or .parquet file")
     f.add_argument("--family", default="gaussian",
-                   choices=["gaussian", "binomial", "poisson", "negative.binomial"],
-                   help="negative.binomial: lme4's glmer.nb (its theta estimated)")
+                   choices=["gaussian", "binomial", "poisson", "negative.binomial", "Gamma",
+                            "inverse.gaussian"],
+                   help="negative.binomial: lme4's glmer.nb (its theta estimated); Gamma "
+                        "and inverse.gaussian with their dispersion estimated")
+    f.add_argument("--link", choices=list(LINKS),
+                   help="the family's link (R's names; default: the family's own)")
     f.add_argument("--ddf", choices=["Satterthwaite", "Kenward-Roger"],
                    help="lmerTest's t-tests (df, p-values) in the summary of an lmer fit")
     f.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")

@@ -205,23 +205,25 @@ class GlmerClassifier(ClassifierMixin, _MixedModel):
 
 
 class GlmerRegressor(RegressorMixin, _MixedModel):
-    """A count GLMM as a scikit-learn regressor: ``family="poisson"`` (``glmer``) or
-    ``"negative.binomial"`` (``glmer_nb``, θ estimated). ``predict(X)`` gives the means
-    (lme4's ``predict(type = "response")``); ``score`` is D², the share of the family's
-    deviance the model explains (as scikit-learn's PoissonRegressor scores), with the
-    fitted θ for the negative binomial."""
+    """A GLMM regressor for counts or positive values: ``family="poisson"`` (``glmer``),
+    ``"negative.binomial"`` (``glmer_nb``, θ estimated), ``"Gamma"`` or
+    ``"inverse.gaussian"`` (their dispersion estimated; ``link=`` as R's). ``predict(X)``
+    gives the means (lme4's ``predict(type = "response")``); ``score`` is D², the share of
+    the family's deviance the model explains (as scikit-learn's PoissonRegressor and
+    GammaRegressor score), with the fitted θ for the negative binomial."""
 
-    __init__ = _init_with(("family", "poisson"), ("nAGQ", 1))
+    __init__ = _init_with(("family", "poisson"), ("nAGQ", 1), ("link", None))
 
     def fit(self, X, y=None, sample_weight=None) -> GlmerRegressor:
         data = self._frame(X, y)
         if self.family == "negative.binomial":
             return self._fit_with(glmer_nb, X, data, nAGQ=self.nAGQ, weights=sample_weight)
-        if self.family != "poisson":
-            raise ModelError(f"GlmerRegressor fits counts: family 'poisson' or "
-                             f"'negative.binomial', not {self.family!r}")
-        return self._fit_with(glmer, X, data, family="poisson", nAGQ=self.nAGQ,
-                              weights=sample_weight)
+        if self.family not in ("poisson", "Gamma", "inverse.gaussian"):
+            raise ModelError(f"GlmerRegressor fits counts or positive values: family "
+                             f"'poisson', 'negative.binomial', 'Gamma' or "
+                             f"'inverse.gaussian', not {self.family!r}")
+        return self._fit_with(glmer, X, data, family=self.family, link=self.link,
+                              nAGQ=self.nAGQ, weights=sample_weight)
 
     def predict(self, X) -> np.ndarray:
         return self._predict(X, type="response")

@@ -101,6 +101,8 @@ def save(m, path: str | os.PathLike) -> Path:
                "beta": torch.as_tensor(fit.solution.beta)}
     if getattr(fit, "vcov_beta", None) is not None:
         tensors["vcov_beta"] = torch.as_tensor(fit.vcov_beta)
+    if getattr(fit, "phi", 1.0) != 1.0:
+        tensors["phi"] = torch.as_tensor(float(fit.phi), dtype=torch.float64)
     if info is not None:
         control = {k: v for k, v in info.get("control", {}).items()}
         meta["torch"] = {
@@ -198,7 +200,8 @@ def _rebuild(meta: dict, columns: dict, est: dict, modules: dict | None):
                            fit.pls, fit.optinfo)
     else:
         fit = fit_glmer(base, family, nAGQ=meta["nAGQ"], weights=w,
-                        control=GlmerControl(check_separation=False), fixed=(theta, beta))
+                        control=GlmerControl(check_separation=False),
+                        fixed=(theta, beta, float(est["phi"]) if "phi" in est else 1.0))
         if "vcov_beta" in est:
             fit.vcov_beta = est["vcov_beta"].numpy().astype(np.float64)
         if info is not None:

@@ -77,7 +77,7 @@ def reference_data(name: str):
         data["w"] = np.resize([1.0, 2.0, 0.5], len(data))
         data["Days2"] = 2 * data["Days"]
         return data
-    if name in {"sim_crossed", "sim_poisson", "sim_binary"}:
+    if name in {"sim_crossed", "sim_poisson", "sim_binary", "sim_gamma"}:
         return pd.read_csv(REFERENCE / f"{name}.csv.gz")
     return lp.datasets.load(name)
 

@@ -63,7 +63,7 @@ class Simulator:
 
 
 class GlmmSimulator(Simulator):
-    """Draws responses from a fitted GLMM (σ = 1): the family's distribution at
+    """Draws responses from a fitted GLMM: the family's distribution (with its dispersion) at
     μ* = g⁻¹(η*), in the form the model's response has (cbind counts, 0/1 or proportions of
     the prior weights, or counts)."""
 
@@ -86,6 +86,13 @@ class GlmmSimulator(Simulator):
         if f.family.family == "negative.binomial":  # size θ, mean μ (R's rnbinom)
             th = f.family.theta
             return self.rng.negative_binomial(th, th / (th + mu)).astype(np.float64)
+        if f.family.has_dispersion:  # Var(y) = φ V(μ) / w
+            phi = f.phi / np.maximum(f.prior_weights, 1e-12)
+            if f.family.family == "Gamma":  # shape 1/φ, mean μ
+                return self.rng.gamma(1.0 / phi, mu * phi)
+            if f.family.family == "inverse.gaussian":  # mean μ, shape λ = 1/φ
+                return self.rng.wald(mu, 1.0 / phi)
+            return self.rng.normal(mu, np.sqrt(phi))
         s = self.rng.binomial(self.trials, np.clip(mu, 0.0, 1.0)).astype(np.float64)
         if self.cbind:
             return np.column_stack([s, self.trials - s])

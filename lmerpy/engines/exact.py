@@ -429,13 +429,16 @@ def _brent(objective, x0: float, lower: float, control: LmerControl,
     return np.array([x]), (4 if res.success else -1), count[0]
 
 
-def derivatives(fn, x: np.ndarray, lower: np.ndarray, delta: float = 1e-4):
-    """Gradient and Hessian by central differences (lme4's deriv12), one-sided at bounds."""
+def derivatives(fn, x: np.ndarray, lower: np.ndarray, delta: float = 1e-4,
+                scale: np.ndarray | None = None):
+    """Gradient and Hessian by central differences (lme4's deriv12), one-sided at bounds;
+    the step is δ, or δ × ``scale`` per parameter (for parameters on very different
+    scales, such as an identity link's coefficients)."""
     k = len(x)
     f0 = fn(x)
     grad = np.zeros(k)
     hess = np.zeros((k, k))
-    step = np.full(k, delta)
+    step = np.full(k, delta) if scale is None else delta * np.asarray(scale, dtype=float)
     fp, fm = np.zeros(k), np.zeros(k)
     for i in range(k):
         e = np.zeros(k)

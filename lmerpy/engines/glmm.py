@@ -75,11 +75,13 @@ class Modes:
     logdet: float
     iterations: int
     converged: bool = True
+    phi: float = 1.0
 
 
 @dataclass
 class GlmerFit(ExactFit):
-    """An exact GLMM fit: ExactFit's fields (σ = 1) plus the family's quantities."""
+    """An exact GLMM fit: ExactFit's fields (σ = 1, or lme4's estimate for a family with a
+    dispersion parameter) plus the family's quantities."""
 
     family: Family = None  # type: ignore[assignment]
     nAGQ: int = 1
@@ -87,6 +89,7 @@ class GlmerFit(ExactFit):
     eta: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     prior_weights: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     criterion: float = np.nan      # −2 log L (Laplace or AGQ), lme4's devcomp$cmp["dev"]
+    phi: float = 1.0               # the dispersion φ (Gamma, inverse Gaussian, Gaussian)
     vcov_beta: np.ndarray | None = None
     pirls: PIRLS | None = field(default=None, repr=False)   # for quadrature after the fit
     modes: Modes | None = field(default=None, repr=False)   # PIRLS's state at the estimates
@@ -142,19 +145,28 @@ class PIRLS:
         self.lambda_map = LambdaMap(design.random, design.split_theta, n_theta)
         self.empty = np.zeros((len(y), 0))
         self.cross = WeightedCrossProducts(X, self.Z)
-        # −2 log p(y|μ) − Σ d_i(μ) does not depend on μ: one constant per model
-        mu0 = family.mu_start(y, weights)
-        self.aic_shift = family.aic(y, mu0, weights) - family.dev_resids(y, mu0, weights).sum()
+        self.dispersion = family.has_dispersion
+        if not self.dispersion:
+            # −2 log p(y|μ) − Σ d_i(μ) does not depend on μ: one constant per model
+            mu0 = family.mu_start(y, weights)
+            self.aic_shift = (family.aic(y, mu0, weights)
+                              - family.dev_resids(y, mu0, weights).sum())
 
-    def penalised_deviance(self, mu: np.ndarray, u: np.ndarray) -> float:
-        return float(self.family.dev_resids(self.y, mu, self.w).sum() + u @ u)
+    def penalised_deviance(self, mu: np.ndarray, u: np.ndarray, phi: float = 1.0) -> float:
+        return float(self.family.dev_resids(self.y, mu, self.w).sum() / phi + u @ u)
 
-    def _weighted_pls(self, theta, eta, mu, X, base) -> tuple[PLS, PLSSolution]:
+    def _weighted_pls(self, theta, eta, mu, X, base, phi: float = 1.0,
+                      observed: bool = False) -> tuple[PLS, PLSSolution]:
         """One Newton step: weighted PLS of the working response less ``base`` (the offset,
-        and Xβ when β is held fixed)."""
+        and Xβ when β is held fixed), with Fisher weights w μ'²/(φV), or with the observed
+        information's weights (the Laplace approximation's Hessian for a dispersion
+        family)."""
         link = self.family.link
         d = link.mu_eta(eta)
-        W = self.w * d**2 / self.family.variance(mu)
+        if observed:
+            W = self.family.observed_weights(self.y, mu, eta, self.w) / phi
+        else:
+            W = self.w * d**2 / self.family.variance(mu) / phi
         z = eta - base + (self.y - mu) / d
         cp = self.cross.build(z, W, X)
         pls = PLS(self.design.random, cp, self.design.split_theta, self.lambda_map,
@@ -162,8 +174,10 @@ class PIRLS:
         return pls, pls.solve(theta)
 
     def modes(self, theta: np.ndarray, beta: np.ndarray | None = None,
-              u0: np.ndarray | None = None, eta0: np.ndarray | None = None) -> Modes:
-        """PIRLS at θ: over (β, u) when ``beta`` is None (lme4's nAGQ = 0), else over u."""
+              u0: np.ndarray | None = None, eta0: np.ndarray | None = None,
+              phi: float = 1.0) -> Modes:
+        """PIRLS at θ (and the dispersion φ): over (β, u) when ``beta`` is None (lme4's
+        nAGQ = 0), else over u. The modes minimise Σ d_i(μ)/φ + ‖u‖²."""
         family, control = self.family, self.control
         lam = self.lambda_map(theta)
         joint = beta is None
@@ -177,12 +191,12 @@ class PIRLS:
         else:
             eta = self.offset + fixed + self.Z @ (lam @ u)
         mu = family.link.inverse(eta)
-        old = np.inf if eta0 is not None else self.penalised_deviance(mu, u)
+        old = np.inf if eta0 is not None else self.penalised_deviance(mu, u, phi)
         converged = False
         iterations = 0
         while iterations < control.max_pirls:
             iterations += 1
-            pls, sol = self._weighted_pls(theta, eta, mu, X, base)
+            pls, sol = self._weighted_pls(theta, eta, mu, X, base, phi)
             new_u = sol.u
             new_b = sol.beta if joint else b_par
             step = 1.0
@@ -192,7 +206,7 @@ class PIRLS:
                 cand_eta = self.offset + (self.X @ cand_b if joint else fixed) \
                     + self.Z @ (lam @ cand_u)
                 cand_mu = family.link.inverse(cand_eta)
-                pdev = self.penalised_deviance(cand_mu, cand_u)
+                pdev = self.penalised_deviance(cand_mu, cand_u, phi)
                 if np.isfinite(pdev) and (pdev <= old * (1 + 1e-12) or not np.isfinite(old)):
                     break
                 step /= 2.0
@@ -206,14 +220,24 @@ class PIRLS:
             old = pdev
             if converged:
                 break
-        # the factor at the weights of the mode itself, so the criterion is a smooth function
-        pls, sol = self._weighted_pls(theta, eta, mu, X, base)
-        return Modes(b_par.copy(), u, eta, mu, pls, sol, pls.factor.logdet, iterations,
-                     converged)
+        # the factor at the weights of the mode itself, so the criterion is a smooth function;
+        # for a dispersion family the observed information's (the Laplace Hessian exactly)
+        try:
+            pls, sol = self._weighted_pls(theta, eta, mu, X, base, phi, self.dispersion)
+            logdet = pls.factor.logdet
+        except (np.linalg.LinAlgError, ValueError):  # Hessian not positive definite
+            pls, sol = self._weighted_pls(theta, eta, mu, X, base, phi)
+            logdet = np.inf
+        return Modes(b_par.copy(), u, eta, mu, pls, sol, logdet, iterations, converged, phi)
 
     def laplace(self, m: Modes) -> float:
-        """−2 log L by the Laplace approximation at the modes."""
-        return float(self.family.dev_resids(self.y, m.mu, self.w).sum() + self.aic_shift
+        """−2 log L by the Laplace approximation at the modes: −2 log p(y | ũ) + ‖ũ‖² +
+        log|L|² (lme4's glmResp::Laplace). With a dispersion φ the exact log-density at φ
+        and the observed information in L, as the Laplace approximation of glmmTMB."""
+        fam = self.family
+        if self.dispersion:
+            return float(fam.neg2_loglik(self.y, m.mu, self.w, m.phi) + m.u @ m.u + m.logdet)
+        return float(fam.dev_resids(self.y, m.mu, self.w).sum() + self.aic_shift
                      + m.u @ m.u + m.logdet)
 
     def _node_terms(self, m: Modes, theta: np.ndarray, nodes):
@@ -296,6 +320,10 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
                 or design.random[0].encoder is None:
             raise ModelError("nAGQ > 1 is only available for models with a single scalar "
                              "random-effects term, e.g. (1 | group)")
+        if family.has_dispersion:
+            raise ModelError(f"nAGQ > 1 is not available for the {family.family} family "
+                             f"(a family with a dispersion parameter): use nAGQ=1 "
+                             f"(Laplace)")
     w_user = check_weights(weights, n)
     y, w = binomial_response(np.asarray(design.y, dtype=np.float64), family, w_user)
     used = y[w > 0]
@@ -316,26 +344,38 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
     pirls = PIRLS(design, X, y, w, offset, family, control)
     lower = design.theta_lower()
     k = len(lower)
+    disp = family.has_dispersion  # φ is a parameter: log φ ends each parameter vector
+    n_phi = int(disp)
 
-    # stage 1: θ only, β inside PIRLS, started from the family's μ (R's mustart)
+    # stage 1: θ (and log φ) only, β inside PIRLS, started from the family's μ (R's mustart)
     eta_start = family.link.link(family.mu_start(y, w))
 
-    def stage1(theta: np.ndarray) -> float:
-        value = pirls.laplace(pirls.modes(theta, None, eta0=eta_start))
+    def stage1(theta: np.ndarray, phi: float = 1.0) -> float:
+        value = pirls.laplace(pirls.modes(theta, None, eta0=eta_start, phi=phi))
         return value if np.isfinite(value) else 1e300
 
     scale = theta_scaling(design)  # the optimiser works on θ / scale, as in fit_lmer
     theta0 = design.theta0() * scale if start is None else np.maximum(start, lower)
+    phi = 1.0
     if fixed is not None:
         theta0 = np.asarray(fixed[0], dtype=np.float64)
+        phi = float(fixed[2]) if len(fixed) > 2 else 1.0
+    elif disp:
+        phi = moment_dispersion(pirls, pirls.modes(theta0, None, eta0=eta_start))
     optimise = not fix_theta and fixed is None
     if not optimise:
         theta, code, evals = theta0, 0, 0
+    elif disp:
+        par, code, evals = bobyqa(
+            lambda p: stage1(scale * p[:k], float(np.exp(p[k]))),
+            np.append(theta0 / scale, np.log(phi)), np.append(lower / scale, -np.inf),
+            control, step=np.append(np.maximum(0.1 * np.abs(theta0 / scale), 0.05), 0.2))
+        theta, phi = scale * par[:k], float(np.exp(par[k]))
     else:
-        phi, code, evals = bobyqa(lambda p: stage1(scale * p), theta0 / scale, lower / scale,
-                                  control)
-        theta = scale * phi
-    m1 = pirls.modes(theta, None, eta0=eta_start)
+        par, code, evals = bobyqa(lambda p: stage1(scale * p), theta0 / scale,
+                                  lower / scale, control)
+        theta = scale * par
+    m1 = pirls.modes(theta, None, eta0=eta_start, phi=phi)
     beta = m1.beta
     u_start = m1.u
     nodes = gauss_hermite(nAGQ) if nAGQ > 1 else None
@@ -343,26 +383,31 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
     def criterion(m: Modes, th: np.ndarray) -> float:
         return pirls.agq(m, th, nodes) if nodes is not None else pirls.laplace(m)
 
-    def stage2(par: np.ndarray) -> float:
-        return glmm_deviance(pirls, par[:k], par[k:], u_start, nodes)
+    def unpack(par: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """(θ, β, φ) from stage 2's parameters (θ, β, log φ)."""
+        return par[:k], par[k:len(par) - n_phi], float(np.exp(par[-1])) if disp else 1.0
 
-    par_lower = np.concatenate([lower, np.full(len(beta), -np.inf)])
+    def stage2(par: np.ndarray) -> float:
+        theta_, beta_, phi_ = unpack(par)
+        return glmm_deviance(pirls, theta_, beta_, u_start, nodes, phi_)
+
+    par_lower = np.concatenate([lower, np.full(len(beta) + n_phi, -np.inf)])
     if fixed is not None:
         beta = np.asarray(fixed[1], dtype=np.float64)
-        final = pirls.modes(theta, beta, u0=u_start)
+        final = pirls.modes(theta, beta, u0=u_start, phi=phi)
         value = criterion(final, theta)
     elif nAGQ > 0 and optimise:
         se = np.sqrt(np.diag(np.linalg.inv(m1.solution.RX.T @ m1.solution.RX))) \
             if len(beta) else np.zeros(0)
-        full = np.concatenate([scale, np.ones(len(beta))])
-        step = np.concatenate([np.maximum(0.1 * np.abs(theta / scale), 0.05), 0.2 * se])
-        par, code, more = bobyqa(lambda p: stage2(full * p), np.concatenate([theta / scale,
-                                                                              beta]),
-                                 par_lower / full, control, step=step)
+        full = np.concatenate([scale, np.ones(len(beta) + n_phi)])
+        step = np.concatenate([np.maximum(0.1 * np.abs(theta / scale), 0.05), 0.2 * se,
+                               [0.1] * n_phi])
+        start2 = np.concatenate([theta / scale, beta, [np.log(phi)] * n_phi])
+        par, code, more = bobyqa(lambda p: stage2(full * p), start2, par_lower / full,
+                                 control, step=step)
         evals += more
-        par = full * par
-        theta, beta = par[:k], par[k:]
-        final = pirls.modes(theta, beta, u0=u_start)
+        theta, beta, phi = unpack(full * par)
+        final = pirls.modes(theta, beta, u0=u_start, phi=phi)
         value = criterion(final, theta)
     else:
         final = m1
@@ -377,16 +422,20 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
                "warnings": [], "pirls_iterations": final.iterations, "control": control}
     fit = GlmerFit(design, False, X, names, dropped, y, offset, w_user, theta, sol, 1.0, b,
                    final.pls, optinfo, family=family, nAGQ=int(nAGQ), mu=final.mu,
-                   eta=final.eta, prior_weights=w, criterion=value, pirls=pirls,
+                   eta=final.eta, prior_weights=w, criterion=value, phi=phi, pirls=pirls,
                    modes=final)
     check_optimizer_code(optinfo)
     singular = check_singular(optinfo, theta, lower, control)
     if nAGQ > 0 and control.calc_derivs and optimise:
-        par = np.concatenate([theta, beta])
-        grad, hess = derivatives(stage2, par, par_lower)
+        par = np.concatenate([theta, beta, [np.log(phi)] * n_phi])
+        # steps in units of each parameter's scale where a dispersion family's identity or
+        # inverse link puts β on the response's scale; lme4's δ = 1e-4 otherwise
+        steps = np.concatenate([scale, beta_scale(final, pirls, theta), [1.0]]) \
+            if disp else None
+        grad, hess = derivatives(stage2, par, par_lower, scale=steps)
         if not singular:
             check_gradient(optinfo, grad, hess, control)
-        fit.vcov_beta = _hessian_vcov(hess, k)
+        fit.vcov_beta = _hessian_vcov(hess, k, len(beta))
     if not final.converged:
         msg = (f"PIRLS did not converge in {control.max_pirls} iterations: the conditional "
                f"modes are not reliable")
@@ -395,13 +444,31 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
     return fit
 
 
+def beta_scale(m: Modes, pirls: PIRLS, theta: np.ndarray) -> np.ndarray:
+    """Approximate standard errors of β from R_X at the modes (finite-difference steps)."""
+    if not pirls.X.shape[1]:
+        return np.zeros(0)
+    RX = final_rx(pirls, m, theta)
+    se = np.sqrt(np.diag(np.linalg.inv(RX.T @ RX)))
+    return np.where(np.isfinite(se) & (se > 0), se, 1.0)
+
+
+def moment_dispersion(pirls: PIRLS, m: Modes) -> float:
+    """A starting φ: the Pearson statistic over its residual degrees of freedom, as glm's
+    summary estimates the dispersion."""
+    y, w, fam = pirls.y, pirls.w, pirls.family
+    pearson = float(np.sum(w * (y - m.mu) ** 2 / fam.variance(m.mu)))
+    value = pearson / max(len(y) - pirls.X.shape[1], 1)
+    return value if np.isfinite(value) and value > 0 else 1.0
+
+
 def glmm_deviance(pirls: PIRLS, theta: np.ndarray, beta: np.ndarray, u0: np.ndarray,
-                  nodes: tuple[np.ndarray, np.ndarray] | None) -> float:
-    """−2 log L at (θ, β), Laplace (nodes None) or adaptive Gauss–Hermite: lme4's stage-2
-    objective (1e300 where it is not finite, for BOBYQA). PIRLS always starts from u0, so the
-    deviance is a deterministic, smooth function of (θ, β), which the finite-difference
-    Hessian (the standard errors) relies on."""
-    m = pirls.modes(theta, beta, u0=u0)
+                  nodes: tuple[np.ndarray, np.ndarray] | None, phi: float = 1.0) -> float:
+    """−2 log L at (θ, β) (and the dispersion φ), Laplace (nodes None) or adaptive
+    Gauss–Hermite: lme4's stage-2 objective (1e300 where it is not finite, for BOBYQA).
+    PIRLS always starts from u0, so the deviance is a deterministic, smooth function of the
+    parameters, which the finite-difference Hessian (the standard errors) relies on."""
+    m = pirls.modes(theta, beta, u0=u0, phi=phi)
     value = pirls.agq(m, theta, nodes) if nodes is not None else pirls.laplace(m)
     return value if np.isfinite(value) else 1e300
 
@@ -409,19 +476,19 @@ def glmm_deviance(pirls: PIRLS, theta: np.ndarray, beta: np.ndarray, u0: np.ndar
 def final_rx(pirls: PIRLS, m: Modes, theta: np.ndarray) -> np.ndarray:
     """R_X of the weighted PLS at the modes (the fixed effects' unscaled precision factor),
     lme4's fallback for vcov when the Hessian is unusable."""
-    _, sol = pirls._weighted_pls(theta, m.eta, m.mu, pirls.X, pirls.offset)
+    _, sol = pirls._weighted_pls(theta, m.eta, m.mu, pirls.X, pirls.offset, m.phi)
     return sol.RX
 
 
-def _hessian_vcov(hess: np.ndarray, k: int) -> np.ndarray | None:
-    """The fixed effects' block of (H/2)⁻¹, H the Hessian of −2 log L in (θ, β) (lme4's
-    vcov(use.hessian = TRUE)); None if H is not positive definite."""
+def _hessian_vcov(hess: np.ndarray, k: int, p: int) -> np.ndarray | None:
+    """The fixed effects' block of (H/2)⁻¹, H the Hessian of −2 log L in (θ, β) (and log φ)
+    (lme4's vcov(use.hessian = TRUE)); None if H is not positive definite."""
     h = (hess + hess.T) / 4.0
     try:
         np.linalg.cholesky(h)
     except np.linalg.LinAlgError:
         return None
-    V = np.linalg.inv(h)[k:, k:]
+    V = np.linalg.inv(h)[k:k + p, k:k + p]
     return (V + V.T) / 2.0
 
 

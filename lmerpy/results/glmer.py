@@ -15,7 +15,10 @@ RESIDUAL_TYPES = ("deviance", "pearson", "response", "working")
 
 
 class GlmerResult(LmerResult):
-    """A fitted generalized linear mixed model; σ = 1 (binomial, Poisson), no REML."""
+    """A fitted generalized linear mixed model, by maximum likelihood. σ is 1 for binomial
+    and Poisson responses and √φ, φ the estimated dispersion, for Gamma, inverse Gaussian
+    and Gaussian ones; the random effects' covariance is on the linear predictor's scale
+    and not multiplied by σ (lme4 2.0's VarCorr; lme4 1.1 multiplied it)."""
 
     fit: GlmerFit
 
@@ -45,14 +48,28 @@ class GlmerResult(LmerResult):
         return f"Generalized linear mixed model fit by maximum likelihood ({how}) [glmerMod]"
 
     @property
+    def sigma(self) -> float:
+        """√φ for a family with a dispersion φ (the Gamma's coefficient of variation, the
+        Gaussian's residual sd); 1 for binomial and Poisson (lme4's sigma())."""
+        return float(np.sqrt(self.fit.phi)) if self.family.has_dispersion else 1.0
+
+    @property
+    def dispersion(self) -> float:
+        """φ, the family's dispersion (σ²): Var(y | b) = φ V(μ) / w."""
+        return float(self.fit.phi)
+
+    @property
     def n_params(self) -> int:
-        """β and θ, and a negative binomial's θ (lme4 counts it for glmer.nb fits)."""
+        """β and θ, and a negative binomial's θ (lme4 counts it for glmer.nb fits) or the
+        dispersion φ."""
         nb = self.fit.family.family == "negative.binomial"
-        return len(self.fit.fixef_names) + len(self.fit.theta) + int(nb)
+        return len(self.fit.fixef_names) + len(self.fit.theta) + int(nb) \
+            + int(self.family.has_dispersion)
 
     def VarCorr(self) -> VarCorr:
-        vc = super().VarCorr()
-        return VarCorr(vc.terms, None)  # no residual variance in a binomial/Poisson GLMM
+        # Λ is on the linear predictor's scale: no σ factor, and no residual row (a
+        # dispersion φ is printed on its own line by the summary)
+        return VarCorr(self._varcorr_terms(1.0), None)
 
     # -- criteria ----------------------------------------------------------------------------
     def REMLcrit(self) -> float:
@@ -86,6 +103,8 @@ class GlmerResult(LmerResult):
         else:
             r = np.sign(raw) * np.sqrt(np.maximum(f.family.dev_resids(f.y, f.mu,
                                                                       f.prior_weights), 0))
+        if scaled:
+            r = r / self.sigma
         return pd.Series(r, index=self.design.index, name="residuals")
 
     # -- prediction --------------------------------------------------------------------------
@@ -109,11 +128,18 @@ class GlmerResult(LmerResult):
 
     @property
     def _default_confint(self) -> str:
-        """Profile, as lme4; Wald for nAGQ = 0 and torch fits, which have no such profile."""
-        return "Wald" if self.fit.nAGQ == 0 or self.torch_info is not None else "profile"
+        """Profile, as lme4; Wald for nAGQ = 0, torch fits and families with a dispersion,
+        which have no such profile."""
+        no_profile = self.fit.nAGQ == 0 or self.torch_info is not None \
+            or self.family.has_dispersion
+        return "Wald" if no_profile else "profile"
 
     def _check_profile(self, what: str = "profile intervals") -> None:
         super()._check_profile(what)
+        if self.family.has_dispersion:
+            raise ModelError(f"{what} are not available for the {self.family.family} "
+                             f"family (its dispersion would need profiling too, which lme4 "
+                             f"does not do either); use method='Wald' or method='boot'")
         if self.fit.nAGQ == 0:
             raise ModelError(f"{what} need the likelihood: this fit used nAGQ=0 (no Laplace "
                              f"step); refit with nAGQ=1, or use method='Wald'")

@@ -238,7 +238,10 @@ class LmerResult:
         return out
 
     def VarCorr(self) -> VarCorr:
-        s = self.sigma
+        return VarCorr(self._varcorr_terms(self.sigma), self.sigma)
+
+    def _varcorr_terms(self, s: float) -> list[VarCorrTerm]:
+        """Each random term's covariance σ²ΛΛ' (σ = ``s``)."""
         labels = make_unique([r.group for r in self.design.random])
         terms = []
         for r, label, th in zip(self.design.random, labels, self.design.split_theta(self.theta)):
@@ -248,7 +251,7 @@ class LmerResult:
             else:  # spatial: the kernel's variance, and its lengthscale besides
                 terms.append(VarCorrTerm(label, ["(Intercept)"],
                                          np.array([[s**2 * th[0] ** 2]]), float(th[1])))
-        return VarCorr(terms, s)
+        return terms
 
     def vcov(self) -> pd.DataFrame:
         names = self.fit.fixef_names

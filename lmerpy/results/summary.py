@@ -134,9 +134,19 @@ def summary_lines(m: LmerResult, ddf: str | None = None) -> list[str]:
     lines.append("Random effects:")
     lines += m.VarCorr().format_lines(SUMMARY_DIGITS, ("Variance", "Std.Dev."))
     lines.append(groups_line(m.nobs, m.ngrps))
+    lines += dispersion_lines(m)
     lines += fixed_effects_lines(m, ddf)
     lines += warning_lines(m)
     return lines
+
+
+def dispersion_lines(m: LmerResult) -> list[str]:
+    """A GLMM's estimated dispersion φ = σ² (Gamma, inverse Gaussian, Gaussian), on its own
+    line as glmmTMB prints it rather than as a residual variance."""
+    if m.family is None or not m.family.has_dispersion:
+        return []
+    value = format_numbers([m.sigma**2], SUMMARY_DIGITS)[0].strip()
+    return ["", f"Dispersion parameter for {m.family.family} family (sigma^2): {value}"]
 
 
 def training_lines(m: LmerResult) -> list[str]:

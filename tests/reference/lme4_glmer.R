@@ -1,7 +1,7 @@
 # Reference GLMM fits from real lme4 runs (glmer), for the exact GLMM engine.
 # Run from the repository root:   Rscript tests/reference/lme4_glmer.R
 # Writes tests/reference/lme4_glmer.json and the simulated data sets
-# tests/reference/sim_poisson.csv.gz and tests/reference/sim_binary.csv.gz
+# tests/reference/sim_poisson.csv.gz, sim_binary.csv.gz and sim_gamma.csv.gz
 suppressPackageStartupMessages({ library(lme4); library(jsonlite) })
 source("tests/reference/common.R")
 
@@ -32,6 +32,35 @@ y <- rbinom(ns * per, 1, plogis(eta))
 write_gz(data.frame(y = y, t = t, subject = subject), "tests/reference/sim_binary.csv.gz")
 sim_binary <- read.csv("tests/reference/sim_binary.csv.gz")
 
+# Positive, skewed responses (reaction times) for the families with a dispersion parameter,
+# fitted in glmmtmb_dispersion.R (lme4 1.1's glmer does not estimate the dispersion within
+# its likelihood): subjects crossed with items, a condition and a number x; rt is Gamma, ig
+# inverse Gaussian (Michael, Schucany and Haas' generator: no package beyond lme4 needed).
+rinvgauss_ <- function(n, mean, dispersion) {
+  lambda <- 1 / dispersion
+  v <- rnorm(n)^2
+  x <- mean + mean^2 * v / (2 * lambda) -
+    mean / (2 * lambda) * sqrt(4 * mean * lambda * v + mean^2 * v^2)
+  ifelse(runif(n) <= mean / (mean + x), x, mean^2 / x)
+}
+set.seed(20261203)
+ns <- 30; ni <- 20
+g <- expand.grid(subject = sprintf("s%02d", 1:ns), item = sprintf("i%02d", 1:ni),
+                 stringsAsFactors = FALSE)
+g <- g[sample(nrow(g), 450), ]
+cond <- ifelse(runif(450) < 0.5, "a", "b")
+x <- round(runif(450, -1, 1), 3)
+bs <- rnorm(ns, sd = 0.25); names(bs) <- sprintf("s%02d", 1:ns)
+bsx <- rnorm(ns, sd = 0.15); names(bsx) <- sprintf("s%02d", 1:ns)
+bi <- rnorm(ni, sd = 0.15); names(bi) <- sprintf("i%02d", 1:ni)
+mu <- exp(6.3 + 0.12 * (cond == "b") + 0.2 * x + bs[g$subject] + bsx[g$subject] * x +
+          bi[g$item])
+rt <- round(rgamma(450, shape = 8, scale = mu / 8), 1)
+ig <- round(rinvgauss_(450, mu / 500, 0.3), 4)
+write_gz(data.frame(rt = rt, rt_s = rt / 1000, ig = ig, x = x, cond = cond,
+                    subject = g$subject, item = g$item), "tests/reference/sim_gamma.csv.gz")
+sim_gamma <- read.csv("tests/reference/sim_gamma.csv.gz")
+
 fits <- list(
   cbpp_laplace = list("cbpp", cbind(incidence, size - incidence) ~ period + (1 | herd), binomial, 1),
   cbpp_agq25 = list("cbpp", cbind(incidence, size - incidence) ~ period + (1 | herd), binomial, 25),
@@ -41,9 +70,12 @@ fits <- list(
   poisson_crossed = list("sim_poisson", count ~ x + (1 | site) + (1 | year), poisson, 1),
   poisson_agq = list("sim_poisson", count ~ x + (1 | site), poisson, 9),
   binary_slope = list("sim_binary", y ~ t + (t | subject), binomial, 1),
-  binary_cloglog = list("sim_binary", y ~ t + (1 | subject), binomial(link = "cloglog"), 1)
+  binary_cloglog = list("sim_binary", y ~ t + (1 | subject), binomial(link = "cloglog"), 1),
+  cbpp_cauchit = list("cbpp", cbind(incidence, size - incidence) ~ period + (1 | herd), binomial(link = "cauchit"), 1),
+  poisson_sqrt = list("sim_poisson", count ~ x + (1 | site), poisson(link = "sqrt"), 1)
 )
-datasets <- list(cbpp = cbpp, sim_poisson = sim_poisson, sim_binary = sim_binary)
+datasets <- list(cbpp = cbpp, sim_poisson = sim_poisson, sim_binary = sim_binary,
+                 sim_gamma = sim_gamma)
 
 describe <- function(spec) {
   data <- datasets[[spec[[1]]]]
@@ -68,8 +100,8 @@ describe <- function(spec) {
     AIC = AIC(fit), BIC = BIC(fit), df_resid = df.residual(fit), nobs = nobs(fit),
     theta = unname(getME(fit, "theta")),
     fixef = unname(fixef(fit)), fixef_names = names(fixef(fit)),
-    se = unname(coefs[, "Std. Error"]), zvalue = unname(coefs[, "z value"]),
-    pvalue = unname(coefs[, "Pr(>|z|)"]),
+    se = unname(coefs[, "Std. Error"]), zvalue = unname(coefs[, 3]),
+    pvalue = unname(coefs[, "Pr(>|z|)"]), sigma = sigma(fit),
     vcov = unname(as.matrix(vcov(fit))),
     varcorr = list(grp = vc$grp, var1 = vc$var1, var2 = vc$var2, vcov = vc$vcov, sdcor = vc$sdcor),
     ranef = ranefs,
