@@ -1,0 +1,222 @@
+"""GLMMs with a dispersion parameter (Gamma, inverse Gaussian, Gaussian with a link): against
+real glmmTMB fits (tests/reference/glmmtmb_dispersion.R), whose Laplace approximation is the
+same likelihood; against lmer for the identity link, where the Laplace approximation is
+exact; and against a Laplace approximation computed here by brute force, one group at a time,
+for the inverse Gaussian, which glmmTMB does not fit."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.optimize import minimize, minimize_scalar
+
+import lmerpy as lp
+from lmerpy.results.glmer import GlmerResult
+from lmerpy.results.summary import coefficient_table
+from lmerpy.design import design as make_design
+from lmerpy.engines.family import make_family
+from lmerpy.engines.glmm import fit_glmer
+from tests.conftest import as_list, read_reference, reference_data
+
+REF = read_reference("glmmtmb_dispersion.json")["fits"]
+
+
+@pytest.fixture(scope="module")
+def data() -> pd.DataFrame:
+    return reference_data("sim_gamma")
+
+
+@pytest.fixture(scope="module")
+def fitted(data) -> dict:
+    out = {}
+    for name, r in REF.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # glmmTMB warned of nothing: neither may we
+            out[name] = lp.glmer(r["formula"], data, family=r["family"], link=r["link"],
+                                 data_name="sim_gamma")
+    return out
+
+
+@pytest.mark.parametrize("name", list(REF))
+def test_likelihood_and_estimates_match_glmmtmb(fitted, name):
+    m, r = fitted[name], REF[name]
+    assert float(m.logLik()) == pytest.approx(r["logLik"], abs=5e-5)
+    assert m.n_params == r["df"] and m.df_resid == r["df_resid"]
+    assert m.AIC() == pytest.approx(r["AIC"], abs=1e-4)
+    assert m.BIC() == pytest.approx(r["BIC"], abs=1e-4)
+    assert m.fixef_names == as_list(r["fixef_names"])
+    np.testing.assert_allclose(m.fixef().to_numpy(), r["fixef"], rtol=2e-5, atol=1e-5)
+    assert m.sigma == pytest.approx(r["sigma"], rel=2e-5)
+    assert m.dispersion == pytest.approx(r["sigma"] ** 2, rel=4e-5)
+    terms = m.VarCorr().terms
+    assert [t.group for t in terms] == [v["group"] for v in r["varcorr"]]
+    for t, v in zip(terms, r["varcorr"]):
+        np.testing.assert_allclose(t.sd, np.atleast_1d(v["sd"]), rtol=2e-4)
+        np.testing.assert_allclose(t.corr, np.atleast_2d(v["corr"]), atol=2e-4)
+
+
+@pytest.mark.parametrize("name", list(REF))
+def test_standard_errors_match_glmmtmb(fitted, name):
+    """The Hessian of the Laplace likelihood in (θ, β, log φ), by finite differences here and
+    by automatic differentiation in TMB."""
+    m, r = fitted[name], REF[name]
+    se = np.sqrt(np.diag(m.vcov().to_numpy()))
+    np.testing.assert_allclose(se, r["se"], rtol=5e-4)
+    coef = coefficient_table(m)
+    np.testing.assert_allclose(coef["z value"], r["zvalue"], rtol=5e-4)
+    np.testing.assert_allclose(coef["Pr(>|z|)"], r["pvalue"], rtol=5e-3, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(REF))
+def test_modes_fitted_values_and_residuals_match_glmmtmb(fitted, name):
+    m, r = fitted[name], REF[name]
+    re = m.ranef()
+    for g in r["ranef"]:
+        ours = re[g["group"]]
+        assert list(ours.index) == as_list(g["levels"])
+        theirs = np.array(g["values"]).reshape(ours.shape)
+        np.testing.assert_allclose(ours.to_numpy(), theirs, atol=2e-4 * np.abs(theirs).max())
+    np.testing.assert_allclose(m.fitted(), r["fitted"], rtol=2e-5)
+    np.testing.assert_allclose(m.predict(), r["eta"], rtol=2e-5,
+                               atol=2e-5 * np.abs(r["eta"]).max())
+    # glmmTMB's Pearson residuals, like lme4's, are (y − μ)/√V(μ), not divided by σ
+    scale = np.abs(r["resid_pearson"]).max()
+    np.testing.assert_allclose(m.residuals(type="pearson"), r["resid_pearson"], rtol=1e-4,
+                               atol=1e-5 * scale)
+    np.testing.assert_allclose(m.residuals(type="response"), r["resid_response"],
+                               rtol=1e-4, atol=1e-4 * np.abs(r["resid_response"]).max())
+
+
+def test_summary_prints_the_dispersion_and_z_tests(fitted):
+    m, r = fitted["gamma_log"], REF["gamma_log"]
+    lines = str(m.summary()).splitlines()
+    assert lines[2] == " Family: Gamma  ( log )"
+    # glmmTMB prints "Dispersion estimate for Gamma family (sigma^2): 0.126"
+    assert f"Dispersion parameter for Gamma family (sigma^2): {r['sigma'] ** 2:.3f}" in lines
+    header = next(line for line in lines if "Estimate" in line)
+    assert header.split() == ["Estimate", "Std.", "Error", "z", "value", "Pr(>|z|)"]
+    assert not any(line.startswith(" Residual") for line in lines)
+    aic = lines[lines.index(next(s for s in lines if s.strip().startswith("AIC"))) + 1]
+    assert aic.split()[:3] == [f"{r['AIC']:.1f}", f"{r['BIC']:.1f}", f"{r['logLik']:.1f}"]
+    # scaled residuals: Pearson residuals over σ
+    scaled = m.residuals(type="pearson", scaled=True).to_numpy()
+    np.testing.assert_allclose(scaled * m.sigma, r["resid_pearson"], rtol=1e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_gaussian_identity_laplace_is_the_exact_lmm(weighted):
+    """For a Gaussian response with the identity link the Laplace approximation is exact, so
+    the GLMM engine's fit is lmer's ML fit: the same log-likelihood and β, random-effect sds
+    θσ and σ, with prior weights as precision weights in both."""
+    sleep = lp.datasets.load("sleepstudy")
+    w = np.resize([1.0, 2.0, 0.5], len(sleep)) if weighted else None
+    formula = "Reaction ~ Days + (Days | Subject)"
+    ref = lp.lmer(formula, sleep, REML=False, weights=w)
+    fit = fit_glmer(make_design(formula, sleep), make_family("gaussian"), weights=w)
+    m = GlmerResult(fit, "sleepstudy")
+    assert float(m.logLik()) == pytest.approx(float(ref.logLik()), abs=1e-5)
+    np.testing.assert_allclose(m.fixef(), ref.fixef(), rtol=1e-5)
+    assert m.sigma == pytest.approx(ref.sigma, rel=1e-4)
+    np.testing.assert_allclose(m.VarCorr().to_frame().sdcor,
+                               ref.VarCorr().to_frame().sdcor.iloc[:-1], rtol=1e-3)
+    # ML standard errors of β (lmer's are conditional on θ; so are these at the optimum,
+    # up to the θ–β cross terms, which vanish for an LMM)
+    np.testing.assert_allclose(np.sqrt(np.diag(m.vcov())), np.sqrt(np.diag(ref.vcov())),
+                               rtol=1e-3)
+
+
+def brute_force_laplace(y, x, groups, beta, sd, phi, family):
+    """−2 log L by the Laplace approximation of a random-intercept GLMM, one group at a
+    time: the mode of h(u) = −2 log p(y | u) + u² by scalar minimisation, h'' by second
+    differences, and −2 log ∫ = h(û) + log(h''(û)/2)."""
+    total = 0.0
+    for g in np.unique(groups):
+        rows = groups == g
+        yg, xg = y[rows], x[rows]
+
+        def h(u, yg=yg, xg=xg):
+            mu = family.link.inverse(beta[0] + beta[1] * xg + sd * u)
+            if np.any(~np.isfinite(mu)) or np.any(mu <= 0):
+                return np.inf
+            return family.neg2_loglik(yg, mu, np.ones_like(yg), phi) + u * u
+
+        u = minimize_scalar(h, bounds=(-8, 8), method="bounded",
+                            options={"xatol": 1e-10}).x
+        e = 1e-4
+        second = (h(u + e) - 2 * h(u) + h(u - e)) / e**2
+        total += h(u) + np.log(second / 2.0)
+    return total
+
+
+@pytest.mark.parametrize("link", ["log", "1/mu^2"])
+def test_inverse_gaussian_against_a_brute_force_laplace(data, link):
+    m = lp.glmer("ig ~ x + (1 | subject)", data, family="inverse.gaussian", link=link)
+    fam = make_family("inverse.gaussian", link)
+    y, x, g = data.ig.to_numpy(), data.x.to_numpy(), data.subject.to_numpy()
+
+    def criterion(p):
+        return brute_force_laplace(y, x, g, p[:2], np.exp(p[2]), np.exp(p[3]), fam)
+
+    ours = np.concatenate([m.fixef().to_numpy(), np.log([m.VarCorr().terms[0].sd[0],
+                                                         m.dispersion])])
+    # the same value at lmerpy's estimates ...
+    assert criterion(ours) == pytest.approx(-2 * float(m.logLik()), abs=1e-4)
+    # ... and they are its minimum: a search from there finds nothing lower
+    best = minimize(criterion, ours, method="Nelder-Mead",
+                    options={"xatol": 1e-6, "fatol": 1e-8, "maxfev": 400})
+    assert best.fun > criterion(ours) - 1e-4
+    np.testing.assert_allclose(best.x, ours, atol=2e-3)
+
+
+def test_simulated_responses_have_the_fitted_mean_and_variance(fitted, data):
+    """Conditional on the fitted random effects, y* has mean μ and variance φ V(μ)."""
+    m = fitted["gamma_log"]
+    sims = m.simulate(4000, seed=1, use_u=True).to_numpy()
+    mu = m.fitted().to_numpy()
+    assert np.all(sims > 0)
+    ratio = sims / mu[:, None]  # Gamma: mean 1, variance φ
+    assert ratio.mean() == pytest.approx(1.0, abs=2e-3)
+    assert ratio.var() == pytest.approx(m.dispersion, rel=2e-2)
+    ig = lp.glmer("ig ~ x + (1 | subject)", data, family="inverse.gaussian", link="log")
+    sims = ig.simulate(4000, seed=2, use_u=True).to_numpy()
+    mu = ig.fitted().to_numpy()
+    z = (sims - mu[:, None]) / np.sqrt(ig.dispersion * mu[:, None] ** 3)
+    assert z.mean() == pytest.approx(0.0, abs=5e-3) and z.var() == pytest.approx(1.0, rel=3e-2)
+
+
+def test_refit_save_and_load_keep_the_dispersion(fitted, tmp_path):
+    m = fitted["gaussian_log"]
+    again = m.refit(m.fit.y)
+    assert float(again.logLik()) == pytest.approx(float(m.logLik()), abs=1e-6)
+    path = tmp_path / "gamma.lmerpy"
+    fitted["gamma_log"].save(path)
+    loaded = lp.load(path)
+    assert loaded.sigma == pytest.approx(fitted["gamma_log"].sigma, rel=1e-12)
+    assert str(loaded.summary()) == str(fitted["gamma_log"].summary())
+
+
+def test_gaussian_identity_is_redirected_to_lmer(data):
+    with pytest.warns(FutureWarning, match="shortcut to lmer"):
+        m = lp.glmer("rt ~ x + (1 | subject)", data, family="gaussian")
+    ref = lp.lmer("rt ~ x + (1 | subject)", data)
+    assert type(m) is lp.LmerResult and m.REML
+    assert float(m.logLik()) == pytest.approx(float(ref.logLik()), abs=1e-8)
+
+
+def test_errors_for_dispersion_families(data, fitted):
+    with pytest.raises(lp.ModelError, match="not available for the Gamma family"):
+        lp.glmer("rt ~ x + (1 | subject)", data, family="Gamma", nAGQ=5)
+    bad = data.assign(rt=data.rt.where(data.index != 7, 0.0))
+    with pytest.raises(lp.ModelError, match="must be positive for the Gamma family: row 7 is 0"):
+        lp.glmer("rt ~ x + (1 | subject)", bad, family="Gamma")
+    with pytest.raises(lp.ModelError, match="link 'logit' is not available for the Gamma"):
+        lp.glmer("rt ~ x + (1 | subject)", data, family="Gamma", link="logit")
+    with pytest.raises(lp.ModelError, match="profile intervals are not available"):
+        fitted["gamma_log"].confint(method="profile")
+    wald = fitted["gamma_log"].confint()  # Wald by default: no profile for these families
+    assert np.isnan(wald.loc[".sig01"]).all() and np.isfinite(wald.loc["x"]).all()
+    with pytest.raises(lp.ModelError, match="Gamma one needs the exact engine"):
+        lp.glmer("rt ~ nn(x) + (1 | subject)", data, family="Gamma")
