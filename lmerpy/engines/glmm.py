@@ -355,6 +355,8 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
         return value if np.isfinite(value) else 1e300
 
     scale = theta_scaling(design)  # the optimiser works on θ / scale, as in fit_lmer
+    if disp:  # an identity or inverse link puts η, so θ, on the response's scale or its inverse
+        scale = scale * predictor_scale(eta_start)
     theta0 = design.theta0() * scale if start is None else np.maximum(start, lower)
     phi = 1.0
     if fixed is not None:
@@ -399,10 +401,13 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
     elif nAGQ > 0 and optimise:
         se = np.sqrt(np.diag(np.linalg.inv(m1.solution.RX.T @ m1.solution.RX))) \
             if len(beta) else np.zeros(0)
-        full = np.concatenate([scale, np.ones(len(beta) + n_phi)])
-        step = np.concatenate([np.maximum(0.1 * np.abs(theta / scale), 0.05), 0.2 * se,
-                               [0.1] * n_phi])
-        start2 = np.concatenate([theta / scale, beta, [np.log(phi)] * n_phi])
+        # β in units of its standard error for a dispersion family (whose links put β on
+        # any scale); as lme4 otherwise
+        units = beta_scale(m1, pirls, theta) if disp else np.ones(len(beta))
+        full = np.concatenate([scale, units, np.ones(n_phi)])
+        step = np.concatenate([np.maximum(0.1 * np.abs(theta / scale), 0.05),
+                               0.2 * se / units, [0.1] * n_phi])
+        start2 = np.concatenate([theta / scale, beta / units, [np.log(phi)] * n_phi])
         par, code, more = bobyqa(lambda p: stage2(full * p), start2, par_lower / full,
                                  control, step=step)
         evals += more
@@ -451,6 +456,14 @@ def beta_scale(m: Modes, pirls: PIRLS, theta: np.ndarray) -> np.ndarray:
     RX = final_rx(pirls, m, theta)
     se = np.sqrt(np.diag(np.linalg.inv(RX.T @ RX)))
     return np.where(np.isfinite(se) & (se > 0), se, 1.0)
+
+
+def predictor_scale(eta: np.ndarray, low: float = 0.1, high: float = 10.0) -> float:
+    """The standard deviation of the starting linear predictor where it lies outside
+    [low, high], else 1: θ is scaled by it (as theta_scaling scales columns), so a random
+    effect starts at the spread of η = g(y), on whatever scale the link puts it."""
+    sd = float(np.std(eta[np.isfinite(eta)]))
+    return sd if np.isfinite(sd) and sd > 0 and not low <= sd <= high else 1.0
 
 
 def moment_dispersion(pirls: PIRLS, m: Modes) -> float:

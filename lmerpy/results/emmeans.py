@@ -109,7 +109,9 @@ class EmmGrid:
             scale = self.basis.scale
             name = scale.response_name
             se = se * np.abs(scale.derivative(est))
-            est, lower, upper = scale.inverse(est), scale.inverse(lower), scale.inverse(upper)
+            est, a, b = scale.inverse(est), scale.inverse(lower), scale.inverse(upper)
+            # a decreasing link (inverse, 1/mu^2) swaps the ends, which emmeans reorders
+            lower, upper = np.minimum(a, b), np.maximum(a, b)
         lo, hi = _ci_names(df)
         table = self.levels.copy()
         for column, values in ((name, est), ("SE", se), ("df", df), (lo, lower), (hi, upper)):

@@ -92,7 +92,7 @@ def model_performance(m) -> Performance:
         "BIC": -2 * ll + k * np.log(n), "R2_conditional": r2.conditional,
         "R2_marginal": r2.marginal, "ICC": icc(m).adjusted,
         "RMSE": float(np.sqrt(np.mean(residuals**2))),
-        "Sigma": float(m.sigma) if m.family is None else 1.0, **_scores(m)})
+        "Sigma": float(m.sigma), **_scores(m)})
 
 
 def _scores(m) -> dict[str, float]:

@@ -115,12 +115,18 @@ def variance_parts(m) -> VarianceParts:
 def _residual(m) -> float:
     """σ² for a linear mixed model; for a GLMM its link's distribution-specific variance
     (logit π²/3, probit 1, cloglog π²/6; Poisson's log link log(1 + 1/μ), μ = exp of the
-    intercept of the model refitted without fixed effects, as insight's null model)."""
+    intercept of the model refitted without fixed effects, as insight's null model; a Gamma
+    or Gaussian GLMM's σ²)."""
     if m.family is None:
         return float(m.sigma) ** 2
     family, link = m.family.family, m.family.link.name
-    if family == "binomial":
-        return {"logit": math.pi**2 / 3, "probit": 1.0, "cloglog": math.pi**2 / 6}[link]
+    binomial = {"logit": math.pi**2 / 3, "probit": 1.0, "cloglog": math.pi**2 / 6}
+    if family == "binomial" and link in binomial:
+        return binomial[link]
+    if family in ("Gamma", "gaussian"):
+        # insight's: σ² for a Gaussian response, and for a Gamma one its dispersion φ = 1/ν
+        # (Nakagawa, Johnson and Schielzeth's delta-method variance), whatever the link
+        return float(m.sigma) ** 2
     if family == "poisson" and link == "log":
         from ..formula.update import random_parts
         from ..updates import update  # the null model is a refit (updates builds on results)
@@ -129,8 +135,9 @@ def _residual(m) -> float:
         null = update(m, ". ~ 1 + " + " + ".join(str(t) for t in terms))
         mu = math.exp(float(null.fixef().iloc[0]))
         return math.log1p(1 / mu)
-    raise ModelError(f"R² and the ICC are defined here for Gaussian, binomial and Poisson "
-                     f"(log link) models, not {family} with the {link} link")
+    raise ModelError(f"R² and the ICC are defined here for Gaussian, Gamma, binomial "
+                     f"(logit, probit, cloglog) and Poisson (log link) models, not {family} "
+                     f"with the {link} link")
 
 
 __all__ = ["ICC", "ICCByGroup", "R2", "VarianceParts", "icc", "r2_nakagawa",

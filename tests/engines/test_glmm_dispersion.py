@@ -14,11 +14,11 @@ import pytest
 from scipy.optimize import minimize, minimize_scalar
 
 import lmerpy as lp
-from lmerpy.results.glmer import GlmerResult
-from lmerpy.results.summary import coefficient_table
 from lmerpy.design import design as make_design
 from lmerpy.engines.family import make_family
 from lmerpy.engines.glmm import fit_glmer
+from lmerpy.results.glmer import GlmerResult
+from lmerpy.results.summary import coefficient_table
 from tests.conftest import as_list, read_reference, reference_data
 
 REF = read_reference("glmmtmb_dispersion.json")["fits"]
@@ -48,7 +48,9 @@ def test_likelihood_and_estimates_match_glmmtmb(fitted, name):
     assert m.AIC() == pytest.approx(r["AIC"], abs=1e-4)
     assert m.BIC() == pytest.approx(r["BIC"], abs=1e-4)
     assert m.fixef_names == as_list(r["fixef_names"])
-    np.testing.assert_allclose(m.fixef().to_numpy(), r["fixef"], rtol=2e-5, atol=1e-5)
+    # β to within 1e-3 of its standard error (both optimisers stop at their tolerances)
+    np.testing.assert_array_less(np.abs(m.fixef().to_numpy() - r["fixef"]),
+                                 1e-3 * np.asarray(r["se"]))
     assert m.sigma == pytest.approx(r["sigma"], rel=2e-5)
     assert m.dispersion == pytest.approx(r["sigma"] ** 2, rel=4e-5)
     terms = m.VarCorr().terms
@@ -151,17 +153,26 @@ def brute_force_laplace(y, x, groups, beta, sd, phi, family):
     return total
 
 
-@pytest.mark.parametrize("link", ["log", "1/mu^2"])
-def test_inverse_gaussian_against_a_brute_force_laplace(data, link):
-    m = lp.glmer("ig ~ x + (1 | subject)", data, family="inverse.gaussian", link=link)
-    fam = make_family("inverse.gaussian", link)
-    y, x, g = data.ig.to_numpy(), data.x.to_numpy(), data.subject.to_numpy()
+@pytest.mark.parametrize(("family", "link", "formula"), [
+    ("inverse.gaussian", "log", "ig ~ x + (1 | subject)"),
+    ("inverse.gaussian", "1/mu^2", "ig ~ x + (1 | subject)"),
+    # η = 1/μ is about 0.002 here (milliseconds): glmmTMB 1.1.5 gives NaN standard errors
+    ("Gamma", "inverse", "rt ~ cond + (1 | subject)")])
+def test_against_a_brute_force_laplace(data, family, link, formula):
+    m = lp.glmer(formula, data, family=family, link=link)
+    fam = make_family(family, link)
+    response, covariate = formula.split(" ~ ")[0], formula.split(" ~ ")[1].split(" + ")[0]
+    y, g = data[response].to_numpy(), data.subject.to_numpy()
+    x = (data.cond == "b").to_numpy(float) if covariate == "cond" else data.x.to_numpy()
+    # in units of lmerpy's estimates, so the search below treats each parameter alike
+    unit = np.concatenate([np.abs(m.fixef().to_numpy()), [1.0, 1.0]])
 
     def criterion(p):
+        p = p * unit
         return brute_force_laplace(y, x, g, p[:2], np.exp(p[2]), np.exp(p[3]), fam)
 
     ours = np.concatenate([m.fixef().to_numpy(), np.log([m.VarCorr().terms[0].sd[0],
-                                                         m.dispersion])])
+                                                         m.dispersion])]) / unit
     # the same value at lmerpy's estimates ...
     assert criterion(ours) == pytest.approx(-2 * float(m.logLik()), abs=1e-4)
     # ... and they are its minimum: a search from there finds nothing lower
@@ -220,3 +231,51 @@ def test_errors_for_dispersion_families(data, fitted):
     assert np.isnan(wald.loc[".sig01"]).all() and np.isfinite(wald.loc["x"]).all()
     with pytest.raises(lp.ModelError, match="Gamma one needs the exact engine"):
         lp.glmer("rt ~ nn(x) + (1 | subject)", data, family="Gamma")
+
+
+INFERENCE = read_reference("glmmtmb_dispersion.json")["inference"]
+
+
+@pytest.mark.parametrize("name", list(INFERENCE))
+def test_r2_icc_and_model_performance_are_performances(fitted, name):
+    """performance on the glmmTMB fit (insight 0.19: φ as a Gamma model's
+    distribution-specific variance, σ² for a Gaussian one)."""
+    m, r = fitted[name], INFERENCE[name]
+    r2, icc = lp.r2_nakagawa(m), lp.icc(m)
+    assert r2.conditional == pytest.approx(r["r2_conditional"], rel=1e-4)
+    assert r2.marginal == pytest.approx(r["r2_marginal"], rel=1e-4)
+    assert icc.adjusted == pytest.approx(r["icc_adjusted"], rel=1e-4)
+    assert icc.unadjusted == pytest.approx(r["icc_unadjusted"], rel=1e-4)
+    assert str(r2).splitlines() == as_list(r["r2_lines"])
+    assert str(icc).splitlines() == as_list(r["icc_lines"])
+    perf = lp.model_performance(m)
+    for key, value in r["performance"].items():
+        assert perf.indices[key] == pytest.approx(value, rel=1e-4), key
+    assert str(perf).splitlines() == as_list(r["performance_lines"])
+
+
+def test_emmeans_on_the_response_scale_is_emmeans(fitted):
+    """emmeans on the glmmTMB fit, but for its df: emmeans gives a glmmTMB fit its residual
+    df and t ratios, and a glmerMod (lmerpy's class) asymptotic z ratios."""
+    m, r = fitted["gamma_log"], INFERENCE["gamma_log"]["emmeans"]
+    e = lp.emmeans(m, "pairwise ~ cond", type="response")
+    means, pairs = e.emmeans.table, e.contrasts.table
+    np.testing.assert_allclose(means["response"], [x["response"] for x in r["means"]],
+                               rtol=2e-5)
+    np.testing.assert_allclose(means["SE"], [x["SE"] for x in r["means"]], rtol=1e-4)
+    np.testing.assert_allclose(pairs["ratio"], [x["ratio"] for x in r["contrasts"]], rtol=2e-5)
+    np.testing.assert_allclose(pairs["SE"], [x["SE"] for x in r["contrasts"]], rtol=1e-4)
+    np.testing.assert_allclose(pairs["z.ratio"], [x["t.ratio"] for x in r["contrasts"]],
+                               rtol=1e-4)
+
+
+def test_back_transformed_intervals_are_ordered_for_a_decreasing_link(data):
+    """An inverse link maps η − z·se to the upper end: emmeans lists the ends in order."""
+    m = lp.glmer("rt ~ cond + (1 | subject)", data, family="Gamma")
+    link = lp.emmeans(m, "~ cond").table
+    resp = lp.emmeans(m, "~ cond", type="response").table
+    z = 1.959963984540054
+    np.testing.assert_allclose(resp["asymp.LCL"], 1 / (link["emmean"] + z * link["SE"]),
+                               rtol=1e-10)
+    np.testing.assert_allclose(resp["asymp.UCL"], 1 / (link["emmean"] - z * link["SE"]),
+                               rtol=1e-10)

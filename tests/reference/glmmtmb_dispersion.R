@@ -4,7 +4,9 @@
 # docs/glmer.md). Run from the repository root, after tests/reference/lme4_glmer.R wrote
 # sim_gamma.csv.gz:   Rscript tests/reference/glmmtmb_dispersion.R
 # Writes tests/reference/glmmtmb_dispersion.json.
-suppressPackageStartupMessages({ library(glmmTMB); library(jsonlite) })
+suppressPackageStartupMessages({
+  library(glmmTMB); library(emmeans); library(performance); library(jsonlite)
+})
 source("tests/reference/common.R")
 
 sim_gamma <- read.csv("tests/reference/sim_gamma.csv.gz")
@@ -49,8 +51,34 @@ describe <- function(spec) {
 }
 
 out <- lapply(fits, describe)
+
+# the inference tools on two of the fits: emmeans (on the response scale), performance's R²,
+# ICC and model table (insight takes φ as the distribution-specific variance of a Gamma
+# model, Nakagawa et al.'s delta method, and σ² for a Gaussian one)
+quiet <- function(expr) suppressMessages(suppressWarnings(expr))
+inference <- lapply(c("gamma_log", "gaussian_log"), function(name) {
+  spec <- fits[[name]]
+  fam_ <- spec[[2]]
+  assign("fam_", fam_, envir = globalenv())
+  fit <- eval(bquote(glmmTMB(.(spec[[1]]), data = sim_gamma, family = fam_)), globalenv())
+  r2 <- quiet(r2_nakagawa(fit)); ic <- quiet(icc(fit))
+  v <- quiet(insight::get_variance(fit))
+  mp <- quiet(model_performance(fit))
+  emm <- if ("cond" %in% all.vars(spec[[1]])) {
+    e <- emmeans(fit, pairwise ~ cond, type = "response")
+    list(means = as.data.frame(summary(e$emmeans)), contrasts = as.data.frame(e$contrasts))
+  }
+  list(r2_conditional = unname(r2$R2_conditional), r2_marginal = unname(r2$R2_marginal),
+       icc_adjusted = ic$ICC_adjusted, icc_unadjusted = ic$ICC_unadjusted,
+       var_fixed = v$var.fixed, var_random = v$var.random, var_residual = v$var.residual,
+       r2_lines = capture.output(print(r2)), icc_lines = capture.output(print(ic)),
+       performance = as.list(as.data.frame(mp)[1, ]),
+       performance_lines = capture.output(quiet(print(mp))), emmeans = emm)
+})
+names(inference) <- c("gamma_log", "gaussian_log")
+
 writeLines(toJSON(list(glmmTMB_version = as.character(packageVersion("glmmTMB")),
-                       R_version = R.version.string, fits = out),
+                       R_version = R.version.string, fits = out, inference = inference),
                   digits = NA, auto_unbox = TRUE, null = "null", matrix = "rowmajor"),
            "tests/reference/glmmtmb_dispersion.json")
 cat("wrote tests/reference/glmmtmb_dispersion.json\n")
