@@ -24,6 +24,7 @@ except ImportError as err:  # pragma: no cover - the test environment has scikit
         from err
 
 from .api import glmer, glmer_nb, lmer
+from .engines.family import make_family
 from .engines.torch_control import TorchControl
 from .errors import DataError, ModelError
 from .formula import parse
@@ -218,12 +219,13 @@ class GlmerRegressor(RegressorMixin, _MixedModel):
         data = self._frame(X, y)
         if self.family == "negative.binomial":
             return self._fit_with(glmer_nb, X, data, nAGQ=self.nAGQ, weights=sample_weight)
-        if self.family not in ("poisson", "Gamma", "inverse.gaussian"):
+        family = make_family(self.family, self.link)  # R's names, or "gamma"
+        if family.family not in ("poisson", "Gamma", "inverse.gaussian"):
             raise ModelError(f"GlmerRegressor fits counts or positive values: family "
                              f"'poisson', 'negative.binomial', 'Gamma' or "
                              f"'inverse.gaussian', not {self.family!r}")
-        return self._fit_with(glmer, X, data, family=self.family, link=self.link,
-                              nAGQ=self.nAGQ, weights=sample_weight)
+        return self._fit_with(glmer, X, data, family=family, nAGQ=self.nAGQ,
+                              weights=sample_weight)
 
     def predict(self, X) -> np.ndarray:
         return self._predict(X, type="response")

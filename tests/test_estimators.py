@@ -218,9 +218,27 @@ def test_count_regressor_is_glmer_and_glmer_nb():
     est = GlmerRegressor("y ~ x + (1 | g)", family="negative.binomial").fit(
         counts.drop(columns="y"), counts.y)
     assert est.model_.family.theta == pytest.approx(nb["fits"]["slope"]["nb_theta"], rel=1e-4)
-    with pytest.raises(lp.ModelError, match="family 'poisson' or 'negative.binomial'"):
-        GlmerRegressor("y ~ x + (1 | g)", family="gamma").fit(counts.drop(columns="y"),
-                                                              counts.y)
+    with pytest.raises(lp.ModelError, match="fits counts or positive values"):
+        GlmerRegressor("y ~ x + (1 | g)", family="binomial").fit(counts.drop(columns="y"),
+                                                                 counts.y)
+
+
+def test_positive_regressor_is_a_gamma_glmer():
+    """GlmerRegressor(family="Gamma"): glmmTMB's fit (tests/reference/glmmtmb_dispersion.R);
+    score is D² from the Gamma deviance, in closed form."""
+    from lmerpy.estimators import GlmerRegressor
+
+    ref = read_reference("glmmtmb_dispersion.json")["fits"]["gamma_log"]
+    data = reference_data("sim_gamma")
+    X, y = data.drop(columns="rt"), data["rt"].to_numpy()
+    est = GlmerRegressor("rt ~ cond + x + (1 | subject) + (1 | item)", family="gamma",
+                         link="log").fit(X, y)
+    np.testing.assert_allclose(est.model_.fixef().to_numpy(), ref["fixef"], rtol=1e-4)
+    mu = est.predict(X)
+    np.testing.assert_allclose(mu, ref["fitted"], rtol=1e-4)
+    dev = lambda m: 2 * np.sum((y - m) / m - np.log(y / m))  # noqa: E731
+    assert est.score(X, y) == pytest.approx(1 - dev(mu) / dev(np.full(len(y), y.mean())),
+                                            rel=1e-10)
 
 
 def test_count_regressor_refuses_training_options_for_the_negative_binomial():
