@@ -11,7 +11,7 @@ import pytest
 
 import lmerpy as lp
 from lmerpy.cli import main
-from tests.conftest import read_reference
+from tests.conftest import read_reference, reference_data
 
 
 @pytest.fixture()
@@ -58,6 +58,21 @@ def test_fit_glmer_from_parquet_or_csv(tmp_path, capsys):
                str(path), "--family", "binomial"])
     assert rc == 0
     assert "Family: binomial  ( logit )" in capsys.readouterr().out
+
+
+def test_fit_gamma_with_a_link(tmp_path, capsys):
+    """--family Gamma --link log: glmmTMB's fit (tests/reference/glmmtmb_dispersion.R)."""
+    ref = read_reference("glmmtmb_dispersion.json")["fits"]["gamma_log"]
+    path = tmp_path / "rt.csv"
+    reference_data("sim_gamma").to_csv(path, index=False)
+    out = tmp_path / "pred.csv"
+    rc = main(["fit", ref["formula"], str(path), "--family", "Gamma", "--link", "log",
+               "--predict", str(path), "--out", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "Family: Gamma  ( log )" in text
+    assert f"Dispersion parameter for Gamma family (sigma^2): {ref['sigma'] ** 2:.3f}" in text
+    np.testing.assert_allclose(pd.read_csv(out).prediction, ref["fitted"], rtol=1e-4)
 
 
 @pytest.mark.parametrize("args,code,message", [
