@@ -28,8 +28,14 @@ class GlmmProfiler(Profiler):
         self.pirls = fit.pirls
         self.nodes = gauss_hermite(fit.nAGQ) if fit.nAGQ > 1 else None
         self.u0 = fit.modes.u
-        self.v_hat = design.sdcor(fit.theta, 1.0)[:-1]  # σ = 1: no .sigma
-        self.kinds = design.sdcor_kinds()[:-1]
+        # the random effects' sds are θ's own (σ = 1); a family with a dispersion adds
+        # σ = √φ as the last variance parameter (lme4's .sigma), else there is none
+        self.dispersion = fit.family.has_dispersion
+        keep = None if self.dispersion else -1
+        self.v_hat = design.sdcor(fit.theta, 1.0)[:keep]
+        if self.dispersion:
+            self.v_hat[-1] = np.sqrt(fit.phi)
+        self.kinds = design.sdcor_kinds()[:keep]
         self.scales = unit_scales(self.kinds, self.v_hat, 0.1)
         self.coords = VarianceCoordinates(design.random, self.kinds, self.scales)
         self.beta_hat = fit.solution.beta
@@ -40,10 +46,12 @@ class GlmmProfiler(Profiler):
         self._seen: dict[ProfileTarget, dict[float, tuple[float, np.ndarray]]] = {}
 
     def _deviance(self, v: np.ndarray, beta: np.ndarray) -> float:
-        theta = self.fit.design.theta_of_sdcor(np.append(v, 1.0))
-        if theta is None:
+        sds = np.append(v[:-1], 1.0) if self.dispersion else np.append(v, 1.0)
+        theta = self.fit.design.theta_of_sdcor(sds)
+        if theta is None or (self.dispersion and not v[-1] > 0):
             return 1e300
-        return glmm_deviance(self.pirls, theta, beta, self.u0, self.nodes)
+        phi = float(v[-1]) ** 2 if self.dispersion else 1.0
+        return glmm_deviance(self.pirls, theta, beta, self.u0, self.nodes, phi)
 
     def _estimate_point(self, t: ProfileTarget) -> np.ndarray:
         return np.concatenate([self.v_hat, self.beta_hat])

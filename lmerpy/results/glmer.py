@@ -123,30 +123,29 @@ class GlmerResult(LmerResult):
 
     @property
     def _confint_names(self) -> list[str]:
-        """No .sigma row: a GLMM's scale is fixed by its family."""
-        return [n for n in super()._confint_names if n != ".sigma"]
+        """No .sigma row where the family fixes the scale; √φ's where it has a dispersion."""
+        names = super()._confint_names
+        return names if self.family.has_dispersion else [n for n in names if n != ".sigma"]
 
     @property
     def _default_confint(self) -> str:
-        """Profile, as lme4; Wald for nAGQ = 0, torch fits and families with a dispersion,
-        which have no such profile."""
-        no_profile = self.fit.nAGQ == 0 or self.torch_info is not None \
-            or self.family.has_dispersion
+        """Profile, as lme4; Wald for nAGQ = 0 and torch fits, which have no such profile."""
+        no_profile = self.fit.nAGQ == 0 or self.torch_info is not None
         return "Wald" if no_profile else "profile"
 
     def _check_profile(self, what: str = "profile intervals") -> None:
         super()._check_profile(what)
-        if self.family.has_dispersion:
-            raise ModelError(f"{what} are not available for the {self.family.family} "
-                             f"family (its dispersion would need profiling too, which lme4 "
-                             f"does not do either); use method='Wald' or method='boot'")
         if self.fit.nAGQ == 0:
             raise ModelError(f"{what} need the likelihood: this fit used nAGQ=0 (no Laplace "
                              f"step); refit with nAGQ=1, or use method='Wald'")
 
     def _estimates(self) -> np.ndarray:
-        return np.concatenate([self.design.sdcor(self.theta, 1.0)[:-1],
-                               self.fixef().to_numpy()])
+        v = self.design.sdcor(self.theta, 1.0)
+        if self.family.has_dispersion:
+            v[-1] = self.sigma
+        else:
+            v = v[:-1]
+        return np.concatenate([v, self.fixef().to_numpy()])
 
     def refit(self, newresp=None, *, REML: bool | None = None) -> GlmerResult:
         """lme4's ``refit()``: the model fitted to ``newresp`` from θ̂ by the fit's nAGQ, as

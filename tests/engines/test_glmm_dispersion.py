@@ -225,10 +225,8 @@ def test_errors_for_dispersion_families(data, fitted):
         lp.glmer("rt ~ x + (1 | subject)", bad, family="Gamma")
     with pytest.raises(lp.ModelError, match="link 'logit' is not available for the Gamma"):
         lp.glmer("rt ~ x + (1 | subject)", data, family="Gamma", link="logit")
-    with pytest.raises(lp.ModelError, match="profile intervals are not available"):
-        fitted["gamma_log"].confint(method="profile")
-    wald = fitted["gamma_log"].confint()  # Wald by default: no profile for these families
-    assert np.isnan(wald.loc[".sig01"]).all() and np.isfinite(wald.loc["x"]).all()
+    wald = fitted["gamma_log"].confint(method="Wald")
+    assert np.isnan(wald.loc[".sigma"]).all() and np.isfinite(wald.loc["x"]).all()
     with pytest.raises(lp.ModelError, match="Gamma one needs the exact engine"):
         lp.glmer("rt ~ nn(x) + (1 | subject)", data, family="Gamma")
 
@@ -279,3 +277,19 @@ def test_back_transformed_intervals_are_ordered_for_a_decreasing_link(data):
                                rtol=1e-10)
     np.testing.assert_allclose(resp["asymp.UCL"], 1 / (link["emmean"] - z * link["SE"]),
                                rtol=1e-10)
+
+
+def test_profile_intervals_match_glmmtmbs(data):
+    """Profile-likelihood intervals with φ a nuisance parameter of every inner fit (σ = √φ
+    its own row, .sigma): glmmTMB's confint(method = "profile") for β and the sd, TMB's
+    tmbprofile for the dispersion. Both find the ends to about 1e-4 (glmmTMB by a spline
+    through its profile)."""
+    r = read_reference("glmmtmb_dispersion.json")["profile"]
+    m = lp.glmer(r["formula"], data, family=r["family"], link=r["link"])
+    ci = m.confint()
+    assert list(ci.index) == [".sig01", ".sigma", "(Intercept)", "x"]
+    ends = ci.to_numpy()
+    ref = np.column_stack([r["lower"], r["upper"]])
+    for ours, theirs in ((ends[2], ref[0]), (ends[3], ref[1]), (ends[0], np.exp(ref[2])),
+                         (ends[1], np.array(r["sigma"]))):
+        np.testing.assert_allclose(ours, theirs, atol=5e-4 * np.ptp(theirs))

@@ -6,7 +6,7 @@
 # Writes tests/reference/glmmtmb_dispersion.json.
 suppressPackageStartupMessages({
   library(glmmTMB); library(emmeans); library(performance); library(jsonlite)
-})
+})  # Debian: r-cran-glmmtmb r-cran-emmeans r-cran-performance r-cran-jsonlite
 source("tests/reference/common.R")
 
 sim_gamma <- read.csv("tests/reference/sim_gamma.csv.gz")
@@ -77,8 +77,19 @@ inference <- lapply(c("gamma_log", "gaussian_log"), function(name) {
 })
 names(inference) <- c("gamma_log", "gaussian_log")
 
+# profile-likelihood intervals: glmmTMB's confint(method = "profile") for β and the random
+# effect's log sd, and TMB's tmbprofile for betad = log(1/φ), turned into σ = √φ
+prof_fit <- glmmTMB(rt_s ~ x + (1 | subject), sim_gamma, family = Gamma(link = "log"))
+ci <- confint(prof_fit, method = "profile")
+disp <- confint(TMB::tmbprofile(prof_fit$obj, name = which(names(prof_fit$fit$par) == "betad"),
+                                trace = FALSE))
+profile_ref <- list(formula = "rt_s ~ x + (1 | subject)", family = "Gamma", link = "log",
+                    names = rownames(ci), lower = unname(ci[, 1]), upper = unname(ci[, 2]),
+                    sigma = sort(unname(exp(-disp[1, ] / 2))))
+
 writeLines(toJSON(list(glmmTMB_version = as.character(packageVersion("glmmTMB")),
-                       R_version = R.version.string, fits = out, inference = inference),
+                       R_version = R.version.string, fits = out, inference = inference,
+                       profile = profile_ref),
                   digits = NA, auto_unbox = TRUE, null = "null", matrix = "rowmajor"),
            "tests/reference/glmmtmb_dispersion.json")
 cat("wrote tests/reference/glmmtmb_dispersion.json\n")
