@@ -159,24 +159,30 @@ class GlmmRefitter:
             new = fit_glmer(replace(f.design, y=y), f.family, f.nAGQ, f.weights, self.control,
                             start=f.theta)
         failed = bool(new.optinfo["warnings"]) or not new.modes.converged
-        return new.theta, float("nan"), new.solution.beta, -1 if failed else 0
+        return new.theta, float(np.sqrt(new.phi)), new.solution.beta, -1 if failed else 0
 
 
 def bootstrap(fit: ExactFit, nsim: int, seed) -> np.ndarray:
-    """nsim × k replicates of lme4's parameters (sd/cor per θ element, σ for an LMM, then
-    β), each from a response simulated from the fit and refitted (bootMer with confint's
-    FUN)."""
+    """nsim × k replicates of lme4's parameters (sd/cor per θ element, σ for an LMM or a
+    GLMM with a dispersion, then β), each from a response simulated from the fit and
+    refitted (bootMer with confint's FUN)."""
     sim = make_simulator(fit, np.random.default_rng(seed))
     glmm = isinstance(fit, GlmerFit)
     refitter = GlmmRefitter(fit) if glmm else Refitter(fit)
     design = fit.design
-    k = len(fit.theta) + (0 if glmm else 1) + len(fit.solution.beta)
+    # σ: an LMM's, or √φ of a GLMM with a dispersion; a binomial or Poisson GLMM has none
+    with_sigma = not glmm or fit.family.has_dispersion
+    k = len(fit.theta) + int(with_sigma) + len(fit.solution.beta)
     out = np.empty((nsim, k))
     failed = 0
     for i in range(nsim):
         theta, sigma, beta, code = refitter.refit(sim.draw())
         failed += code < 0 or code == 5
-        v = design.sdcor(theta, 1.0)[:-1] if glmm else design.sdcor(theta, sigma)
+        if glmm:  # the sds are θ's own; σ (where there is one) is the last
+            v = design.sdcor(theta, 1.0)
+            v = np.append(v[:-1], sigma) if with_sigma else v[:-1]
+        else:
+            v = design.sdcor(theta, sigma)
         out[i] = np.concatenate([v, beta])
     if failed:
         warn(f"{failed} of {nsim} bootstrap refits stopped without converging",
