@@ -45,7 +45,7 @@ def results_dict(m) -> dict:
         "fixef": {"names": list(fe.index), "estimate": fe.to_numpy(), "std_error": se,
                   "vcov": V},
         "theta": m.theta,
-        "sigma": m.sigma if m.family is None else None,
+        "sigma": m.sigma if m.family is None or m.family.has_dispersion else None,
         "varcorr": vc.where(vc.notna(), None).to_dict(orient="list"),
         "lengthscale": m.VarCorr().lengthscales,
         "ranef": ranef,

@@ -8,6 +8,7 @@ from .rformat import format_numbers, print_named, r_round
 from .summary import (
     SUMMARY_DIGITS,
     aic_lines,
+    dispersion_lines,
     groups_line,
     header_lines,
     network_lines,
@@ -32,6 +33,7 @@ def print_lines(m: LmerResult) -> list[str]:
     lines.append("Random effects:")
     lines += m.VarCorr().format_lines(SUMMARY_DIGITS, ("Std.Dev.",))
     lines.append(groups_line(m.nobs, m.ngrps))
+    lines += dispersion_lines(m)[1:]
     if m.torch_info is not None and m.design.nn:
         lines += network_lines(m)[1:]
     fe = m.fixef()

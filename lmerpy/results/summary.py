@@ -280,6 +280,7 @@ def summary_html(m: LmerResult, ddf: str | None = None) -> str:
     for line in m.VarCorr().lengthscale_lines(SUMMARY_DIGITS):
         parts.append(f"<p>{esc(line.strip())}</p>")
     parts.append(f"<p>{esc(groups_line(m.nobs, m.ngrps))}</p>")
+    parts += [f"<p>{esc(line)}</p>" for line in dispersion_lines(m)[1:]]
     coef = coefficient_table(m, ddf)
     header = ["", *coef.columns]
     rows = [[esc(name), *(_cell(col, v) for col, v in row.items())]
@@ -336,7 +337,7 @@ class Summary:
                                f"{r.vcov:.4g}", f"{r.sdcor:.4g}")
         parts = [Text("\n".join(head)), random,
                  Text("\n".join(vc.lengthscale_lines(SUMMARY_DIGITS)
-                                + [groups_line(m.nobs, m.ngrps)]))]
+                                + [groups_line(m.nobs, m.ngrps)] + dispersion_lines(m)))]
         coef = coefficient_table(m, self.ddf)
         if len(coef):
             fixed = Table(title="Fixed effects", title_justify="left")

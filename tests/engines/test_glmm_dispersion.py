@@ -305,3 +305,13 @@ def test_bootstrap_intervals_cover_the_profile_ones(data):
     assert list(boot.index) == list(profile.index)
     width = (profile.iloc[:, 1] - profile.iloc[:, 0]).to_numpy()
     assert np.all(np.abs(boot.to_numpy() - profile.to_numpy()) < 0.2 * width[:, None])
+
+
+def test_every_view_shows_the_dispersion(fitted):
+    from lmerpy.results.export import results_dict
+
+    m, r = fitted["gamma_log"], REF["gamma_log"]
+    line = f"Dispersion parameter for Gamma family (sigma^2): {r['sigma'] ** 2:.4g}"
+    assert line in str(m).splitlines()               # print(m)
+    assert line in m.summary()._repr_html_()          # the notebook's summary
+    assert results_dict(m)["sigma"] == pytest.approx(r["sigma"], rel=2e-5)
