@@ -132,8 +132,8 @@ def glmer(formula: str | Formula, data: pd.DataFrame, family: str | Family = "bi
     with the rest: "Gamma", "inverse.gaussian", "gaussian" (a non-identity link; the
     identity goes to ``lmer()``, as lme4 does); ``link`` picks R's links (logit, probit,
     cauchit, cloglog; log, identity, sqrt; inverse, 1/mu^2). ``nAGQ=1`` is the Laplace
-    approximation, ``nAGQ>1`` adaptive Gauss–Hermite quadrature (one scalar random term,
-    binomial or Poisson), ``nAGQ=0`` the fast approximation.
+    approximation, ``nAGQ>1`` adaptive Gauss–Hermite quadrature (one scalar random term),
+    ``nAGQ=0`` the fast approximation.
 
     With nn() terms (or ``engine="torch"``) the torch engine trains the network by the
     marginal NLL over whole groups, by Gauss–Hermite quadrature (LMMNN paper eq. 40;

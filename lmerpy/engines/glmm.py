@@ -14,6 +14,11 @@ As lme4 (Bates et al., JSS 2015, section 5; lme4's ``glmerLaplace``/``glmerAGQ``
 * Stage 1 optimises θ with β inside PIRLS (lme4's nAGQ = 0); stage 2 optimises (θ, β)
   jointly with PIRLS over u only; the fixed effects' covariance comes from the Hessian of
   the stage-2 deviance, as lme4's ``vcov(use.hessian = TRUE)``.
+* A family with a dispersion φ (Gamma, inverse Gaussian, Gaussian) makes log φ one more
+  parameter of both stages (lme4 1.1 sets φ after the fit instead, which biases θ): PIRLS
+  minimises Σ d_i/φ + ‖u‖², the Laplace criterion is −2 Σ log p(y_i | μ̃_i, φ) + ‖ũ‖² +
+  log|L|² with L from the observed information (exactly the Laplace approximation, as
+  glmmTMB's), and AGQ's D_j(z) holds d_i/φ, the constant of −2 log p added back once.
 """
 
 from __future__ import annotations
@@ -246,7 +251,9 @@ class PIRLS:
         r = self.design.random[0]
         codes, zval = r.codes, r.X[:, 0]
         fam, q = self.family, r.q
-        devc0 = m.u**2 + np.bincount(codes, fam.dev_resids(self.y, m.mu, self.w), minlength=q)
+        # d_i/φ: with a dispersion, −2 log p = d/φ + c(y, φ), and c does not move with u
+        devc0 = m.u**2 + np.bincount(codes, fam.dev_resids(self.y, m.mu, self.w) / m.phi,
+                                     minlength=q)
         # A = Λ'Z'WZΛ + I is diagonal here: its diagonal is the first factor's blocks
         a_diag = 1.0 / m.pls.factor.A11_inv[:, 0, 0]
         sd = 1.0 / np.sqrt(a_diag)
@@ -257,8 +264,8 @@ class PIRLS:
                 continue
             shift = zk * sd
             mu = fam.link.inverse(m.eta + zval * float(theta[0]) * shift[codes])
-            devc = (m.u + shift) ** 2 + np.bincount(codes, fam.dev_resids(self.y, mu, self.w),
-                                                   minlength=q)
+            devc = (m.u + shift) ** 2 + np.bincount(
+                codes, fam.dev_resids(self.y, mu, self.w) / m.phi, minlength=q)
             logg[:, k] = -0.5 * (devc - devc0) + 0.5 * zk**2
         return devc0, a_diag, sd, logg
 
@@ -266,7 +273,14 @@ class PIRLS:
         """−2 log L by adaptive Gauss–Hermite quadrature (one scalar random term)."""
         devc0, a_diag, _, logg = self._node_terms(m, theta, nodes)
         mult = np.exp(logg) @ nodes[1]
-        return float(devc0.sum() + np.log(a_diag).sum() - 2.0 * np.log(mult).sum())
+        # lme4 sums deviance residuals; with a dispersion, −2 log p(y | ũ) in full, so that
+        # one node is the Laplace approximation and many the integral
+        shift = self.family.neg2_loglik(self.y, m.mu, self.w, m.phi) - (
+            self.family.dev_resids(self.y, m.mu, self.w).sum() / m.phi) \
+            if self.dispersion else 0.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(devc0.sum() + shift + np.log(a_diag).sum()
+                         - 2.0 * np.log(mult).sum())
 
     def posterior_means(self, m: Modes, theta: np.ndarray, k: int = 25) -> np.ndarray:
         """E[u_j | y] by the adaptive rule: the posterior means of the spherical effects."""
@@ -320,10 +334,6 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
                 or design.random[0].encoder is None:
             raise ModelError("nAGQ > 1 is only available for models with a single scalar "
                              "random-effects term, e.g. (1 | group)")
-        if family.has_dispersion:
-            raise ModelError(f"nAGQ > 1 is not available for the {family.family} family "
-                             f"(a family with a dispersion parameter): use nAGQ=1 "
-                             f"(Laplace)")
     w_user = check_weights(weights, n)
     y, w = binomial_response(np.asarray(design.y, dtype=np.float64), family, w_user)
     used = y[w > 0]
