@@ -66,6 +66,29 @@ class BlockedFactor:
             else None
         self._buffer = np.empty(self.G22.shape, order="C")
 
+    def refresh(self, ZtZ: sp.csc_matrix) -> None:
+        """New values of Z'WZ on the same sparsity pattern (PIRLS changes W every step):
+        the blocks are read off ZtZ.data through index maps found once, by building this
+        factor from a matrix whose values are the positions themselves, instead of
+        slicing sparse matrices again (which cost most of a small model's PIRLS step)."""
+        maps = getattr(self, "_maps", None)
+        if maps is None or not (np.array_equal(maps[0][0], ZtZ.indptr)
+                                and np.array_equal(maps[0][1], ZtZ.indices)):
+            probe = sp.csc_matrix((np.arange(1.0, ZtZ.nnz + 1.0), ZtZ.indices, ZtZ.indptr),
+                                  shape=ZtZ.shape)
+            ref = BlockedFactor(self.terms, probe, linear_updates=False)
+            index = (lambda a: np.rint(a).astype(np.int64) - 1)  # noqa: E731 (0: absent)
+            maps = ((ZtZ.indptr.copy(), ZtZ.indices.copy()), index(ref.G11),
+                    index(ref.G21.data), index(ref.G12.data), index(ref.G22))
+            self._maps = maps
+            self.G21, self.G12 = ref.G21, ref.G12
+            self._G21_scaled = ref.G21.copy()
+        data = np.append(ZtZ.data, 0.0)  # position −1: a structural zero
+        self.G11 = data[maps[1]]
+        self.G21.data = data[maps[2]]
+        self.G12.data = data[maps[3]]
+        self.G22 = np.ascontiguousarray(data[maps[4]])
+
     def _schur_map(self):
         """For a scalar first term, K = G21 diag(m) G12 is linear in m: K.data = P m with a
         fixed sparse P (one entry per pair of rest columns sharing a first-term level).

@@ -150,6 +150,7 @@ class PIRLS:
         self.lambda_map = LambdaMap(design.random, design.split_theta, n_theta)
         self.empty = np.zeros((len(y), 0))
         self.cross = WeightedCrossProducts(X, self.Z)
+        self._step_pls: dict[int, PLS] = {}
         self.dispersion = family.has_dispersion
         if not self.dispersion:
             # −2 log p(y|μ) − Σ d_i(μ) does not depend on μ: one constant per model
@@ -161,11 +162,12 @@ class PIRLS:
         return float(self.family.dev_resids(self.y, mu, self.w).sum() / phi + u @ u)
 
     def _weighted_pls(self, theta, eta, mu, X, base, phi: float = 1.0,
-                      observed: bool = False) -> tuple[PLS, PLSSolution]:
+                      observed: bool = False, keep: bool = False) -> tuple[PLS, PLSSolution]:
         """One Newton step: weighted PLS of the working response less ``base`` (the offset,
         and Xβ when β is held fixed), with Fisher weights w μ'²/(φV), or with the observed
         information's weights (the Laplace approximation's Hessian for a dispersion
-        family)."""
+        family). The steps share one PLS, refreshed with each step's weights; ``keep``
+        builds one of its own, for a result that outlives the step."""
         link = self.family.link
         d = link.mu_eta(eta)
         if observed:
@@ -174,15 +176,23 @@ class PIRLS:
             W = self.w * d**2 / self.family.variance(mu) / phi
         z = eta - base + (self.y - mu) / d
         cp = self.cross.build(z, W, X)
-        pls = PLS(self.design.random, cp, self.design.split_theta, self.lambda_map,
-                  linear_updates=False)
+        if keep:  # a PLS of its own, which later steps leave alone (the fit keeps it)
+            pls = PLS(self.design.random, cp, self.design.split_theta, self.lambda_map,
+                      linear_updates=False)
+            return pls, pls.solve(theta)
+        pls = self._step_pls.get(X.shape[1])  # one per width of X: joint, or u only
+        if pls is None or not pls.refresh(cp):
+            pls = PLS(self.design.random, cp, self.design.split_theta, self.lambda_map,
+                      linear_updates=False)
+            self._step_pls[X.shape[1]] = pls
         return pls, pls.solve(theta)
 
     def modes(self, theta: np.ndarray, beta: np.ndarray | None = None,
               u0: np.ndarray | None = None, eta0: np.ndarray | None = None,
-              phi: float = 1.0) -> Modes:
+              phi: float = 1.0, keep: bool = False) -> Modes:
         """PIRLS at θ (and the dispersion φ): over (β, u) when ``beta`` is None (lme4's
-        nAGQ = 0), else over u. The modes minimise Σ d_i(μ)/φ + ‖u‖²."""
+        nAGQ = 0), else over u. The modes minimise Σ d_i(μ)/φ + ‖u‖². With ``keep`` the
+        result's PLS is its own (else the next PIRLS step reuses it)."""
         family, control = self.family, self.control
         lam = self.lambda_map(theta)
         joint = beta is None
@@ -228,10 +238,11 @@ class PIRLS:
         # the factor at the weights of the mode itself, so the criterion is a smooth function;
         # for a dispersion family the observed information's (the Laplace Hessian exactly)
         try:
-            pls, sol = self._weighted_pls(theta, eta, mu, X, base, phi, self.dispersion)
+            pls, sol = self._weighted_pls(theta, eta, mu, X, base, phi, self.dispersion,
+                                          keep=keep)
             logdet = pls.factor.logdet
-        except (np.linalg.LinAlgError, ValueError):  # Hessian not positive definite
-            pls, sol = self._weighted_pls(theta, eta, mu, X, base, phi)
+        except (np.linalg.LinAlgError, ValueError, ModelError):  # Hessian not pos. definite
+            pls, sol = self._weighted_pls(theta, eta, mu, X, base, phi, keep=keep)
             logdet = np.inf
         return Modes(b_par.copy(), u, eta, mu, pls, sol, logdet, iterations, converged, phi)
 
@@ -387,7 +398,7 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
         par, code, evals = bobyqa(lambda p: stage1(scale * p), theta0 / scale,
                                   lower / scale, control)
         theta = scale * par
-    m1 = pirls.modes(theta, None, eta0=eta_start, phi=phi)
+    m1 = pirls.modes(theta, None, eta0=eta_start, phi=phi, keep=True)
     beta = m1.beta
     u_start = m1.u
     nodes = gauss_hermite(nAGQ) if nAGQ > 1 else None
@@ -406,7 +417,7 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
     par_lower = np.concatenate([lower, np.full(len(beta) + n_phi, -np.inf)])
     if fixed is not None:
         beta = np.asarray(fixed[1], dtype=np.float64)
-        final = pirls.modes(theta, beta, u0=u_start, phi=phi)
+        final = pirls.modes(theta, beta, u0=u_start, phi=phi, keep=True)
         value = criterion(final, theta)
     elif nAGQ > 0 and optimise:
         se = np.sqrt(np.diag(np.linalg.inv(m1.solution.RX.T @ m1.solution.RX))) \
@@ -422,7 +433,7 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
                                  control, step=step)
         evals += more
         theta, beta, phi = unpack(full * par)
-        final = pirls.modes(theta, beta, u0=u_start, phi=phi)
+        final = pirls.modes(theta, beta, u0=u_start, phi=phi, keep=True)
         value = criterion(final, theta)
     else:
         final = m1

@@ -169,6 +169,19 @@ class PLS:
         self.factor = make_factor(terms, cp.ZtZ, linear_updates)
         self._factor_at: tuple | None = None  # (factor, θ) it was last updated to
 
+    def refresh(self, cp: CrossProducts) -> bool:
+        """Take new cross-products with Z'WZ on the same pattern (a PIRLS step), keeping the
+        factor's structure; False where the factor cannot (build a new PLS then)."""
+        if self._K_map_in_use() or not hasattr(self.factor, "refresh"):
+            return False
+        self.factor.refresh(cp.ZtZ)
+        self.cp = cp
+        self._factor_at = None
+        return True
+
+    def _K_map_in_use(self) -> bool:
+        return getattr(self.factor, "_K_map", None) is not None
+
     def solve(self, theta: np.ndarray, spherical: bool = True) -> PLSSolution:
         """β̂, û, b̂ = Λû and the criteria at θ. ``spherical=False``: the caller needs no û
         (b̂ and ‖û‖² suffice), and a KernelFactor then solves without Λ."""
