@@ -77,9 +77,10 @@ class BlockedFactor:
             probe = sp.csc_matrix((np.arange(1.0, ZtZ.nnz + 1.0), ZtZ.indices, ZtZ.indptr),
                                   shape=ZtZ.shape)
             ref = BlockedFactor(self.terms, probe, linear_updates=False)
-            index = (lambda a: np.rint(a).astype(np.int64) - 1)  # noqa: E731 (0: absent)
-            maps = ((ZtZ.indptr.copy(), ZtZ.indices.copy()), index(ref.G11),
-                    index(ref.G21.data), index(ref.G12.data), index(ref.G22))
+            # each value is a position + 1, or 0 where the block has no entry (−1 below)
+            maps = ((ZtZ.indptr.copy(), ZtZ.indices.copy()),
+                    *(np.rint(a).astype(np.int64) - 1
+                      for a in (ref.G11, ref.G21.data, ref.G12.data, ref.G22)))
             self._maps = maps
             self.G21, self.G12 = ref.G21, ref.G12
             self._G21_scaled = ref.G21.copy()

@@ -85,8 +85,9 @@ class Modes:
 
 @dataclass
 class GlmerFit(ExactFit):
-    """An exact GLMM fit: ExactFit's fields (σ = 1, or lme4's estimate for a family with a
-    dispersion parameter) plus the family's quantities."""
+    """An exact GLMM fit: ExactFit's fields (σ = 1: Λ is on the linear predictor's scale)
+    plus the family's quantities, among them the dispersion φ of a Gamma, inverse Gaussian
+    or Gaussian response (1 for the others)."""
 
     family: Family = None  # type: ignore[assignment]
     nAGQ: int = 1
@@ -176,15 +177,13 @@ class PIRLS:
             W = self.w * d**2 / self.family.variance(mu) / phi
         z = eta - base + (self.y - mu) / d
         cp = self.cross.build(z, W, X)
-        if keep:  # a PLS of its own, which later steps leave alone (the fit keeps it)
-            pls = PLS(self.design.random, cp, self.design.split_theta, self.lambda_map,
-                      linear_updates=False)
-            return pls, pls.solve(theta)
-        pls = self._step_pls.get(X.shape[1])  # one per width of X: joint, or u only
+        # one shared PLS per width of X (joint, or u only); a kept one is its own
+        pls = None if keep else self._step_pls.get(X.shape[1])
         if pls is None or not pls.refresh(cp):
             pls = PLS(self.design.random, cp, self.design.split_theta, self.lambda_map,
                       linear_updates=False)
-            self._step_pls[X.shape[1]] = pls
+            if not keep:
+                self._step_pls[X.shape[1]] = pls
         return pls, pls.solve(theta)
 
     def modes(self, theta: np.ndarray, beta: np.ndarray | None = None,
@@ -371,8 +370,9 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
     # stage 1: θ (and log φ) only, β inside PIRLS, started from the family's μ (R's mustart)
     eta_start = family.link.link(family.mu_start(y, w))
 
-    def stage1(theta: np.ndarray, phi: float = 1.0) -> float:
-        value = pirls.laplace(pirls.modes(theta, None, eta0=eta_start, phi=phi))
+    def stage1(p: np.ndarray) -> float:  # p = (θ / scale, and log φ)
+        phi_ = float(np.exp(p[k])) if disp else 1.0
+        value = pirls.laplace(pirls.modes(scale * p[:k], None, eta0=eta_start, phi=phi_))
         return value if np.isfinite(value) else 1e300
 
     scale = theta_scaling(design)  # the optimiser works on θ / scale, as in fit_lmer
@@ -388,16 +388,14 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
     optimise = not fix_theta and fixed is None
     if not optimise:
         theta, code, evals = theta0, 0, 0
-    elif disp:
-        par, code, evals = bobyqa(
-            lambda p: stage1(scale * p[:k], float(np.exp(p[k]))),
-            np.append(theta0 / scale, np.log(phi)), np.append(lower / scale, -np.inf),
-            control, step=np.append(np.maximum(0.1 * np.abs(theta0 / scale), 0.05), 0.2))
-        theta, phi = scale * par[:k], float(np.exp(par[k]))
-    else:
-        par, code, evals = bobyqa(lambda p: stage1(scale * p), theta0 / scale,
-                                  lower / scale, control)
-        theta = scale * par
+    else:  # lme4's start and steps for θ alone; log φ's step 0.2
+        step1 = np.append(np.maximum(0.1 * np.abs(theta0 / scale), 0.05), 0.2) \
+            if disp else None
+        par, code, evals = bobyqa(stage1, np.append(theta0 / scale, [np.log(phi)] * n_phi),
+                                  np.append(lower / scale, [-np.inf] * n_phi), control,
+                                  step=step1)
+        theta = scale * par[:k]
+        phi = float(np.exp(par[k])) if disp else 1.0
     m1 = pirls.modes(theta, None, eta0=eta_start, phi=phi, keep=True)
     beta = m1.beta
     u_start = m1.u

@@ -172,15 +172,13 @@ class PLS:
     def refresh(self, cp: CrossProducts) -> bool:
         """Take new cross-products with Z'WZ on the same pattern (a PIRLS step), keeping the
         factor's structure; False where the factor cannot (build a new PLS then)."""
-        if self._K_map_in_use() or not hasattr(self.factor, "refresh"):
+        # (a factor with a precomputed Schur map was built for one Z'Z, not for refreshes)
+        if not hasattr(self.factor, "refresh") or getattr(self.factor, "_K_map", None):
             return False
         self.factor.refresh(cp.ZtZ)
         self.cp = cp
         self._factor_at = None
         return True
-
-    def _K_map_in_use(self) -> bool:
-        return getattr(self.factor, "_K_map", None) is not None
 
     def solve(self, theta: np.ndarray, spherical: bool = True) -> PLSSolution:
         """β̂, û, b̂ = Λû and the criteria at θ. ``spherical=False``: the caller needs no û
