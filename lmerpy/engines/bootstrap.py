@@ -26,7 +26,7 @@ from .exact import (
     optimize_theta,
     theta_scaling,
 )
-from .glmm import GlmerControl, GlmerFit, fit_glmer
+from .glmm import GlmerControl, GlmerFit, fit_glmer, variance_parameters
 from .pls import PLS
 
 # BOBYQA's first step (in φ = θ / scale) for a refit: it starts near its optimum, θ̂ moved
@@ -170,20 +170,15 @@ def bootstrap(fit: ExactFit, nsim: int, seed) -> np.ndarray:
     glmm = isinstance(fit, GlmerFit)
     refitter = GlmmRefitter(fit) if glmm else Refitter(fit)
     design = fit.design
-    # σ: an LMM's, or √φ of a GLMM with a dispersion; a binomial or Poisson GLMM has none
-    with_sigma = not glmm or fit.family.has_dispersion
-    k = len(fit.theta) + int(with_sigma) + len(fit.solution.beta)
-    out = np.empty((nsim, k))
+    rows = []
     failed = 0
-    for i in range(nsim):
+    for _ in range(nsim):
         theta, sigma, beta, code = refitter.refit(sim.draw())
         failed += code < 0 or code == 5
-        if glmm:  # the sds are θ's own; σ (where there is one) is the last
-            v = design.sdcor(theta, 1.0)
-            v = np.append(v[:-1], sigma) if with_sigma else v[:-1]
-        else:
-            v = design.sdcor(theta, sigma)
-        out[i] = np.concatenate([v, beta])
+        v = variance_parameters(design, fit.family, theta, sigma**2) if glmm else \
+            design.sdcor(theta, sigma)
+        rows.append(np.concatenate([v, beta]))
+    out = np.array(rows)
     if failed:
         warn(f"{failed} of {nsim} bootstrap refits stopped without converging",
              ConvergenceWarning)

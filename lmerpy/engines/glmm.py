@@ -468,6 +468,17 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
     return fit
 
 
+def variance_parameters(design: ModelDesign, family: Family, theta: np.ndarray,
+                        phi: float = 1.0) -> np.ndarray:
+    """lme4's sd/cor per θ element (on θ's own scale: σ = 1), then σ = √φ for a family with
+    a dispersion; binomial and Poisson GLMMs have no σ (confint's and bootMer's rows)."""
+    v = design.sdcor(theta, 1.0)
+    if family.has_dispersion:
+        v[-1] = np.sqrt(phi)
+        return v
+    return v[:-1]
+
+
 def beta_scale(m: Modes, pirls: PIRLS, theta: np.ndarray) -> np.ndarray:
     """Approximate standard errors of β from R_X at the modes (finite-difference steps)."""
     if not pirls.X.shape[1]:
@@ -530,4 +541,4 @@ def pearson_weights(fit: GlmerFit) -> np.ndarray:
 
 
 __all__ = ["GlmerControl", "GlmerFit", "PIRLS", "SeparationWarning", "check_separation",
-           "fit_glmer", "glmm_deviance"]
+           "fit_glmer", "glmm_deviance", "variance_parameters"]

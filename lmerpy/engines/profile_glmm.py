@@ -12,7 +12,7 @@ import numpy as np
 
 from .exact import LmerControl, bobyqa
 from .family import gauss_hermite
-from .glmm import GlmerFit, glmm_deviance
+from .glmm import GlmerFit, glmm_deviance, variance_parameters
 from .profile import Profiler, ProfileTarget, inner_steps, unit_scales
 from .profile_coords import VarianceCoordinates
 
@@ -31,11 +31,8 @@ class GlmmProfiler(Profiler):
         # the random effects' sds are θ's own (σ = 1); a family with a dispersion adds
         # σ = √φ as the last variance parameter (lme4's .sigma), else there is none
         self.dispersion = fit.family.has_dispersion
-        keep = None if self.dispersion else -1
-        self.v_hat = design.sdcor(fit.theta, 1.0)[:keep]
-        if self.dispersion:
-            self.v_hat[-1] = np.sqrt(fit.phi)
-        self.kinds = design.sdcor_kinds()[:keep]
+        self.v_hat = variance_parameters(design, fit.family, fit.theta, fit.phi)
+        self.kinds = design.sdcor_kinds()[:len(self.v_hat)]
         self.scales = unit_scales(self.kinds, self.v_hat, 0.1)
         self.coords = VarianceCoordinates(design.random, self.kinds, self.scales)
         self.beta_hat = fit.solution.beta

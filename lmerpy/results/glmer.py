@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..engines.glmm import GlmerFit, fit_glmer, pearson_weights
+from ..engines.glmm import GlmerFit, fit_glmer, pearson_weights, variance_parameters
 from ..engines.options import require_flag
 from ..errors import DataError, ModelError
 from .model import LmerResult, LogLik
@@ -130,8 +130,7 @@ class GlmerResult(LmerResult):
     @property
     def _default_confint(self) -> str:
         """Profile, as lme4; Wald for nAGQ = 0 and torch fits, which have no such profile."""
-        no_profile = self.fit.nAGQ == 0 or self.torch_info is not None
-        return "Wald" if no_profile else "profile"
+        return "Wald" if self.fit.nAGQ == 0 or self.torch_info is not None else "profile"
 
     def _check_profile(self, what: str = "profile intervals") -> None:
         super()._check_profile(what)
@@ -140,12 +139,8 @@ class GlmerResult(LmerResult):
                              f"step); refit with nAGQ=1, or use method='Wald'")
 
     def _estimates(self) -> np.ndarray:
-        v = self.design.sdcor(self.theta, 1.0)
-        if self.family.has_dispersion:
-            v[-1] = self.sigma
-        else:
-            v = v[:-1]
-        return np.concatenate([v, self.fixef().to_numpy()])
+        return np.concatenate([variance_parameters(self.design, self.family, self.theta,
+                                                   self.fit.phi), self.fixef().to_numpy()])
 
     def refit(self, newresp=None, *, REML: bool | None = None) -> GlmerResult:
         """lme4's ``refit()``: the model fitted to ``newresp`` from θ̂ by the fit's nAGQ, as
