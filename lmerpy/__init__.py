@@ -11,7 +11,15 @@ from .engines.exact import (
     RankDeficiencyWarning,
     SingularFitWarning,
 )
-from .engines.family import Family, binomial, negative_binomial, poisson
+from .engines.family import (
+    Family,
+    Gamma,
+    binomial,
+    gaussian,
+    inverse_gaussian,
+    negative_binomial,
+    poisson,
+)
 from .engines.glmm import GlmerControl, SeparationWarning
 from .engines.profile import ProfileWarning
 from .engines.torch_control import TorchControl
@@ -41,4 +49,5 @@ __all__ = ["DataError", "Formula", "FormulaError", "LmerpyError", "ModelError", 
            "ProfileWarning", "update", "drop1", "ranova", "step", "contest", "ls_means",
            "lmList", "influence", "glmer_nb", "negative_binomial", "emmeans",
            "emtrends", "r2_nakagawa", "icc", "Anova", "joint_tests",
-           "check_overdispersion", "model_performance"]
+           "check_overdispersion", "model_performance", "Gamma", "inverse_gaussian",
+           "gaussian"]

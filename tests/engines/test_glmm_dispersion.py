@@ -351,3 +351,14 @@ def test_quadrature_of_a_gaussian_identity_model_is_exact():
                     make_family("gaussian"), nAGQ=7)
     assert -fit.criterion / 2 == pytest.approx(float(ref.logLik()), abs=1e-6)
     np.testing.assert_allclose(fit.solution.beta, ref.fixef(), rtol=1e-6)
+
+
+def test_family_objects_as_rs(data):
+    """lp.Gamma(link), lp.inverse_gaussian(), lp.gaussian(link): R's family objects, with R's
+    default links, usable as glmer's family."""
+    assert str(lp.Gamma()) == "Gamma  ( inverse )"
+    assert str(lp.inverse_gaussian()) == "inverse.gaussian  ( 1/mu^2 )"
+    assert str(lp.gaussian("log")) == "gaussian  ( log )"
+    a = lp.glmer("rt_s ~ x + (1 | subject)", data, family=lp.Gamma("log"))
+    b = lp.glmer("rt_s ~ x + (1 | subject)", data, family="Gamma", link="log")
+    assert float(a.logLik()) == float(b.logLik())
