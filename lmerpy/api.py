@@ -150,9 +150,10 @@ def glmer(formula: str | Formula, data: pd.DataFrame, family: str | Family = "bi
             not isinstance(control, GlmerControl):
         raise ModelError("glmer() takes a GlmerControl as control")
     use_torch, control = _choose_engine(formula, engine, control, training, GlmerControl)
-    if use_torch and fam.family not in ("binomial", "poisson"):
-        raise ModelError(f"the torch engine fits binomial and Poisson GLMMs; a "
-                         f"{fam.family} one needs the exact engine (no nn() terms)")
+    if use_torch and fam.family == "negative.binomial":
+        raise ModelError("the torch engine fits binomial, Poisson, Gamma, inverse Gaussian "
+                         "and Gaussian GLMMs; a negative binomial one needs the exact engine "
+                         "(no nn() terms)")
     data_name = data_name or caller_name(data) or "data"
     d, w, weights_name, data = _design_with_weights(formula, data, weights, na_action)
     if use_torch:

@@ -326,12 +326,13 @@ def check_separation(X: np.ndarray, names: list[str], y: np.ndarray, w: np.ndarr
 def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
               control: GlmerControl | None = None, start: np.ndarray | None = None,
               fix_theta: bool = False,
-              fixed: tuple[np.ndarray, np.ndarray] | None = None) -> GlmerFit:
+              fixed: tuple[np.ndarray, ...] | None = None,
+              phi: float | None = None) -> GlmerFit:
     """Fit a GLMM as lme4's glmer(): Laplace (nAGQ = 1), AGQ (nAGQ > 1) or nAGQ = 0.
 
-    ``start`` is a starting θ; with ``fix_theta`` θ stays at ``start`` and only β and the
-    modes are found (the torch engine's fit at its trained θ); ``fixed`` = (θ, β) skips all
-    optimisation (a loaded model).
+    ``start`` is a starting θ and ``phi`` a starting dispersion; with ``fix_theta`` both
+    stay there and only β and the modes are found (the torch engine's fit at its trained θ);
+    ``fixed`` = (θ, β) or (θ, β, φ) skips all optimisation (a loaded model).
     """
     control = control or GlmerControl()
     control.check()
@@ -379,12 +380,14 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
     if disp:  # an identity or inverse link puts η, so θ, on the response's scale or its inverse
         scale = scale * predictor_scale(eta_start)
     theta0 = design.theta0() * scale if start is None else np.maximum(start, lower)
+    start_phi = phi
     phi = 1.0
     if fixed is not None:
         theta0 = np.asarray(fixed[0], dtype=np.float64)
         phi = float(fixed[2]) if len(fixed) > 2 else 1.0
     elif disp:
-        phi = moment_dispersion(pirls, pirls.modes(theta0, None, eta0=eta_start))
+        phi = float(start_phi) if start_phi is not None else \
+            moment_dispersion(pirls, pirls.modes(theta0, None, eta0=eta_start))
     optimise = not fix_theta and fixed is None
     if not optimise:
         theta, code, evals = theta0, 0, 0

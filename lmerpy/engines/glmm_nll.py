@@ -12,6 +12,7 @@ columns). Batches must hold whole groups for this decomposition to be exact.
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import torch
@@ -27,9 +28,30 @@ def product_rule(k: int, p: int) -> tuple[np.ndarray, np.ndarray]:
     return nodes.reshape(-1, p), weights
 
 
+def inverse_link(name: str, eta: torch.Tensor) -> torch.Tensor:
+    """μ = g⁻¹(η) for the links of the families with a dispersion (kept positive)."""
+    if name == "log":
+        return eta.clamp(max=700.0).exp()
+    if name == "inverse":
+        return 1.0 / eta.clamp(min=1e-10)
+    if name == "1/mu^2":
+        return eta.clamp(min=1e-20).rsqrt()
+    return eta.clamp(min=1e-10)  # identity
+
+
 def log_density(family: Family, eta: torch.Tensor, y: torch.Tensor,
-                w: torch.Tensor) -> torch.Tensor:
-    """log p(y | η) elementwise (y a proportion of w trials, or a count), constants included."""
+                w: torch.Tensor, phi: torch.Tensor | None = None) -> torch.Tensor:
+    """log p(y | η) elementwise (y a proportion of w trials, a count, or a value with the
+    dispersion φ/w), constants included."""
+    if family.has_dispersion:
+        mu, p = inverse_link(family.link.name, eta), phi / w
+        if family.family == "Gamma":  # shape a = 1/p, scale μp
+            a = 1.0 / p
+            return (a - 1.0) * torch.log(y) - a * y / mu - a * torch.log(mu * p) \
+                - torch.lgamma(a)
+        if family.family == "inverse.gaussian":
+            return -0.5 * (torch.log(2.0 * math.pi * p * y**3) + (y - mu) ** 2 / (p * mu**2 * y))
+        return -0.5 * (torch.log(2.0 * math.pi * p) + (y - mu) ** 2 / p)
     if family.family == "binomial":
         s = w * y
         f = w - s
@@ -50,16 +72,17 @@ def log_density(family: Family, eta: torch.Tensor, y: torch.Tensor,
     return w * (y * torch.log(mu) - mu - torch.lgamma(y + 1))
 
 
-def _group_modes(eta_fixed, y, w, inv, G, x, scale, family, steps: int = 8):
+def _group_modes(eta_fixed, y, w, inv, G, x, scale, family, phi=None, steps: int = 8):
     """Per group, the mode v̂ of h(v) = Σ_i log p(y_i | η_i + x_i·scale·v) − v²/2 and the
     curvature −h''(v̂), by vectorised Newton steps (groups are separable, so the gradient of
     Σ_g h_g gives every group's derivative at once). No gradient flows through the result."""
     eta_fixed, scale = eta_fixed.detach(), scale.detach()
+    phi = phi.detach() if phi is not None else None
     v = torch.zeros(G, dtype=eta_fixed.dtype, device=eta_fixed.device)
     for _ in range(steps + 1):
         v = v.detach().requires_grad_(True)
         with torch.enable_grad():
-            ll = log_density(family, eta_fixed + x * scale * v[inv], y, w)
+            ll = log_density(family, eta_fixed + x * scale * v[inv], y, w, phi)
             h = torch.zeros_like(v).index_add(0, inv, ll) - 0.5 * v**2
             (g,) = torch.autograd.grad(h.sum(), v, create_graph=True)
             (hess,) = torch.autograd.grad(g.sum(), v)
@@ -74,31 +97,33 @@ def glmm_batch_nll(eta_fixed: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
                    codes: torch.Tensor, Xk: torch.Tensor, L: torch.Tensor,
                    nodes: torch.Tensor, log_weights: torch.Tensor,
                    family: Family, adaptive: bool = True,
-                   segments: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                   segments: tuple[torch.Tensor, torch.Tensor] | None = None,
+                   phi: torch.Tensor | None = None) -> torch.Tensor:
     """−log L of the batch's groups (paper eq. 40); ``codes`` the rows' levels, ``Xk`` their
     term columns (m × p), ``L`` the Cholesky factor of D, ``nodes`` K × p.
 
     For a scalar term the rule is adaptive (as glmer's nAGQ > 1): centred at each group's
     mode and scaled by its curvature, so a few nodes stay accurate however large the group;
     the paper's fixed rule badly underestimates the variance when groups hold hundreds of
-    rows. ``segments`` = (levels present, each row's index among them), if already found."""
+    rows. ``segments`` = (levels present, each row's index among them), if already found;
+    ``phi`` the dispersion of a Gamma, inverse Gaussian or Gaussian response."""
     present, inv = segments if segments is not None else torch.unique(codes, return_inverse=True)
     if adaptive and L.shape[0] == 1:
         G = len(present)
         x = Xk[:, 0]
-        v_hat, curv = _group_modes(eta_fixed, y, w, inv, G, x, L[0, 0], family)
+        v_hat, curv = _group_modes(eta_fixed, y, w, inv, G, x, L[0, 0], family, phi)
         sd = curv.rsqrt()
         z = nodes[:, 0]
         v = v_hat.unsqueeze(1) + sd.unsqueeze(1) * z.unsqueeze(0)          # G × K
         eta = eta_fixed.unsqueeze(1) + (x * L[0, 0]).unsqueeze(1) * v[inv]  # m × K
-        ll = log_density(family, eta, y.unsqueeze(1), w.unsqueeze(1))
+        ll = log_density(family, eta, y.unsqueeze(1), w.unsqueeze(1), phi)
         h = torch.zeros(G, len(z), dtype=ll.dtype, device=ll.device).index_add(0, inv, ll) \
             - 0.5 * v**2
         terms = h + 0.5 * z.unsqueeze(0) ** 2 + log_weights.unsqueeze(0)
         return -(torch.logsumexp(terms, dim=1) + torch.log(sd)).sum()
     b = nodes @ L.T                                    # K × p random-effect values
     eta = eta_fixed.unsqueeze(1) + Xk @ b.T            # m × K
-    ll = log_density(family, eta, y.unsqueeze(1), w.unsqueeze(1))
+    ll = log_density(family, eta, y.unsqueeze(1), w.unsqueeze(1), phi)
     per_group = torch.zeros(len(present), ll.shape[1], dtype=ll.dtype, device=ll.device)
     per_group = per_group.index_add(0, inv, ll)        # Σ_{i∈g} log p, per node
     return -torch.logsumexp(per_group + log_weights.unsqueeze(0), dim=1).sum()

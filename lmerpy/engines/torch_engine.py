@@ -126,8 +126,9 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
               weights: np.ndarray | None = None) -> ExactFit:
     """Train an LMMNN model on ``design`` and return a fit the result object understands.
 
-    With a ``family`` (binomial, Poisson) the loss is the marginal NLL by Gauss–Hermite
-    quadrature over batches of whole groups (paper eq. 40), and the fit a GlmerFit.
+    With a ``family`` the loss is the marginal NLL by Gauss–Hermite quadrature over batches
+    of whole groups (paper eq. 40; with log φ trained too for a family with a dispersion),
+    and the fit a GlmerFit.
     """
     control = control or TorchControl()
     control = check_control(control)
@@ -195,6 +196,11 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
         cov.log_sigma.requires_grad_(False)
         with torch.no_grad():  # start the random effects' sd at 0.5 on the link scale
             cov.factors[0].diagonal().fill_(math.log(0.5))
+        if family.has_dispersion:  # log φ, trained with the rest, from the Pearson moment
+            mu0 = family.link.inverse(X @ beta0 + offset)
+            phi0 = float(np.mean(prior_w * (y_adj - mu0) ** 2 / family.variance(mu0)))
+            cov.log_phi = nn.Parameter(torch.tensor(
+                math.log(phi0 if np.isfinite(phi0) and phi0 > 0 else 1.0), dtype=dtype))
         gh_nodes, gh_weights = product_rule(control.quadrature, design.random[0].p)
         gh = (torch.as_tensor(gh_nodes, dtype=dtype, device=device),
               torch.as_tensor(np.log(gh_weights), dtype=dtype, device=device))
@@ -209,6 +215,15 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     if family is not None:
         t["w"] = torch.as_tensor(prior_w, dtype=dtype, device=device)
         t["offset"] = torch.as_tensor(offset, dtype=dtype, device=device)
+    def dispersion() -> torch.Tensor | None:
+        """φ of a Gamma, inverse Gaussian or Gaussian response (None for the others)."""
+        return cov.log_phi.exp() if hasattr(cov, "log_phi") else None
+
+    def sigma2() -> float:
+        """The history's σ²: the LMM's residual variance, or a GLMM's dispersion."""
+        phi = dispersion()
+        return float(phi.detach()) if phi is not None else float(cov.sigma.detach()) ** 2
+
     params = [p for p in list(fixed.parameters()) + list(cov.parameters()) if p.requires_grad]
     codes = [np.asarray(r.codes) for r in design.random]
     graphs = _captures(device, control) and family is None and \
@@ -246,7 +261,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
         if family is not None:
             return glmm_batch_nll(f + batch["offset"], batch["y"], batch["w"], None,
                                   batch["Xk"][0], cov.chol(0), *gh, family,
-                                  segments=batch["segments"][0])
+                                  segments=batch["segments"][0], phi=dispersion())
         return batch_nll(batch["y"] - f, cov, None, batch["Xk"], segments=batch["segments"])
 
     step = TrainStep(nll_of, opt, params,
@@ -314,13 +329,13 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
             theta = cov.theta()
             history.append({"epoch": epoch, "train_nll": train_nll, "val_nll": val_nll,
                             "lr": opt.param_groups[0]["lr"], "batch_size": batch_size,
-                            "sigma2": float(cov.sigma.detach()) ** 2,
+                            "sigma2": sigma2(),
                             **{name: float(v) for name, v in zip(theta_names, theta)},
                             "seconds": time.perf_counter() - started})
             if bar:
                 bar.update(task, advance=1, description=(
                     f"epoch {epoch}  train {train_nll:.4f}  val {val_nll:.4f}  "
-                    f"σ² {float(cov.sigma.detach()) ** 2:.4g}  {cov.describe()}"))
+                    f"σ² {sigma2():.4g}  {cov.describe()}"))
             if val_nll < best[0] - 1e-12:
                 best = (val_nll, (copy.deepcopy(fixed.state_dict()),
                                   copy.deepcopy(cov.state_dict())), epoch)
@@ -405,7 +420,8 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
                                  train_rows, val_rows)
         nn_out = summed_output(fixed.networks, t["nn"], n)
     if family is not None:
-        fit = _glmm_fit(design, family, weights, offset + nn_out, theta, control)
+        fit = _glmm_fit(design, family, weights, offset + nn_out, theta, control,
+                        float(dispersion().detach()) if family.has_dispersion else None)
     elif refine:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -617,7 +633,8 @@ def _fingerprint(design: ModelDesign, control: TorchControl, family) -> str:
 
 
 def _glmm_fit(design: ModelDesign, family: Family, weights, offset: np.ndarray,
-              theta: np.ndarray, control: TorchControl) -> GlmerFit:
+              theta: np.ndarray, control: TorchControl, phi: float | None = None
+              ) -> GlmerFit:
     """The GLMM after training, with the network's output as an offset: θ re-estimated by
     glmer's Laplace approximation (``refine``) or kept at its trained value; β and the modes
     by PIRLS; a scalar term's effects are then its posterior means by adaptive quadrature."""
@@ -626,7 +643,7 @@ def _glmm_fit(design: ModelDesign, family: Family, weights, offset: np.ndarray,
         fit = fit_glmer(replace(design, offset=offset), family, nAGQ=1, weights=weights,
                         control=GlmerControl(check_separation=False),
                         start=np.maximum(theta, design.theta_lower()),
-                        fix_theta=not control.refine)
+                        fix_theta=not control.refine, phi=phi)
     for w in caught:
         if issubclass(w.category, (SingularFitWarning, ConvergenceWarning)):
             warn(str(w.message), w.category)
