@@ -80,6 +80,13 @@ class Basis:
         df[ok] = self.df(Lk) if len(Lk) else []
         return est, se, df
 
+    def correlation(self, L: np.ndarray) -> np.ndarray:
+        """The correlation of the estimates ℓ'β̂ of L's rows (all estimable)."""
+        L = L[:, self.kept] if self.kept is not None else L
+        C = L @ self.V @ L.T
+        sd = np.sqrt(np.diag(C))
+        return C / np.outer(sd, sd)
+
     def messages(self) -> list[str]:
         out = [f"Results are averaged over the levels of: {', '.join(self.averaged)}"] \
             if self.averaged else []
@@ -282,6 +289,7 @@ class EmmContrasts:
             lo, hi = _ci_names(df)
             lower, upper = np.empty(len(est)), np.empty(len(est))
             for rows, family, p_method in zip(self._rows(), self.families, self._p_adjust):
+                family = self._with_correlation(family, p_method, rows, t)
                 cv, _ = adj.critical_values(self.level, df[rows], p_method, family)
                 lower[rows], upper[rows] = est[rows] - cv * se[rows], est[rows] + cv * se[rows]
             if self.ratio:
@@ -290,6 +298,7 @@ class EmmContrasts:
         if self.infer[1]:
             p = np.empty(len(est))
             for rows, family, method in zip(self._rows(), self.families, self._p_adjust):
+                family = self._with_correlation(family, method, rows, t)
                 p[rows] = adj.adjusted_p(t[rows], df[rows], method, family)
             if self.ratio:
                 values["null"] = np.ones(len(est))
@@ -298,6 +307,14 @@ class EmmContrasts:
         for column, v in values.items():
             table[column] = v
         return table
+
+    def _with_correlation(self, family: adj.Family, method: str, rows: np.ndarray,
+                          t: np.ndarray) -> adj.Family:
+        """The family with its estimable contrasts' correlation, which "mvt" integrates."""
+        if method != "mvt":
+            return family
+        ok = rows[np.isfinite(t[rows])]
+        return replace(family, corr=self.basis.correlation(self.L[ok]))
 
     def to_frame(self) -> pd.DataFrame:
         return self.table

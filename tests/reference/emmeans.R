@@ -143,6 +143,17 @@ cases <- list(
   interaction_trt = quote(contrast(emmeans(f1, ~ A * B), interaction = "trt.vs.ctrl")),
   interaction_by = quote(contrast(emmeans(f1, ~ A | B), interaction = "pairwise")))
 
+# the multivariate t adjustment ("mvt", consec's default): mvtnorm integrates by
+# randomised quasi-Monte Carlo to an absolute error of 1e-3, so the numbers are compared,
+# not the printed lines; each case from the same seed
+mvt <- list(
+  consec = quote(contrast(emmeans(f1, ~ A), "consec")),
+  consec_by = quote(contrast(emmeans(f1, ~ B | A), "consec")),
+  pairs = quote(pairs(emmeans(f1, ~ A * B), adjust = "mvt")),
+  trt_confint = quote(confint(contrast(emmeans(f1, ~ A | B), "trt.vs.ctrl",
+                                       adjust = "mvt"))),
+  pairs_glmm = quote(summary(pairs(emmeans(gb, ~ period), adjust = "mvt"), infer = TRUE)))
+
 # joint_tests(): an F test per model term on the means (numbers at mean ± 1)
 joint <- list(
   two_factors = quote(joint_tests(f1)),
@@ -173,6 +184,7 @@ p_adjust <- lapply(setNames(nm = c("holm", "hochberg", "BH", "BY", "bonferroni")
 out <- list(emmeans_version = as.character(packageVersion("emmeans")),
             lme4_version = as.character(packageVersion("lme4")),
             data = fac, unbalanced = unbalanced, cases = lapply(cases, describe),
+            mvt = lapply(mvt, function(call) { set.seed(1); describe(call) }),
             joint_tests = lapply(joint, describe),
             p = p, p_adjust = p_adjust, tukey_q = tukey_q, tukey = tukey)
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = FALSE),

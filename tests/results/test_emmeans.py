@@ -304,8 +304,8 @@ def test_bad_arguments_are_refused(fits):
         lp.emmeans(f1, "~ A", at={"z": 1})
     with pytest.raises(lp.ModelError, match="lmer_df must be one of"):
         lp.emmeans(f1, "~ B", lmer_df="kr")
-    with pytest.raises(lp.ModelError, match="'mvt' needs multivariate-t"):
-        lp.emmeans(f1, "~ B | A").contrast("consec")
+    with pytest.raises(lp.ModelError, match="adjust must be one of"):
+        lp.emmeans(f1, "~ B | A").pairs(adjust="dunnett")
     with pytest.raises(lp.ModelError, match="ref must be a level or a position"):
         lp.emmeans(f1, "~ B | A").contrast("trt.vs.ctrl", ref=5)
     with pytest.raises(lp.ModelError, match="type must be 'link' or 'response'"):
@@ -400,3 +400,51 @@ def test_interaction_contrasts_are_products_of_each_variables(fits):
     assert list(consec.columns[:2]) == ["A_consec", "B_pairwise"]
     np.testing.assert_allclose(consec["estimate"], [-table["estimate"][0],
                                                     -table["estimate"][2]], rtol=1e-10)
+
+
+MVT = {
+    "consec": lambda f: E("f1", "~ A")(f).contrast("consec"),
+    "consec_by": lambda f: E("f1", "~ B | A")(f).contrast("consec"),
+    "pairs": lambda f: E("f1", "~ A * B")(f).pairs(adjust="mvt"),
+    "trt_confint": lambda f: E("f1", "~ A | B")(f).contrast("trt.vs.ctrl",
+                                                            adjust="mvt").confint(),
+    "pairs_glmm": lambda f: E("gb", "~ period")(f).pairs(adjust="mvt").summary(infer=True),
+}
+
+
+@pytest.mark.parametrize("name", list(MVT))
+def test_multivariate_t_adjustment_is_emmeans(fits, name):
+    """adjust="mvt" (consec's default): p-values and intervals from the family's joint t
+    distribution. mvtnorm integrates to an absolute error of 1e-3 (lmerpy's to 1e-5), so
+    p-values agree to 3e-3 and interval ends to 5e-3 of a standard error; the notes are
+    emmeans'."""
+    ours = MVT[name](fits)
+    ref = REF["mvt"][name]
+    cols = ref["columns"]
+    table = ours.table
+    tol = 1e-4 if name.endswith("glmm") else 1e-5  # the quadrature fits agree to ~1e-5
+    np.testing.assert_allclose(table["estimate"], cols["estimate"], rtol=tol, atol=1e-6)
+    np.testing.assert_allclose(table["SE"], cols["SE"], rtol=tol)
+    if "p.value" in cols:
+        np.testing.assert_allclose(table["p.value"], cols["p.value"], atol=3e-3)
+    for end in ("lower.CL", "upper.CL", "asymp.LCL", "asymp.UCL"):
+        if end in cols:
+            np.testing.assert_allclose(table[end], cols[end],
+                                       atol=5e-3 * float(np.max(cols["SE"])))
+    notes = [line for line in ref["lines"] if "adjustment" in line]
+    assert [line for line in ours._messages() if "adjustment" in line] == \
+        [line.strip() for line in notes]
+
+
+def test_multivariate_t_of_independent_z_ratios_is_sidak():
+    """Independent z ratios: the joint distribution is a product, so mvt's p-values are
+    Šidák's exactly (a closed form)."""
+    from lmerpy.results.adjust import Family, adjusted_p, critical_values
+
+    t = np.array([2.1, -0.7, 1.3])
+    fam = Family(size=4, n=3, pairs=False, rank=3, corr=np.eye(3))
+    df = np.full(3, np.inf)
+    np.testing.assert_allclose(adjusted_p(t, df, "mvt", fam), adjusted_p(t, df, "sidak", fam),
+                               atol=1e-6)
+    np.testing.assert_allclose(critical_values(0.95, df, "mvt", fam)[0],
+                               critical_values(0.95, df, "sidak", fam)[0], atol=1e-5)
