@@ -100,8 +100,9 @@ def critical_values(level: float, df: np.ndarray, adjust: str, family: Family
         cv = qtukey(level, family.size, df) / math.sqrt(2)
     elif adjust == "scheffe":
         cv = np.sqrt(family.rank * _f_ppf(level, family.rank, df))
-    elif adjust == "mvt":
-        cv = np.array([_qmvt(level, d, family.corr) for d in df])
+    elif adjust == "mvt":  # one root per distinct df (a family's rows mostly share one)
+        found = {d: _qmvt(level, d, family.corr) for d in set(df.tolist())}
+        cv = np.array([found[d] for d in df.tolist()])
     else:
         cv = np.array([_qdunnx(level, n, d) for d in df])
     return np.asarray(cv, dtype=np.float64), adjust
