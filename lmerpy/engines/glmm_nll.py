@@ -43,15 +43,17 @@ def log_density(family: Family, eta: torch.Tensor, y: torch.Tensor,
                 w: torch.Tensor, phi: torch.Tensor | None = None) -> torch.Tensor:
     """log p(y | η) elementwise (y a proportion of w trials, a count, or a value with the
     dispersion φ/w), constants included."""
-    if family.has_dispersion:
-        mu, p = inverse_link(family.link.name, eta), phi / w
+    if family.has_dispersion:  # a row of weight 0 contributes nothing
+        mu, p = inverse_link(family.link.name, eta), phi / w.clamp(min=1e-300)
         if family.family == "Gamma":  # shape a = 1/p, scale μp
             a = 1.0 / p
-            return (a - 1.0) * torch.log(y) - a * y / mu - a * torch.log(mu * p) \
+            ll = (a - 1.0) * torch.log(y) - a * y / mu - a * torch.log(mu * p) \
                 - torch.lgamma(a)
-        if family.family == "inverse.gaussian":
-            return -0.5 * (torch.log(2.0 * math.pi * p * y**3) + (y - mu) ** 2 / (p * mu**2 * y))
-        return -0.5 * (torch.log(2.0 * math.pi * p) + (y - mu) ** 2 / p)
+        elif family.family == "inverse.gaussian":
+            ll = -0.5 * (torch.log(2.0 * math.pi * p * y**3) + (y - mu) ** 2 / (p * mu**2 * y))
+        else:
+            ll = -0.5 * (torch.log(2.0 * math.pi * p) + (y - mu) ** 2 / p)
+        return torch.where(w > 0, ll, torch.zeros_like(ll))
     if family.family == "binomial":
         s = w * y
         f = w - s
