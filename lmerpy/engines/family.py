@@ -136,8 +136,8 @@ class Family:
 
     @property
     def has_dispersion(self) -> bool:
-        """Gamma, inverse Gaussian and Gaussian responses have a scale φ that lme4 estimates
-        (σ² in VarCorr's Residual row); binomial and Poisson have φ = 1, so σ is 1."""
+        """Gamma, inverse Gaussian and Gaussian responses have a dispersion φ, estimated with
+        the rest (σ = √φ); binomial and Poisson have φ = 1, so σ is 1."""
         return self.family in DISPERSION_FAMILIES
 
     def variance(self, mu: np.ndarray) -> np.ndarray:
@@ -206,8 +206,11 @@ class Family:
         return 2.0 * w * (sc.xlogy(y, y) - y * np.log(mu) - (y - mu))
 
     def aic(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray) -> float:
-        """−2 log-likelihood (R's ``family$aic`` without the 2p term); for the families with
-        a dispersion φ, at φ̂ = deviance / Σ w with R's +2 for it, as lme4's Laplace uses."""
+        """−2 log-likelihood (R's ``family$aic`` without the 2p term) of the families without
+        a dispersion; the others' depends on φ (``neg2_loglik``)."""
+        if self.has_dispersion:
+            raise ModelError(f"the {self.family} family's log-likelihood needs its dispersion "
+                             f"φ: use neg2_loglik")
         if self.family == "binomial":
             ok = w > 0
             m, s, p = np.rint(w[ok]), np.rint(w[ok] * y[ok]), mu[ok]
@@ -218,19 +221,6 @@ class Family:
             term = ((y + th) * np.log(mu + th) - sc.xlogy(y, mu) + sc.gammaln(y + 1)
                     - th * np.log(th) + sc.gammaln(th) - sc.gammaln(th + y))
             return float(2.0 * np.sum(term * w))
-        if self.has_dispersion:
-            dev = float(self.dev_resids(y, mu, w).sum())
-            if self.family == "gaussian":
-                n = len(y)
-                return float(n * (np.log(2.0 * np.pi * dev / n) + 1.0) + 2.0
-                             - np.sum(np.log(w)))
-            disp = dev / w.sum()
-            if self.family == "Gamma":
-                shape = 1.0 / disp
-                logd = st.gamma.logpdf(y, shape, scale=mu * disp)
-                return float(-2.0 * np.sum(logd * w) + 2.0)
-            return float(w.sum() * (1.0 + np.log(2.0 * np.pi * disp))
-                         + 3.0 * np.sum(np.log(y) * w) + 2.0)
         k = np.rint(y)
         return float(-2.0 * np.sum(w * (sc.xlogy(k, mu) - mu - sc.gammaln(k + 1))))
 
