@@ -160,6 +160,28 @@ def batch_nll(r: torch.Tensor, params: CovarianceParams, codes: list[torch.Tenso
         return _single_grouped_term(r, params, inv, len(present), Xs[0])
     m = r.shape[0]
     sigma2 = (2.0 * params.log_sigma).exp()
+    U = random_columns(params, Xs, segments, m, r.dtype, jitter) / sigma2.sqrt()
+    if U.shape[1] <= m:
+        # the k×k system: LL' = I + U'U, r'(I + UU')⁻¹r = r'r − ‖L⁻¹U'r‖² (Woodbury)
+        Lm = _cholesky_of_identity_plus(U.T @ U)
+        w = torch.linalg.solve_triangular(Lm, (U.T @ r).unsqueeze(1), upper=False)
+        quad = (r @ r - (w * w).sum()) / sigma2
+    else:
+        # more columns than rows (several factors with many levels each): the m×m system,
+        # LL' = I + UU', with the same log-determinant (Sylvester's identity)
+        Lm = _cholesky_of_identity_plus(U @ U.T)
+        w = torch.linalg.solve_triangular(Lm, r.unsqueeze(1), upper=False)
+        quad = (w * w).sum() / sigma2
+    logdet = m * torch.log(sigma2) + 2.0 * torch.log(Lm.diagonal()).sum()
+    return 0.5 * (quad + logdet + m * math.log(2.0 * math.pi))
+
+
+def random_columns(params: CovarianceParams, Xs: list[torch.Tensor],
+                   segments: list[tuple[torch.Tensor, torch.Tensor]], m: int, dtype,
+                   jitter: float = 1e-6) -> torch.Tensor:
+    """Z_ξΛ over the random-effect columns present in a batch of m rows (m × k), Λ absolute
+    (not relative to σ): a grouped term's row i holds x_i'L in its level's p columns, an rbf
+    term's row i the Cholesky factor of the kernel over the locations present at its own."""
     blocks = []
     for k, t in enumerate(params.terms):
         present, inv = segments[k]
@@ -178,24 +200,11 @@ def batch_nll(r: torch.Tensor, params: CovarianceParams, codes: list[torch.Tenso
         else:
             p = t.p
             vals = Xs[k] @ params.chol(k)              # each row's x_i' L_k
-            U = torch.zeros(m, len(present) * p, dtype=r.dtype, device=r.device)
-            rows = torch.arange(m, device=r.device).unsqueeze(1).expand(m, p)
-            cols = inv.unsqueeze(1) * p + torch.arange(p, device=r.device).unsqueeze(0)
+            U = torch.zeros(m, len(present) * p, dtype=vals.dtype, device=vals.device)
+            rows = torch.arange(m, device=vals.device).unsqueeze(1).expand(m, p)
+            cols = inv.unsqueeze(1) * p + torch.arange(p, device=vals.device).unsqueeze(0)
             blocks.append(U.index_put((rows, cols), vals))
-    U = torch.cat([blk.to(r.dtype) for blk in blocks], dim=1) / sigma2.sqrt()
-    if U.shape[1] <= m:
-        # the k×k system: LL' = I + U'U, r'(I + UU')⁻¹r = r'r − ‖L⁻¹U'r‖² (Woodbury)
-        Lm = _cholesky_of_identity_plus(U.T @ U)
-        w = torch.linalg.solve_triangular(Lm, (U.T @ r).unsqueeze(1), upper=False)
-        quad = (r @ r - (w * w).sum()) / sigma2
-    else:
-        # more columns than rows (several factors with many levels each): the m×m system,
-        # LL' = I + UU', with the same log-determinant (Sylvester's identity)
-        Lm = _cholesky_of_identity_plus(U @ U.T)
-        w = torch.linalg.solve_triangular(Lm, r.unsqueeze(1), upper=False)
-        quad = (w * w).sum() / sigma2
-    logdet = m * torch.log(sigma2) + 2.0 * torch.log(Lm.diagonal()).sum()
-    return 0.5 * (quad + logdet + m * math.log(2.0 * math.pi))
+    return torch.cat([blk.to(dtype) for blk in blocks], dim=1)
 
 
 def _cholesky_of_identity_plus(G: torch.Tensor) -> torch.Tensor:

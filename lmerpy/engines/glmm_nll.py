@@ -29,14 +29,54 @@ def product_rule(k: int, p: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def inverse_link(name: str, eta: torch.Tensor) -> torch.Tensor:
-    """μ = g⁻¹(η) for the links of the families with a dispersion (kept positive)."""
+    """μ = g⁻¹(η) for every link of the families (a positive mean kept positive)."""
     if name == "log":
         return eta.clamp(max=700.0).exp()
+    if name == "logit":
+        return torch.sigmoid(eta)
+    if name == "probit":
+        return torch.special.ndtr(eta)
+    if name == "cloglog":
+        return -torch.expm1(-eta.clamp(max=30.0).exp())
+    if name == "cauchit":
+        return 0.5 + torch.atan(eta) / math.pi
+    if name == "sqrt":
+        return eta.clamp(min=1e-10) ** 2
     if name == "inverse":
         return 1.0 / eta.clamp(min=1e-10)
     if name == "1/mu^2":
         return eta.clamp(min=1e-20).rsqrt()
     return eta.clamp(min=1e-10)  # identity
+
+
+def mu_eta(name: str, eta: torch.Tensor) -> torch.Tensor:
+    """dμ/dη for the links of binomial and Poisson responses."""
+    if name == "logit":
+        mu = torch.sigmoid(eta)
+        return mu * (1.0 - mu)
+    if name == "log":
+        return eta.clamp(max=700.0).exp()
+    if name == "probit":
+        return torch.exp(-0.5 * eta**2) / math.sqrt(2.0 * math.pi)
+    if name == "cloglog":
+        e = eta.clamp(max=30.0)
+        return torch.exp(e - e.exp())
+    if name == "cauchit":
+        return 1.0 / (math.pi * (1.0 + eta**2))
+    if name == "sqrt":
+        return 2.0 * eta
+    return torch.ones_like(eta)  # identity
+
+
+def score_and_information(family: Family, eta: torch.Tensor, y: torch.Tensor,
+                          w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """∂log p/∂η = w (y − μ) μ'/V(μ) and the expected information w μ'²/V(μ) per row, for
+    binomial (y a proportion of w trials) and Poisson responses: glmer's PIRLS weights,
+    which its Laplace approximation takes whatever the link."""
+    mu = inverse_link(family.link.name, eta)
+    d = mu_eta(family.link.name, eta)
+    var = (mu * (1.0 - mu) if family.family == "binomial" else mu).clamp(min=1e-300)
+    return w * (y - mu) * d / var, w * d**2 / var
 
 
 def log_density(family: Family, eta: torch.Tensor, y: torch.Tensor,
@@ -63,14 +103,18 @@ def log_density(family: Family, eta: torch.Tensor, y: torch.Tensor,
                 -torch.nn.functional.softplus(eta)
         elif name == "probit":
             log_mu, log_1m = torch.special.log_ndtr(eta), torch.special.log_ndtr(-eta)
-        else:  # cloglog
+        elif name == "cloglog":
             e = eta.clamp(max=30.0).exp()
             log_mu, log_1m = torch.log(-torch.expm1(-e)).clamp(min=-745.0), -e
+        else:  # cauchit: μ = ½ + atan(η)/π, 1 − μ = ½ − atan(η)/π
+            a = torch.atan(eta) / math.pi
+            log_mu, log_1m = torch.log((0.5 + a).clamp(min=1e-300)), \
+                torch.log((0.5 - a).clamp(min=1e-300))
         const = torch.lgamma(w + 1) - torch.lgamma(s + 1) - torch.lgamma(f + 1)
         return const + s * log_mu + f * log_1m
     if family.link.name == "log":
         return w * (y * eta - eta.clamp(max=700.0).exp() - torch.lgamma(y + 1))
-    mu = eta.clamp(min=1e-10)
+    mu = inverse_link(family.link.name, eta)  # identity or sqrt
     return w * (y * torch.log(mu) - mu - torch.lgamma(y + 1))
 
 
@@ -131,4 +175,5 @@ def glmm_batch_nll(eta_fixed: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
     return -torch.logsumexp(per_group + log_weights.unsqueeze(0), dim=1).sum()
 
 
-__all__ = ["glmm_batch_nll", "log_density", "product_rule"]
+__all__ = ["glmm_batch_nll", "inverse_link", "log_density", "mu_eta", "product_rule",
+           "score_and_information"]

@@ -32,7 +32,7 @@ from ..design.subset import at_locations
 from ..errors import ModelError, warn
 from .adam import FusedAdam
 from .backfit import backfit
-from .batch_nll import CovarianceParams, batch_nll
+from .batch_nll import CovarianceParams, batch_nll, random_columns
 from .batching import EpochBatches, epoch_order, local_order, locality_rank
 from .checkpoint import load_checkpoint, save_checkpoint
 from .exact import (
@@ -45,6 +45,7 @@ from .exact import (
 from .family import Family
 from .glmm import GlmerControl, GlmerFit, binomial_response, fit_glmer
 from .glmm_nll import glmm_batch_nll, product_rule
+from .laplace_nll import laplace_batch_nll
 from .networks import (
     as_output,
     attach_generator,
@@ -109,16 +110,15 @@ def _device(name: str | torch.device) -> torch.device:
     return device
 
 
-def _check_glmm(design: ModelDesign, control: TorchControl) -> None:
-    """The quadrature NLL needs one grouping factor, so that whole groups are independent."""
-    if len(design.random) != 1 or design.random[0].encoder is None:
-        raise ModelError("the torch engine fits GLMMs with exactly one grouped random term, "
-                         "e.g. (1 | group) or (1 + t | group): the quadrature NLL (paper eq. "
-                         "40) factorises over the levels of a single grouping factor")
-    if design.random[0].p > 3:
-        raise ModelError(f"the torch GLMM integrates over at most 3 random effects per level "
-                         f"(tensor-product quadrature); {design.random[0].term} has "
-                         f"{design.random[0].p}")
+def _uses_laplace(design: ModelDesign, control: TorchControl) -> bool:
+    """Whether a GLMM's batch NLL is the Laplace approximation (laplace_nll.py) rather than
+    the quadrature over the levels of one grouping factor (glmm_nll.py, paper eq. 40): with
+    several random terms or an rbf term (no independent groups), more than 3 effects per
+    level (a tensor-product rule of 5^p nodes), or ``quadrature=1`` with correlated slopes
+    (one fixed node is no approximation; the Laplace approximation is adaptive)."""
+    r = design.random[0]
+    return len(design.random) > 1 or r.encoder is None or r.p > 3 or \
+        (r.p > 1 and control.quadrature == 1)
 
 
 def fit_torch(design: ModelDesign, control: TorchControl | None = None,
@@ -161,8 +161,8 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
         raise ModelError("no random-effects terms in the formula: add e.g. (1 | group)")
     if family is None and design.y.ndim != 1:
         raise ModelError("the torch engine fits a single numeric response")
-    if family is not None:
-        _check_glmm(design, control)
+    laplace = family is not None and _uses_laplace(design, control)
+    if family is not None and not laplace:
         control = replace(control, batching="group")  # the decomposition needs whole groups
     if control.seed is not None:
         torch.manual_seed(control.seed)
@@ -194,13 +194,15 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     cov.coords = [c.to(device) if c is not None else None for c in cov.coords]
     if family is not None:
         cov.log_sigma.requires_grad_(False)
-        with torch.no_grad():  # start the random effects' sd at 0.5 on the link scale
-            cov.factors[0].diagonal().fill_(math.log(0.5))
+        with torch.no_grad():  # start the random effects' sds at 0.5 on the link scale
+            for r, raw in zip(design.random, cov.factors):
+                (raw[:1] if r.encoder is None else raw.diagonal()).fill_(math.log(0.5))
         if family.has_dispersion:  # log φ, trained with the rest, from the Pearson moment
             mu0 = family.link.inverse(X @ beta0 + offset)
             phi0 = float(np.mean(prior_w * (y_adj - mu0) ** 2 / family.variance(mu0)))
             cov.log_phi = nn.Parameter(torch.tensor(
                 math.log(phi0 if np.isfinite(phi0) and phi0 > 0 else 1.0), dtype=dtype))
+    if family is not None and not laplace:
         gh_nodes, gh_weights = product_rule(control.quadrature, design.random[0].p)
         gh = (torch.as_tensor(gh_nodes, dtype=dtype, device=device),
               torch.as_tensor(np.log(gh_weights), dtype=dtype, device=device))
@@ -258,6 +260,10 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
 
     def nll_of(batch: dict) -> torch.Tensor:
         f = fixed(batch["X"], batch["nn"])
+        if laplace:
+            U = random_columns(cov, batch["Xk"], batch["segments"], batch["rows"], dtype)
+            return laplace_batch_nll(f + batch["offset"], U, batch["y"], batch["w"], family,
+                                     dispersion())
         if family is not None:
             return glmm_batch_nll(f + batch["offset"], batch["y"], batch["w"], None,
                                   batch["Xk"][0], cov.chol(0), *gh, family,
@@ -390,7 +396,10 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     nn_predict = nn_predictor(list(fixed.networks), device)
     trained_theta = theta
     locations = _locations(design)
-    refine = family is not None and control.refine or _refines(control, design)
+    # a GLMM's θ is refined by glmer's Laplace approximation on every row, each PIRLS step a
+    # dense factor of an rbf term's kernel: not above REFINE_SPATIAL_LIMIT locations
+    refine = control.refine and locations <= REFINE_SPATIAL_LIMIT if family is not None \
+        else _refines(control, design)
     subset = _refine_subset(design, rng) if refine and family is None else None
     # (a GLMM's summary says itself whether θ is glmer's Laplace estimate given the network)
     theta_from = None if family is not None else \
@@ -399,8 +408,11 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
         theta_from += (f", on the rows at a random {len(subset[1]):,} of the {locations:,} "
                        f"spatial locations")
     if control.refine and not refine:
+        theta_from = "training" if family is not None else theta_from
         theta_from += (f" (exact refinement skipped: several spatial terms of more than "
-                       f"{REFINE_SPATIAL_LIMIT:,} locations)")
+                       f"{REFINE_SPATIAL_LIMIT:,} locations)" if family is None else
+                       f" (refinement by the Laplace approximation skipped: {locations:,} "
+                       f"spatial locations, more than {REFINE_SPATIAL_LIMIT:,})")
 
     def refit(nn_out: np.ndarray, start: np.ndarray) -> ExactFit:
         """The exact ML fit of θ given the network's output (on the subset's rows, if any)."""
@@ -420,7 +432,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
                                  train_rows, val_rows)
         nn_out = summed_output(fixed.networks, t["nn"], n)
     if family is not None:
-        fit = _glmm_fit(design, family, weights, offset + nn_out, theta, control,
+        fit = _glmm_fit(design, family, weights, offset + nn_out, theta, refine,
                         float(dispersion().detach()) if family.has_dispersion else None)
     elif refine:
         with warnings.catch_warnings(record=True) as caught:
@@ -445,7 +457,8 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
         # the spatial term and locations (indices into its levels) θ was refined on
         "refined_on": None if subset is None else (
             design.random[subset[0]].group, subset[1]),
-        "quadrature": control.quadrature if family is not None else None,
+        # nodes per dimension of a GLMM's batch NLL; 1 for the Laplace approximation
+        "quadrature": (1 if laplace else control.quadrature) if family is not None else None,
         "engine": "torch", "epochs": len(history), "best_epoch": best[2],
         "backfit": None if backfitted is None else {
             "method": "L-BFGS", "iterations": backfitted.iterations,
@@ -633,22 +646,22 @@ def _fingerprint(design: ModelDesign, control: TorchControl, family) -> str:
 
 
 def _glmm_fit(design: ModelDesign, family: Family, weights, offset: np.ndarray,
-              theta: np.ndarray, control: TorchControl, phi: float | None = None
-              ) -> GlmerFit:
+              theta: np.ndarray, refine: bool, phi: float | None = None) -> GlmerFit:
     """The GLMM after training, with the network's output as an offset: θ re-estimated by
     glmer's Laplace approximation (``refine``) or kept at its trained value; β and the modes
-    by PIRLS; a scalar term's effects are then its posterior means by adaptive quadrature."""
+    by PIRLS; a single scalar term's effects are then its posterior means by adaptive
+    quadrature (with several terms, the conditional modes, as glmer's ranef)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fit = fit_glmer(replace(design, offset=offset), family, nAGQ=1, weights=weights,
                         control=GlmerControl(check_separation=False),
                         start=np.maximum(theta, design.theta_lower()),
-                        fix_theta=not control.refine, phi=phi)
+                        fix_theta=not refine, phi=phi)
     for w in caught:
         if issubclass(w.category, (SingularFitWarning, ConvergenceWarning)):
             warn(str(w.message), w.category)
     r = design.random[0]
-    if r.p == 1:
+    if len(design.random) == 1 and r.encoder is not None and r.p == 1:
         # the fit's own PIRLS state at (θ̂, β̂): no second PIRLS run
         u_mean = fit.pirls.posterior_means(fit.modes, fit.theta)
         fit.b = np.asarray(fit.pirls.lambda_map(fit.theta) @ u_mean).ravel()

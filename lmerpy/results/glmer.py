@@ -36,9 +36,10 @@ class GlmerResult(LmerResult):
         if info is not None:
             kind = "with neural fixed effects " if self.design.nn else ""
             theta = "θ by Laplace given the network" if info["refined"] else "θ as trained"
+            nll = "Laplace approximation per batch" if info["quadrature"] == 1 else \
+                f"Gauss-Hermite quadrature with {info['quadrature']} nodes"
             return (f"Generalized linear mixed model {kind}fit by maximum likelihood (torch "
-                    f"engine, LMMNN: Gauss-Hermite quadrature with {info['quadrature']} "
-                    f"nodes; {theta}) ['lmerpy']")
+                    f"engine, LMMNN: {nll}; {theta}) ['lmerpy']")
         if self.fit.nAGQ > 1:
             how = f"Adaptive Gauss-Hermite Quadrature, nAGQ = {self.fit.nAGQ}"
         elif self.fit.nAGQ == 1:
