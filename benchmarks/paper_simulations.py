@@ -294,12 +294,16 @@ def _embeddings(train, new, groups, x_tr, y_tr, epochs, seed):
 
 
 def binary(n, q, sig2b, rng):
-    """The paper's eq. 41: logit p = f(x) + b_g, y ~ Bernoulli(p)."""
+    """The paper's eq. 41: logit p = f(x) + b_g, y ~ Bernoulli(p); with a tuple ``q``, one
+    crossed factor g0, g1, … per entry, each with variance σ²b (as eq. 28's three factors)."""
     X = rng.uniform(-1, 1, (n, 10))
-    g = _levels(rng, n, q)
-    eta = _f(X) + rng.normal(scale=np.sqrt(sig2b), size=q)[g]
     df = pd.DataFrame(X, columns=X_COLS)
-    df["y"], df["g0"] = rng.binomial(1, 1.0 / (1.0 + np.exp(-eta))), g.astype(str)
+    eta = _f(X)
+    for k, size in enumerate(q if isinstance(q, tuple) else (q,)):
+        g = _levels(rng, n, size)
+        eta = eta + rng.normal(scale=np.sqrt(sig2b), size=size)[g]
+        df[f"g{k}"] = g.astype(str)
+    df["y"] = rng.binomial(1, 1.0 / (1.0 + np.exp(-eta)))
     df["eta_true"] = eta  # for the oracle rows only; no method sees them
     df["f_true"] = _f(X)
     return df
@@ -314,10 +318,13 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float:
 
 def run_binary_case(name, df, epochs, seed, sig2b, lmmnn_only=False, batch=1000,
                     lr=1e-3, dropout=0.25) -> list[dict]:
-    """lmerpy's nn + binomial GLMM against ignore, embeddings and the exact glmer (Laplace)."""
+    """lmerpy's nn + binomial GLMM against ignore, embeddings and the exact glmer (Laplace);
+    one random intercept per factor g0, g1, … in ``df``."""
     rng = np.random.default_rng(seed)
     test = rng.random(len(df)) < 0.2
     train, new = df[~test].reset_index(drop=True), df[test].reset_index(drop=True)
+    groups = sorted(c for c in df.columns if c.startswith("g") and c[1:].isdigit())
+    random = " + ".join(f"(1 | {g})" for g in groups)
     out = []
 
     def record(method, score, took, extra=""):
@@ -325,22 +332,24 @@ def run_binary_case(name, df, epochs, seed, sig2b, lmmnn_only=False, batch=1000,
                     "test AUC": _auc(new.y.to_numpy(), score), "seconds": took,
                     "estimates": extra})
 
+    def variances(model) -> str:
+        return ", ".join(f"{v:.3f}" for v in model.VarCorr().to_frame().vcov)
+
     t0 = time.perf_counter()
-    m = lp.glmer(f"y ~ nn(x1 + ... + x10, dropout={dropout}) + (1 | g0)", train, seed=seed,
+    m = lp.glmer(f"y ~ nn(x1 + ... + x10, dropout={dropout}) + {random}", train, seed=seed,
                  epochs=epochs, batch_size=batch, lr=lr, verbose=False)
-    s2 = float(m.VarCorr().to_frame().vcov.iloc[0])
-    trained = float(m.torch_info["trained_theta"][0]) ** 2
+    how = "Laplace" if m.torch_info["quadrature"] == 1 else "quadrature"
+    trained = ", ".join(f"{v ** 2:.3f}" for v in m.torch_info["trained_theta"])
     record("lmmnn (binomial)", m.predict(new, type="response", allow_new_levels=True)
            .to_numpy(), time.perf_counter() - t0,
-           f"σ²b={s2:.3f} (trained by quadrature: {trained:.3f}; truth {sig2b}); "
+           f"σ²b={variances(m)} (trained by {how}: {trained}; truth {sig2b}); "
            f"{m.torch_info['epochs']} epochs")
     record("oracle (true η)", new.eta_true.to_numpy(), 0.0, "the ceiling for any method")
     # the ceiling for a method that knows f but, like every method, must estimate b
     t0 = time.perf_counter()
-    known = lp.glmer("y ~ 1 + offset(f_true) + (1 | g0)", train)
+    known = lp.glmer(f"y ~ 1 + offset(f_true) + {random}", train)
     record("oracle f, b̂ by glmer", known.predict(new, type="response", allow_new_levels=True)
-           .to_numpy(), time.perf_counter() - t0,
-           f"σ²b={float(known.VarCorr().to_frame().vcov.iloc[0]):.3f}")
+           .to_numpy(), time.perf_counter() - t0, f"σ²b={variances(known)}")
     if lmmnn_only:
         return out
 
@@ -352,18 +361,20 @@ def run_binary_case(name, df, epochs, seed, sig2b, lmmnn_only=False, batch=1000,
     with torch.no_grad():
         record("ignore", mlp(x_te).numpy(), time.perf_counter() - t0)
     t0 = time.perf_counter()
-    levels = {v: i for i, v in enumerate(sorted(train.g0.unique()))}
-    c_tr = torch.tensor(train.g0.map(levels).to_numpy())
-    c_te = torch.tensor(new.g0.map(levels).fillna(len(levels)).astype(int).to_numpy())
-    emb = _train_mse(_Embedded(10, [len(levels) + 1]), [x_tr, c_tr], y_tr, epochs, seed,
-                     binary=True)
+    c_tr, c_te, sizes = [], [], []
+    for g in groups:
+        levels = {v: i for i, v in enumerate(sorted(train[g].unique()))}
+        c_tr.append(torch.tensor(train[g].map(levels).to_numpy()))
+        c_te.append(torch.tensor(new[g].map(levels).fillna(len(levels)).astype(int)
+                                 .to_numpy()))
+        sizes.append(len(levels) + 1)
+    emb = _train_mse(_Embedded(10, sizes), [x_tr, *c_tr], y_tr, epochs, seed, binary=True)
     with torch.no_grad():
-        record("embeddings", emb(x_te, c_te).numpy(), time.perf_counter() - t0)
+        record("embeddings", emb(x_te, *c_te).numpy(), time.perf_counter() - t0)
     t0 = time.perf_counter()
-    g = lp.glmer("y ~ x1 + ... + x10 + (1 | g0)", train)
+    g = lp.glmer(f"y ~ x1 + ... + x10 + {random}", train)
     record("glmer (linear, Laplace)", g.predict(new, type="response", allow_new_levels=True)
-           .to_numpy(), time.perf_counter() - t0,
-           f"σ²b={float(g.VarCorr().to_frame().vcov.iloc[0]):.3f}")
+           .to_numpy(), time.perf_counter() - t0, f"σ²b={variances(g)}")
     return out
 
 
@@ -393,10 +404,24 @@ def main_binary(args) -> None:
                 print(f"{r['scenario']:28s} {r['method']:24s} AUC {r['test AUC']:.4f} "
                       f"{r['seconds']:7.1f}s {r['estimates']}", flush=True)
             rows += result
+    # crossed factors (the quadrature NLL needs one factor: these train on the Laplace NLL)
+    for qs in [(1000, 200)]:
+        for s in sig2bs:
+            name = f"binary crossed q=({qs[0]},{qs[1]}) σ²b={s}"
+            df = binary(args.n, qs, s, rng)
+            if args.cell and args.cell != f"{qs[0]}+{qs[1]}:{s:g}":
+                continue
+            result = run_binary_case(name, df, args.epochs, args.seed, s, args.lmmnn_only,
+                                     args.batch, args.lr, args.dropout)
+            for r in result:
+                print(f"{r['scenario']:28s} {r['method']:24s} AUC {r['test AUC']:.4f} "
+                      f"{r['seconds']:7.1f}s {r['estimates']}", flush=True)
+            rows += result
     header = (f"# LMMNN binary simulations (paper eq. 41; n = {args.n:,}, epochs ≤ "
               f"{args.epochs}, seed {args.seed})\n\nTest AUC; σ̂²b of lmerpy's nn + binomial "
-              f"GLMM (Laplace refinement given the network, and as trained by 5-node "
-              f"adaptive quadrature) and of the linear glmer.\n\n")
+              f"GLMM (Laplace refinement given the network, and as trained: by 5-node "
+              f"adaptive quadrature with one factor, by the batch Laplace approximation "
+              f"with crossed factors) and of the linear glmer.\n\n")
     _write_table(rows, header, args.out)
 
 
@@ -408,7 +433,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None)
     parser.add_argument("--cell", default=None,
-                        help="only one cell: --glmm q:σ²b, e.g. 1000:1; otherwise the "
+                        help="only one cell: --glmm q:σ²b, e.g. 1000:1 (crossed: "
+                             "1000+200:1); otherwise the "
                              "scenario's name, e.g. 'single q=1000 σ²b=1.0'")
     parser.add_argument("--reps", type=int, default=1,
                         help="repetitions (seeds seed, seed+1, ...): mean and SE per cell")

@@ -233,3 +233,54 @@ def test_nn_gamma_learns_the_curve_the_variance_and_the_dispersion():
     assert np.all(np.isfinite(m.history.sigma2)) and m.history.sigma2.iloc[0] > 0
     again = lp.glmer("y ~ nn(x1 + x2, hidden=(16, 8)) + (1 | g)", df, **kw)
     np.testing.assert_array_equal(m.fitted(), again.fitted())
+
+
+def test_crossed_poisson_trained_by_the_laplace_nll_is_near_the_exact_fit():
+    """engine="torch" with a linear f and crossed factors, θ kept as trained (refine=False):
+    the mini-batch Laplace NLL lands within 10% of glmer's θ̂ and within 0.3 SE of its β̂."""
+    rng = np.random.default_rng(5)
+    n, A, B = 4000, 100, 40
+    a, b, x = rng.integers(0, A, n), rng.integers(0, B, n), rng.normal(size=n)
+    eta = 0.3 + 0.5 * x + rng.normal(0, 0.6, A)[a] + rng.normal(0, 0.4, B)[b]
+    df = pd.DataFrame({"c": rng.poisson(np.exp(eta)), "x": x, "a": a.astype(str),
+                       "b": b.astype(str)})
+    formula = "c ~ x + (1 | a) + (1 | b)"
+    exact = lp.glmer(formula, df, family="poisson")
+    m = lp.glmer(formula, df, family="poisson", engine="torch", refine=False, seed=0,
+                 verbose=False, lr=1e-2, device="cpu")
+    assert m.torch_info["quadrature"] == 1
+    np.testing.assert_allclose(m.theta, m.torch_info["trained_theta"])
+    np.testing.assert_allclose(m.theta, exact.theta, rtol=0.1)
+    se = np.sqrt(np.diag(exact.vcov()))
+    assert np.all(np.abs(m.fixef().to_numpy() - exact.fixef().to_numpy()) < 0.3 * se)
+
+
+def test_torch_glmm_laplace_for_slopes_and_spatial_terms(monkeypatch):
+    """quadrature=1 with correlated slopes and an rbf term both train on the Laplace NLL; an
+    rbf term of more locations than the refinement takes keeps θ as trained, and says so."""
+    from lmerpy.engines import torch_engine
+
+    rng = np.random.default_rng(2)
+    n = 900
+    df = pd.DataFrame({"x1": rng.uniform(-1, 1, n), "t": rng.normal(size=n),
+                       "g": rng.integers(0, 30, n).astype(str),
+                       "lat": rng.integers(0, 6, n).astype(float),
+                       "lon": rng.integers(0, 5, n).astype(float)})
+    g = df.g.astype(int)
+    eta = np.sin(2 * df.x1) + rng.normal(0, 0.7, 30)[g] + rng.normal(0, 0.6, 30)[g] * df.t \
+        + np.sin(df.lat)
+    df["y"] = rng.binomial(1, 1 / (1 + np.exp(-eta)))
+    kw = dict(family="binomial", seed=0, verbose=False, epochs=3, device="cpu")
+    slopes = lp.glmer("y ~ nn(x1, hidden=(8,)) + (1 + t | g)", df, quadrature=1, **kw)
+    assert slopes.torch_info["quadrature"] == 1 and slopes.torch_info["refined"]
+    assert "Laplace approximation per batch" in slopes.title
+    spatial = lp.glmer("y ~ nn(x1, hidden=(8,)) + (1 | g) + rbf(lat, lon)", df, **kw)
+    assert spatial.torch_info["refined"]
+    assert [t.group for t in spatial.VarCorr().terms] == ["g", "rbf(lat, lon)"]
+    monkeypatch.setattr(torch_engine, "REFINE_SPATIAL_LIMIT", 20)
+    kept = lp.glmer("y ~ nn(x1, hidden=(8,)) + rbf(lat, lon)", df, **kw)
+    assert not kept.torch_info["refined"]
+    np.testing.assert_allclose(kept.theta, kept.torch_info["trained_theta"])
+    assert "refinement by the Laplace approximation skipped: 30 spatial locations" in \
+        str(kept.summary())
+    assert "θ as trained" in kept.title
