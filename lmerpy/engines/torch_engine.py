@@ -127,8 +127,9 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
     """Train an LMMNN model on ``design`` and return a fit the result object understands.
 
     With a ``family`` the loss is the marginal NLL by Gauss–Hermite quadrature over batches
-    of whole groups (paper eq. 40; with log φ trained too for a family with a dispersion),
-    and the fit a GlmerFit.
+    of whole groups (paper eq. 40), or with several random terms or an rbf term each batch's
+    Laplace approximation (laplace_nll.py); log φ is trained too for a family with a
+    dispersion, and the fit is a GlmerFit.
     """
     control = control or TorchControl()
     control = check_control(control)
