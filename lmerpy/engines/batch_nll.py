@@ -23,6 +23,7 @@ from torch import nn
 
 from ..design.covariance import RBFKernel
 from ..design.random import RandomTermDesign
+from .batch_columns import random_columns
 
 
 class CovarianceParams(nn.Module):
@@ -174,37 +175,6 @@ def batch_nll(r: torch.Tensor, params: CovarianceParams, codes: list[torch.Tenso
         quad = (w * w).sum() / sigma2
     logdet = m * torch.log(sigma2) + 2.0 * torch.log(Lm.diagonal()).sum()
     return 0.5 * (quad + logdet + m * math.log(2.0 * math.pi))
-
-
-def random_columns(params: CovarianceParams, Xs: list[torch.Tensor],
-                   segments: list[tuple[torch.Tensor, torch.Tensor]], m: int, dtype,
-                   jitter: float = 1e-6) -> torch.Tensor:
-    """Z_ξΛ over the random-effect columns present in a batch of m rows (m × k), Λ absolute
-    (not relative to σ): a grouped term's row i holds x_i'L in its level's p columns, an rbf
-    term's row i the Cholesky factor of the kernel over the locations present at its own."""
-    blocks = []
-    for k, t in enumerate(params.terms):
-        present, inv = segments[k]
-        if isinstance(t.cov, RBFKernel):
-            raw = params.factors[k]
-            sd, ell = raw[0].exp(), raw[1].exp()
-            # a CUDA graph pads the locations present with −1 (train_step.py): they get
-            # identity rows and columns, so L is block diagonal and no row reaches them
-            valid = present >= 0
-            c = params.coords[k][present.clamp(min=0)]
-            K = torch.exp(-torch.cdist(c, c).pow(2) / (2.0 * ell**2))
-            K = K * (valid.unsqueeze(1) & valid.unsqueeze(0)) + torch.diag(
-                (~valid).to(K.dtype) + jitter)
-            L = torch.linalg.cholesky_ex(K).L * sd     # _ex: no host check (CUDA graphs)
-            blocks.append(L[inv])                      # Z_present L: row i is L[loc_i]
-        else:
-            p = t.p
-            vals = Xs[k] @ params.chol(k)              # each row's x_i' L_k
-            U = torch.zeros(m, len(present) * p, dtype=vals.dtype, device=vals.device)
-            rows = torch.arange(m, device=vals.device).unsqueeze(1).expand(m, p)
-            cols = inv.unsqueeze(1) * p + torch.arange(p, device=vals.device).unsqueeze(0)
-            blocks.append(U.index_put((rows, cols), vals))
-    return torch.cat([blk.to(dtype) for blk in blocks], dim=1)
 
 
 def _cholesky_of_identity_plus(G: torch.Tensor) -> torch.Tensor:

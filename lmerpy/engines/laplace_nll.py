@@ -3,7 +3,7 @@ combination: several grouping factors (crossed or nested), slopes of any number,
 
 The quadrature NLL (glmm_nll.py) needs groups that are independent, so one grouping factor.
 Here a batch's random effects are integrated out by glmer's Laplace approximation over the
-k columns present in the batch, U = Z_ξΛ (m × k, as in batch_nll.py):
+k columns present in the batch, U = Z_ξΛ (m × k, batch_columns.py):
 
     −log L_ξ ≈ −Σ_i log p(y_i | η̂_i) + ½‖û‖² + ½ log|I + U'ŴU|,   η̂ = f + Uû,
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 
+from .batch_columns import BatchColumns
 from .family import Family
 from .glmm_nll import log_density, score_and_information
 
@@ -65,40 +66,39 @@ def _score(family: Family, eta: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
         return log_density(family, eta, y, w), d1, W
 
 
-def _system(U: torch.Tensor, W: torch.Tensor) -> tuple[torch.Tensor, bool]:
+def _system(U: BatchColumns, W: torch.Tensor) -> tuple[torch.Tensor, bool]:
     """The Cholesky factor of I + U'WU (k ≤ m), else of I + W^½UU'W^½; and which."""
-    m, k = U.shape
-    A = U * W.sqrt().unsqueeze(1)
-    small = k <= m
-    G = A.T @ A if small else A @ A.T
+    small = U.k <= U.m
+    G = U.gram(W) if small else U.outer(W)
     G = G + torch.eye(G.shape[0], dtype=G.dtype, device=G.device)
     return torch.linalg.cholesky(G), small
 
 
-def _newton_step(U: torch.Tensor, W: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+def _newton_step(U: BatchColumns, W: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """(I + U'WU)⁻¹g, directly or by Woodbury through the m × m factor."""
     chol, small = _system(U, W)
     if small:
         return torch.cholesky_solve(g.unsqueeze(1), chol).squeeze(1)
-    A = U * W.sqrt().unsqueeze(1)
-    return g - A.T @ torch.cholesky_solve((A @ g).unsqueeze(1), chol).squeeze(1)
+    s = W.sqrt()
+    inner = torch.cholesky_solve((s * U.times(g)).unsqueeze(1), chol).squeeze(1)
+    return g - U.t_times(s * inner)
 
 
-def batch_mode(eta_fixed: torch.Tensor, U: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
+def batch_mode(eta_fixed: torch.Tensor, U: BatchColumns, y: torch.Tensor, w: torch.Tensor,
                family: Family, phi: torch.Tensor | None = None) -> torch.Tensor:
     """The conditional mode û of h(u) = Σ log p(y | f + Uu) − ½‖u‖², by Newton steps (Fisher
     scoring for binomial and Poisson, as PIRLS) with step halving, without gradient."""
     eta_fixed, U = eta_fixed.detach(), U.detach()
     phi = phi.detach() if phi is not None else None
-    u = torch.zeros(U.shape[1], dtype=U.dtype, device=U.device)
+    u = torch.zeros(U.k, dtype=eta_fixed.dtype, device=eta_fixed.device)
     ll, d1, W = _score(family, eta_fixed, y, w, phi)
     value = float(ll.sum())
     for _ in range(MAX_STEPS):
-        step = _newton_step(U, W, U.T @ d1 - u)
+        step = _newton_step(U, W, U.t_times(d1) - u)
         scale = 1.0
         while True:
             trial = u + scale * step
-            ll_t, d1_t, W_t = _score(family, eta_fixed + U @ trial, y, w, phi)
+            ll_t, d1_t, W_t = _score(family, eta_fixed + U.times(trial), y, w, phi)
             value_t = float(ll_t.sum()) - 0.5 * float(trial @ trial)
             if value_t >= value - 1e-10 * abs(value) or scale < 1e-4:
                 break
@@ -110,22 +110,24 @@ def batch_mode(eta_fixed: torch.Tensor, U: torch.Tensor, y: torch.Tensor, w: tor
     return u
 
 
-def laplace_batch_nll(eta_fixed: torch.Tensor, U: torch.Tensor, y: torch.Tensor,
-                      w: torch.Tensor, family: Family,
+def laplace_batch_nll(eta_fixed: torch.Tensor, U: BatchColumns | torch.Tensor,
+                      y: torch.Tensor, w: torch.Tensor, family: Family,
                       phi: torch.Tensor | None = None) -> torch.Tensor:
     """−log L of a batch by the Laplace approximation: ``eta_fixed`` the rows' f(x) + offset,
-    ``U`` = Z_ξΛ over the columns present (batch_nll.random_columns), ``w`` prior weights
-    (binomial: trials), ``phi`` the dispersion of a Gamma, inverse Gaussian or Gaussian
-    response. Differentiable in all three when gradients are on."""
+    ``U`` = Z_ξΛ over the columns present (batch_columns.py; or a dense m × k tensor), ``w``
+    prior weights (binomial: trials), ``phi`` the dispersion of a Gamma, inverse Gaussian or
+    Gaussian response. Differentiable in all three when gradients are on."""
+    U = BatchColumns.of(U) if isinstance(U, torch.Tensor) else U
     u_hat = batch_mode(eta_fixed, U, y, w, family, phi)
-    inputs = (eta_fixed, U) if phi is None else (eta_fixed, U, phi)
-    graph = torch.is_grad_enabled() and any(v.requires_grad for v in inputs)
+    graph = torch.is_grad_enabled() and (eta_fixed.requires_grad or U.requires_grad or (
+        phi is not None and phi.requires_grad))
     if graph:
         # one Newton step with the graph and the observed information (the Hessian of h):
         # its value is û, its derivative dû/d(f, θ, φ)
-        _, d1, d2 = _derivatives(family, eta_fixed + U @ u_hat, y, w, phi, graph=True)
-        u_hat = u_hat + _newton_step(U.detach(), _observed(d2.detach()), U.T @ d1 - u_hat)
-    eta = eta_fixed + U @ u_hat
+        _, d1, d2 = _derivatives(family, eta_fixed + U.times(u_hat), y, w, phi, graph=True)
+        u_hat = u_hat + _newton_step(U.detach(), _observed(d2.detach()),
+                                     U.t_times(d1) - u_hat)
+    eta = eta_fixed + U.times(u_hat)
     if family.has_dispersion:
         ll, _, d2 = _derivatives(family, eta, y, w, phi, graph=graph)
         W = _observed(d2)

@@ -32,7 +32,8 @@ from ..design.subset import at_locations
 from ..errors import ModelError, warn
 from .adam import FusedAdam
 from .backfit import backfit
-from .batch_nll import CovarianceParams, batch_nll, random_columns
+from .batch_columns import batch_columns
+from .batch_nll import CovarianceParams, batch_nll
 from .batching import EpochBatches, epoch_order, local_order, locality_rank
 from .checkpoint import load_checkpoint, save_checkpoint
 from .exact import (
@@ -262,7 +263,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     def nll_of(batch: dict) -> torch.Tensor:
         f = fixed(batch["X"], batch["nn"])
         if laplace:
-            U = random_columns(cov, batch["Xk"], batch["segments"], batch["rows"], dtype)
+            U = batch_columns(cov, batch["Xk"], batch["segments"], batch["rows"], dtype)
             return laplace_batch_nll(f + batch["offset"], U, batch["y"], batch["w"], family,
                                      dispersion())
         if family is not None:

@@ -13,7 +13,8 @@ import torch
 from scipy import optimize
 
 import lmerpy as lp
-from lmerpy.engines.batch_nll import CovarianceParams, random_columns
+from lmerpy.engines.batch_columns import batch_columns, random_columns
+from lmerpy.engines.batch_nll import CovarianceParams
 from lmerpy.engines.family import make_family
 from lmerpy.engines.laplace_nll import laplace_batch_nll
 
@@ -71,6 +72,14 @@ def test_laplace_nll_on_all_rows_is_glmers_laplace_approximation(formula, family
                             torch.ones(d.n, dtype=torch.float64), m.family, phi)
     # (the probit: glmer's expected information in the determinant, not the observed)
     assert 2 * float(nll) == pytest.approx(-2 * float(m.logLik()), abs=1e-5)
+    # the same through each row's nonzeros (batch_columns.py)
+    sparse = batch_columns(_covariance(d, m.theta), [torch.as_tensor(r.X) for r in d.random],
+                           segments, d.n, torch.float64)
+    assert sparse.dense is None
+    again = laplace_batch_nll(torch.as_tensor(m.fit.X @ m.fit.solution.beta), sparse,
+                              torch.as_tensor(d.y, dtype=torch.float64),
+                              torch.ones(d.n, dtype=torch.float64), m.family, phi)
+    assert float(again) == pytest.approx(float(nll), abs=1e-9)
 
 
 def test_laplace_nll_with_more_columns_than_rows_agrees_with_scipy():
@@ -108,8 +117,9 @@ def test_laplace_nll_with_more_columns_than_rows_agrees_with_scipy():
     assert float(ours) == pytest.approx(expected, abs=1e-9)
 
 
+@pytest.mark.parametrize("sparse", [True, False])
 @pytest.mark.parametrize("family", ["binomial", "Gamma"])
-def test_laplace_nll_gradient_is_the_total_derivative(family):
+def test_laplace_nll_gradient_is_the_total_derivative(family, sparse):
     """Autograd's gradient in β, the covariance factors and log φ equals central differences
     of the NLL itself — so it carries dû/d(parameters) through the log-determinant."""
     df = _crossed(n=300, A=15, B=10)
@@ -128,7 +138,8 @@ def test_laplace_nll_gradient_is_the_total_derivative(family):
     Xs = [torch.as_tensor(r.X) for r in d.random]
 
     def nll():
-        U = random_columns(cov, Xs, segments, d.n, torch.float64)
+        U = batch_columns(cov, Xs, segments, d.n, torch.float64) if sparse else \
+            random_columns(cov, Xs, segments, d.n, torch.float64)
         return laplace_batch_nll(X @ beta, U, y, w, fam,
                                  log_phi.exp() if family == "Gamma" else None)
 
