@@ -391,32 +391,23 @@ def main_binary(args) -> None:
     rng = np.random.default_rng(args.seed)
     qs = [100, 1000, 10000] if args.full else [100, 1000]
     sig2bs = [0.1, 1.0, 10.0] if args.full else [1.0]
+    # (name, levels, --cell key); crossed factors train on the batch Laplace NLL (the
+    # quadrature NLL needs one factor). Cells are generated in this order, so reproducibly
+    cells = [(f"binary q={q} σ²b={s}", q, f"{q}:{s:g}") for q in qs for s in sig2bs]
+    cells += [(f"binary crossed q=({a},{b}) σ²b={s}", (a, b), f"{a}+{b}:{s:g}")
+              for a, b in [(1000, 200)] for s in sig2bs]
     rows = []
-    for q in qs:
-        for s in sig2bs:
-            name = f"binary q={q} σ²b={s}"
-            df = binary(args.n, q, s, rng)  # generated in order, so cells are reproducible
-            if args.cell and args.cell != f"{q}:{s:g}":
-                continue
-            result = run_binary_case(name, df, args.epochs, args.seed, s, args.lmmnn_only,
-                                     args.batch, args.lr, args.dropout)
-            for r in result:
-                print(f"{r['scenario']:28s} {r['method']:24s} AUC {r['test AUC']:.4f} "
-                      f"{r['seconds']:7.1f}s {r['estimates']}", flush=True)
-            rows += result
-    # crossed factors (the quadrature NLL needs one factor: these train on the Laplace NLL)
-    for qs in [(1000, 200)]:
-        for s in sig2bs:
-            name = f"binary crossed q=({qs[0]},{qs[1]}) σ²b={s}"
-            df = binary(args.n, qs, s, rng)
-            if args.cell and args.cell != f"{qs[0]}+{qs[1]}:{s:g}":
-                continue
-            result = run_binary_case(name, df, args.epochs, args.seed, s, args.lmmnn_only,
-                                     args.batch, args.lr, args.dropout)
-            for r in result:
-                print(f"{r['scenario']:28s} {r['method']:24s} AUC {r['test AUC']:.4f} "
-                      f"{r['seconds']:7.1f}s {r['estimates']}", flush=True)
-            rows += result
+    for name, q, key in cells:
+        s = float(name.rsplit("=", 1)[1])
+        df = binary(args.n, q, s, rng)
+        if args.cell and args.cell != key:
+            continue
+        result = run_binary_case(name, df, args.epochs, args.seed, s, args.lmmnn_only,
+                                 args.batch, args.lr, args.dropout)
+        for r in result:
+            print(f"{r['scenario']:28s} {r['method']:24s} AUC {r['test AUC']:.4f} "
+                  f"{r['seconds']:7.1f}s {r['estimates']}", flush=True)
+        rows += result
     header = (f"# LMMNN binary simulations (paper eq. 41; n = {args.n:,}, epochs ≤ "
               f"{args.epochs}, seed {args.seed})\n\nTest AUC; σ̂²b of lmerpy's nn + binomial "
               f"GLMM (Laplace refinement given the network, and as trained: by 5-node "
