@@ -119,11 +119,11 @@ class BatchColumns:
 
 
 def batch_columns(params, Xs: list[torch.Tensor],
-                  segments: list[tuple[torch.Tensor, torch.Tensor]], m: int, dtype
-                  ) -> BatchColumns:
+                  segments: list[tuple[torch.Tensor, torch.Tensor]], m: int, dtype,
+                  jitter: float = 1e-6) -> BatchColumns:
     """The batch's U, by rows' nonzeros where every term is grouped, else dense."""
     if any(isinstance(t.cov, RBFKernel) for t in params.terms):
-        dense = random_columns(params, Xs, segments, m, dtype)
+        dense = random_columns(params, Xs, segments, m, dtype, jitter)
         return BatchColumns.of(dense)
     cols, vals, blocks, offset, at = [], [], [], 0, 0
     for k, t in enumerate(params.terms):

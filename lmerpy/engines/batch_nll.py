@@ -23,7 +23,7 @@ from torch import nn
 
 from ..design.covariance import RBFKernel
 from ..design.random import RandomTermDesign
-from .batch_columns import random_columns
+from .batch_columns import batch_columns
 
 
 class CovarianceParams(nn.Module):
@@ -161,16 +161,18 @@ def batch_nll(r: torch.Tensor, params: CovarianceParams, codes: list[torch.Tenso
         return _single_grouped_term(r, params, inv, len(present), Xs[0])
     m = r.shape[0]
     sigma2 = (2.0 * params.log_sigma).exp()
-    U = random_columns(params, Xs, segments, m, r.dtype, jitter) / sigma2.sqrt()
-    if U.shape[1] <= m:
-        # the k×k system: LL' = I + U'U, r'(I + UU')⁻¹r = r'r − ‖L⁻¹U'r‖² (Woodbury)
-        Lm = _cholesky_of_identity_plus(U.T @ U)
-        w = torch.linalg.solve_triangular(Lm, (U.T @ r).unsqueeze(1), upper=False)
+    U = batch_columns(params, Xs, segments, m, r.dtype, jitter)
+    scale = (1.0 / sigma2).expand(m)  # U/σ: W = 1/σ² in U'WU and W^½UU'W^½
+    if U.k <= m:
+        # the k×k system: LL' = I + U'U/σ², r'(I + UU'/σ²)⁻¹r = r'r − ‖L⁻¹U'r/σ‖² (Woodbury)
+        Lm = _cholesky_of_identity_plus(U.gram(scale))
+        w = torch.linalg.solve_triangular(Lm, (U.t_times(r) / sigma2.sqrt()).unsqueeze(1),
+                                          upper=False)
         quad = (r @ r - (w * w).sum()) / sigma2
     else:
         # more columns than rows (several factors with many levels each): the m×m system,
-        # LL' = I + UU', with the same log-determinant (Sylvester's identity)
-        Lm = _cholesky_of_identity_plus(U @ U.T)
+        # LL' = I + UU'/σ², with the same log-determinant (Sylvester's identity)
+        Lm = _cholesky_of_identity_plus(U.outer(scale))
         w = torch.linalg.solve_triangular(Lm, r.unsqueeze(1), upper=False)
         quad = (w * w).sum() / sigma2
     logdet = m * torch.log(sigma2) + 2.0 * torch.log(Lm.diagonal()).sum()
