@@ -21,13 +21,16 @@ approximation's total derivative, log-determinant included, as TMB computes it.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .batch_columns import BatchColumns
 from .family import Family
 from .glmm_nll import log_density, score_and_information
 
-# Newton steps for the mode, and the largest change in û (on the N(0, I) scale) that ends them
+# Newton steps for the mode, and the largest change in û (on the N(0, I) scale) that ends
+# them in float64
 MAX_STEPS = 30
 TOLERANCE = 1e-8
 
@@ -91,6 +94,9 @@ def batch_mode(eta_fixed: torch.Tensor, U: BatchColumns, y: torch.Tensor, w: tor
     eta_fixed, U = eta_fixed.detach(), U.detach()
     phi = phi.detach() if phi is not None else None
     u = torch.zeros(U.k, dtype=eta_fixed.dtype, device=eta_fixed.device)
+    # in float32 (a GPU) the rounding of the sums bounds what a step can show
+    eps = torch.finfo(eta_fixed.dtype).eps
+    tolerance, slack = max(TOLERANCE, math.sqrt(eps)), max(1e-10, 100.0 * eps)
     ll, d1, W = _score(family, eta_fixed, y, w, phi)
     value = float(ll.sum())
     for _ in range(MAX_STEPS):
@@ -100,12 +106,12 @@ def batch_mode(eta_fixed: torch.Tensor, U: BatchColumns, y: torch.Tensor, w: tor
             trial = u + scale * step
             ll_t, d1_t, W_t = _score(family, eta_fixed + U.times(trial), y, w, phi)
             value_t = float(ll_t.sum()) - 0.5 * float(trial @ trial)
-            if value_t >= value - 1e-10 * abs(value) or scale < 1e-4:
+            if value_t >= value - slack * abs(value) or scale < 1e-4:
                 break
             scale /= 2.0
         moved = float((scale * step).abs().max()) if len(step) else 0.0
         u, value, d1, W = trial, value_t, d1_t, W_t
-        if moved < TOLERANCE:
+        if moved < tolerance:
             break
     return u
 

@@ -115,6 +115,10 @@ def test_laplace_nll_with_more_columns_than_rows_agrees_with_scipy():
     ours = laplace_batch_nll(torch.as_tensor(f), torch.as_tensor(U), torch.as_tensor(y),
                              torch.ones(m, dtype=torch.float64), fam)
     assert float(ours) == pytest.approx(expected, abs=1e-9)
+    # in float32, as on a GPU: the mode's search ends at float32's resolution
+    single = laplace_batch_nll(*(torch.as_tensor(v, dtype=torch.float32) for v in (f, U, y)),
+                               torch.ones(m, dtype=torch.float32), fam)
+    assert float(single) == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize("sparse", [True, False])
