@@ -137,8 +137,9 @@ def glmer(formula: str | Formula, data: pd.DataFrame, family: str | Family = "bi
 
     With nn() terms (or ``engine="torch"``) the torch engine trains the network by the
     marginal NLL over whole groups, by Gauss–Hermite quadrature (LMMNN paper eq. 40;
-    ``quadrature=5`` nodes) — with crossed, nested or rbf terms (or ``quadrature=1``) by
-    each batch's Laplace approximation — with the training options of ``lmer()``;
+    ``quadrature=5`` adaptive nodes) — with random slopes, crossed, nested or rbf terms (or
+    ``quadrature=1``) by each batch's Laplace approximation — with the training options of
+    ``lmer()``;
     ``verbose`` for the exact engine as in ``lmer()``.
     """
     formula = _formula(formula)

@@ -1,31 +1,25 @@
 """The mini-batch marginal NLL of a GLMM with neural fixed effects (LMMNN paper §6, eq. 40).
 
-With one grouping factor, groups are independent given f, so for a batch of whole groups
+With one grouping factor and a scalar term (x'b, b ~ N(0, s²) per group), groups are
+independent given f, so for a batch of whole groups
 
-    −log L = −Σ_g log ∫ Π_{i∈g} p(y_i | f(x_i) + x_i'b) φ(b; 0, D) db
-           ≈ −Σ_g log Σ_k w_k Π_{i∈g} p(y_i | f(x_i) + x_i'L z_k),   D = LL',
+    −log L = −Σ_g log ∫ Π_{i∈g} p(y_i | f(x_i) + x_i s v) φ(v) dv,
 
-with the Gauss–Hermite rule (z_k, w_k) for N(0, I) (a tensor product over the term's p
-columns). Batches must hold whole groups for this decomposition to be exact.
+computed by the Gauss–Hermite rule adapted to each group (as glmer's nAGQ > 1): centred at
+the group's mode and scaled by its curvature. Batches must hold whole groups for this
+decomposition to be exact. The paper's fixed rule, φ(v) integrated on nodes that ignore the
+group's likelihood, badly underestimates the variance when groups hold hundreds of rows;
+vector terms (slopes) and several factors go through the Laplace approximation instead
+(laplace_nll.py), which is the adaptive rule with one node.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 
-import numpy as np
 import torch
 
-from .family import Family, gauss_hermite
-
-
-def product_rule(k: int, p: int) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes (K^p × p) and weights (K^p) of the tensor-product rule for N(0, I_p)."""
-    z, w = gauss_hermite(k)
-    nodes = np.array(list(itertools.product(z, repeat=p)), dtype=np.float64)
-    weights = np.array([np.prod(c) for c in itertools.product(w, repeat=p)])
-    return nodes.reshape(-1, p), weights
+from .family import Family
 
 
 def inverse_link(name: str, eta: torch.Tensor) -> torch.Tensor:
@@ -140,40 +134,29 @@ def _group_modes(eta_fixed, y, w, inv, G, x, scale, family, phi=None, steps: int
 
 
 def glmm_batch_nll(eta_fixed: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
-                   codes: torch.Tensor, Xk: torch.Tensor, L: torch.Tensor,
-                   nodes: torch.Tensor, log_weights: torch.Tensor,
-                   family: Family, adaptive: bool = True,
+                   codes: torch.Tensor | None, Xk: torch.Tensor, L: torch.Tensor,
+                   nodes: torch.Tensor, log_weights: torch.Tensor, family: Family,
                    segments: tuple[torch.Tensor, torch.Tensor] | None = None,
                    phi: torch.Tensor | None = None) -> torch.Tensor:
-    """−log L of the batch's groups (paper eq. 40); ``codes`` the rows' levels, ``Xk`` their
-    term columns (m × p), ``L`` the Cholesky factor of D, ``nodes`` K × p.
-
-    For a scalar term the rule is adaptive (as glmer's nAGQ > 1): centred at each group's
-    mode and scaled by its curvature, so a few nodes stay accurate however large the group;
-    the paper's fixed rule badly underestimates the variance when groups hold hundreds of
-    rows. ``segments`` = (levels present, each row's index among them), if already found;
-    ``phi`` the dispersion of a Gamma, inverse Gaussian or Gaussian response."""
+    """−log L of the batch's groups (paper eq. 40) by the adaptive rule: ``codes`` the rows'
+    levels, ``Xk`` their term column (m × 1), ``L`` the sd s (1 × 1), ``nodes`` and
+    ``log_weights`` the Gauss–Hermite rule for N(0, 1) (K); ``segments`` = (levels present,
+    each row's index among them), if already found; ``phi`` the dispersion of a Gamma,
+    inverse Gaussian or Gaussian response."""
     present, inv = segments if segments is not None else torch.unique(codes, return_inverse=True)
-    if adaptive and L.shape[0] == 1:
-        G = len(present)
-        x = Xk[:, 0]
-        v_hat, curv = _group_modes(eta_fixed, y, w, inv, G, x, L[0, 0], family, phi)
-        sd = curv.rsqrt()
-        z = nodes[:, 0]
-        v = v_hat.unsqueeze(1) + sd.unsqueeze(1) * z.unsqueeze(0)          # G × K
-        eta = eta_fixed.unsqueeze(1) + (x * L[0, 0]).unsqueeze(1) * v[inv]  # m × K
-        ll = log_density(family, eta, y.unsqueeze(1), w.unsqueeze(1), phi)
-        h = torch.zeros(G, len(z), dtype=ll.dtype, device=ll.device).index_add(0, inv, ll) \
-            - 0.5 * v**2
-        terms = h + 0.5 * z.unsqueeze(0) ** 2 + log_weights.unsqueeze(0)
-        return -(torch.logsumexp(terms, dim=1) + torch.log(sd)).sum()
-    b = nodes @ L.T                                    # K × p random-effect values
-    eta = eta_fixed.unsqueeze(1) + Xk @ b.T            # m × K
+    G = len(present)
+    x, s = Xk[:, 0], L.reshape(())
+    v_hat, curv = _group_modes(eta_fixed, y, w, inv, G, x, s, family, phi)
+    sd = curv.rsqrt()
+    z = nodes.reshape(-1)
+    v = v_hat.unsqueeze(1) + sd.unsqueeze(1) * z.unsqueeze(0)          # G × K
+    eta = eta_fixed.unsqueeze(1) + (x * s).unsqueeze(1) * v[inv]       # m × K
     ll = log_density(family, eta, y.unsqueeze(1), w.unsqueeze(1), phi)
-    per_group = torch.zeros(len(present), ll.shape[1], dtype=ll.dtype, device=ll.device)
-    per_group = per_group.index_add(0, inv, ll)        # Σ_{i∈g} log p, per node
-    return -torch.logsumexp(per_group + log_weights.unsqueeze(0), dim=1).sum()
+    h = torch.zeros(G, len(z), dtype=ll.dtype, device=ll.device).index_add(0, inv, ll) \
+        - 0.5 * v**2
+    terms = h + 0.5 * z.unsqueeze(0) ** 2 + log_weights.reshape(1, -1)
+    return -(torch.logsumexp(terms, dim=1) + torch.log(sd)).sum()
 
 
-__all__ = ["glmm_batch_nll", "inverse_link", "log_density", "mu_eta", "product_rule",
+__all__ = ["glmm_batch_nll", "inverse_link", "log_density", "mu_eta",
            "score_and_information"]

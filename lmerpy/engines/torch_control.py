@@ -41,8 +41,9 @@ class TorchControl:
     # network's output held fixed: one exact block-coordinate step of the same likelihood
     # (for GLMMs: glmer's Laplace approximation with the network as an offset).
     refine: bool = True
-    # GLMMs with one grouping factor: Gauss–Hermite nodes per dimension (paper: 5); 1, and
-    # every model with several random terms or an rbf term: the Laplace approximation
+    # GLMMs with one random intercept: adaptive Gauss–Hermite nodes (paper: 5); 1, and
+    # every model with slopes, several random terms or an rbf term: the Laplace
+    # approximation
     quadrature: int = 5
     # CPU threads while training; None: one thread for batches up to 4096 rows, where the
     # per-batch operations are too small to gain from threads (and lose much when the

@@ -43,9 +43,9 @@ from .exact import (
     drop_aliased,
     fit_lmer,
 )
-from .family import Family
+from .family import Family, gauss_hermite
 from .glmm import GlmerControl, GlmerFit, binomial_response, fit_glmer
-from .glmm_nll import glmm_batch_nll, product_rule
+from .glmm_nll import glmm_batch_nll
 from .laplace_nll import laplace_batch_nll
 from .networks import (
     as_output,
@@ -113,13 +113,13 @@ def _device(name: str | torch.device) -> torch.device:
 
 def _uses_laplace(design: ModelDesign, control: TorchControl) -> bool:
     """Whether a GLMM's batch NLL is the Laplace approximation (laplace_nll.py) rather than
-    the quadrature over the levels of one grouping factor (glmm_nll.py, paper eq. 40): with
-    several random terms or an rbf term (no independent groups), more than 3 effects per
-    level (a tensor-product rule of 5^p nodes), or ``quadrature=1`` with correlated slopes
-    (one fixed node is no approximation; the Laplace approximation is adaptive)."""
+    the adaptive quadrature over the levels of one grouping factor (glmm_nll.py, paper eq.
+    40): with several random terms or an rbf term (no independent groups), a vector term
+    (the Laplace approximation is the adaptive rule with one node; the paper's fixed
+    product rule underestimated the variances badly on groups of 200 rows: docs/lmmnn.md),
+    or ``quadrature=1``."""
     r = design.random[0]
-    return len(design.random) > 1 or r.encoder is None or r.p > 3 or \
-        (r.p > 1 and control.quadrature == 1)
+    return len(design.random) > 1 or r.encoder is None or r.p > 1 or control.quadrature == 1
 
 
 def fit_torch(design: ModelDesign, control: TorchControl | None = None,
@@ -205,7 +205,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
             cov.log_phi = nn.Parameter(torch.tensor(
                 math.log(phi0 if np.isfinite(phi0) and phi0 > 0 else 1.0), dtype=dtype))
     if family is not None and not laplace:
-        gh_nodes, gh_weights = product_rule(control.quadrature, design.random[0].p)
+        gh_nodes, gh_weights = gauss_hermite(control.quadrature)
         gh = (torch.as_tensor(gh_nodes, dtype=dtype, device=device),
               torch.as_tensor(np.log(gh_weights), dtype=dtype, device=device))
 
