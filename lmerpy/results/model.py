@@ -33,6 +33,7 @@ from ..errors import DataError, FormulaError, ModelError, warn
 from ..formula import parse
 from ..formula.terms import RBFTerm
 from .printing import print_lines
+from .repca import RePCA, repca
 from .summary import Summary
 from .varcorr import VarCorr, VarCorrTerm
 
@@ -280,6 +281,24 @@ class LmerResult:
     def isSingular(self, tol: float = 1e-4) -> bool:
         return is_singular(self.theta, self.design.theta_lower(), tol)
 
+    def rePCA(self) -> RePCA:
+        """lme4's ``rePCA(m)``: per grouping factor, the principal components of its relative
+        covariance factor (sdev and rotation, as prcomp); ``.summary()`` gives the
+        proportions of variance. A component with a standard deviation near zero is a
+        direction the data do not support (Bates et al. 2015). rbf terms have no such
+        factor and are left out."""
+        templates = self._templates()
+        if not templates:
+            raise ModelError("rePCA() needs a grouped random term, e.g. (1 + x | g); an rbf "
+                             "term's kernel has no covariance factor to decompose")
+        return repca(templates)
+
+    def _templates(self) -> list[tuple[str, list[str], np.ndarray]]:
+        """(grouping factor, effect names, p × p block of Λ) of each grouped term, in order."""
+        d = self.design
+        return [(r.group, list(r.names), r.cov.template(th))
+                for r, th in zip(d.random, d.split_theta(self.theta)) if r.encoder is not None]
+
     # -- fitted values and residuals -------------------------------------------------------------
     def fitted(self) -> pd.Series:
         f = self.fit
@@ -521,7 +540,8 @@ class LmerResult:
         """lme4's ``getME(m, name)``: the model's pieces by lme4's names — "X", "Z", "Zt",
         "Lambda", "Lambdat", "theta" (named as lme4), "lower", "beta", "b", "u", "y", "mu",
         "offset", "sigma", "is_REML", "n_rtrms", "cnms", "flist", "Gp", "p", "q", "n",
-        "RX", "glmer.nb.theta". Sparse matrices are scipy's."""
+        "RX", "Tlist" (each grouped term's p × p block of Λ), "glmer.nb.theta". Sparse
+        matrices are scipy's."""
         d, f = self.design, self.fit
 
         def lam():
@@ -546,6 +566,8 @@ class LmerResult:
             "Gp": lambda: np.cumsum([0] + [r.n_columns for r in d.random]),
             "p": lambda: f.X.shape[1], "q": lambda: d.Z.shape[1], "n": lambda: self.nobs,
             "RX": lambda: f.solution.RX.copy(),
+            "Tlist": lambda: dict(zip(make_unique([g for g, _, _ in self._templates()]),
+                                      [T for _, _, T in self._templates()])),
             "glmer.nb.theta": lambda: self._nb_theta(),
         }
         if name not in pieces:
