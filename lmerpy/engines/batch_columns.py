@@ -13,13 +13,17 @@ stay a dense matrix.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..design.covariance import RBFKernel
 
+if TYPE_CHECKING:
+    from .batch_nll import CovarianceParams
 
-def random_columns(params, Xs: list[torch.Tensor],
+
+def random_columns(params: CovarianceParams, Xs: list[torch.Tensor],
                    segments: list[tuple[torch.Tensor, torch.Tensor]], m: int, dtype,
                    jitter: float = 1e-6) -> torch.Tensor:
     """Z_ξΛ over the random-effect columns present in a batch of m rows (m × k), Λ absolute
@@ -48,7 +52,6 @@ def random_columns(params, Xs: list[torch.Tensor],
             cols = inv.unsqueeze(1) * p + torch.arange(p, device=vals.device).unsqueeze(0)
             blocks.append(U.index_put((rows, cols), vals))
     return torch.cat([blk.to(dtype) for blk in blocks], dim=1)
-
 
 
 @dataclass
@@ -118,7 +121,7 @@ class BatchColumns:
         return out * s.unsqueeze(1) * s.unsqueeze(0)
 
 
-def batch_columns(params, Xs: list[torch.Tensor],
+def batch_columns(params: CovarianceParams, Xs: list[torch.Tensor],
                   segments: list[tuple[torch.Tensor, torch.Tensor]], m: int, dtype,
                   jitter: float = 1e-6) -> BatchColumns:
     """The batch's U, by rows' nonzeros where every term is grouped, else dense."""

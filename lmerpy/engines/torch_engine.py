@@ -128,9 +128,9 @@ def fit_torch(design: ModelDesign, control: TorchControl | None = None,
     """Train an LMMNN model on ``design`` and return a fit the result object understands.
 
     With a ``family`` the loss is the marginal NLL by Gauss–Hermite quadrature over batches
-    of whole groups (paper eq. 40), or with several random terms or an rbf term each batch's
-    Laplace approximation (laplace_nll.py); log φ is trained too for a family with a
-    dispersion, and the fit is a GlmerFit.
+    of whole groups (paper eq. 40), or with a vector term, several random terms or an rbf
+    term each batch's Laplace approximation (laplace_nll.py); log φ is trained too for a
+    family with a dispersion, and the fit is a GlmerFit.
     """
     control = control or TorchControl()
     control = check_control(control)
@@ -164,8 +164,9 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     if family is None and design.y.ndim != 1:
         raise ModelError("the torch engine fits a single numeric response")
     laplace = family is not None and _uses_laplace(design, control)
-    if family is not None and not laplace:
-        control = replace(control, batching="group")  # the decomposition needs whole groups
+    if family is not None and len(design.random) == 1 and design.random[0].encoder is not None:
+        # with one grouping factor the NLL factorises over whole groups: batches keep them
+        control = replace(control, batching="group")
     if control.seed is not None:
         torch.manual_seed(control.seed)
     rng = np.random.default_rng(control.seed)
