@@ -139,8 +139,7 @@ def glmer(formula: str | Formula, data: pd.DataFrame, family: str | Family = "bi
     marginal NLL over whole groups, by Gauss–Hermite quadrature (LMMNN paper eq. 40;
     ``quadrature=5`` adaptive nodes) — with random slopes, crossed, nested or rbf terms (or
     ``quadrature=1``) by each batch's Laplace approximation — with the training options of
-    ``lmer()``;
-    ``verbose`` for the exact engine as in ``lmer()``.
+    ``lmer()``; ``verbose`` for the exact engine as in ``lmer()``.
     """
     formula = _formula(formula)
     fam = make_family(family, link)

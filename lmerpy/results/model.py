@@ -566,14 +566,19 @@ class LmerResult:
             "Gp": lambda: np.cumsum([0] + [r.n_columns for r in d.random]),
             "p": lambda: f.X.shape[1], "q": lambda: d.Z.shape[1], "n": lambda: self.nobs,
             "RX": lambda: f.solution.RX.copy(),
-            "Tlist": lambda: dict(zip(make_unique([g for g, _, _ in self._templates()]),
-                                      [T for _, _, T in self._templates()])),
+            "Tlist": lambda: self._tlist(),
             "glmer.nb.theta": lambda: self._nb_theta(),
         }
         if name not in pieces:
             raise ModelError(f"getME() knows {', '.join(repr(k) for k in pieces)}; not "
                              f"{name!r}")
         return pieces[name]()
+
+    def _tlist(self) -> dict[str, np.ndarray]:
+        """getME(m, "Tlist"): each grouped term's block of Λ, by (made unique) group."""
+        templates = self._templates()
+        return dict(zip(make_unique([g for g, _, _ in templates]),
+                        [T for _, _, T in templates]))
 
     def _spherical(self, lam) -> np.ndarray:
         """u with b = Λu (lme4's spherical random effects)."""
