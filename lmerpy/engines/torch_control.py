@@ -41,10 +41,10 @@ class TorchControl:
     # network's output held fixed: one exact block-coordinate step of the same likelihood
     # (for GLMMs: glmer's Laplace approximation with the network as an offset).
     refine: bool = True
-    # GLMMs with one random intercept: adaptive Gauss–Hermite nodes (paper: 5); 1, and
-    # every model with slopes, several random terms or an rbf term: the Laplace
-    # approximation
-    quadrature: int = 5
+    # GLMMs with one random intercept: adaptive Gauss–Hermite nodes (None: 5, the
+    # paper's); 1, and every model with slopes, several random terms or an rbf term: the
+    # Laplace approximation (more nodes are refused there, as lme4 refuses nAGQ > 1)
+    quadrature: int | None = None
     # CPU threads while training; None: one thread for batches up to 4096 rows, where the
     # per-batch operations are too small to gain from threads (and lose much when the
     # cores are busy), else torch's setting
@@ -82,9 +82,9 @@ def check_control(control: TorchControl) -> TorchControl:
     returns the settings as plain Python values (numpy's numbers, paths and torch devices
     as int, float, bool and str), which the checkpoint's fingerprint and a saved model's
     JSON hold."""
-    for name, least in {"batch_size": 1, "epochs": 1, "patience": 0, "quadrature": 1}.items():
+    for name, least in {"batch_size": 1, "epochs": 1, "patience": 0}.items():
         require_whole(name, getattr(control, name), least)
-    for name, least in {"threads": 1, "seed": 0, "phase_patience": 1}.items():
+    for name, least in {"threads": 1, "seed": 0, "phase_patience": 1, "quadrature": 1}.items():
         require_whole(name, getattr(control, name), least, optional=True)
     if not (isinstance(control.batch_growth, str) and control.batch_growth == "auto"):
         require_whole("batch_growth", control.batch_growth, 2, optional=True, also="'auto'")

@@ -119,7 +119,19 @@ def _uses_laplace(design: ModelDesign, control: TorchControl) -> bool:
     product rule underestimated the variances badly on groups of 200 rows: docs/lmmnn.md),
     or ``quadrature=1``."""
     r = design.random[0]
-    return len(design.random) > 1 or r.encoder is None or r.p > 1 or control.quadrature == 1
+    laplace = len(design.random) > 1 or r.encoder is None or r.p > 1
+    if laplace and control.quadrature not in (None, 1):
+        raise ModelError(f"quadrature={control.quadrature} (adaptive Gauss–Hermite nodes) "
+                         f"applies to a GLMM with a single random intercept, e.g. (1 | g); "
+                         f"with random slopes, several random terms or an rbf term the torch "
+                         f"engine integrates each batch by the Laplace approximation (as lme4 "
+                         f"allows nAGQ > 1 only for one scalar term): leave quadrature unset")
+    return laplace or control.quadrature == 1
+
+
+def _nodes(control: TorchControl) -> int:
+    """The adaptive rule's nodes for one random intercept (the paper's 5 unless set)."""
+    return 5 if control.quadrature is None else int(control.quadrature)
 
 
 def fit_torch(design: ModelDesign, control: TorchControl | None = None,
@@ -206,7 +218,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
             cov.log_phi = nn.Parameter(torch.tensor(
                 math.log(phi0 if np.isfinite(phi0) and phi0 > 0 else 1.0), dtype=dtype))
     if family is not None and not laplace:
-        gh_nodes, gh_weights = gauss_hermite(control.quadrature)
+        gh_nodes, gh_weights = gauss_hermite(_nodes(control))
         gh = (torch.as_tensor(gh_nodes, dtype=dtype, device=device),
               torch.as_tensor(np.log(gh_weights), dtype=dtype, device=device))
 
@@ -461,7 +473,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
         "refined_on": None if subset is None else (
             design.random[subset[0]].group, subset[1]),
         # nodes per dimension of a GLMM's batch NLL; 1 for the Laplace approximation
-        "quadrature": (1 if laplace else control.quadrature) if family is not None else None,
+        "quadrature": (1 if laplace else _nodes(control)) if family is not None else None,
         "engine": "torch", "epochs": len(history), "best_epoch": best[2],
         "backfit": None if backfitted is None else {
             "method": "L-BFGS", "iterations": backfitted.iterations,

@@ -19,7 +19,7 @@ BAD = [
     *[("epochs", v, f"epochs {WHOLE} 1") for v in (0, -1, 2.5, True, "5", None)],
     *[("batch_size", v, f"batch_size {WHOLE} 1") for v in (0, 1.5, False, "100")],
     *[("patience", v, f"patience {WHOLE} 0") for v in (-1, 0.5, None)],
-    *[("quadrature", v, f"quadrature {WHOLE} 1") for v in (0, 2.0)],
+    *[("quadrature", v, f"quadrature {WHOLE} 1 or None") for v in (0, 2.0)],
     *[("seed", v, f"seed {WHOLE} 0 or None") for v in (-1, 1.5, "a", True)],
     *[("threads", v, f"threads {WHOLE} 1 or None") for v in (0, 1.5)],
     *[("lr", v, "lr must be a positive number") for v in (0, -1e-3, float("nan"),

@@ -281,6 +281,11 @@ def test_torch_glmm_laplace_for_slopes_and_spatial_terms(monkeypatch):
     slopes = lp.glmer("y ~ nn(x1, hidden=(8,)) + (1 + t | g)", df, quadrature=1, **kw)
     assert slopes.torch_info["quadrature"] == 1 and slopes.torch_info["refined"]
     assert "Laplace approximation per batch" in slopes.title
+    # more nodes apply to one random intercept only (lme4's nAGQ > 1 likewise)
+    with pytest.raises(lp.ModelError, match="quadrature=7 .* single random intercept"):
+        lp.glmer("y ~ nn(x1, hidden=(8,)) + (1 + t | g)", df, quadrature=7, **kw)
+    seven = lp.glmer("y ~ nn(x1, hidden=(8,)) + (1 | g)", df, quadrature=7, **kw)
+    assert "Gauss-Hermite quadrature with 7 nodes" in seven.title
     spatial = lp.glmer("y ~ nn(x1, hidden=(8,)) + (1 | g) + rbf(lat, lon)", df, **kw)
     assert spatial.torch_info["refined"]
     assert [t.group for t in spatial.VarCorr().terms] == ["g", "rbf(lat, lon)"]
