@@ -280,17 +280,18 @@ def run_case(name, df, groups, random, split, epochs, seed,
     return out
 
 
-def _embeddings(train, new, groups, x_tr, y_tr, epochs, seed):
+def _embeddings(train, new, groups, x_tr, y_tr, epochs, seed, binary: bool = False):
     """The same MLP with an embedding per grouping factor (an extra index for levels unseen
-    in training), trained by MSE; returns it and the test rows' codes."""
+    in training), trained by MSE (``binary``: cross-entropy); returns it and the test rows'
+    codes."""
     sizes, c_tr, c_te = [], [], []
     for g in groups:
         levels = {v: i for i, v in enumerate(sorted(train[g].unique()))}
         sizes.append(len(levels) + 1)  # the last index: levels unseen in training
         c_tr.append(torch.tensor(train[g].map(levels).to_numpy()))
         c_te.append(torch.tensor(new[g].map(levels).fillna(len(levels)).astype(int).to_numpy()))
-    return (_train_mse(_Embedded(x_tr.shape[1], sizes), [x_tr] + c_tr, y_tr, epochs, seed),
-            c_te)
+    return (_train_mse(_Embedded(x_tr.shape[1], sizes), [x_tr] + c_tr, y_tr, epochs, seed,
+                       binary=binary), c_te)
 
 
 def binary(n, q, sig2b, rng):
@@ -361,14 +362,7 @@ def run_binary_case(name, df, epochs, seed, sig2b, lmmnn_only=False, batch=1000,
     with torch.no_grad():
         record("ignore", mlp(x_te).numpy(), time.perf_counter() - t0)
     t0 = time.perf_counter()
-    c_tr, c_te, sizes = [], [], []
-    for g in groups:
-        levels = {v: i for i, v in enumerate(sorted(train[g].unique()))}
-        c_tr.append(torch.tensor(train[g].map(levels).to_numpy()))
-        c_te.append(torch.tensor(new[g].map(levels).fillna(len(levels)).astype(int)
-                                 .to_numpy()))
-        sizes.append(len(levels) + 1)
-    emb = _train_mse(_Embedded(10, sizes), [x_tr, *c_tr], y_tr, epochs, seed, binary=True)
+    emb, c_te = _embeddings(train, new, groups, x_tr, y_tr, epochs, seed, binary=True)
     with torch.no_grad():
         record("embeddings", emb(x_te, *c_te).numpy(), time.perf_counter() - t0)
     t0 = time.perf_counter()
