@@ -45,13 +45,10 @@ def lmer(formula: str | Formula, data: pd.DataFrame, REML: bool = True,
     require_flag("REML", REML)
     REML = bool(REML)
     use_torch, control = _choose_engine(formula, engine, control, training, LmerControl)
-    if use_torch and weights is not None:
-        raise ModelError("prior weights are not supported by the torch engine for Gaussian "
-                         "models yet")
     data_name = data_name or caller_name(data) or "data"
     d, w, weights_name, data = _design_with_weights(formula, data, weights, na_action)
     if use_torch:
-        fit = fit_torch(d, control, modules)
+        fit = fit_torch(d, control, modules, weights=w)
     else:
         fit = fit_lmer(d, REML=REML, weights=w, control=control)
     return LmerResult(fit, data_name, weights_name, data)

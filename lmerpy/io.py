@@ -196,7 +196,7 @@ def _rebuild(meta: dict, columns: dict, est: dict, modules: dict | None):
         if info is not None:
             from .engines.exact import ExactFit
             fit = ExactFit(d, False, fit.X, fit.fixef_names, fit.dropped, d.y,
-                           offset + nn_out, None, fit.theta, fit.solution, fit.sigma, fit.b,
+                           offset + nn_out, w, fit.theta, fit.solution, fit.sigma, fit.b,
                            fit.pls, fit.optinfo)
     else:
         fit = fit_glmer(base, family, nAGQ=meta["nAGQ"], weights=w,

@@ -50,6 +50,9 @@ CASES = {
     "torch crossed, backfitted": lambda: lp.lmer(
         "y ~ nn(x1 + x2 + x3, hidden=(8,)) + (1 | g) + (1 | h)", _nn_data(), seed=1,
         epochs=4, verbose=False, device="cpu"),
+    "torch weights, backfitted": lambda: lp.lmer(
+        "y ~ nn(x1 + x2 + x3, hidden=(8,)) + (1 | g)", _nn_data(), seed=1, epochs=4,
+        verbose=False, device="cpu", weights=np.resize([1.0, 0.5, 3.0], 400)),
     "torch binomial": lambda: lp.glmer("b ~ nn(x1 + x2, hidden=(8,)) + (1 | g)", _nn_data(),
                                        seed=1, epochs=3, verbose=False, batch_size=200,
                                        device="cpu"),

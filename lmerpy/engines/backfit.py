@@ -1,14 +1,14 @@
 """Backfitting the network after LMMNN training: full-batch L-BFGS on its exact likelihood.
 
 For fixed θ and σ the marginal NLL of f is, up to terms free of f, the penalised least
-squares  P(f) = min_{β,u} ‖y − f − Xβ − ZΛu‖² + ‖u‖²  over 2σ² (lme4 JSS eq. 11–14, f as an
-offset, b = Λu), so by the envelope theorem its gradient in f is −2(y − f − Xβ̂ − Zb̂) at the
-solution β̂(f), b̂(f): equivalently V⁻¹r = (r − Zb̂)/σ² (Woodbury; tests/engines/
-test_backfit.py). Each evaluation therefore solves β̂ and b̂ over the training rows at θ̂
-with the exact engine's penalised least squares — the factor is built once, only the
-right-hand side changes — and back-propagates that residual through the network. L-BFGS
-(strong Wolfe line search) then minimises the network's marginal NLL over all training rows
-at once, with dropout off.
+squares  P(f) = min_{β,u} ‖W^½(y − f − Xβ − ZΛu)‖² + ‖u‖²  over 2σ² (lme4 JSS eq. 11–14, f
+as an offset, b = Λu, W the prior weights), so by the envelope theorem its gradient in f is
+−2W(y − f − Xβ̂ − Zb̂) at the solution β̂(f), b̂(f): equivalently V⁻¹r = W(r − Zb̂)/σ²
+(Woodbury; tests/engines/test_backfit.py). Each evaluation therefore solves β̂ and b̂ over
+the training rows at θ̂ with the exact engine's penalised least squares — the factor is
+built once, only the right-hand side changes — and back-propagates that residual through
+the network. L-BFGS (strong Wolfe line search) then minimises the network's marginal NLL
+over all training rows at once, with dropout off.
 
 Why: the mini-batch NLL that trains the network is noisy, and its early stopping ends
 while the fit is still drifting slowly closer (docs/lmmnn.md, "Backfitting"); batches of
@@ -17,10 +17,10 @@ stay noise on the gradient. The full-data gradient is exact for every random ter
 deterministic quasi-Newton method follows the slow drift in a few dozen steps: on the
 paper's simulation (n = 100,000) E(f − f̂)² fell from 0.062 to 0.015.
 
-Early stopping watches the prediction error of the validation rows with β̂ and b̂ from the
-training rows — what a prediction for a new observation of a known level would make of it —
-every CHECK_EVERY iterations; check 0 is the trained network itself, so backfitting never
-returns a worse network by that criterion.
+Early stopping watches the (weighted) prediction error of the validation rows with β̂ and
+b̂ from the training rows — what a prediction for a new observation of a known level would
+make of it — every CHECK_EVERY iterations; check 0 is the trained network itself, so
+backfitting never returns a worse network by that criterion.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 from threadpoolctl import threadpool_limits
 from torch import nn
@@ -70,31 +71,37 @@ class BackfitResult:
 
 class LinearPart:
     """β̂ and b̂ given the networks' output f: solved over the training rows at θ̂ by
-    penalised least squares with y − f as the response. The factor is built once (θ̂ is
-    fixed); each solve changes only the right-hand side."""
+    penalised least squares with y − f as the response (and the prior weights, if any).
+    The factor is built once (θ̂ is fixed); each solve changes only the right-hand side."""
 
     def __init__(self, design: ModelDesign, X: np.ndarray, y: np.ndarray, theta: np.ndarray,
-                 train_rows: np.ndarray):
+                 train_rows: np.ndarray, weights: np.ndarray | None = None):
         self.Z, self.X, self.y, self.theta, self.rows = design.Z.tocsr(), X, y, theta, train_rows
         self.Z_tr, self.X_tr = self.Z[train_rows], X[train_rows]
-        self.Zt_tr = self.Z_tr.T.tocsr()
+        self.w = None if weights is None else weights[train_rows]
+        # the PLS's products are of W^½X, W^½Z and W^½(y − f): the response's come anew
+        self.sw = np.ones(len(train_rows)) if self.w is None else np.sqrt(self.w)
+        self.Zt_tr = (self.Z_tr.T @ sp.diags(self.sw)).tocsr() if self.w is not None \
+            else self.Z_tr.T.tocsr()
         self.pls = PLS(design.random, CrossProducts.build(self.X_tr, self.Z_tr,
-                                                          y[train_rows], None),
+                                                          y[train_rows], self.w),
                        design.split_theta)
         self.pls.solve(theta, spherical=False)  # the factor at θ̂, built on every BLAS thread
 
     def solve(self, f_train: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """β̂, b̂ = Λû and the penalty ‖û‖² for the training rows' network output."""
-        self.pls.cp = self.pls.cp.with_response(self.X_tr, self.Zt_tr,
-                                                self.y[self.rows] - f_train)
+        self.pls.cp = self.pls.cp.with_response(self.X_tr * self.sw[:, None], self.Zt_tr,
+                                                (self.y[self.rows] - f_train) * self.sw)
         sol = self.pls.solve(self.theta, spherical=False)
         return sol.beta, sol.b, sol.penalty
 
     def residual(self, f_train: np.ndarray) -> tuple[np.ndarray, float]:
-        """The training rows' y − f − Xβ̂ − Zb̂ and the PLS objective P(f) it leaves."""
+        """W(y − f − Xβ̂ − Zb̂) of the training rows (−½ the gradient of P in f) and the PLS
+        objective P(f) it leaves."""
         beta, b, penalty = self.solve(f_train)
         e = self.y[self.rows] - f_train - self.X_tr @ beta - self.Z_tr @ b
-        return e, float(e @ e) + penalty
+        we = e if self.w is None else self.w * e
+        return we, float(e @ we) + penalty
 
     def fitted(self, f: np.ndarray) -> np.ndarray:
         """Xβ̂ + Zb̂ for every row, given the networks' output ``f`` on every row."""
@@ -104,12 +111,15 @@ class LinearPart:
 
 def backfit(networks: list[nn.Module], inputs: list[torch.Tensor], design: ModelDesign,
             X: np.ndarray, y: np.ndarray, theta: np.ndarray, train_rows: np.ndarray,
-            val_rows: np.ndarray, max_iterations: int = MAX_ITERATIONS) -> BackfitResult:
+            val_rows: np.ndarray, max_iterations: int = MAX_ITERATIONS,
+            weights: np.ndarray | None = None) -> BackfitResult:
     """Train ``networks`` (in place) by L-BFGS on their marginal NLL at θ̂ = ``theta``;
-    ``y`` is the response less any offset, ``inputs`` the nn() input tensors of all rows.
-    The networks end in eval mode at the best check's weights."""
+    ``y`` is the response less any offset, ``inputs`` the nn() input tensors of all rows,
+    ``weights`` the prior weights. The networks end in eval mode at the best check's
+    weights; the MSEs of the history are weighted means where there are prior weights."""
     started = time.perf_counter()  # the history's seconds count from here (Λ(θ) included)
-    lin = LinearPart(design, X, y, theta, train_rows)
+    lin = LinearPart(design, X, y, theta, train_rows, weights)
+    w = np.ones(len(y)) if weights is None else weights
     for net in networks:
         net.eval()
     device = inputs[0].device
@@ -154,13 +164,13 @@ def backfit(networks: list[nn.Module], inputs: list[torch.Tensor], design: Model
             f = summed_output(networks, inputs, len(y))
             fitted = lin.fitted(f)
             r = y - f - fitted
-            val_mse = float(np.mean(r[val_rows] ** 2))
+            val_mse = _mean_square(r, w, val_rows)
             if val_mse < best[0]:
                 best = (val_mse, [copy.deepcopy(n.state_dict()) for n in networks], iterations)
                 stale = 0
             else:
                 stale += 1
-            rows.append({"iteration": iterations, "train_mse": float(np.mean(r[train_rows] ** 2)),
+            rows.append({"iteration": iterations, "train_mse": _mean_square(r, w, train_rows),
                          "val_mse": val_mse, "evaluations": evaluations,
                          "seconds": time.perf_counter() - started})
             if stale >= PATIENCE or iterations >= max_iterations or opt is None:
@@ -174,6 +184,12 @@ def backfit(networks: list[nn.Module], inputs: list[torch.Tensor], design: Model
         net.load_state_dict(state)
         net.eval()
     return BackfitResult(iterations, best[2], best[0], evaluations, pd.DataFrame(rows))
+
+
+def _mean_square(r: np.ndarray, w: np.ndarray, rows: np.ndarray) -> float:
+    """Σ w r² / Σ w over ``rows`` (the plain mean square without prior weights)."""
+    total = float(np.sum(w[rows]))
+    return float(np.sum(w[rows] * r[rows] ** 2)) / total if total > 0 else 0.0
 
 
 def _output(networks: list[nn.Module], inputs: list[torch.Tensor], part: slice

@@ -5,7 +5,9 @@ random-effect columns present in the batch (k ≤ m·p of them), so
 
     log|V| = m log σ² + log|I + U'U|,   r'V⁻¹r = (r'r − ‖L⁻¹U'r‖²)/σ²,   LL' = I + U'U
 
-(DESIGN.md) — a k×k Cholesky per batch, never an n×n or n×q matrix. When the batch holds
+(DESIGN.md) — a k×k Cholesky per batch, never an n×n or n×q matrix. Prior weights w make
+the residual variance σ²/w_i (lme4's ``weights``): the same formulas hold for W^½r and
+W^½U, with log|V| less Σ log w_i. When the batch holds
 more columns than rows (several factors with many levels each: k up to m per factor), the
 m×m system I + UU' has the same log-determinant and is the smaller one, so it is used
 instead: the cost is min(k, m)³. The parameters are unconstrained: log σ, per grouped
@@ -129,7 +131,8 @@ class _ScalarTermNLL(torch.autograd.Function):
 
 def _single_grouped_term(r, params, inv, k, Xk) -> torch.Tensor:
     """One grouped term: I + U'U is block diagonal (one p×p block per level present, since
-    each row belongs to one level), so the k×k system splits into small batched ones."""
+    each row belongs to one level), so the k×k system splits into small batched ones.
+    (With prior weights, ``r`` and ``Xk`` come scaled by √w.)"""
     m, p = r.shape[0], Xk.shape[1]
     if p == 1:
         return _ScalarTermNLL.apply(r, Xk[:, 0].to(r.dtype), inv, k, params.factors[0][0, 0],
@@ -149,33 +152,43 @@ def _single_grouped_term(r, params, inv, k, Xk) -> torch.Tensor:
 
 def batch_nll(r: torch.Tensor, params: CovarianceParams, codes: list[torch.Tensor] | None,
               Xs: list[torch.Tensor], jitter: float = 1e-6,
-              segments: list[tuple[torch.Tensor, torch.Tensor]] | None = None
-              ) -> torch.Tensor:
+              segments: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+              weights: torch.Tensor | None = None) -> torch.Tensor:
     """Negative log-likelihood of one batch (paper eq. 14). ``codes[k]`` are the batch rows'
     level indices for term k, ``Xs[k]`` its term columns (m × p_k); or, already found,
-    ``segments[k]`` = (levels present, each row's index among them)."""
+    ``segments[k]`` = (levels present, each row's index among them). ``weights``: the rows'
+    prior weights (residual variance σ²/w_i); a row of weight 0 adds only ½ log 2πσ², as
+    in the exact engine's deviance."""
     if segments is None:
         segments = [torch.unique(c, return_inverse=True) for c in codes]
+    log_w = 0.0
+    if weights is not None:
+        sw = weights.sqrt().to(r.dtype)
+        r = r * sw
+        log_w = torch.where(weights > 0, weights, torch.ones_like(weights)).log().sum()
     if len(params.terms) == 1 and not isinstance(params.terms[0].cov, RBFKernel):
         present, inv = segments[0]
-        return _single_grouped_term(r, params, inv, len(present), Xs[0])
+        Xk = Xs[0] if weights is None else Xs[0] * sw.unsqueeze(1).to(Xs[0].dtype)
+        return _single_grouped_term(r, params, inv, len(present), Xk) - 0.5 * log_w
     m = r.shape[0]
     sigma2 = (2.0 * params.log_sigma).exp()
     U = batch_columns(params, Xs, segments, m, r.dtype, jitter)
-    scale = (1.0 / sigma2).expand(m)  # U/σ: W = 1/σ² in U'WU and W^½UU'W^½
+    # W/σ² in U'WU and W^½UU'W^½ (U absolute, so U/σ), W the prior weights (else I)
+    scale = (1.0 / sigma2).expand(m) if weights is None else weights.to(r.dtype) / sigma2
     if U.k <= m:
-        # the k×k system: LL' = I + U'U/σ², r'(I + UU'/σ²)⁻¹r = r'r − ‖L⁻¹U'r/σ‖² (Woodbury)
+        # the k×k system: LL' = I + U'WU/σ², r̃'(I + W^½UU'W^½/σ²)⁻¹r̃ = r̃'r̃ − ‖L⁻¹U'W^½r̃/σ‖²
+        # with r̃ = W^½r (Woodbury)
         Lm = _cholesky_of_identity_plus(U.gram(scale))
-        w = torch.linalg.solve_triangular(Lm, (U.t_times(r) / sigma2.sqrt()).unsqueeze(1),
-                                          upper=False)
+        Ur = U.t_times(r if weights is None else r * sw)
+        w = torch.linalg.solve_triangular(Lm, (Ur / sigma2.sqrt()).unsqueeze(1), upper=False)
         quad = (r @ r - (w * w).sum()) / sigma2
     else:
         # more columns than rows (several factors with many levels each): the m×m system,
-        # LL' = I + UU'/σ², with the same log-determinant (Sylvester's identity)
+        # LL' = I + W^½UU'W^½/σ², with the same log-determinant (Sylvester's identity)
         Lm = _cholesky_of_identity_plus(U.outer(scale))
         w = torch.linalg.solve_triangular(Lm, r.unsqueeze(1), upper=False)
         quad = (w * w).sum() / sigma2
-    logdet = m * torch.log(sigma2) + 2.0 * torch.log(Lm.diagonal()).sum()
+    logdet = m * torch.log(sigma2) + 2.0 * torch.log(Lm.diagonal()).sum() - log_w
     return 0.5 * (quad + logdet + m * math.log(2.0 * math.pi))
 
 

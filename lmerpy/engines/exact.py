@@ -180,6 +180,8 @@ def check_weights(weights, n: int) -> np.ndarray | None:
     if (w < 0).any():
         rows = [int(i) for i in np.flatnonzero(w < 0)[:5]]
         raise DataError(f"weights must be non-negative (negative at rows {rows})")
+    if n and not (w > 0).any():
+        raise DataError("weights are all zero: no row carries information")
     return w
 
 

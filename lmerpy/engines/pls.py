@@ -53,8 +53,9 @@ class CrossProducts:
                    sum_log_w=sum_log_w)
 
     def with_response(self, X: np.ndarray, Zt: sp.csr_matrix, y: np.ndarray) -> CrossProducts:
-        """The same X, Z (given as Z') and no weights, another response: only the products
-        with y are new, so a PLS keeps its factor (backfit.py solves many responses)."""
+        """The same X, Z (given as Z'; with prior weights W^½X and W^½Z) and another
+        response (W^½y): only the products with y are new, so a PLS keeps its factor
+        (backfit.py solves many responses)."""
         return replace(self, Zty=np.asarray(Zt @ y).ravel(), Xty=X.T @ y, yty=float(y @ y))
 
 

@@ -40,6 +40,7 @@ from .exact import (
     ConvergenceWarning,
     ExactFit,
     SingularFitWarning,
+    check_weights,
     drop_aliased,
     fit_lmer,
 )
@@ -190,9 +191,16 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     offset = design.offset if design.offset is not None else np.zeros(n)
     if family is None:
         y_adj = design.y - offset
-        beta0 = np.linalg.lstsq(X, y_adj, rcond=None)[0] if X.shape[1] else np.zeros(0)
-        resid_sd = float(np.std(y_adj - X @ beta0)) if X.shape[1] else float(np.std(y_adj))
-        sigma0 = max(resid_sd / math.sqrt(2.0), 1e-3)
+        weights = check_weights(weights, n)
+        w = np.ones(n) if weights is None else weights
+        # weighted least squares: the residual sd of a unit weight
+        if X.shape[1]:
+            sw = np.sqrt(w)
+            beta0 = np.linalg.lstsq(X * sw[:, None], y_adj * sw, rcond=None)[0]
+            resid = y_adj - X @ beta0
+        else:
+            beta0, resid = np.zeros(0), y_adj - np.average(y_adj, weights=w)
+        sigma0 = max(float(np.sqrt(np.mean(w * resid**2))) / math.sqrt(2.0), 1e-3)
     else:
         y_adj, prior_w = binomial_response(np.asarray(design.y, float), family, weights)
         start_eta = family.link.link(family.mu_start(y_adj, prior_w)) - offset
@@ -232,6 +240,8 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     if family is not None:
         t["w"] = torch.as_tensor(prior_w, dtype=dtype, device=device)
         t["offset"] = torch.as_tensor(offset, dtype=dtype, device=device)
+    elif weights is not None:
+        t["w"] = torch.tensor(weights, dtype=dtype, device=device)
     def dispersion() -> torch.Tensor | None:
         """φ of a Gamma, inverse Gaussian or Gaussian response (None for the others)."""
         return cov.log_phi.exp() if hasattr(cov, "log_phi") else None
@@ -283,7 +293,8 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
             return glmm_batch_nll(f + batch["offset"], batch["y"], batch["w"], None,
                                   batch["Xk"][0], cov.chol(0), *gh, family,
                                   segments=batch["segments"][0], phi=dispersion())
-        return batch_nll(batch["y"] - f, cov, None, batch["Xk"], segments=batch["segments"])
+        return batch_nll(batch["y"] - f, cov, None, batch["Xk"], segments=batch["segments"],
+                         weights=batch.get("w"))
 
     step = TrainStep(nll_of, opt, params,
                      [int(c.max()) + 1 for c in codes] if graphs else None)
@@ -297,7 +308,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     second_at = None  # the epoch after which the second phase began
     batch_size = val_size = control.batch_size
     start_epoch = 1
-    fingerprint = _fingerprint(design, control, family)
+    fingerprint = _fingerprint(design, control, family, weights)
     # the validation batches are fixed, in the data's order (by level with group batching),
     # so that every epoch is judged on the same NLL (as Keras, which the paper used,
     # evaluates validation data)
@@ -431,10 +442,12 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
 
     def refit(nn_out: np.ndarray, start: np.ndarray) -> ExactFit:
         """The exact ML fit of θ given the network's output (on the subset's rows, if any)."""
-        given = replace(design, offset=offset + nn_out)
+        given, w = replace(design, offset=offset + nn_out), weights
         if subset is not None:
-            given = at_locations(given, *subset)[0]
-        return fit_lmer(given, REML=False, start=np.maximum(start, design.theta_lower()))
+            given, kept = at_locations(given, *subset)
+            w = None if weights is None else weights[kept]
+        return fit_lmer(given, REML=False, weights=w,
+                        start=np.maximum(start, design.theta_lower()))
 
     backfitted = None
     if backfits:
@@ -444,7 +457,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
                 theta = refit(nn_out, theta).theta
         with _num_threads(full_threads):
             backfitted = backfit(list(fixed.networks), t["nn"], design, X, y_adj, theta,
-                                 train_rows, val_rows)
+                                 train_rows, val_rows, weights=weights)
         nn_out = summed_output(fixed.networks, t["nn"], n)
     if family is not None:
         fit = _glmm_fit(design, family, weights, offset + nn_out, theta, refine,
@@ -462,7 +475,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
         pls, solution, sigma, b = refined.pls, refined.solution, refined.sigma, refined.b
     elif family is None:
         # BLUPs and linear coefficients at θ̂ through the exact engine's solve (DESIGN.md)
-        cp = CrossProducts.build(X, design.Z, y_adj - nn_out, None)
+        cp = CrossProducts.build(X, design.Z, y_adj - nn_out, weights)
         pls = PLS(design.random, cp, design.split_theta)
         solution = pls.solve(theta, spherical=False)
         sigma = pls.sigma(solution, REML=False)
@@ -494,7 +507,7 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
         return fit
     optinfo = {"optimizer": "adam", "code": 0, "evals": len(history), "messages": [],
                "warnings": [], "torch": info}
-    return ExactFit(design, False, X, names, dropped, design.y, offset + nn_out, None, theta,
+    return ExactFit(design, False, X, names, dropped, design.y, offset + nn_out, weights, theta,
                     solution, sigma, b, pls, optinfo)
 
 
@@ -648,11 +661,15 @@ def _train_epoch(step: TrainStep, opt, epoch_batches, train_rows: np.ndarray,
                  TrainingWarning)
 
 
-def _fingerprint(design: ModelDesign, control: TorchControl, family) -> str:
-    """What a checkpoint must match to be resumed: model, data and the training settings
-    that shape the run (the number of epochs may grow)."""
+def _fingerprint(design: ModelDesign, control: TorchControl, family,
+                 weights: np.ndarray | None = None) -> str:
+    """What a checkpoint must match to be resumed: model, data (prior weights included) and
+    the training settings that shape the run (the number of epochs may grow)."""
     y = np.asarray(design.y, dtype=np.float64)
+    w = "" if weights is None else \
+        f"|w={float(np.sum(weights)):.17g}/{float(np.sum(weights * y)):.17g}"
     return (f"{design.formula}|n={design.n}|y={float(np.sum(y)):.17g}/{float(np.sum(y * y)):.17g}"
+            f"{w}"
             f"|family={family}|seed={control.seed}|lr={control.lr}|batch={control.batch_size}"
             f"|batching={control.batching}|validation={control.validation}"
             f"|patience={control.patience}|q={control.quadrature}|decay={control.lr_decay}"

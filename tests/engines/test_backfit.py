@@ -63,34 +63,41 @@ def test_pls_keeps_its_factor_per_theta_and_takes_new_responses():
         assert a.ml == pytest.approx(b.ml, rel=1e-12)
 
 
-def _dense_pls(d, theta, rows, r):
-    """[X ZΛ] and the coefficients of the penalised least squares over ``rows`` (dense)."""
+def _dense_pls(d, theta, rows, r, w=None):
+    """[X ZΛ] and the coefficients of the penalised least squares over ``rows`` (dense),
+    weighted by ``w`` if given."""
     lam = np.diag(np.repeat(theta, [t.q for t in d.random]))
     W = np.hstack([d.X, d.Z.toarray() @ lam])
     P = np.diag(np.r_[np.zeros(d.X.shape[1]), np.ones(lam.shape[0])])
-    return W, np.linalg.solve(W[rows].T @ W[rows] + P, W[rows].T @ r[rows])
+    Om = np.ones(len(rows)) if w is None else w[rows]
+    Wr = W[rows] * Om[:, None]
+    return W, np.linalg.solve(Wr.T @ W[rows] + P, Wr.T @ r[rows])
 
 
-def test_the_backfitting_objective_is_the_profiled_pls_and_its_gradient_the_residual():
-    """P(f) = min ‖y − f − Xβ − ZΛu‖² + ‖u‖² against dense algebra, and its gradient in f is
-    −2(y − f − Xβ̂ − Zb̂) (envelope theorem) by central differences: the value and slope
-    L-BFGS's line search reads must agree, which fails if the ‖u‖² term is left out."""
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_backfitting_objective_is_the_profiled_pls_and_its_gradient_the_residual(weighted):
+    """P(f) = min ‖W^½(y − f − Xβ − ZΛu)‖² + ‖u‖² against dense algebra, and its gradient in
+    f is −2W(y − f − Xβ̂ − Zb̂) (envelope theorem) by central differences: the value and
+    slope L-BFGS's line search reads must agree, which fails if the ‖u‖² term is left out
+    (or, with prior weights W, if they are left out of the solve or of the gradient)."""
     d = lp.design("y ~ x + (1 | g) + (1 | h)", _crossed(70, 6))
     theta = np.array([0.8, 0.5])
     rows = np.arange(10, 70)
-    lin = LinearPart(d, d.X, d.y, theta, rows)
+    w = np.random.default_rng(3).uniform(0.2, 4.0, d.n) if weighted else None
+    lin = LinearPart(d, d.X, d.y, theta, rows, w)
     f = np.sin(np.arange(d.n) / 7.0)
-    e, value = lin.residual(f[rows])
-    W, coef = _dense_pls(d, theta, rows, d.y - f)
+    we, value = lin.residual(f[rows])
+    W, coef = _dense_pls(d, theta, rows, d.y - f, w)
     u = coef[d.X.shape[1]:]
     expected_e = (d.y - f - W @ coef)[rows]
-    np.testing.assert_allclose(e, expected_e, rtol=1e-9, atol=1e-12)
-    assert value == pytest.approx(expected_e @ expected_e + u @ u, rel=1e-10)
+    omega = np.ones(len(rows)) if w is None else w[rows]
+    np.testing.assert_allclose(we, omega * expected_e, rtol=1e-9, atol=1e-12)
+    assert value == pytest.approx(expected_e @ (omega * expected_e) + u @ u, rel=1e-10)
     direction = np.random.default_rng(7).normal(size=len(rows))
     h = 1e-5
     slope = (lin.residual(f[rows] + h * direction)[1]
              - lin.residual(f[rows] - h * direction)[1]) / (2 * h)
-    assert slope == pytest.approx(-2 * e @ direction, rel=1e-6)
+    assert slope == pytest.approx(-2 * we @ direction, rel=1e-6)
 
 
 def _net(width: int = 3) -> torch.nn.Module:

@@ -30,6 +30,7 @@ fits <- list(
   sleep_quad = list("sleepstudy", Reaction ~ Days + I(Days^2) + (Days | Subject), TRUE),
   sleep_int = list("sleepstudy", Reaction ~ Days + (1 | Subject), TRUE),
   sleep_weights = list("sleep_w", Reaction ~ Days + (Days | Subject), TRUE, "w"),
+  sleep_weights_ml = list("sleep_w", Reaction ~ Days + (Days | Subject), FALSE, "w"),
   sleep_offset = list("sleepstudy", Reaction ~ Days + offset(2 * Days) + (1 | Subject), TRUE),
   sleep_rankdef = list("sleep_w", Reaction ~ Days + Days2 + (1 | Subject), TRUE),
   dyestuff = list("Dyestuff", Yield ~ 1 + (1 | Batch), TRUE),

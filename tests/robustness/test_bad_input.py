@@ -62,6 +62,8 @@ ERRORS = [
      "weights has length 5"),
     ("weights column missing", lambda: lp.lmer(F, S, weights="w"), lp.DataError,
      "weights column 'w' not found"),
+    ("weights all zero", lambda: lp.lmer(F, S, weights=np.zeros(len(S))), lp.DataError,
+     "weights are all zero"),
     ("rbf with one location", lambda: lp.lmer("Reaction ~ Days + rbf(a, b)",
                                               S.assign(a=1.0, b=2.0)),
      lp.ModelError, "single distinct location \\(1, 2\\)"),
