@@ -7,13 +7,13 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize_scalar
 
 from .caller import caller_name
 from .design import design as make_design
 from .engines.exact import LmerControl, fit_lmer
-from .engines.family import Family, make_family, negative_binomial, theta_ml
+from .engines.family import Family, Link, make_family, negative_binomial, theta_ml
 from .engines.glmm import GlmerControl, fit_glmer
+from .engines.negbin import optimise_size
 from .engines.options import require_flag
 from .engines.torch_control import TorchControl
 from .engines.torch_engine import fit_torch
@@ -92,6 +92,14 @@ def _choose_engine(formula: Formula, engine: str, control, training: dict,
     return False, control
 
 
+def _torch_nagq(use_torch: bool, nAGQ) -> None:
+    """nAGQ is the exact engine's; the torch engine's rule is set by ``quadrature=``."""
+    if use_torch and nAGQ != 1:
+        raise ModelError(f"nAGQ={nAGQ} applies to the exact engine; the torch engine "
+                         f"integrates a random intercept by quadrature=K adaptive nodes (5 "
+                         f"by default) and other random terms by the Laplace approximation")
+
+
 def _design_with_weights(formula: Formula, data, weights, na_action: str):
     """The design, with prior weights (a column name or an array) taking part in NA removal."""
     weights_name = None
@@ -148,10 +156,7 @@ def glmer(formula: str | Formula, data: pd.DataFrame, family: str | Family = "bi
             not isinstance(control, GlmerControl):
         raise ModelError("glmer() takes a GlmerControl as control")
     use_torch, control = _choose_engine(formula, engine, control, training, GlmerControl)
-    if use_torch and fam.family == "negative.binomial":
-        raise ModelError("the torch engine fits binomial, Poisson, Gamma, inverse Gaussian "
-                         "and Gaussian GLMMs; a negative binomial one needs the exact engine "
-                         "(no nn() terms)")
+    _torch_nagq(use_torch, nAGQ)
     data_name = data_name or caller_name(data) or "data"
     d, w, weights_name, data = _design_with_weights(formula, data, weights, na_action)
     if use_torch:
@@ -176,15 +181,31 @@ def _gaussian_glmer(formula, data, weights, control, na_action, data_name, engin
 
 def glmer_nb(formula: str | Formula, data: pd.DataFrame, nAGQ: int = 1,
              weights: str | np.ndarray | pd.Series | None = None,
-             control: GlmerControl | None = None, na_action: str = "omit",
+             control: GlmerControl | TorchControl | None = None, na_action: str = "omit",
              data_name: str | None = None, tol: float = 5e-5,
-             theta: float | None = None) -> GlmerResult:
+             theta: float | None = None, engine: str = "auto",
+             modules: dict | None = None, **training) -> GlmerResult:
     """lme4's ``glmer.nb()``: a negative binomial GLMM (log link), its θ (the size: variance
     μ + μ²/θ) estimated with the rest. As lme4: a Poisson fit, MASS's theta.ml on its
     fitted means (or ``theta=`` as the start), then θ by Brent's minimisation of −2 log L
     over log θ ± 3 (R's optimize, ``tol``), refitting the GLMM at each θ from the last fit.
+
+    With nn() terms (or ``engine="torch"``) log θ is trained with the network by each
+    batch's marginal NLL, from theta.ml at the linear start (or ``theta=``), and then
+    refined by the same Brent loop with the network's output as an offset
+    (``refine=False`` keeps it as trained); training options as in ``glmer()``.
     """
     data_name = data_name or caller_name(data) or "data"
+    formula = _formula(formula)
+    use_torch, control = _choose_engine(formula, engine, control, training, GlmerControl)
+    _torch_nagq(use_torch, nAGQ)
+    if use_torch:
+        d, w, weights_name, data = _design_with_weights(formula, data, weights, na_action)
+        fam = Family("negative.binomial", Link("log"), None if theta is None else
+                     negative_binomial(theta).theta)
+        fit = fit_torch(d, control, modules, family=fam, weights=w, estimate_size=True,
+                        size_tol=tol)
+        return GlmerResult(fit, data_name, weights_name, data)
     common = dict(nAGQ=nAGQ, weights=weights, control=control, na_action=na_action,
                   data_name=data_name, engine="exact")
     with warnings.catch_warnings():  # the Poisson start's own warnings are not the fit's
@@ -196,20 +217,5 @@ def glmer_nb(formula: str | Formula, data: pd.DataFrame, nAGQ: int = 1,
         if note:
             warn(f"the starting theta (MASS's theta.ml on the Poisson fit): {note}")
     first = glmer(formula, data, family=negative_binomial(theta), **common)
-    design, fit = first.design, first.fit
-    last = [fit]
-
-    def deviance(log_theta: float) -> float:
-        f = last[0]
-        last[0] = fit_glmer(design, negative_binomial(float(np.exp(log_theta))), f.nAGQ,
-                            f.weights, f.optinfo.get("control"), start=f.theta)
-        return last[0].criterion
-
-    best = minimize_scalar(deviance, bounds=(np.log(theta) - 3, np.log(theta) + 3),
-                           method="bounded", options={"xatol": tol})
-    final = last[0]
-    if final.family.theta != float(np.exp(best.x)):
-        final = fit_glmer(design, negative_binomial(float(np.exp(best.x))), final.nAGQ,
-                          final.weights, final.optinfo.get("control"), start=final.theta)
-    final.optinfo["glmer_nb"] = {"evaluations": int(best.nfev), "start_theta": theta}
+    final = optimise_size(first.design, first.fit, tol)
     return GlmerResult(final, data_name, first.weights_name, first._data)

@@ -82,7 +82,8 @@ def _fit(args, console: Console) -> None:
         model = lmer(args.formula, data, REML=not args.ml, engine=args.engine, data_name=name,
                      **training)
     elif args.family == "negative.binomial":
-        model = glmer_nb(args.formula, data, nAGQ=args.nagq, data_name=name)
+        model = glmer_nb(args.formula, data, nAGQ=args.nagq, engine=args.engine,
+                         data_name=name, **training)
     else:
         model = glmer(args.formula, data, family=args.family, link=args.link,
                       nAGQ=args.nagq, engine=args.engine, data_name=name, **training)

@@ -113,16 +113,9 @@ class _MixedModel(BaseEstimator):
                                  f"first")
 
     def _fit_with(self, fitter, X: pd.DataFrame, data: pd.DataFrame, **arguments):
-        """Fit by ``lmer``, ``glmer`` (with the shared arguments) or ``glmer_nb`` (exact
-        only) and keep the model."""
-        if fitter is glmer_nb:  # exact only: a training option set would go unused
-            unused = sorted(set(self._training()) - {"verbose"})
-            if unused or self.engine == "torch":
-                raise ModelError(f"the negative binomial is fitted by the exact engine; "
-                                 f"remove {', '.join(unused) or 'engine'}")
-            shared = {}
-        else:
-            shared = dict(engine=self.engine, modules=self.modules, **self._training())
+        """Fit by ``lmer``, ``glmer`` or ``glmer_nb`` (with the shared arguments) and keep
+        the model."""
+        shared = dict(engine=self.engine, modules=self.modules, **self._training())
         self.model_ = fitter(self.formula, data, control=self.control, data_name="X",
                              **arguments, **shared)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)

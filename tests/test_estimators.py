@@ -241,11 +241,19 @@ def test_positive_regressor_is_a_gamma_glmer():
                                             rel=1e-10)
 
 
-def test_count_regressor_refuses_training_options_for_the_negative_binomial():
+def test_count_regressor_trains_a_negative_binomial_network():
+    """GlmerRegressor(family="negative.binomial") passes the training options to glmer_nb:
+    with nn() the torch engine trains log θ too; without, they are refused as for lmer."""
     from lmerpy.estimators import GlmerRegressor
 
     nb = read_reference("lme4_glmer_nb.json")
     counts = pd.DataFrame(nb["data"]).assign(g=lambda d: d.g.astype(str))
-    with pytest.raises(lp.ModelError, match="exact engine; remove epochs"):
-        GlmerRegressor("y ~ x + (1 | g)", family="negative.binomial", epochs=5).fit(
-            counts.drop(columns="y"), counts.y)
+    X, y = counts.drop(columns="y"), counts.y
+    with pytest.raises(lp.ModelError, match="epochs only apply to engine='torch'"):
+        GlmerRegressor("y ~ x + (1 | g)", family="negative.binomial", epochs=5).fit(X, y)
+    est = GlmerRegressor("y ~ nn(x, hidden=(4,)) + (1 | g)", family="negative.binomial",
+                         epochs=5, seed=0, verbose=False, device="cpu").fit(X, y)
+    model = est.model_
+    assert model.torch_info is not None and model.family.family == "negative.binomial"
+    assert "glmer.nb.theta" in model.history.columns
+    np.testing.assert_allclose(est.predict(X), model.predict(type="response"), rtol=1e-12)

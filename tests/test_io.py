@@ -26,6 +26,7 @@ def _nn_data(n=400, seed=0):
     eta = np.sin(3 * df.x1) + df.x2 + rng.normal(size=12)[df.g.astype(int)]
     df["y"] = eta + rng.normal(scale=0.3, size=n)
     df["b"] = rng.binomial(1, 1 / (1 + np.exp(-eta)))
+    df["n"] = rng.negative_binomial(2.0, 2.0 / (2.0 + np.exp(eta)))
     return df
 
 
@@ -53,6 +54,9 @@ CASES = {
     "torch weights, backfitted": lambda: lp.lmer(
         "y ~ nn(x1 + x2 + x3, hidden=(8,)) + (1 | g)", _nn_data(), seed=1, epochs=4,
         verbose=False, device="cpu", weights=np.resize([1.0, 0.5, 3.0], 400)),
+    "torch negative binomial": lambda: lp.glmer_nb(
+        "n ~ nn(x1 + x2, hidden=(8,)) + (1 | g)", _nn_data(), seed=1, epochs=3,
+        verbose=False, batch_size=200, device="cpu"),
     "torch binomial": lambda: lp.glmer("b ~ nn(x1 + x2, hidden=(8,)) + (1 | g)", _nn_data(),
                                        seed=1, epochs=3, verbose=False, batch_size=200,
                                        device="cpu"),

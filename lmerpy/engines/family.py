@@ -257,7 +257,8 @@ class Family:
 
     def __str__(self) -> str:
         if self.family == "negative.binomial":  # MASS: format(round(theta, 4))
-            return f"Negative Binomial({round(self.theta, 4):.7g})  ( {self.link.name} )"
+            size = "θ to estimate" if self.theta is None else f"{round(self.theta, 4):.7g}"
+            return f"Negative Binomial({size})  ( {self.link.name} )"
         return f"{self.family}  ( {self.link.name} )"
 
 

@@ -63,20 +63,30 @@ def mu_eta(name: str, eta: torch.Tensor) -> torch.Tensor:
 
 
 def score_and_information(family: Family, eta: torch.Tensor, y: torch.Tensor,
-                          w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                          w: torch.Tensor, size: torch.Tensor | None = None
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
     """∂log p/∂η = w (y − μ) μ'/V(μ) and the expected information w μ'²/V(μ) per row, for
-    binomial (y a proportion of w trials) and Poisson responses: glmer's PIRLS weights,
-    which its Laplace approximation takes whatever the link."""
+    binomial (y a proportion of w trials), Poisson and negative binomial responses (V = μ +
+    μ²/θ, θ the ``size`` being trained or the family's own): glmer's PIRLS weights, which
+    its Laplace approximation takes whatever the link."""
     mu = inverse_link(family.link.name, eta)
     d = mu_eta(family.link.name, eta)
-    var = (mu * (1.0 - mu) if family.family == "binomial" else mu).clamp(min=1e-300)
+    if family.family == "binomial":
+        var = mu * (1.0 - mu)
+    elif family.family == "negative.binomial":
+        var = mu + mu**2 / (size if size is not None else family.theta)
+    else:
+        var = mu
+    var = var.clamp(min=1e-300)
     return w * (y - mu) * d / var, w * d**2 / var
 
 
 def log_density(family: Family, eta: torch.Tensor, y: torch.Tensor,
                 w: torch.Tensor, phi: torch.Tensor | None = None) -> torch.Tensor:
     """log p(y | η) elementwise (y a proportion of w trials, a count, or a value with the
-    dispersion φ/w), constants included."""
+    dispersion φ/w), constants included. ``phi`` is the family's parameter being trained:
+    the dispersion φ of a Gamma, inverse Gaussian or Gaussian response, or the size θ of a
+    negative binomial one (glmmTMB's nbinom2 dispersion; None: the family's fixed θ)."""
     if family.has_dispersion:  # a row of weight 0 contributes nothing
         mu, p = inverse_link(family.link.name, eta), phi / w.clamp(min=1e-300)
         if family.family == "Gamma":  # shape a = 1/p, scale μp
@@ -106,6 +116,17 @@ def log_density(family: Family, eta: torch.Tensor, y: torch.Tensor,
                 torch.log((0.5 - a).clamp(min=1e-300))
         const = torch.lgamma(w + 1) - torch.lgamma(s + 1) - torch.lgamma(f + 1)
         return const + s * log_mu + f * log_1m
+    if family.family == "negative.binomial":  # MASS: prior weights multiply log p
+        theta = phi if phi is not None else torch.tensor(family.theta, dtype=eta.dtype,
+                                                        device=eta.device)
+        if family.link.name == "log":  # log μ and log(μ + θ) without forming μ
+            log_mu = eta.clamp(max=700.0)
+            log_mu_theta = torch.logaddexp(log_mu, torch.log(theta))
+        else:  # identity
+            mu = inverse_link(family.link.name, eta)
+            log_mu, log_mu_theta = torch.log(mu), torch.log(mu + theta)
+        return w * (torch.lgamma(y + theta) - torch.lgamma(theta) - torch.lgamma(y + 1)
+                    + theta * torch.log(theta) + y * log_mu - (y + theta) * log_mu_theta)
     if family.link.name == "log":
         return w * (y * eta - eta.clamp(max=700.0).exp() - torch.lgamma(y + 1))
     mu = inverse_link(family.link.name, eta)  # identity or sqrt

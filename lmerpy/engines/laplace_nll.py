@@ -8,9 +8,9 @@ k columns present in the batch, U = Z_ξΛ (m × k, batch_columns.py):
     −log L_ξ ≈ −Σ_i log p(y_i | η̂_i) + ½‖û‖² + ½ log|I + U'ŴU|,   η̂ = f + Uû,
 
 û the batch's conditional mode and Ŵ the information of η at η̂: glmer's PIRLS weights
-w μ'²/V(μ) for binomial and Poisson responses, the observed −∂²log p/∂η² (glmmTMB's) for a
-family with a dispersion — the exact engine's choices, so that on all rows this is its
-Laplace deviance, halved. When k > m the m × m system
+w μ'²/V(μ) for binomial, Poisson and negative binomial responses, the observed
+−∂²log p/∂η² (glmmTMB's) for a family with a dispersion — the exact engine's choices, so
+that on all rows this is its Laplace deviance, halved. When k > m the m × m system
 I + Ŵ^½UU'Ŵ^½ gives the same determinant (Sylvester) and the Newton step by Woodbury.
 
 û is found by Newton steps that carry no gradient. One more step, taken with the graph,
@@ -59,14 +59,15 @@ def _observed(d2: torch.Tensor) -> torch.Tensor:
 def _score(family: Family, eta: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
            phi: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """log p, ∂log p/∂η and the information of η, elementwise and without gradient: the
-    Laplace approximation's weights (module docstring), in closed form for binomial and
-    Poisson responses, by autograd for the families with a dispersion."""
+    Laplace approximation's weights (module docstring), in closed form for binomial,
+    Poisson and negative binomial responses (``phi`` the last one's size θ, if trained), by
+    autograd for the families with a dispersion."""
     if family.has_dispersion:
         ll, d1, d2 = _derivatives(family, eta, y, w, phi, graph=False)
         return ll, d1, _observed(d2)
     with torch.no_grad():
-        d1, W = score_and_information(family, eta, y, w)
-        return log_density(family, eta, y, w), d1, W
+        d1, W = score_and_information(family, eta, y, w, phi)
+        return log_density(family, eta, y, w, phi), d1, W
 
 
 def _system(U: BatchColumns, W: torch.Tensor) -> tuple[torch.Tensor, bool]:
@@ -122,7 +123,8 @@ def laplace_batch_nll(eta_fixed: torch.Tensor, U: BatchColumns | torch.Tensor,
     """−log L of a batch by the Laplace approximation: ``eta_fixed`` the rows' f(x) + offset,
     ``U`` = Z_ξΛ over the columns present (batch_columns.py; or a dense m × k tensor), ``w``
     prior weights (binomial: trials), ``phi`` the dispersion of a Gamma, inverse Gaussian or
-    Gaussian response. Differentiable in all three when gradients are on."""
+    Gaussian response, or the size θ of a negative binomial one being trained.
+    Differentiable in all three when gradients are on."""
     U = BatchColumns.of(U) if isinstance(U, torch.Tensor) else U
     u_hat = batch_mode(eta_fixed, U, y, w, family, phi)
     graph = torch.is_grad_enabled() and (eta_fixed.requires_grad or U.requires_grad or (
@@ -138,8 +140,8 @@ def laplace_batch_nll(eta_fixed: torch.Tensor, U: BatchColumns | torch.Tensor,
         ll, _, d2 = _derivatives(family, eta, y, w, phi, graph=graph)
         W = _observed(d2)
     else:
-        ll = log_density(family, eta, y, w)
-        W = score_and_information(family, eta, y, w)[1]
+        ll = log_density(family, eta, y, w, phi)
+        W = score_and_information(family, eta, y, w, phi)[1]
     chol, _ = _system(U, W)
     return -ll.sum() + 0.5 * (u_hat @ u_hat) + torch.log(chol.diagonal()).sum()
 

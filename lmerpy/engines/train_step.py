@@ -45,11 +45,12 @@ class TrainStep:
                 return self._graph.replay(batch)
         return self.eager(batch)
 
-    def set_lr(self, lr: float) -> None:
-        """A new learning rate for every parameter group. A captured graph holds the old
-        rate as a constant, so it is dropped and the next full batch captures anew."""
+    def scale_lr(self, factor: float) -> None:
+        """Every parameter group's learning rate times ``factor``. A captured graph holds
+        the old rates as constants, so it is dropped and the next full batch captures
+        anew."""
         for group in self.opt.param_groups:
-            group["lr"] = lr
+            group["lr"] *= factor
         self._graph = None
 
     def eager(self, batch: dict) -> torch.Tensor:
