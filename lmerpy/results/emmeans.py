@@ -503,8 +503,7 @@ def _df_method(m, lmer_df: str | None) -> str:
              f"{DF_LIMIT} observations (as emmeans); pass lmer_df='satterthwaite' for "
              f"Satterthwaite's", UserWarning)
         return "asymptotic"
-    kr_possible = m.fit.weights is None and all(
-        t.lengthscale is None for t in m.VarCorr().terms)
+    kr_possible = all(t.lengthscale is None for t in m.VarCorr().terms)
     return "kenward-roger" if kr_possible else "satterthwaite"
 
 

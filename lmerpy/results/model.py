@@ -711,15 +711,21 @@ class LmerResult:
         if not self.REML:
             raise ModelError("Kenward-Roger's method is only available for REML fits (as "
                              "lmerTest's); refit with REML=True")
-        if self.fit.weights is not None:
-            raise ModelError("Kenward-Roger's method here takes no prior weights (pbkrtest's "
-                             "Σ has none); use ddf='Satterthwaite'")
         vc = self.VarCorr()
         if any(t.lengthscale is not None for t in vc.terms):
             raise ModelError("Kenward-Roger's method needs grouped random terms, not rbf()")
-        marginal = marginal_covariance([r.Z for r in self.design.random],
-                                       [t.cov for t in vc.terms], self.sigma**2)
-        return adjusted_vcov(self.fit.X, self.fit.beta_vcov(), marginal)
+        X, Zs = self.fit.X, [r.Z for r in self.design.random]
+        w = self.fit.weights
+        if w is not None:
+            # Σ = ZGZ' + σ²W⁻¹: y, X and Z times √w give a model with the same estimates and
+            # Σ̃ = W^½ΣW^½, to which every quantity of Kenward-Roger's is invariant; rows of
+            # weight 0 carry no information (pbkrtest ignores weights: its Σ is σ²I + ZGZ')
+            keep = w > 0
+            sw = np.sqrt(w[keep])
+            X = X[keep] * sw[:, None]
+            Zs = [sp.diags(sw) @ Z.tocsr()[keep] for Z in Zs]
+        marginal = marginal_covariance(Zs, [t.cov for t in vc.terms], self.sigma**2)
+        return adjusted_vcov(X, self.fit.beta_vcov(), marginal)
 
     def satterthwaite_df(self, L=None) -> np.ndarray:
         """Satterthwaite's denominator degrees of freedom (lmerTest's) for the t-test of

@@ -4,6 +4,7 @@ and printed summaries (tests/reference/lmertest.R) and closed forms."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.stats as st
 
@@ -158,14 +159,49 @@ def test_kenward_roger_is_pbkrtests(key):
         assert str(m.summary(ddf="Kenward-Roger")).splitlines() == ref["summary"]
 
 
-def test_kenward_roger_refuses_ml_weights_and_large_models(monkeypatch):
+KR_WEIGHTS = read_reference("pbkrtest_weights.json")["fits"]
+
+
+def _weighted_fit(key):
+    ref = KR_WEIGHTS[key]
+    if key == "sleep":
+        data = reference_data("sleep_w")
+    else:
+        data = pd.DataFrame(ref["data"]).astype({"g": str})
+    return lp.lmer(ref["formula"], data, weights="w")
+
+
+@pytest.mark.parametrize("key", list(KR_WEIGHTS))
+def test_kenward_roger_with_prior_weights_is_pbkrtest_on_the_folded_model(key):
+    """With prior weights Σ = ZGZ' + σ²W⁻¹. pbkrtest ignores them (its Σ is σ²I + ZGZ');
+    the reference is pbkrtest on the model with y, X and Z multiplied by √w, which has the
+    same estimates and Kenward-Roger's quantities (tests/reference/pbkrtest_weights.R).
+    The df of pbkrtest on the weighted fit itself are far off (262 against 126)."""
+    ref = KR_WEIGHTS[key]
+    m = _weighted_fit(key)
+    np.testing.assert_allclose(m.theta, as_list(ref["theta_folded"]), rtol=1e-5, atol=1e-6)
+    kr = ref["kenward_roger"]
+    coef = m.summary(ddf="Kenward-Roger").coefficients
+    assert list(coef.index) == as_list(ref["names"])
+    np.testing.assert_allclose(coef["Std. Error"], kr["se"], rtol=1e-4)
+    np.testing.assert_allclose(coef["df"], kr["df"], rtol=1e-4)
+    np.testing.assert_allclose(coef["Pr(>|t|)"], kr["p"], rtol=1e-3)
+    phi_a, _ = m.kenward_roger()
+    np.testing.assert_allclose(phi_a, kr["vcov_adjusted"], rtol=1e-4)
+    assert not np.allclose(coef["df"], ref["pbkrtest_on_weighted"]["df"], rtol=0.02)
+    if "joint" in ref:
+        table = lp.contest(m, np.asarray(ref["L"]), ddf="Kenward-Roger")
+        row = table.iloc[0]
+        assert row["F value"] == pytest.approx(ref["joint"]["F"], rel=1e-4)
+        assert row["DenDF"] == pytest.approx(ref["joint"]["DenDF"], rel=1e-4)
+        assert row["NumDF"] == ref["joint"]["NumDF"]
+
+
+def test_kenward_roger_refuses_ml_and_large_models(monkeypatch):
     sleep = lp.datasets.load("sleepstudy")
     ml = lp.lmer("Reaction ~ Days + (1 | Subject)", sleep, REML=False)
     with pytest.raises(lp.ModelError, match="only available for REML fits"):
         ml.summary(ddf="Kenward-Roger")
-    weighted = _fit("sleep_weights")
-    with pytest.raises(lp.ModelError, match="takes no prior weights"):
-        weighted.kenward_roger()
     from lmerpy.engines import kenward_roger
 
     monkeypatch.setattr(kenward_roger, "MAX_ROWS", 100)
