@@ -13,27 +13,12 @@ import torch
 from scipy.stats import multivariate_normal
 
 import lmerpy as lp
-from lmerpy.engines.batch_nll import CovarianceParams, batch_nll
+from lmerpy.engines.batch_nll import batch_nll
 from lmerpy.errors import DataError
 from tests.conftest import read_reference
+from tests.engines.test_torch import _random_model
 
 FITS = read_reference("lme4_fits.json")["fits"]
-
-
-def _random_model(formula, rng, n, sigma):
-    """Random data (factors g, h, u with 6, 4 and 30 levels; a 5 × 3 grid of locations),
-    its design, and covariance parameters moved off their start."""
-    data = pd.DataFrame({"y": rng.normal(size=n), "x": rng.normal(size=n),
-                         "g": rng.integers(0, 6, n).astype(str),
-                         "h": rng.integers(0, 4, n).astype(str),
-                         "u": rng.integers(0, 30, n).astype(str),
-                         "lat": rng.integers(0, 5, n) / 5.0, "lon": rng.integers(0, 3, n) / 3.0})
-    d = lp.design(formula, data)
-    cov = CovarianceParams(d.random, sigma)
-    with torch.no_grad():
-        for f in cov.factors:
-            f.add_(torch.as_tensor(rng.normal(scale=0.3, size=f.shape)))
-    return d, cov
 
 
 FORMULAS = [
