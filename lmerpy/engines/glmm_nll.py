@@ -133,24 +133,45 @@ def log_density(family: Family, eta: torch.Tensor, y: torch.Tensor,
     return w * (y * torch.log(mu) - mu - torch.lgamma(y + 1))
 
 
-def _group_modes(eta_fixed, y, w, inv, G, x, scale, family, phi=None, steps: int = 8):
+def _group_modes(eta_fixed, y, w, inv, G, x, scale, family, phi=None, steps: int = 30,
+                 tolerance: float = 1e-8):
     """Per group, the mode v̂ of h(v) = Σ_i log p(y_i | η_i + x_i·scale·v) − v²/2 and the
     curvature −h''(v̂), by vectorised Newton steps (groups are separable, so the gradient of
-    Σ_g h_g gives every group's derivative at once). No gradient flows through the result."""
+    Σ_g h_g gives every group's derivative at once), each halved for a group until h does
+    not fall there. Without the halving a group of large counts far from its mode (early in
+    training, or a start of μ far below y) stepped past it to η of hundreds, and the
+    adaptive rule centred there made the NLL explode (a Poisson network on overdispersed
+    counts: 10²⁴ per observation). No gradient flows through the result."""
     eta_fixed, scale = eta_fixed.detach(), scale.detach()
     phi = phi.detach() if phi is not None else None
+    tolerance = max(tolerance, math.sqrt(torch.finfo(eta_fixed.dtype).eps))
+
+    def objective(v):
+        ll = log_density(family, eta_fixed + x * scale * v[inv], y, w, phi)
+        return torch.zeros_like(v).index_add(0, inv, ll) - 0.5 * v**2
+
     v = torch.zeros(G, dtype=eta_fixed.dtype, device=eta_fixed.device)
-    for _ in range(steps + 1):
+    for k in range(steps + 1):
         v = v.detach().requires_grad_(True)
         with torch.enable_grad():
-            ll = log_density(family, eta_fixed + x * scale * v[inv], y, w, phi)
-            h = torch.zeros_like(v).index_add(0, inv, ll) - 0.5 * v**2
+            h = objective(v)
             (g,) = torch.autograd.grad(h.sum(), v, create_graph=True)
             (hess,) = torch.autograd.grad(g.sum(), v)
         curv = (-hess).clamp(min=1e-6)
-        if _ == steps:
+        if k == steps:
             break
-        v = v.detach() + g.detach() / curv
+        v, h, g = v.detach(), h.detach(), g.detach()
+        step = g / curv
+        with torch.no_grad():
+            for _ in range(30):
+                h_trial = objective(v + step)
+                worse = ~(h_trial >= h - 1e-10 * h.abs())
+                if not bool(worse.any()):
+                    break
+                step = torch.where(worse, 0.5 * step, step)
+        v = v + step
+        if float(step.abs().max()) < tolerance:
+            steps = k + 1  # one more pass: the curvature at the mode
     return v.detach(), curv.detach()
 
 

@@ -63,6 +63,40 @@ def test_quadrature_nll_is_the_marginal_likelihood(family):
         assert ours == pytest.approx(expected, rel=tol), k
 
 
+def test_quadrature_nll_when_the_fixed_part_is_far_from_the_counts():
+    """Groups of large counts whose f lies far below them (μ ≈ 0.05 where y ≈ 20, as early
+    in training): the Newton steps for each group's mode are halved where they overshoot,
+    so the adaptive rule is centred at the mode and the NLL is scipy's integral. Undamped
+    steps jumped to v ≈ 400 and the NLL was not finite (a Poisson network's training
+    diverged to 10²⁴ per observation)."""
+    rng = np.random.default_rng(8)
+    g = np.repeat(np.arange(6), 20)
+    f = np.full(120, -3.0)
+    y = rng.poisson(np.exp(3.0 + rng.normal(0, 0.5, 6))[g]).astype(float)
+    s = 1.0
+    expected = 0.0
+    for level in range(6):
+        yy = y[g == level]
+
+        def log_integrand(v, yy=yy):
+            return poisson.logpmf(yy, np.exp(-3.0 + s * v)).sum() + norm.logpdf(v)
+
+        grid = np.linspace(-10, 15, 251)
+        logs = [log_integrand(v) for v in grid]
+        peak = max(logs)  # the integrand scaled by its largest value on the grid
+        value = integrate.quad(lambda v, peak=peak: np.exp(log_integrand(v) - peak), -10, 15,
+                               points=[grid[np.argmax(logs)]], epsabs=0, epsrel=1e-12,
+                               limit=200)[0]
+        expected -= np.log(value) + peak
+    nodes, weights = gauss_hermite(15)
+    ours = glmm_batch_nll(torch.as_tensor(f), torch.as_tensor(y), torch.ones(120,
+                          dtype=torch.float64), torch.as_tensor(g),
+                          torch.ones(120, 1, dtype=torch.float64),
+                          torch.tensor([[s]], dtype=torch.float64), torch.as_tensor(nodes),
+                          torch.as_tensor(np.log(weights)), make_family("poisson"))
+    assert float(ours) == pytest.approx(expected, rel=1e-8)
+
+
 @pytest.mark.parametrize(("family", "link"), [("binomial", "probit"), ("binomial", "cloglog"),
                                               ("binomial", "cauchit"), ("poisson", "sqrt"),
                                               ("poisson", "identity")])
