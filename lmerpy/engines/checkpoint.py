@@ -16,7 +16,8 @@ import torch
 
 from ..errors import ModelError
 
-FORMAT_VERSION = 1
+# 2: the optimiser's state holds a second parameter group (a GLMM's dispersion or size)
+FORMAT_VERSION = 2
 FILENAME = "lmerpy-training.pt"
 
 
@@ -52,6 +53,11 @@ def load_checkpoint(directory: str | os.PathLike, fingerprint: str) -> dict | No
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # corrupt or foreign file: say so, never unpickle objects
         raise ModelError(f"{path} is not a readable lmerpy checkpoint ({err})") from err
+    if isinstance(state, dict) and isinstance(state.get("format"), int) and \
+            0 < state["format"] < FORMAT_VERSION:
+        raise ModelError(f"{path} was written by an older lmerpy (checkpoint format "
+                         f"{state['format']}, this one reads {FORMAT_VERSION}); remove it to "
+                         f"train afresh")
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
         raise ModelError(f"{path} is not an lmerpy training checkpoint (format "
                          f"{state.get('format') if isinstance(state, dict) else '?'})")

@@ -88,6 +88,12 @@ def test_checkpoint_of_another_model_or_a_foreign_file_is_refused(tmp_path):
     with pytest.raises(lp.ModelError, match="belongs to another model"):
         lp.lmer(FORMULA, df.assign(y=df.y + 1), checkpoint_dir=str(tmp_path), resume=True,
                 **{**TRAIN, "epochs": 2})
+    state = torch.load(checkpoint_path(tmp_path), weights_only=True)
+    torch.save({**state, "format": 1}, checkpoint_path(tmp_path))
+    with pytest.raises(lp.ModelError, match="written by an older lmerpy .*format 1, this "
+                                            "one reads 2"):
+        lp.lmer(FORMULA, df, checkpoint_dir=str(tmp_path), resume=True,
+                **{**TRAIN, "epochs": 2})
     checkpoint_path(tmp_path).write_bytes(os.urandom(256))
     with pytest.raises(lp.ModelError, match="not a readable lmerpy checkpoint"):
         lp.lmer(FORMULA, df, checkpoint_dir=str(tmp_path), resume=True,
