@@ -24,14 +24,15 @@ from .results.model import LmerResult
 
 
 def update(model: LmerResult, formula: str | None = None, data: pd.DataFrame | None = None,
-           **changes) -> LmerResult:
+           *, keep_size: bool = False, **changes) -> LmerResult:
     """lme4's ``update(m, . ~ . - x, REML = FALSE)``: the model fitted again with a formula
     written against its own (``.`` stands for the old side, as R's ``update.formula``),
     other ``data``, or other arguments of ``lmer``/``glmer`` (``REML``, ``weights``,
     ``control``, ``nAGQ``, training options, ...). What is not changed is the model's own:
     REML, family and nAGQ, prior weights, the optimiser's or the training's settings (a
     checkpoint directory excepted). Own ``nn()`` modules must be passed again (``modules=``):
-    the fitted ones are trained."""
+    the fitted ones are trained. A glmer.nb fit's θ is estimated anew, as lme4's update
+    does; ``keep_size=True`` keeps the fitted θ (insight's null model does so)."""
     if not isinstance(model, LmerResult):
         raise ModelError(f"update() takes a fitted model, not {type(model).__name__}")
     text = update_formula(model.formula, formula) if formula is not None else \
@@ -44,7 +45,8 @@ def update(model: LmerResult, formula: str | None = None, data: pd.DataFrame | N
     else:
         data_name = caller_name(data) or "data"
     arguments = {**_own_arguments(model, text, data is model._data), **changes}
-    if isinstance(model, GlmerResult) and "glmer_nb" in model.fit.optinfo:
+    if isinstance(model, GlmerResult) and "glmer_nb" in model.fit.optinfo and \
+            not keep_size:
         arguments.pop("family")  # θ is estimated anew, as lme4's update of a glmer.nb fit
         return glmer_nb(text, data, data_name=data_name, **arguments)
     if isinstance(model, GlmerResult):

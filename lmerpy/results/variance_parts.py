@@ -114,9 +114,9 @@ def variance_parts(m) -> VarianceParts:
 
 def _residual(m) -> float:
     """σ² for a linear mixed model; for a GLMM its link's distribution-specific variance
-    (logit π²/3, probit 1, cloglog π²/6; Poisson's log link log(1 + 1/μ), μ = exp of the
-    intercept of the model refitted without fixed effects, as insight's null model; a Gamma
-    or Gaussian GLMM's σ²)."""
+    (logit π²/3, probit 1, cloglog π²/6; Poisson's log link log(1 + 1/μ), the negative
+    binomial's log(1 + 1/μ + 1/θ), μ = exp of the intercept of the model refitted without
+    fixed effects, as insight's null model; a Gamma or Gaussian GLMM's σ²)."""
     if m.family is None:
         return float(m.sigma) ** 2
     family, link = m.family.family, m.family.link.name
@@ -127,17 +127,20 @@ def _residual(m) -> float:
         # insight's: σ² for a Gaussian response, and for a Gamma one its dispersion φ = 1/ν
         # (Nakagawa, Johnson and Schielzeth's delta-method variance), whatever the link
         return float(m.sigma) ** 2
-    if family == "poisson" and link == "log":
+    if family in ("poisson", "negative.binomial") and link == "log":
         from ..formula.update import random_parts
         from ..updates import update  # the null model is a refit (updates builds on results)
 
         terms = random_parts(m.formula)[1]
-        null = update(m, ". ~ 1 + " + " + ".join(str(t) for t in terms))
+        # a negative binomial's null model keeps the fitted θ, as insight's
+        null = update(m, ". ~ 1 + " + " + ".join(str(t) for t in terms), keep_size=True)
         mu = math.exp(float(null.fixef().iloc[0]))
-        return math.log1p(1 / mu)
+        # the lognormal approximation: log(1 + V(μ)/μ²), V(μ) = μ (+ μ²/θ)
+        extra = 1 / m.family.theta if family == "negative.binomial" else 0.0
+        return math.log1p(1 / mu + extra)
     raise ModelError(f"R² and the ICC are defined here for Gaussian, Gamma, binomial "
-                     f"(logit, probit, cloglog) and Poisson (log link) models, not {family} "
-                     f"with the {link} link")
+                     f"(logit, probit, cloglog), Poisson and negative binomial (log link) "
+                     f"models, not {family} with the {link} link")
 
 
 __all__ = ["ICC", "ICCByGroup", "R2", "VarianceParts", "icc", "r2_nakagawa",

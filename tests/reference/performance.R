@@ -6,6 +6,9 @@
 suppressPackageStartupMessages({ library(lme4); library(performance); library(jsonlite) })
 
 cbpp$obs <- factor(seq_len(nrow(cbpp)))
+# lme4_glmer_nb.R's simulated counts (written there into its JSON)
+counts <- fromJSON("tests/reference/lme4_glmer_nb.json")$data
+counts$g <- factor(counts$g)
 fits <- list(
   slopes = quote(lmer(Reaction ~ Days + (Days | Subject), sleepstudy)),
   intercept = quote(lmer(Reaction ~ Days + (1 | Subject), sleepstudy)),
@@ -17,7 +20,8 @@ fits <- list(
                          binomial)),
   probit = quote(glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp,
                        binomial(link = "probit"))),
-  poisson = quote(glmer(incidence ~ period + (1 | herd), cbpp, poisson)))
+  poisson = quote(glmer(incidence ~ period + (1 | herd), cbpp, poisson)),
+  negbin = quote(glmer.nb(y ~ x + (1 | g), counts)))
 
 describe <- function(call) {
   fit <- suppressMessages(suppressWarnings(eval(call)))

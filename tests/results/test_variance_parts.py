@@ -29,6 +29,8 @@ FITS = {
     "probit": lambda: lp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
                                CBPP, family="binomial", link="probit"),
     "poisson": lambda: lp.glmer("incidence ~ period + (1 | herd)", CBPP, family="poisson"),
+    "negbin": lambda: lp.glmer_nb("y ~ x + (1 | g)", pd.DataFrame(
+        read_reference("lme4_glmer_nb.json")["data"]).astype({"g": str})),
 }
 
 
@@ -100,10 +102,16 @@ def test_binary_logit_uses_pi_squared_over_three():
     assert variance_parts(m).residual == pytest.approx(math.pi**2 / 3)
 
 
-def test_negative_binomial_is_refused():
-    d = lp.datasets.load("cbpp")
+def test_negative_binomial_null_model_keeps_theta():
+    """The distribution-specific variance log(1 + 1/μ + 1/θ̂) takes μ from the null model
+    refitted with θ̂ kept (insight's), not θ estimated anew."""
+    m = FITS["negbin"]()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        g = lp.glmer_nb("incidence ~ period + (1 | herd)", d)
-    with pytest.raises(lp.ModelError, match="not negative.binomial"):
-        lp.r2_nakagawa(g)
+        null = lp.update(m, ". ~ 1 + (1 | g)", keep_size=True)
+        again = lp.update(m, ". ~ 1 + (1 | g)")
+    assert null.family.theta == m.family.theta
+    assert again.family.theta != pytest.approx(m.family.theta, rel=1e-3)
+    mu = math.exp(float(null.fixef().iloc[0]))
+    assert variance_parts(m).residual == pytest.approx(math.log1p(1 / mu + 1 / m.family.theta),
+                                                       rel=1e-12)
