@@ -4,6 +4,7 @@ fit in one table)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,14 +38,15 @@ class Overdispersion(PrintedResult):
 
 
 def check_overdispersion(m) -> Overdispersion:
-    """performance's ``check_overdispersion(m)`` for a Poisson GLMM or a binomial one with
-    more than one trial per row: the sum of squared Pearson residuals (conditional on the
-    random effects, as lme4's) against χ² on the residual df (observations less fixed
-    effects and covariance parameters)."""
+    """performance's ``check_overdispersion(m)`` for a Poisson or negative binomial GLMM or
+    a binomial one with more than one trial per row: the sum of squared Pearson residuals
+    (conditional on the random effects, as lme4's; the negative binomial's V = μ + μ²/θ̂)
+    against χ² on the residual df (observations less fixed effects and covariance
+    parameters, θ̂ among them)."""
     family = m.family
-    if family is None or family.family not in ("poisson", "binomial"):
-        raise ModelError("check_overdispersion() is for Poisson GLMMs and binomial ones with "
-                         "more than one trial per row")
+    if family is None or family.family not in ("poisson", "binomial", "negative.binomial"):
+        raise ModelError("check_overdispersion() is for Poisson and negative binomial GLMMs "
+                         "and binomial ones with more than one trial per row")
     if family.family == "binomial" and np.all(np.asarray(m.fit.prior_weights) == 1):
         raise ModelError("check_overdispersion() cannot test a Bernoulli (0/1) response")
     chisq = float(np.sum(m.residuals(type="pearson").to_numpy() ** 2))
@@ -82,7 +84,8 @@ def model_performance(m) -> Performance:
     from the REML criterion, at the ML estimates too, as performance's default estimator
     does), Nakagawa's R², the adjusted ICC, the RMSE of the response residuals and σ; for
     a binomial GLMM the log-loss (blank with more than one trial per row, as in
-    performance), for a Poisson one the logarithmic and spherical scores."""
+    performance), for a Poisson or negative binomial one the logarithmic and spherical
+    scores."""
     ll = m.logLik() if m.family is not None else m.logLik(REML=True)
     n, k = m.nobs, ll.df
     r2 = r2_nakagawa(m)
@@ -96,9 +99,12 @@ def model_performance(m) -> Performance:
 
 
 def _scores(m) -> dict[str, float]:
-    """performance's log-loss (binary responses) and proper scoring rules (Poisson), at
-    the fitted means given the random effects: the spherical score divides each p(y) by
-    the root of Σ p(y)² over all observations, as performance 0.10 computes it."""
+    """performance's log-loss (binary responses) and proper scoring rules (Poisson,
+    negative binomial), at the fitted means given the random effects: the spherical score
+    divides each p(y) by the root of Σ p(y)² over all observations, as performance 0.10
+    computes it; for a negative binomial, performance 0.10 takes as the size not θ̂ but
+    exp of the Pearson dispersion ratio (its ``.dispersion_parameter`` of a merMod), and
+    so does lmerpy, to print its numbers."""
     if m.family is None:
         return {}
     y, mu = np.asarray(m.fit.y, dtype=np.float64), m.fitted().to_numpy(dtype=np.float64)
@@ -106,8 +112,12 @@ def _scores(m) -> dict[str, float]:
         binary = bool(np.all(np.asarray(m.fit.prior_weights) == 1))
         loss = float(-np.mean(np.log(1 - np.abs(y - mu)))) if binary else float("nan")
         return {"Log_loss": loss}
-    if m.family.family == "poisson":
-        p = st.poisson.pmf(y, mu)
+    if m.family.family in ("poisson", "negative.binomial"):
+        if m.family.family == "poisson":
+            p = st.poisson.pmf(y, mu)
+        else:
+            size = math.exp(check_overdispersion(m).ratio)
+            p = st.nbinom.pmf(y, size, size / (size + mu))
         return {"Score_log": float(np.mean(np.log(p))),
                 "Score_spherical": float(np.mean(p / np.sqrt(np.sum(p**2))))}
     return {}

@@ -46,7 +46,8 @@ overdispersion_fits <- list(
   poisson = quote(glmer(incidence ~ period + (1 | herd), cbpp, poisson, nAGQ = 25)),
   binomial = quote(glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp,
                          binomial, nAGQ = 25)),
-  poisson_obs = quote(glmer(incidence ~ period + (1 | herd) + (1 | obs), cbpp, poisson)))
+  poisson_obs = quote(glmer(incidence ~ period + (1 | herd) + (1 | obs), cbpp, poisson)),
+  negbin = quote(glmer.nb(y ~ x + (1 | g), counts)))
 overdispersion <- lapply(overdispersion_fits, function(call) {
   fit <- suppressMessages(suppressWarnings(eval(call)))
   od <- check_overdispersion(fit)
@@ -68,7 +69,8 @@ performance_fits <- list(
   crossed = quote(lmer(diameter ~ 1 + (1 | plate) + (1 | sample), Penicillin)),
   binomial = quote(glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp,
                          binomial, nAGQ = 25)),
-  poisson = quote(glmer(incidence ~ period + (1 | herd), cbpp, poisson, nAGQ = 25)))
+  poisson = quote(glmer(incidence ~ period + (1 | herd), cbpp, poisson, nAGQ = 25)),
+  negbin = quote(glmer.nb(y ~ x + (1 | g), counts)))
 indices <- c("AIC", "AICc", "BIC", "R2_conditional", "R2_marginal", "ICC", "RMSE", "Sigma",
              "Log_loss", "Score_log", "Score_spherical")
 performance_tables <- lapply(performance_fits, function(call) {
