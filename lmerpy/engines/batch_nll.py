@@ -7,7 +7,7 @@ random-effect columns present in the batch (k ≤ m·p of them), so
 
 (DESIGN.md) — a k×k Cholesky per batch, never an n×n or n×q matrix. Prior weights w make
 the residual variance σ²/w_i (lme4's ``weights``): the same formulas hold for W^½r and
-W^½U, with log|V| less Σ log w_i. When the batch holds
+W^½U, with log|V| less Σ log w_i (a row of weight 0 drops out). When the batch holds
 more columns than rows (several factors with many levels each: k up to m per factor), the
 m×m system I + UU' has the same log-determinant and is the smaller one, so it is used
 instead: the cost is min(k, m)³. The parameters are unconstrained: log σ, per grouped
@@ -157,15 +157,19 @@ def batch_nll(r: torch.Tensor, params: CovarianceParams, codes: list[torch.Tenso
     """Negative log-likelihood of one batch (paper eq. 14). ``codes[k]`` are the batch rows'
     level indices for term k, ``Xs[k]`` its term columns (m × p_k); or, already found,
     ``segments[k]`` = (levels present, each row's index among them). ``weights``: the rows'
-    prior weights (residual variance σ²/w_i); a row of weight 0 adds only ½ log 2πσ², as
-    in the exact engine's deviance."""
+    prior weights (residual variance σ²/w_i); a row of weight 0 adds nothing, as if it
+    were not there (as in the exact engine's deviance)."""
     if segments is None:
         segments = [torch.unique(c, return_inverse=True) for c in codes]
     log_w = 0.0
     if weights is not None:
         sw = weights.sqrt().to(r.dtype)
         r = r * sw
-        log_w = torch.where(weights > 0, weights, torch.ones_like(weights)).log().sum()
+        # log|V| less Σ log w_i; a row of weight 0 is a row of zeros in W^½r and W^½U,
+        # which would add ½ log 2πσ²: taken off again
+        zero = weights == 0
+        log_w = torch.where(zero, (2.0 * math.pi) * (2.0 * params.log_sigma).exp(),
+                            weights.to(r.dtype)).log().sum()
     if len(params.terms) == 1 and not isinstance(params.terms[0].cov, RBFKernel):
         present, inv = segments[0]
         Xk = Xs[0] if weights is None else Xs[0] * sw.unsqueeze(1).to(Xs[0].dtype)

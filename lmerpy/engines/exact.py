@@ -589,8 +589,13 @@ __all__ = ["ConvergenceWarning", "ExactFit", "LmerControl", "RankDeficiencyWarni
 def fixed_only_loglik(X: np.ndarray, y: np.ndarray, offset: np.ndarray | None,
                       weights: np.ndarray | None, REML: bool) -> float:
     """The log-likelihood of the linear model without random effects (R's logLik.lm, REML
-    or ML): what a mixed model's last random term is tested against (lmerTest's ranova)."""
+    or ML, which leaves out rows of weight 0): what a mixed model's last random term is
+    tested against (lmerTest's ranova)."""
     w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if weights is not None and not np.all(w > 0):
+        keep = w > 0
+        X, y, w = X[keep], y[keep], w[keep]
+        offset = None if offset is None else np.asarray(offset)[keep]
     sw = np.sqrt(w)
     r = y - (0.0 if offset is None else offset)
     Q, R = np.linalg.qr(X * sw[:, None])

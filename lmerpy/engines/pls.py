@@ -39,17 +39,21 @@ class CrossProducts:
     @classmethod
     def build(cls, X: np.ndarray, Z: sp.csc_matrix, y: np.ndarray,
               weights: np.ndarray | None) -> CrossProducts:
+        n = len(y)
         if weights is not None:
             sw = np.sqrt(weights)
             X = X * sw[:, None]
             Z = sp.diags(sw) @ Z
             y = y * sw
             sum_log_w = float(np.log(weights[weights > 0]).sum())
+            # a row of weight 0 (infinite variance) carries no information: the likelihood
+            # is that of the data without it, as R's lm takes it (lme4's deviance is Inf)
+            n = int(np.count_nonzero(weights))
         else:
             sum_log_w = 0.0
         Zt = Z.T.tocsr()
         return cls(ZtZ=(Zt @ Z).tocsc(), ZtX=np.asarray(Zt @ X), Zty=np.asarray(Zt @ y).ravel(),
-                   XtX=X.T @ X, Xty=X.T @ y, yty=float(y @ y), n=len(y), p=X.shape[1],
+                   XtX=X.T @ X, Xty=X.T @ y, yty=float(y @ y), n=n, p=X.shape[1],
                    sum_log_w=sum_log_w)
 
     def with_response(self, X: np.ndarray, Zt: sp.csr_matrix, y: np.ndarray) -> CrossProducts:

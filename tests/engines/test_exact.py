@@ -155,6 +155,29 @@ def test_bad_weights():
         lp.lmer("Reaction ~ Days + (1 | Subject)", sleep, weights="nope")
 
 
+@pytest.mark.parametrize("REML", [True, False])
+def test_rows_of_weight_zero_are_as_if_dropped(REML):
+    """A row of weight 0 has infinite variance: the fit, its criterion and Kenward-Roger's
+    df are those of the data without it (as R's lm and logLik.lm take zero weights;
+    lme4's REML criterion is Inf there and its optimiser stays at the start), and so is
+    the linear model ranova tests against."""
+    sleep = lp.datasets.load("sleepstudy")
+    sleep["w"] = np.resize([1.0, 2.0, 0.5], 180)
+    sleep.loc[[2, 49, 99], "w"] = 0.0
+    formula = "Reaction ~ Days + (Days | Subject)"
+    zero = lp.lmer(formula, sleep, REML=REML, weights="w")
+    dropped = lp.lmer(formula, sleep[sleep.w > 0], REML=REML, weights="w")
+    np.testing.assert_allclose(zero.theta, dropped.theta, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(zero.fixef(), dropped.fixef(), rtol=1e-8)
+    assert zero.sigma == pytest.approx(dropped.sigma, rel=1e-7)
+    assert float(zero.logLik()) == pytest.approx(float(dropped.logLik()), rel=1e-9)
+    if REML:
+        np.testing.assert_allclose(zero.kenward_roger()[1], dropped.kenward_roger()[1],
+                                   rtol=1e-5)
+    rz, rd = lp.ranova(zero), lp.ranova(dropped)
+    np.testing.assert_allclose(rz.table["logLik"], rd.table["logLik"], rtol=1e-8)
+
+
 CONSOLE = read_reference("lme4_console.json")
 
 
