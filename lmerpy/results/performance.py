@@ -112,15 +112,15 @@ def _scores(m) -> dict[str, float]:
         binary = bool(np.all(np.asarray(m.fit.prior_weights) == 1))
         loss = float(-np.mean(np.log(1 - np.abs(y - mu)))) if binary else float("nan")
         return {"Log_loss": loss}
-    if m.family.family in ("poisson", "negative.binomial"):
-        if m.family.family == "poisson":
-            p = st.poisson.pmf(y, mu)
-        else:
-            size = math.exp(check_overdispersion(m).ratio)
-            p = st.nbinom.pmf(y, size, size / (size + mu))
-        return {"Score_log": float(np.mean(np.log(p))),
-                "Score_spherical": float(np.mean(p / np.sqrt(np.sum(p**2))))}
-    return {}
+    if m.family.family == "poisson":
+        p = st.poisson.pmf(y, mu)
+    elif m.family.family == "negative.binomial":
+        size = math.exp(check_overdispersion(m).ratio)
+        p = st.nbinom.pmf(y, size, size / (size + mu))
+    else:
+        return {}
+    return {"Score_log": float(np.mean(np.log(p))),
+            "Score_spherical": float(np.mean(p / np.sqrt(np.sum(p**2))))}
 
 
 __all__ = ["Overdispersion", "Performance", "check_overdispersion", "model_performance"]
