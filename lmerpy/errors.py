@@ -43,10 +43,14 @@ _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def warn(message: str, category: type[Warning] = UserWarning) -> None:
-    """Issue a warning attributed to the first caller outside lmerpy (as pandas does), so it
-    names the user's line, in a script or a notebook cell, whatever the depth of the code that
-    found the problem, and ``warnings.filterwarnings(module=...)`` matches the caller."""
-    frame, level = sys._getframe(), 1
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+    """Issue a warning attributed to the caller of the outermost lmerpy frame (as pandas
+    does), so it names the user's line, in a script or a notebook cell, whatever the depth
+    of the code that found the problem — also where lmerpy runs inside a library's callback
+    (scipy's optimisers call glmer_nb's refits) — and ``warnings.filterwarnings(module=...)``
+    matches the caller."""
+    frame, level, outermost = sys._getframe(), 1, 1
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(_PACKAGE):
+            outermost = level
         frame, level = frame.f_back, level + 1
-    warnings.warn(message, category, stacklevel=level)
+    warnings.warn(message, category, stacklevel=outermost + 1)

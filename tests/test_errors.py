@@ -57,6 +57,23 @@ def test_singular_fit_warning_names_the_callers_line_from_either_engine():
     _assert_here(caught, line, lp.SingularFitWarning, "boundary (singular) fit")
 
 
+def test_warnings_from_inside_an_optimisers_callback_name_the_callers_line():
+    """glmer_nb's refits run inside scipy's Brent minimiser: their warnings (here R's
+    'non-integer x' for counts of 0.5, 1.5, ...) still name the user's line, not scipy's."""
+    rng = np.random.default_rng(1)
+    d = pd.DataFrame({"g": np.repeat(np.arange(10), 10).astype(str), "x": rng.normal(size=100)})
+    d["y"] = rng.poisson(3, 100) + 0.5
+    with _recorded() as caught:
+        line = _next_line()
+        lp.glmer_nb("y ~ x + (1 | g)", d)
+    _assert_here(caught, line, UserWarning, "non-integer counts for the negative binomial")
+    with _recorded() as caught:
+        line = _next_line()
+        lp.glmer("y ~ x + (1 | g)", d, family="poisson")
+    _assert_here(caught, line, UserWarning, "non-integer counts for the Poisson family "
+                                            "(100 rows, e.g. row 0: 5.5)")
+
+
 def test_warnings_of_results_and_of_the_formula_name_the_callers_line():
     m0 = lp.lmer("Reaction ~ Days + (1 | Subject)", SLEEP)
     m1 = lp.lmer("Reaction ~ Days + (Days | Subject)", SLEEP)

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.special as sc
 import scipy.stats as st
 
-from ..errors import ModelError
+from ..errors import ModelError, warn
 
 _EPS = np.finfo(float).eps
 _THRESH = 30.0  # R's logit link: eta clamped to ±30 in mu.eta, mu kept in (eps, 1 − eps)
@@ -242,9 +242,16 @@ class Family:
             raise ModelError("binomial responses must lie in [0, 1] (0/1 outcomes or "
                              "proportions with weights), or be given as cbind(successes, "
                              "failures)")
-        if self.family in ("poisson", "negative.binomial") and np.any(y < 0):
+        if self.family in ("poisson", "negative.binomial"):
             name = "Poisson" if self.family == "poisson" else "negative binomial"
-            raise ModelError(f"negative values are not allowed for the {name} family")
+            if np.any(y < 0):
+                raise ModelError(f"negative values are not allowed for the {name} family")
+            fractional = np.flatnonzero(y != np.round(y))
+            if len(fractional):  # R's dpois()/dnbinom() warn "non-integer x = ..."
+                row = int(fractional[0])
+                warn(f"non-integer counts for the {name} family ({len(fractional)} rows, "
+                     f"e.g. row {row}: {y[row]:g}); the likelihood treats them through the "
+                     f"gamma function, as R does after its warning 'non-integer x'")
         positive = self.family in ("Gamma", "inverse.gaussian") or (
             self.family == "gaussian" and self.link.name in ("log", "inverse"))
         if positive and np.any(y <= 0):
