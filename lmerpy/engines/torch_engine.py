@@ -258,14 +258,13 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
         t["offset"] = torch.as_tensor(offset, dtype=dtype, device=device)
     elif weights is not None:
         t["w"] = torch.tensor(weights, dtype=dtype, device=device)
+    # the family's parameter being trained, on the log scale: log φ of a Gamma, inverse
+    # Gaussian or Gaussian response, or a negative binomial's log θ (None for the others)
+    log_family = getattr(cov, "log_phi", getattr(cov, "log_size", None))
+
     def family_parameter() -> torch.Tensor | None:
-        """The family's parameter being trained, as log_density takes it: φ of a Gamma,
-        inverse Gaussian or Gaussian response, or a negative binomial's size θ (None for
-        the others)."""
-        for name in ("log_phi", "log_size"):
-            if hasattr(cov, name):
-                return getattr(cov, name).exp()
-        return None
+        """φ or θ as log_density takes it."""
+        return None if log_family is None else log_family.exp()
 
     def sigma2() -> float:
         """The history's σ²: the LMM's residual variance, or a GLMM's dispersion."""
@@ -281,14 +280,12 @@ def _fit_torch(design: ModelDesign, control: TorchControl, modules, family, weig
     codes = [np.asarray(r.codes) for r in design.random]
     graphs = _captures(device, control) and family is None and \
         control.batching != "group"  # fixed batch sizes
-    # the family's parameter (log φ, a negative binomial's log θ) gets its own rate: it
-    # starts from a moment of the linear start, which holds all the variance the random
-    # effects and the network will explain, often a factor of ten or more from its estimate
-    family_params = [getattr(cov, name) for name in ("log_phi", "log_size")
-                     if hasattr(cov, name)]
-    groups = [{"params": [p for p in params if all(p is not q for q in family_params)]}]
-    if family_params:
-        groups.append({"params": family_params, "lr": control.lr * FAMILY_LR_FACTOR})
+    # the family's parameter gets its own rate: it starts from a moment of the linear
+    # start, which holds all the variance the random effects and the network will explain,
+    # often a factor of ten or more from its estimate
+    groups = [{"params": [p for p in params if p is not log_family]}]
+    if log_family is not None:
+        groups.append({"params": [log_family], "lr": control.lr * FAMILY_LR_FACTOR})
     opt = _adam(groups, control, capturable=graphs)
 
     rows = rng.permutation(n)
