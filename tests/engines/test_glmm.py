@@ -254,6 +254,30 @@ def test_glmer_errors():
         lp.glmer(f, cbpp).REMLcrit()
 
 
+def test_r_warnings_for_counts_that_are_not_whole():
+    """R's binomial family warns of non-integer successes (a proportion times its weight)
+    or cbind() counts, and dpois/dnbinom of non-integer counts; whole counts stay quiet
+    (a proportion times its trials within 0.001 of a whole number, as R checks)."""
+    cbpp = lp.datasets.load("cbpp").assign(p=lambda d: d.incidence / d["size"],
+                                           half=lambda d: d.incidence + 0.5)
+    cases = [
+        ("p ~ period + (1 | herd)", dict(weights="size"), None),
+        ("p ~ period + (1 | herd)", dict(weights=cbpp["size"] * 1.5),
+         "non-integer #successes in a binomial glm! (21 rows, e.g. row 1)"),
+        ("cbind(half, size - incidence) ~ period + (1 | herd)", {},
+         "non-integer counts in a binomial glm! (56 rows, e.g. row 0)"),
+        ("I(incidence + 0.25) ~ period + (1 | herd)", dict(family="poisson"),
+         "non-integer counts for the Poisson family (56 rows, e.g. row 0: 2.25)"),
+    ]
+    for formula, options, message in cases:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            lp.glmer(formula, cbpp, **{"family": "binomial", **options})
+        texts = [str(w.message) for w in caught if "non-integer" in str(w.message)]
+        assert len(texts) == (message is not None), (formula, texts)
+        assert message is None or texts[0].startswith(message), texts
+
+
 def test_verbose_prints_each_evaluation_as_glmer(capsys):
     # glmer(verbose = 1): each stage's evaluations ("iteration: k", "f(x) ="), counted from 1
     # in each stage; the least value printed is −2 log L at lme4's optimum
