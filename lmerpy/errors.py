@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import sysconfig
 import warnings
 
 
@@ -40,17 +41,20 @@ class ModelError(LmerpyError, ValueError):
 
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# lmerpy's own files, the installed libraries' (scipy calling back into lmerpy) and the
+# standard library's (functools.cached_property between two lmerpy frames)
+_SKIPPED = (_PACKAGE, *sorted({os.path.abspath(p) + os.sep
+                               for key in ("purelib", "platlib", "stdlib", "platstdlib")
+                               if (p := sysconfig.get_paths().get(key))}))
 
 
 def warn(message: str, category: type[Warning] = UserWarning) -> None:
-    """Issue a warning attributed to the caller of the outermost lmerpy frame (as pandas
-    does), so it names the user's line, in a script or a notebook cell, whatever the depth
-    of the code that found the problem — also where lmerpy runs inside a library's callback
-    (scipy's optimisers call glmer_nb's refits) — and ``warnings.filterwarnings(module=...)``
-    matches the caller."""
-    frame, level, outermost = sys._getframe(), 1, 1
-    while frame is not None:
-        if frame.f_code.co_filename.startswith(_PACKAGE):
-            outermost = level
+    """Issue a warning attributed to the first caller outside lmerpy, the installed
+    libraries and the standard library (as pandas does), so it names the user's line, in a
+    script or a notebook cell, whatever the depth of the code that found the problem — also
+    where lmerpy runs inside a library's callback (scipy's optimisers call glmer_nb's
+    refits) — and ``warnings.filterwarnings(module=...)`` matches the caller."""
+    frame, level = sys._getframe(), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_SKIPPED):
         frame, level = frame.f_back, level + 1
-    warnings.warn(message, category, stacklevel=outermost + 1)
+    warnings.warn(message, category, stacklevel=level)
