@@ -246,12 +246,10 @@ class Family:
             name = "Poisson" if self.family == "poisson" else "negative binomial"
             if np.any(y < 0):
                 raise ModelError(f"negative values are not allowed for the {name} family")
-            fractional = np.flatnonzero(y != np.round(y))
-            if len(fractional):  # R's dpois()/dnbinom() warn "non-integer x = ..."
-                row = int(fractional[0])
-                warn(f"non-integer counts for the {name} family ({len(fractional)} rows, "
-                     f"e.g. row {row}: {y[row]:g}); the likelihood treats them through the "
-                     f"gamma function, as R does after its warning 'non-integer x'")
+            # R's dpois()/dnbinom() warn "non-integer x = ..."
+            warn_fractional(y, f"non-integer counts for the {name} family", tol=0.0,
+                            then="the likelihood treats them through the gamma function, "
+                                 "as R does after its warning 'non-integer x'")
         positive = self.family in ("Gamma", "inverse.gaussian") or (
             self.family == "gaussian" and self.link.name in ("log", "inverse"))
         if positive and np.any(y <= 0):
@@ -321,6 +319,18 @@ def gaussian(link: str = "identity") -> Family:
     return make_family("gaussian", link)
 
 
+def warn_fractional(counts: np.ndarray, message: str, tol: float, then: str = "") -> None:
+    """R's warnings for counts that are not whole (more than ``tol`` from an integer; R's
+    binomial family checks 0.001): the number of such rows and the first — with its value
+    when ``then`` explains what follows (the response's own counts) — then ``then``."""
+    c = np.reshape(counts, (len(counts), -1))
+    rows = np.flatnonzero((np.abs(c - np.round(c)) > tol).any(axis=1))
+    if len(rows):
+        row = int(rows[0])
+        first = f"row {row}: {c[row, 0]:g}" if then else f"row {row}"
+        warn(f"{message} ({len(rows)} rows, e.g. {first})" + (f"; {then}" if then else ""))
+
+
 def negative_binomial(theta: float, link: str = "log") -> Family:
     """MASS's ``negative.binomial(theta)``: counts with variance μ + μ²/θ."""
     if not (isinstance(theta, (int, float, np.floating, np.integer)) and np.isfinite(theta)
@@ -364,4 +374,4 @@ def gauss_hermite(k: int) -> tuple[np.ndarray, np.ndarray]:
 
 __all__ = ["DISPERSION_FAMILIES", "Family", "Gamma", "LINKS", "Link", "binomial",
            "gauss_hermite", "gaussian", "inverse_gaussian", "make_family", "negative_binomial",
-           "poisson", "theta_ml"]
+           "poisson", "theta_ml", "warn_fractional"]

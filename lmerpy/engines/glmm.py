@@ -43,7 +43,7 @@ from .exact import (
     fixed_effects_matrix,
     theta_scaling,
 )
-from .family import Family, gauss_hermite
+from .family import Family, gauss_hermite, warn_fractional
 from .options import require_flag, require_number, require_whole
 from .pls import PLS, LambdaMap, PLSSolution, WeightedCrossProducts
 
@@ -124,7 +124,7 @@ def binomial_response(y: np.ndarray, family: Family, weights: np.ndarray | None
         bad = np.flatnonzero((s < 0) | (f < 0))
         if len(bad):
             raise DataError(f"cbind() counts must be non-negative (rows {list(bad[:5])})")
-        _warn_fractional(y, "non-integer counts in a binomial glm!")
+        warn_fractional(y, "non-integer counts in a binomial glm!", tol=1e-3)
         trials = s + f
         with np.errstate(invalid="ignore", divide="ignore"):
             prop = np.where(trials > 0, s / np.where(trials > 0, trials, 1.0), 0.0)
@@ -138,17 +138,8 @@ def binomial_response(y: np.ndarray, family: Family, weights: np.ndarray | None
                              f"{y[frac[0]]:g}) need weights= (the number of trials) or a "
                              f"cbind(successes, failures) response")
     if family.family == "binomial":
-        _warn_fractional(w * y, "non-integer #successes in a binomial glm!")
+        warn_fractional(w * y, "non-integer #successes in a binomial glm!", tol=1e-3)
     return y, w
-
-
-def _warn_fractional(counts: np.ndarray, message: str) -> None:
-    """R's binomial family's warning when counts of trials or successes are not whole (to
-    0.001, as R checks), with the first such row named."""
-    c = np.reshape(counts, (len(counts), -1))
-    rows = np.flatnonzero((np.abs(c - np.round(c)) > 0.001).any(axis=1))
-    if len(rows):
-        warn(f"{message} ({len(rows)} rows, e.g. row {rows[0]})")
 
 
 class PIRLS:
