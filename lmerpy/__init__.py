@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from . import datasets, plot
+from .allfit import AllFit, allFit
 from .api import glmer, glmer_nb, lmer
 from .design import ModelDesign, design
 from .engines.exact import (
     ConvergenceWarning,
     LmerControl,
     RankDeficiencyWarning,
+    ScaleWarning,
     SingularFitWarning,
 )
 from .engines.family import (
@@ -50,4 +52,4 @@ __all__ = ["DataError", "Formula", "FormulaError", "LmerpyError", "ModelError", 
            "lmList", "influence", "glmer_nb", "negative_binomial", "emmeans",
            "emtrends", "r2_nakagawa", "icc", "Anova", "joint_tests",
            "check_overdispersion", "model_performance", "Gamma", "inverse_gaussian",
-           "gaussian"]
+           "gaussian", "allFit", "AllFit", "ScaleWarning"]

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import nlopt
 import numpy as np
 
 from ..design.model import ModelDesign
 from ..errors import DataError, ModelError, warn
+from .optimizers import bobyqa, check_optimizer, minimize, report
 from .options import is_flag, require_flag, require_number, require_whole
 from .pls import PLS, CrossProducts, PLSSolution
 
 
 class ConvergenceWarning(UserWarning):
     """The optimiser stopped without meeting lme4's convergence criteria."""
+
+
+class ScaleWarning(UserWarning):
+    """Fixed-effect columns on very different scales (lme4's check.scaleX)."""
 
 
 class SingularFitWarning(UserWarning):
@@ -38,13 +42,18 @@ class LmerControl:
     ftol_abs: float = 1e-8
     maxeval: int = 100_000
     check_conv_grad_tol: float = 2e-3
+    check_conv_hess_tol: float = 1e-6   # lme4's check.conv.hess tol (checkHess)
     boundary_tol: float = 1e-5
     singular_tol: float = 1e-4
     calc_derivs: bool = True
     rank_tol: float = 1e-7
-    # "bobyqa" (lme4's default, derivative free), "lbfgsb" (exact gradients; models whose
-    # random terms are all scalar), or "auto": L-BFGS-B for large scalar-term models, where
-    # each evaluation is expensive and the gradient costs about two of them, else BOBYQA.
+    # lme4's check.scaleX: "warning" when the non-binary columns of X have standard
+    # deviations beyond 1000 (or below 1/1000), or 1000 times apart; "ignore"; "stop"
+    check_scaleX: str = "warning"
+    # "bobyqa" (lme4's default, derivative free), another of optimizers.OPTIMIZERS
+    # ("lbfgsb" takes exact gradients where every random term is scalar, central
+    # differences elsewhere), or "auto": L-BFGS-B for large scalar-term models, where each
+    # evaluation is expensive and the gradient costs about two of them, else BOBYQA.
     optimizer: str = "auto"
     large_model: int = 20_000  # "auto" uses L-BFGS-B from this many rows or random effects
     # lmer(verbose=): 1 or True prints each evaluation of the objective as lme4's default
@@ -55,16 +64,18 @@ class LmerControl:
         """Refuse a setting the optimiser or the checks cannot use, naming the option."""
         for name, positive in (("xtol_abs", False), ("ftol_abs", False),
                                ("boundary_tol", False), ("singular_tol", False),
-                               ("check_conv_grad_tol", True), ("rank_tol", True)):
+                               ("check_conv_grad_tol", True), ("check_conv_hess_tol", True),
+                               ("rank_tol", True)):
             require_number(name, getattr(self, name), positive)
         for name in ("maxeval", "large_model"):
             require_whole(name, getattr(self, name), 1)
         if not is_flag(self.verbose):
             require_whole("verbose", self.verbose, 0, also="True/False")
         require_flag("calc_derivs", self.calc_derivs)
-        if self.optimizer not in {"auto", "bobyqa", "lbfgsb"}:
-            raise ModelError(f"unknown optimizer {self.optimizer!r} (use 'auto', 'bobyqa' or "
-                             f"'lbfgsb')")
+        if self.check_scaleX not in ("warning", "ignore", "stop"):
+            raise ModelError(f"check_scaleX must be 'warning', 'ignore' or 'stop', not "
+                             f"{self.check_scaleX!r}")
+        check_optimizer(self.optimizer, also=("auto",))
 
 
 @dataclass
@@ -156,10 +167,12 @@ def check_random_terms(design: ModelDesign, n: int, glmm: bool = False) -> None:
                              f"unidentifiable")
 
 
-def fixed_effects_matrix(design: ModelDesign, rank_tol: float, messages: list[str]
+def fixed_effects_matrix(design: ModelDesign, control: LmerControl, messages: list[str]
                          ) -> tuple[np.ndarray, list[str], list[str]]:
-    """X without aliased columns; lme4's rank-deficiency message is recorded and warned."""
-    X, names, dropped = drop_aliased(design.X, design.X_names, rank_tol)
+    """X without aliased columns; lme4's rank-deficiency message is recorded and warned,
+    and its check of the columns' scales made first."""
+    check_scale(design.X, design.X_names, control.check_scaleX)
+    X, names, dropped = drop_aliased(design.X, design.X_names, control.rank_tol)
     if dropped:
         k = len(dropped)
         msg = (f"fixed-effect model matrix is rank deficient so dropping {k} column"
@@ -167,6 +180,32 @@ def fixed_effects_matrix(design: ModelDesign, rank_tol: float, messages: list[st
         messages.append(msg)
         warn(f"{msg} ({', '.join(dropped)})", RankDeficiencyWarning)
     return X, names, dropped
+
+
+def check_scale(X: np.ndarray, names: list[str], action: str, tol: float = 1000.0) -> None:
+    """lme4's checkScaleX: the columns that are not 0/1 indicators (the intercept, a
+    factor's dummies) should have standard deviations within [1/tol, tol] and within a
+    factor tol of each other; else the optimiser and its convergence checks work on badly
+    scaled parameters (the Hessian's eigenvalues spread over many orders)."""
+    if action == "ignore" or X.shape[0] < 2:
+        return
+    cont = [j for j in range(X.shape[1]) if not np.isin(X[:, j], (0.0, 1.0)).all()]
+    if not cont:
+        return
+    sd = X[:, cont].std(axis=0, ddof=1)
+    with np.errstate(divide="ignore"):
+        logsd = np.log(sd)
+    bound = np.log(tol)
+    if not (np.abs(logsd).max() > bound or logsd.max() - logsd.min() > bound):
+        return
+    hi, lo = int(np.argmax(sd)), int(np.argmin(sd))
+    detail = f"sd of {names[cont[hi]]} {sd[hi]:.3g}" if len(cont) == 1 else (
+        f"sd from {sd[lo]:.3g} ({names[cont[lo]]}) to {sd[hi]:.3g} ({names[cont[hi]]})")
+    if action == "stop":
+        raise ModelError(f"Some predictor variables are on very different scales ({detail}): "
+                         f"rescale them")
+    warn(f"Some predictor variables are on very different scales: consider rescaling "
+         f"({detail})", ScaleWarning)
 
 
 def check_weights(weights, n: int) -> np.ndarray | None:
@@ -225,7 +264,7 @@ def fit_lmer(design: ModelDesign, REML: bool = True, weights=None,
     _check_design(design, n)
     w = check_weights(weights, n)
     messages: list[str] = []
-    X, names, dropped = fixed_effects_matrix(design, control.rank_tol, messages)
+    X, names, dropped = fixed_effects_matrix(design, control, messages)
     if n <= X.shape[1] and REML:
         raise ModelError(f"REML needs more observations (n = {n}) than fixed effects "
                          f"(p = {X.shape[1]})")
@@ -271,7 +310,7 @@ def optimize_theta(pls: PLS, REML: bool, phi0: np.ndarray, lower: np.ndarray,
         value = pls.deviance(scale * phi, REML)
         return value if np.isfinite(value) else 1e300
 
-    if method == "lbfgsb":
+    if method == "lbfgsb" and pls.has_gradient:
         phi, code, evals = _lbfgsb(pls, REML, phi0, lower / scale, control, scale)
         for _ in range(MAX_BOUNDARY_RESTARTS):
             off, probes = leave_false_boundary(objective, phi, lower / scale)
@@ -284,7 +323,7 @@ def optimize_theta(pls: PLS, REML: bool, phi0: np.ndarray, lower: np.ndarray,
             phi, code, more = bobyqa(objective, phi, lower / scale, control, step)
             evals += more
     else:
-        phi, code, evals = bobyqa(objective, phi0, lower / scale, control, step)
+        phi, code, evals = minimize(method, objective, phi0, lower / scale, control, step)
     return scale * phi, code, evals
 
 
@@ -323,10 +362,9 @@ def leave_false_boundary(objective, phi: np.ndarray, lower: np.ndarray
 
 
 def choose_optimizer(control: LmerControl, pls: PLS, n: int) -> str:
+    """The optimiser ``control`` names; for "auto", L-BFGS-B on exact gradients for large
+    models of scalar terms, else BOBYQA."""
     choice = control.optimizer
-    if choice == "lbfgsb" and not pls.has_gradient:
-        raise ModelError("optimizer='lbfgsb' needs every random term to be scalar, as in "
-                         "(1 | g) or (0 + x | g)")
     if choice == "auto":
         size = max(n, pls.cp.ZtZ.shape[0])
         return "lbfgsb" if pls.has_gradient and size >= control.large_model else "bobyqa"
@@ -353,82 +391,6 @@ def _lbfgsb(pls: PLS, REML: bool, phi0: np.ndarray, lower: np.ndarray,
                    options={"ftol": 1e-13, "gtol": 1e-6, "maxiter": control.maxeval})
     pls.last_gradient = (scale * np.asarray(res.x, dtype=np.float64), np.asarray(res.jac) / scale)
     return np.asarray(res.x, dtype=np.float64), (4 if res.success else -1), count[0]
-
-
-def report(level: int, k: int, value: float, x: np.ndarray) -> None:
-    """Evaluation ``k`` of an optimiser's objective, printed as lme4's verbose fits print it
-    (nloptr's print_level): nothing at level 0, the parameters too from level 3."""
-    if not level:
-        return
-    lines = [f"iteration: {k}"]
-    if level > 2:
-        lines.append("\tx = ( " + ", ".join(f"{v:.6f}" for v in np.ravel(x)) + " )")
-    print("\n".join(lines + [f"\tf(x) = {value:.6f}"]), flush=True)
-
-
-def _reporting(objective, level: int):
-    """``objective``, reporting each evaluation at verbosity ``level``."""
-    if not level:
-        return objective
-    count = [0]
-
-    def reported(x):
-        value = objective(x)
-        count[0] += 1
-        report(level, count[0], value, x)
-        return value
-
-    return reported
-
-
-def bobyqa(objective, theta0: np.ndarray, lower: np.ndarray, control: LmerControl,
-           step: np.ndarray | None = None, upper: np.ndarray | None = None):
-    objective = _reporting(objective, int(control.verbose))
-    k = len(theta0)
-    upper = np.full(k, np.inf) if upper is None else np.asarray(upper, dtype=np.float64)
-    start = np.minimum(np.maximum(theta0, lower), upper)
-    if k == 1:  # nlopt's BOBYQA needs 2 parameters; one is a bracketed Brent search
-        return _brent(objective, float(start[0]), float(lower[0]), control, float(upper[0]))
-    opt = nlopt.opt(nlopt.LN_BOBYQA, k)
-    opt.set_lower_bounds(np.where(np.isfinite(lower), lower, -np.inf))
-    opt.set_upper_bounds(upper)
-    opt.set_min_objective(lambda x, grad: objective(np.asarray(x)))
-    opt.set_xtol_abs(float(control.xtol_abs))
-    opt.set_ftol_abs(float(control.ftol_abs))
-    opt.set_maxeval(int(control.maxeval))
-    if step is not None:
-        opt.set_initial_step(step)
-    try:
-        theta = opt.optimize(start)
-        code = opt.last_optimize_result()
-    except nlopt.RoundoffLimited:
-        theta, code = opt.last_optimum_x() if hasattr(opt, "last_optimum_x") else theta0, -4
-    return np.asarray(theta, dtype=np.float64), int(code), int(opt.get_numevals())
-
-
-def _brent(objective, x0: float, lower: float, control: LmerControl,
-           upper: float = np.inf):
-    """Minimise over one parameter in [lower, upper]: grow an upper end until the function
-    rises, then Brent's bounded method (lme4 uses a golden-section/Brent search for one θ as
-    well)."""
-    from scipy.optimize import minimize_scalar
-
-    count = [0]
-
-    def f(x: float) -> float:
-        count[0] += 1
-        return float(objective(np.array([x])))
-
-    lo = lower if np.isfinite(lower) else x0 - 10.0
-    hi = min(max(4.0 * abs(x0), 4.0) + lo, upper)
-    while hi < min(1e12, upper) and f(hi) < f(lo + (hi - lo) / 2.0):
-        hi = min(lo + (hi - lo) * 4.0, upper)
-    res = minimize_scalar(f, bounds=(lo, hi), method="bounded",
-                          options={"xatol": control.xtol_abs, "maxiter": 500})
-    x = float(res.x)
-    if f(lo) <= f(x):  # the boundary itself (a singular fit)
-        x = lo
-    return np.array([x]), (4 if res.success else -1), count[0]
 
 
 def derivatives(fn, x: np.ndarray, lower: np.ndarray, delta: float = 1e-4,
@@ -503,18 +465,20 @@ def _check_convergence(fit: ExactFit, objective, lower: np.ndarray,
     check_optimizer_code(info)
     if check_singular(info, fit.theta, lower, control) or not control.calc_derivs:
         return
-    if info["optimizer"] == "lbfgsb":
+    if info["optimizer"] == "lbfgsb" and fit.pls.has_gradient:
         grad, hess = _gradient_derivatives(fit.pls, fit.REML, fit.theta, scale)
     else:
         grad, hess = derivatives(lambda p: objective(scale * p), fit.theta / scale,
                                  lower / scale)
-    check_gradient(info, grad, hess, control)
+    if check_gradient(info, grad, hess, control):
+        check_hessian(info, hess, control, len(fit.theta), 0)
 
 
 def check_optimizer_code(info: dict) -> None:
     """An optimiser that stopped on its evaluation limit or failed is reported, as lme4."""
     if info["code"] < 0 or info["code"] == 5:
-        msg = f"optimizer (bobyqa) stopped with code {info['code']}: did not converge"
+        msg = (f"optimizer ({info['optimizer']}) stopped with code {info['code']}: did not "
+               f"converge")
         info["warnings"].append(msg)
         warn(msg, ConvergenceWarning)
 
@@ -531,8 +495,9 @@ def check_singular(info: dict, theta: np.ndarray, lower: np.ndarray,
 
 
 def check_gradient(info: dict, grad: np.ndarray, hess: np.ndarray,
-                   control: LmerControl) -> None:
-    """lme4's checkConv: the gradient scaled by the Hessian's Cholesky factor must be small."""
+                   control: LmerControl) -> bool:
+    """lme4's checkConv: the gradient scaled by the Hessian's Cholesky factor must be small.
+    False where the Hessian has no Cholesky factor (reported here, as degenerate)."""
     info["gradient"], info["hessian"] = grad, hess
     try:
         chol = np.linalg.cholesky(hess)
@@ -545,7 +510,7 @@ def check_gradient(info: dict, grad: np.ndarray, hess: np.ndarray,
             "unable to evaluate scaled gradient"
         info["warnings"].append(msg)
         warn(msg, ConvergenceWarning)
-        return
+        return False
     mingrad = np.minimum(np.abs(scgrad), np.abs(grad))
     worst = float(mingrad.max()) if len(mingrad) else 0.0
     if worst > control.check_conv_grad_tol:
@@ -553,6 +518,45 @@ def check_gradient(info: dict, grad: np.ndarray, hess: np.ndarray,
                f"{control.check_conv_grad_tol:g}, component {int(mingrad.argmax()) + 1})")
         info["warnings"].append(msg)
         warn(msg, ConvergenceWarning)
+    return True
+
+
+def check_hessian(info: dict, hess: np.ndarray, control: LmerControl, k: int, p: int
+                  ) -> None:
+    """lme4's check.conv.hess (checkHess, tol 1e-6): a GLMM's fixed-effect block (rows k to
+    k + p of a Hessian in (θ, β, ...)) first, then the whole Hessian, whose Cholesky factor
+    ``check_gradient`` has found. Each distinct message is warned once, as lme4 lists it."""
+    tol = control.check_conv_hess_tol
+    messages = _hessian_messages(hess[k:k + p, k:k + p], tol, "fixed-effect ") if p else []
+    messages += _hessian_messages(hess, tol, "")
+    for msg in dict.fromkeys(messages):
+        info["warnings"].append(msg)
+        warn(msg, ConvergenceWarning)
+
+
+def _hessian_messages(H: np.ndarray, tol: float, kind: str) -> list[str]:
+    if not np.all(np.isfinite(H)):
+        return ["Problem with Hessian check (infinite or missing values?)"]
+    ev = np.linalg.eigvalsh(H)
+    negative = int((ev < -tol).sum())
+    if negative:
+        return [f"Model failed to converge: degenerate {kind}Hessian with {negative} negative "
+                f"eigenvalue{'s' if negative != 1 else ''}"]
+    try:
+        np.linalg.cholesky(H)
+        definite = True
+    except np.linalg.LinAlgError:
+        definite = False
+    if (np.abs(ev) < tol).any() or not definite:
+        return [f"{kind}Hessian is numerically singular: parameters are not uniquely "
+                f"determined"]
+    out = []
+    if ev.max() * tol > 1:
+        out.append("Model is nearly unidentifiable: very large eigenvalue\n - Rescale variables?")
+    if ev.min() / ev.max() < tol:
+        out.append("Model is nearly unidentifiable: large eigenvalue ratio\n - Rescale "
+                   "variables?")
+    return out
 
 
 def conditional_variances(fit: ExactFit) -> list[np.ndarray]:
@@ -582,8 +586,8 @@ def conditional_variances(fit: ExactFit) -> list[np.ndarray]:
 
 
 __all__ = ["ConvergenceWarning", "ExactFit", "LmerControl", "RankDeficiencyWarning",
-           "SingularFitWarning", "conditional_variances", "drop_aliased", "fit_lmer",
-           "is_singular"]
+           "ScaleWarning", "SingularFitWarning", "conditional_variances", "drop_aliased",
+           "fit_lmer", "is_singular"]
 
 
 def fixed_only_loglik(X: np.ndarray, y: np.ndarray, offset: np.ndarray | None,

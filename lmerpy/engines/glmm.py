@@ -33,8 +33,8 @@ from .exact import (
     ConvergenceWarning,
     ExactFit,
     LmerControl,
-    bobyqa,
     check_gradient,
+    check_hessian,
     check_optimizer_code,
     check_random_terms,
     check_singular,
@@ -44,6 +44,7 @@ from .exact import (
     theta_scaling,
 )
 from .family import Family, gauss_hermite, warn_fractional
+from .optimizers import minimize
 from .options import require_flag, require_number, require_whole
 from .pls import PLS, LambdaMap, PLSSolution, WeightedCrossProducts
 
@@ -355,7 +356,7 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
         raise DataError(f"the response {design.formula.response} is constant (every value is "
                         f"{used[0]:g}): there is no variation to model")
     messages: list[str] = []
-    X, names, dropped = fixed_effects_matrix(design, control.rank_tol, messages)
+    X, names, dropped = fixed_effects_matrix(design, control, messages)
     offset = design.offset if design.offset is not None else np.zeros(n)
     if family.family == "binomial" and control.check_separation:
         cols = check_separation(X, names, y, w)
@@ -392,14 +393,16 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
         phi = float(start_phi) if start_phi is not None else \
             moment_dispersion(pirls, pirls.modes(theta0, None, eta0=eta_start))
     optimise = not fix_theta and fixed is None
+    # both stages use the optimiser named (glmerControl(optimizer=) of length one)
+    method = "bobyqa" if control.optimizer == "auto" else control.optimizer
     if not optimise:
         theta, code, evals = theta0, 0, 0
     else:  # lme4's start and steps for θ alone; log φ's step 0.2
         step1 = np.append(np.maximum(0.1 * np.abs(theta0 / scale), 0.05), 0.2) \
             if disp else None
-        par, code, evals = bobyqa(stage1, np.append(theta0 / scale, [np.log(phi)] * n_phi),
-                                  np.append(lower / scale, [-np.inf] * n_phi), control,
-                                  step=step1)
+        par, code, evals = minimize(
+            method, stage1, np.append(theta0 / scale, [np.log(phi)] * n_phi),
+            np.append(lower / scale, [-np.inf] * n_phi), control, step=step1)
         theta = scale * par[:k]
         phi = float(np.exp(par[k])) if disp else 1.0
     m1 = pirls.modes(theta, None, eta0=eta_start, phi=phi, keep=True)
@@ -433,8 +436,8 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
         step = np.concatenate([np.maximum(0.1 * np.abs(theta / scale), 0.05),
                                0.2 * se / units, [0.1] * n_phi])
         start2 = np.concatenate([theta / scale, beta / units, [np.log(phi)] * n_phi])
-        par, code, more = bobyqa(lambda p: stage2(full * p), start2, par_lower / full,
-                                 control, step=step)
+        par, code, more = minimize(method, lambda p: stage2(full * p), start2,
+                                   par_lower / full, control, step=step)
         evals += more
         theta, beta, phi = unpack(full * par)
         final = pirls.modes(theta, beta, u0=u_start, phi=phi, keep=True)
@@ -448,7 +451,7 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
     sol = PLSSolution(theta.copy(), beta.copy(), final.u, penalty, final.logdet, 0.0,
                       m1.solution.RX if final is m1 else final_rx(pirls, final, theta), value,
                       np.inf, b, penalty)
-    optinfo = {"optimizer": "bobyqa", "code": code, "evals": evals, "messages": messages,
+    optinfo = {"optimizer": method, "code": code, "evals": evals, "messages": messages,
                "warnings": [], "pirls_iterations": final.iterations, "control": control}
     fit = GlmerFit(design, False, X, names, dropped, y, offset, w_user, theta, sol, 1.0, b,
                    final.pls, optinfo, family=family, nAGQ=int(nAGQ), mu=final.mu,
@@ -463,8 +466,11 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
         steps = np.concatenate([scale, beta_scale(final, pirls, theta), [1.0]]) \
             if disp else None
         grad, hess = derivatives(stage2, par, par_lower, scale=steps)
-        if not singular:
-            check_gradient(optinfo, grad, hess, control)
+        if not singular and check_gradient(optinfo, grad, hess, control):
+            # lme4's Hessian check in the coordinates the optimiser worked in (θ / scale,
+            # β / units: lme4's own for ordinary models); a dispersion family's natural
+            # units would flag the link's scale, which the optimiser never saw
+            check_hessian(optinfo, hess * np.outer(full, full), control, k, len(beta))
         fit.vcov_beta = _hessian_vcov(hess, k, len(beta))
     if not final.converged:
         msg = (f"PIRLS did not converge in {control.max_pirls} iterations: the conditional "

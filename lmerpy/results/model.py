@@ -93,8 +93,9 @@ class LmerResult:
         info = fit.optinfo
         # what lme4's print shows: optimizer messages (singular, convergence) and fit notes
         self.optinfo = {
-            # BOBYQA through NLopt is lme4's "nloptwrap"; name the other optimiser plainly
-            "optimizer": "nloptwrap" if info["optimizer"] == "bobyqa" else "L-BFGS-B",
+            # BOBYQA through NLopt is lme4's "nloptwrap"; name the others plainly
+            "optimizer": {"bobyqa": "nloptwrap", "lbfgsb": "L-BFGS-B"}.get(
+                info["optimizer"], info["optimizer"]),
             "code_r": 0,
             "messages_conv": [m for m in info["messages"] if "rank deficient" not in m]
             + list(info["warnings"]),

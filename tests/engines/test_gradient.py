@@ -48,12 +48,6 @@ def test_lbfgsb_and_bobyqa_reach_the_same_optimum(formula, data, _):
     np.testing.assert_allclose(a.theta, b.theta, rtol=1e-3, atol=1e-5)
 
 
-def test_lbfgsb_refuses_vector_terms():
-    with pytest.raises(lp.ModelError, match="every random term to be scalar"):
-        lp.lmer("Reaction ~ Days + (Days | Subject)", lp.datasets.load("sleepstudy"),
-                control=LmerControl(optimizer="lbfgsb"))
-
-
 def _balanced_one_way(q: int, m: int, sigma2b: float, seed: int):
     rng = np.random.default_rng(seed)
     g = np.repeat(np.arange(q), m)
