@@ -25,6 +25,7 @@ from ..engines.exact import (
     fit_lmer,
     is_singular,
 )
+from ..engines.glmm import pearson_weights
 from ..engines.kenward_roger import adjusted_vcov, marginal_covariance
 from ..engines.options import require_flag, require_probability, require_whole
 from ..engines.profile import profile_intervals, profile_points
@@ -441,15 +442,24 @@ class LmerResult:
                              "not linear in y)")
         if self.family is not None:
             warn("the hat matrix may not make sense for GLMMs (lme4's warning)")
+        return pd.Series(self._hat(), index=self.design.index, name="hatvalues")
+
+    def _hat(self) -> np.ndarray:
+        """The hat values; for a GLMM those of the last PIRLS step, whose weights are the
+        working weights W = w μ'(η)² / (φ V(μ)) (R's hatvalues of a glm; lme4 takes √w of
+        the prior weights with that step's factor, which can give values above 1)."""
         f, d = self.fit, self.design
         M = np.hstack([f.X, (d.Z @ d.Lambda(f.theta)).toarray() if d.random
                        else np.zeros((self.nobs, 0))])
-        w = np.ones(self.nobs) if f.weights is None else np.asarray(f.weights, float)
+        if self.family is not None:
+            w = pearson_weights(f) * self.family.link.mu_eta(f.eta) ** 2 / (
+                f.phi if self.family.has_dispersion else 1.0)
+        else:
+            w = np.ones(self.nobs) if f.weights is None else np.asarray(f.weights, float)
         M = M * np.sqrt(w)[:, None]
         A = M.T @ M
         A[f.X.shape[1]:, f.X.shape[1]:] += np.eye(M.shape[1] - f.X.shape[1])
-        h = np.einsum("ij,ji->i", M, np.linalg.solve(A, M.T))
-        return pd.Series(h, index=d.index, name="hatvalues")
+        return np.einsum("ij,ji->i", M, np.linalg.solve(A, M.T))
 
     def bootMer(self, FUN, nsim: int = 100, seed=None, use_u: bool = False) -> pd.DataFrame:
         """lme4's ``bootMer(m, FUN, nsim)``: ``FUN`` of the model refitted (``refit``) to each
