@@ -36,7 +36,7 @@ from .results.glmer import GlmerResult
 from .results.joint_tests import joint_tests
 from .results.ls_means import ls_means
 from .results.model import LmerResult
-from .results.performance import check_overdispersion, model_performance
+from .results.performance import check_collinearity, check_overdispersion, model_performance
 from .results.tidy import augment, glance, tidy
 from .results.variance_parts import icc, r2_nakagawa
 from .results.wald_anova import wald_anova as Anova
@@ -53,4 +53,5 @@ __all__ = ["DataError", "Formula", "FormulaError", "LmerpyError", "ModelError", 
            "lmList", "influence", "glmer_nb", "negative_binomial", "emmeans",
            "emtrends", "r2_nakagawa", "icc", "Anova", "joint_tests",
            "check_overdispersion", "model_performance", "Gamma", "inverse_gaussian",
-           "gaussian", "allFit", "AllFit", "ScaleWarning", "tidy", "glance", "augment"]
+           "gaussian", "allFit", "AllFit", "ScaleWarning", "tidy", "glance", "augment",
+           "check_collinearity"]

@@ -1,6 +1,7 @@
 """R's performance package: ``check_overdispersion`` (the Pearson χ² of a count or
-binomial-trials GLMM against its residual df) and ``model_performance`` (the indices of
-fit in one table)."""
+binomial-trials GLMM against its residual df), ``check_collinearity`` (variance inflation
+factors of the fixed-effect terms) and ``model_performance`` (the indices of fit in one
+table)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import stats as st
 
-from ..errors import ModelError
+from ..engines.options import require_probability
+from ..errors import ModelError, warn
 from .rformat import format_number
 from .variance_parts import PrintedResult, icc, r2_nakagawa
 
@@ -52,6 +55,83 @@ def check_overdispersion(m) -> Overdispersion:
     chisq = float(np.sum(m.residuals(type="pearson").to_numpy() ** 2))
     df = m.df_resid
     return Overdispersion(chisq, chisq / df, df, float(st.chi2.sf(chisq, df)))
+
+
+@dataclass(frozen=True, repr=False)
+class Collinearity(PrintedResult):
+    """performance's check_collinearity table: per fixed-effect term its (generalized) VIF
+    and interval, √VIF (the factor its standard error is inflated by) and the tolerance
+    1/VIF with its interval."""
+
+    table: pd.DataFrame
+
+    def __str__(self) -> str:
+        """performance's print: the terms by low (VIF < 5), moderate (< 10) and high
+        correlation."""
+        t = self.table
+        lines = ["# Check for Multicollinearity"]
+        for label, low, high in (("Low", -np.inf, 5), ("Moderate", 5, 10),
+                                 ("High", 10, np.inf)):
+            part = t[(t.VIF >= low) & (t.VIF < high)]
+            if not len(part):
+                continue
+            rows = [["Term", "VIF", "VIF 95% CI", "Increased SE", "Tolerance",
+                     "Tolerance 95% CI"]]
+            for r in part.itertuples(index=False):
+                rows.append([r.Term, f"{r.VIF:.2f}", _interval(r.VIF_CI_low, r.VIF_CI_high),
+                             f"{r.SE_factor:.2f}", f"{r.Tolerance:.2f}",
+                             _interval(r.Tolerance_CI_low, r.Tolerance_CI_high)])
+            widths = [max(len(row[i]) for row in rows) for i in range(6)]
+            lines += ["", f"{label} Correlation", ""]
+            lines += [" ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows]
+        return "\n".join(lines)
+
+
+def _interval(lo: float, hi: float) -> str:
+    return f"[{lo:.2f}, {'Inf' if np.isinf(hi) else f'{hi:.2f}'}]"
+
+
+def check_collinearity(m, ci: float = 0.95) -> Collinearity:
+    """performance's ``check_collinearity(m)``: for each fixed-effect term the generalized
+    VIF det(R_tt)·det(R_−t,−t)/det(R) (Fox and Monette; the plain VIF for a term of one
+    column) of the correlation matrix R of β̂'s covariance without the intercept, with an
+    interval from R² = 1 − 1/VIF on the logit scale (performance's, after Marcoulides et
+    al. 2019)."""
+    require_probability("ci", ci, "0.95")
+    if m.torch_info is not None and m.design.nn:
+        raise ModelError("check_collinearity() needs the fixed effects' covariance; this "
+                         "model's nn() terms have none")
+    encoder = m.design.fixed_encoder
+    if list(m.fixef_names) != list(encoder.names):
+        raise ModelError("check_collinearity() needs a fixed part of full rank (this fit "
+                         "dropped aliased columns)")
+    V = m.vcov().to_numpy(dtype=np.float64)
+    columns = np.array(encoder.term_of_column, dtype=object)
+    keep = columns != "(Intercept)"
+    if keep.all():
+        warn("Model has no intercept. VIFs may not be sensible.")
+    V, columns = V[np.ix_(keep, keep)], columns[keep]
+    terms = [str(t) for t in encoder.terms.terms if str(t) in set(columns)]
+    if len(terms) < 2:
+        raise ModelError("check_collinearity() needs at least two fixed-effect terms "
+                         "besides the intercept")
+    sd = np.sqrt(np.diag(V))
+    R = V / np.outer(sd, sd)
+    det_r = np.linalg.det(R)
+    vif = np.array([np.linalg.det(R[np.ix_(c, c)]) * np.linalg.det(R[np.ix_(~c, ~c)]) / det_r
+                    for c in (columns == t for t in terms)])
+    r = 1 - 1 / vif
+    n, p = m.nobs, len(m.fixef_names)
+    se = np.sqrt((1 - r**2) ** 2 * (n - p - 1) ** 2 / ((n**2 - 1) * (n + 3)))
+    z = st.norm.ppf((1 + ci) / 2)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        logit, se_log = np.log(r / (1 - r)), se / (r * (1 - r))
+        lo, hi = (1 / (1 + np.exp(-(logit + s * z * se_log))) for s in (-1, 1))
+        table = pd.DataFrame({
+            "Term": terms, "VIF": vif, "VIF_CI_low": 1 / (1 - lo), "VIF_CI_high": 1 / (1 - hi),
+            "SE_factor": np.sqrt(vif), "Tolerance": 1 / vif, "Tolerance_CI_low": 1 - hi,
+            "Tolerance_CI_high": 1 - lo})
+    return Collinearity(table)
 
 
 @dataclass(frozen=True, repr=False)

@@ -4,6 +4,7 @@
 # r-cran-jsonlite). Run from the repository root:   Rscript tests/reference/performance.R
 # Writes tests/reference/performance.json
 suppressPackageStartupMessages({ library(lme4); library(performance); library(jsonlite) })
+source("tests/reference/common.R")
 
 cbpp$obs <- factor(seq_len(nrow(cbpp)))
 # lme4_glmer_nb.R's simulated counts (written there into its JSON)
@@ -81,10 +82,25 @@ performance_tables <- lapply(performance_fits, function(call) {
        lines = capture.output(suppressMessages(print(mp))))
 })
 
+# check_collinearity(): (generalized) VIFs of the fixed-effect terms, with their intervals
+collinear <- two_factor_data()
+set.seed(5)
+collinear$z <- round(0.8 * collinear$x + rnorm(144, sd = 0.5), 3)
+collinearity_fits <- list(
+  interaction = quote(lmer(y ~ A * x + z + (1 | g), collinear)),
+  factors = quote(lmer(y ~ A + B + x + (1 | g), collinear)),
+  poisson = quote(glmer(incidence ~ period + size + (1 | herd), cbpp, poisson)))
+collinearity <- lapply(collinearity_fits, function(call) {
+  fit <- suppressMessages(suppressWarnings(eval(call)))
+  cc <- suppressWarnings(check_collinearity(fit))
+  list(call = paste(deparse(call), collapse = " "), table = as.list(as.data.frame(cc)))
+})
+
 out <- list(performance_version = as.character(packageVersion("performance")),
             insight_version = as.character(packageVersion("insight")),
             lme4_version = as.character(packageVersion("lme4")),
             fits = lapply(fits, describe), overdispersion = overdispersion,
-            model_performance = performance_tables)
+            model_performance = performance_tables, collinearity = collinearity,
+            collinear_data = collinear)
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = FALSE, null = "null"),
            "tests/reference/performance.json")

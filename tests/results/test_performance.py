@@ -140,3 +140,41 @@ def test_binary_log_loss_is_the_mean_negative_log_likelihood():
     mu, y = b.fitted().to_numpy(), d["y"].to_numpy()
     expected = -np.mean(y * np.log(mu) + (1 - y) * np.log(1 - mu))
     assert lp.model_performance(b).indices["Log_loss"] == pytest.approx(expected, rel=1e-12)
+
+
+COLLINEAR = pd.DataFrame(PERFORMANCE["collinear_data"]).assign(g=lambda d: d.g.astype(str))
+COLLINEARITY_FITS = {
+    "interaction": lambda: lp.lmer("y ~ A * x + z + (1 | g)", COLLINEAR),
+    "factors": lambda: lp.lmer("y ~ A + B + x + (1 | g)", COLLINEAR),
+    "poisson": lambda: lp.glmer("incidence ~ period + size + (1 | herd)",
+                                lp.datasets.load("cbpp"), family="poisson"),
+}
+
+
+@pytest.mark.parametrize("key", list(COLLINEARITY_FITS))
+def test_collinearity_is_performances(key):
+    ref = PERFORMANCE["collinearity"][key]["table"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = lp.check_collinearity(COLLINEARITY_FITS[key]()).table
+    assert list(table.columns) == list(ref)
+    assert table.Term.tolist() == ref["Term"]
+    # GLMM vcov agrees with lme4's to ~1e-3 (Laplace convention, docs/migration.md)
+    rtol = 2e-3 if key == "poisson" else 1e-6
+    for col in list(ref)[1:]:
+        want = np.array([np.inf if v == "Inf" else v for v in ref[col]], dtype=float)
+        np.testing.assert_allclose(table[col].to_numpy(dtype=float), want, rtol=rtol,
+                                   atol=1e-6, err_msg=col)
+
+
+def test_collinearity_print_groups_terms_by_vif():
+    text = str(lp.check_collinearity(COLLINEARITY_FITS["interaction"]()))
+    low, moderate = text.split("Low Correlation")[1].split("Moderate Correlation")
+    assert "A:x 2.84 [2.25, 3.72]" in low and " x 7.53 [5.70, 10.08]" in moderate
+    assert "High Correlation" not in text
+
+
+def test_collinearity_needs_two_terms():
+    m = lp.lmer("Reaction ~ Days + (Days | Subject)", lp.datasets.load("sleepstudy"))
+    with pytest.raises(lp.ModelError, match="at least two fixed-effect terms"):
+        lp.check_collinearity(m)
