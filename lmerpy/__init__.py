@@ -30,6 +30,7 @@ from .errors import DataError, FormulaError, LmerpyError, ModelError
 from .formula import Formula, parse
 from .io import ModelFileError, load
 from .lmlist import lmList
+from .pbmodcomp import PBModComp, PBmodcomp
 from .results.anova import anova, contest
 from .results.emmeans import emmeans, emtrends
 from .results.glmer import GlmerResult
@@ -54,4 +55,4 @@ __all__ = ["DataError", "Formula", "FormulaError", "LmerpyError", "ModelError", 
            "emtrends", "r2_nakagawa", "icc", "Anova", "joint_tests",
            "check_overdispersion", "model_performance", "Gamma", "inverse_gaussian",
            "gaussian", "allFit", "AllFit", "ScaleWarning", "tidy", "glance", "augment",
-           "check_collinearity"]
+           "check_collinearity", "PBmodcomp", "PBModComp"]

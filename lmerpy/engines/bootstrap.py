@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -112,6 +113,21 @@ def simulate(fit: ExactFit, nsim: int, seed, use_u: bool = False) -> np.ndarray:
     return np.column_stack([d[:, 0] if d.ndim == 2 else d for d in draws])
 
 
+class Refit(NamedTuple):
+    """One refit: θ, σ (√φ for a GLMM), β, the optimiser's code (negative or 5: failed)
+    and −2 log L (the ML deviance of an LMM, the Laplace or AGQ criterion of a GLMM)."""
+
+    theta: np.ndarray
+    sigma: float
+    beta: np.ndarray
+    code: int
+    deviance: float
+
+
+def make_refitter(fit: ExactFit) -> Refitter | GlmmRefitter:
+    return GlmmRefitter(fit) if isinstance(fit, GlmerFit) else Refitter(fit)
+
+
 class Refitter:
     """Refits the model of ``fit`` to new responses, reusing its factor."""
 
@@ -131,8 +147,8 @@ class Refitter:
         self.method = choose_optimizer(self.control, self.pls, len(fit.y))
         self.step = np.full(len(fit.theta), REFIT_STEP)
 
-    def refit(self, y: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, int]:
-        """θ, σ, β and the optimiser's code for response y."""
+    def refit(self, y: np.ndarray) -> Refit:
+        """θ, σ, β, the optimiser's code and the ML deviance for response y."""
         f = self.fit
         r = y - f.offset
         if self.sw is not None:
@@ -141,7 +157,7 @@ class Refitter:
         theta, code, _ = optimize_theta(self.pls, f.REML, f.theta / self.scale, self.lower,
                                         self.scale, self.control, self.method, self.step)
         sol = self.pls.solve(theta)
-        return theta, self.pls.sigma(sol, f.REML), sol.beta, code
+        return Refit(theta, self.pls.sigma(sol, f.REML), sol.beta, code, sol.ml)
 
 
 class GlmmRefitter:
@@ -152,14 +168,15 @@ class GlmmRefitter:
         self.fit = fit
         self.control = GlmerControl(calc_derivs=False)
 
-    def refit(self, y: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, int]:
+    def refit(self, y: np.ndarray) -> Refit:
         f = self.fit
         with warnings.catch_warnings():  # singular refits are expected; failures counted
             warnings.simplefilter("ignore")
             new = fit_glmer(replace(f.design, y=y), f.family, f.nAGQ, f.weights, self.control,
                             start=f.theta)
         failed = bool(new.optinfo["warnings"]) or not new.modes.converged
-        return new.theta, float(np.sqrt(new.phi)), new.solution.beta, -1 if failed else 0
+        return Refit(new.theta, float(np.sqrt(new.phi)), new.solution.beta,
+                     -1 if failed else 0, new.criterion)
 
 
 def bootstrap(fit: ExactFit, nsim: int, seed) -> np.ndarray:
@@ -168,12 +185,12 @@ def bootstrap(fit: ExactFit, nsim: int, seed) -> np.ndarray:
     refitted (bootMer with confint's FUN)."""
     sim = make_simulator(fit, np.random.default_rng(seed))
     glmm = isinstance(fit, GlmerFit)
-    refitter = GlmmRefitter(fit) if glmm else Refitter(fit)
+    refitter = make_refitter(fit)
     design = fit.design
     rows = []
     failed = 0
     for _ in range(nsim):
-        theta, sigma, beta, code = refitter.refit(sim.draw())
+        theta, sigma, beta, code, _ = refitter.refit(sim.draw())
         failed += code < 0 or code == 5
         v = variance_parameters(design, fit.family, theta, sigma**2) if glmm else \
             design.sdcor(theta, sigma)
@@ -226,5 +243,5 @@ def boot_intervals(replicates: np.ndarray, estimates: np.ndarray, level: float,
     return out
 
 
-__all__ = ["GlmmRefitter", "GlmmSimulator", "Refitter", "Simulator", "boot_intervals",
-           "bootstrap", "make_simulator", "norm_inter", "simulate"]
+__all__ = ["GlmmRefitter", "GlmmSimulator", "Refit", "Refitter", "Simulator", "boot_intervals",
+           "bootstrap", "make_refitter", "make_simulator", "norm_inter", "simulate"]

@@ -250,17 +250,19 @@ def stars(p: float) -> str:
 
 
 def print_coefmat(table, digits: int, cs: tuple = (), tst: tuple = (), zap: tuple = (),
-                  width: int | None = None) -> list[str]:
+                  width: int | None = None, has_p: bool | None = None) -> list[str]:
     """R's printCoefmat (stats/R/lm.R) of a DataFrame whose last column, if named
-    ``Pr(...)``, holds p-values: the ``cs`` columns (coefficients and standard errors)
-    rounded together to digits − (digits before the point of the smallest) and formatted in
-    common; the test statistics ``tst`` rounded to dig.tst = digits − 1 decimals, then
-    formatted; ``zap`` columns zapsmall()ed; every other column formatted on its own; a
+    ``Pr(...)`` (or with ``has_p``), holds p-values: the ``cs`` columns (coefficients and
+    standard errors) rounded together to digits − (digits before the point of the smallest)
+    and formatted in common; the test statistics ``tst`` rounded to dig.tst = digits − 1
+    decimals, then formatted; ``zap`` columns zapsmall()ed; every other column formatted on
+    its own; a
     non-zero value shown as 0 formatted again with digits − 1 (R's not.both.0); p-values
     by format.pval(dig.tst) with stars and their legend where one is below 0.1; missing
     values blank."""
     names, rows = list(table.columns), list(table.index)
-    has_p = bool(names) and names[-1].startswith("Pr(")
+    if has_p is None:
+        has_p = bool(names) and names[-1].startswith("Pr(")
     dig_tst = max(1, min(5, digits - 1))
     X = table.to_numpy(dtype=np.float64)
     ok = np.isfinite(X)
