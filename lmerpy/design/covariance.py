@@ -9,6 +9,7 @@ also maps θ to and from the standard deviations and correlations lme4 reports (
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -72,6 +73,15 @@ def semidefinite_cholesky(A: np.ndarray, tol: float = 1e-10) -> np.ndarray | Non
     return L
 
 
+@functools.lru_cache(maxsize=64)
+def _tril(p: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of a p × p lower triangle, column by column (read-only: cached, as the
+    template is built at every PIRLS step)."""
+    cols, rows = np.triu_indices(p)
+    rows.flags.writeable = cols.flags.writeable = False
+    return rows, cols
+
+
 @dataclass(frozen=True)
 class Unstructured(CovarianceSpec):
     """A full p×p covariance: T lower triangular, θ its lower triangle column by column."""
@@ -84,8 +94,7 @@ class Unstructured(CovarianceSpec):
 
     def tril(self) -> tuple[np.ndarray, np.ndarray]:
         # lme4 stores θ column-major over the lower triangle: (1,1), (2,1), ..., (2,2), ...
-        cols, rows = np.triu_indices(self.p)
-        return rows, cols
+        return _tril(self.p)
 
     def theta0(self) -> np.ndarray:
         rows, cols = self.tril()

@@ -128,7 +128,10 @@ class BlockedFactor:
         L11 = np.linalg.cholesky(A11)
         self.A11_inv = np.linalg.inv(A11)
         logdet = 2.0 * np.log(np.diagonal(L11, axis1=1, axis2=2)).sum()
-        self.lam1, lam_r = _diagonal_blocks(lam, self.n1)
+        if getattr(self, "_blocks_of", None) is not lam:  # PIRLS's steps share one Λ
+            self._blocks = _diagonal_blocks(lam, self.n1)
+            self._blocks_of = lam
+        self.lam1, lam_r = self._blocks
         if self.n2:
             self.lam_r = lam_r
             # A21 A11⁻¹ A12 = Λr' G21 M G12 Λr  with  M = Λ1 A11⁻¹ Λ1' (block diagonal)

@@ -136,7 +136,8 @@ class LambdaMap:
         self.terms = terms
         self.split_theta = split_theta
         self.linear = all(hasattr(t.cov, "template") for t in terms)
-        self._last: tuple[np.ndarray, sp.csc_matrix] | None = None  # non-linear: the last Λ
+        self._last: tuple[np.ndarray, sp.csc_matrix] | None = None  # the last θ and Λ
+        self._last_t: sp.csc_matrix | None = None
         if self.linear:
             probe = np.arange(1.0, n_theta + 1.0)
             pattern = self._build(probe)
@@ -149,11 +150,24 @@ class LambdaMap:
         return sp.block_diag(blocks, format="csc")
 
     def __call__(self, theta: np.ndarray) -> sp.csc_matrix:
-        if not self.linear:  # a spatial block costs a Cholesky: keep the last one, as
-            # backfitting and the BLUPs solve many right-hand sides at one θ
-            if self._last is None or not np.array_equal(self._last[0], theta):
-                self._last = (np.array(theta, dtype=np.float64), self._build(theta))
-            return self._last[1]
+        """Λ(θ), kept for the last θ: a spatial block costs a Cholesky (backfitting and the
+        BLUPs solve many right-hand sides at one θ), and PIRLS asks for the same Λ at each
+        of its steps. Callers must not modify it."""
+        if self._last is None or not np.array_equal(self._last[0], theta):
+            self._last = (np.array(theta, dtype=np.float64), self._make(theta))
+            self._last_t = None
+        return self._last[1]
+
+    def transpose(self, theta: np.ndarray) -> sp.csc_matrix:
+        """Λ(θ)', kept with Λ(θ)."""
+        lam = self(theta)
+        if self._last_t is None:
+            self._last_t = lam.T
+        return self._last_t
+
+    def _make(self, theta: np.ndarray) -> sp.csc_matrix:
+        if not self.linear:
+            return self._build(theta)
         data = np.asarray(theta, dtype=np.float64)[self.lind]
         return sp.csc_matrix((data, self.indices, self.indptr), shape=self.shape)
 
@@ -203,7 +217,7 @@ class PLS:
         if at is None or at[0] is not self.factor or not np.array_equal(at[1], theta):
             self.factor.update(thetas, lam)
             self._factor_at = (self.factor, np.array(theta, dtype=np.float64))
-        lam_t = lam.T
+        lam_t = self.Lambda.transpose(theta)
         B = np.column_stack([np.asarray(lam_t @ cp.ZtX), np.asarray(lam_t @ cp.Zty).ravel()])
         S = self.factor.solve(B)
         beta, RX, logdet_RX, pwrss, ml, reml = self._profiled(B.T @ S)
