@@ -27,7 +27,7 @@ def lmer(formula: str | Formula, data: pd.DataFrame, REML: bool = True,
          weights: str | np.ndarray | pd.Series | None = None,
          control: LmerControl | TorchControl | None = None, na_action: str = "omit",
          engine: str = "auto", data_name: str | None = None,
-         modules: dict | None = None, **training) -> LmerResult:
+         modules: dict | None = None, start=None, **training) -> LmerResult:
     """Fit a linear mixed model, as lme4's ``lmer()``.
 
     ``weights`` is a column name or an array of prior weights. ``engine="exact"`` (the
@@ -39,7 +39,8 @@ def lmer(formula: str | Formula, data: pd.DataFrame, REML: bool = True,
     ``seed``, ``verbose``;
     ``modules`` maps nn(..., module="name") to your own torch modules. The exact engine
     takes ``verbose`` as lme4 does: 1 (or True) prints each evaluation of the criterion,
-    3 the parameters too.
+    3 the parameters too; and ``start``, θ to start the optimiser from (an array, a Series
+    such as ``m.getME("theta")``, or ``{"theta": ...}``), as lme4's ``start=``.
     """
     formula = _formula(formula)
     require_flag("REML", REML)
@@ -47,11 +48,58 @@ def lmer(formula: str | Formula, data: pd.DataFrame, REML: bool = True,
     use_torch, control = _choose_engine(formula, engine, control, training, LmerControl)
     data_name = data_name or caller_name(data) or "data"
     d, w, weights_name, data = _design_with_weights(formula, data, weights, na_action)
+    theta0, _ = starting_values(start, d, use_torch, glmm=False)
     if use_torch:
         fit = fit_torch(d, control, modules, weights=w)
     else:
-        fit = fit_lmer(d, REML=REML, weights=w, control=control)
+        fit = fit_lmer(d, REML=REML, weights=w, control=control, start=theta0)
     return LmerResult(fit, data_name, weights_name, data)
+
+
+def starting_values(start, design, use_torch: bool, glmm: bool
+                    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """lme4's ``start=``: (θ, β) from a vector (θ) or a dict with "theta" and (glmer)
+    "fixef", checked against the model: θ's length and bounds, β's length is checked by
+    the engine (after aliased columns are dropped)."""
+    if start is None:
+        return None, None
+    if use_torch:
+        raise ModelError("start= sets where the exact engine's optimiser starts; the torch "
+                         "engine trains from its own linear start (use the exact engine)")
+    allowed = ("theta", "fixef") if glmm else ("theta",)
+    if isinstance(start, dict):
+        unknown = [k for k in start if k not in allowed]
+        if unknown:
+            raise ModelError(f"start has unknown element{'s' if len(unknown) > 1 else ''} "
+                             f"{', '.join(map(repr, unknown))} (use "
+                             f"{' and '.join(map(repr, allowed))})")
+        theta, beta = start.get("theta"), start.get("fixef")
+    else:
+        theta, beta = start, None
+    names = design.theta_names()
+    if theta is not None:
+        theta = _numbers("start theta", theta)
+        if len(theta) != len(names):
+            raise ModelError(f"start theta has {len(theta)} values; this model's θ has "
+                             f"{len(names)} ({', '.join(names)})")
+        lower = design.theta_lower()
+        low = np.flatnonzero(theta < lower)
+        if len(low):
+            raise ModelError(f"start theta: {names[low[0]]} = {theta[low[0]]:g} is below its "
+                             f"lower bound 0 (a diagonal element of Λ)")
+    if beta is not None:
+        beta = _numbers("start fixef", beta)
+    return theta, beta
+
+
+def _numbers(what: str, values) -> np.ndarray:
+    try:
+        out = np.asarray(values, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise ModelError(f"{what} must be numbers, not {values!r}") from None
+    if not np.isfinite(out).all():
+        raise ModelError(f"{what} must be finite numbers")
+    return out
 
 
 def _formula(formula) -> Formula:
@@ -129,7 +177,7 @@ def glmer(formula: str | Formula, data: pd.DataFrame, family: str | Family = "bi
           nAGQ: int = 1, weights: str | np.ndarray | pd.Series | None = None,
           control: GlmerControl | TorchControl | None = None, na_action: str = "omit",
           link: str | None = None, data_name: str | None = None, engine: str = "auto",
-          modules: dict | None = None, **training) -> GlmerResult:
+          modules: dict | None = None, start=None, **training) -> GlmerResult:
     """Fit a generalized linear mixed model, as lme4's ``glmer()``.
 
     ``family`` is "binomial" (0/1 responses, proportions with ``weights`` = trials, or
@@ -145,6 +193,10 @@ def glmer(formula: str | Formula, data: pd.DataFrame, family: str | Family = "bi
     ``quadrature=5`` adaptive nodes) — with random slopes, crossed, nested or rbf terms (or
     ``quadrature=1``) by each batch's Laplace approximation — with the training options of
     ``lmer()``; ``verbose`` for the exact engine as in ``lmer()``.
+
+    ``start`` is lme4's: θ (an array or Series) for the first stage, or a dict: "theta"
+    starts the first stage, "fixef" joins the first stage's θ as the second stage's start,
+    and with both the first stage is skipped.
     """
     formula = _formula(formula)
     fam = make_family(family, link)
@@ -159,10 +211,12 @@ def glmer(formula: str | Formula, data: pd.DataFrame, family: str | Family = "bi
     _torch_nagq(use_torch, nAGQ)
     data_name = data_name or caller_name(data) or "data"
     d, w, weights_name, data = _design_with_weights(formula, data, weights, na_action)
+    theta0, beta0 = starting_values(start, d, use_torch, glmm=True)
     if use_torch:
         fit = fit_torch(d, control, modules, family=fam, weights=w)
     else:
-        fit = fit_glmer(d, fam, nAGQ=nAGQ, weights=w, control=control)
+        fit = fit_glmer(d, fam, nAGQ=nAGQ, weights=w, control=control, start=theta0,
+                        start_beta=beta0)
     return GlmerResult(fit, data_name, weights_name, data)
 
 

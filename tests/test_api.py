@@ -85,3 +85,52 @@ def test_negative_binomial_fit_saves_and_simulates(tmp_path):
     np.testing.assert_allclose(sims.mean(), mu.mean(), rtol=0.03)
     np.testing.assert_allclose(sims.var(axis=1).mean(),
                                (mu + mu**2 / m.family.theta).mean(), rtol=0.06)
+
+
+def test_lmer_start_is_lme4s(capsys):
+    """start= θ: the optimiser's first evaluation is at it (verbose prints it), and from the
+    optimum the fit needs fewer evaluations for the same (lme4's) criterion."""
+    ref = read_reference("lme4_fits.json")["fits"]["sleep_reml"]
+    sleep = lp.datasets.load("sleepstudy")
+    m = lp.lmer("Reaction ~ Days + (Days | Subject)", sleep)
+    again = lp.lmer("Reaction ~ Days + (Days | Subject)", sleep, start=m.getME("theta"))
+    assert again.REMLcrit() == pytest.approx(ref["REMLcrit"], abs=1e-6)
+    assert again.fit.optinfo["evals"] < m.fit.optinfo["evals"]
+    start = np.array([0.5, 0.1, 0.3])
+    capsys.readouterr()
+    moved = lp.update(m, start={"theta": start}, verbose=1)
+    first = capsys.readouterr().out.splitlines()[1]
+    assert float(first.split("=")[1]) == pytest.approx(m.fit.pls.deviance(start, True), 1e-6)
+    assert moved.REMLcrit() == pytest.approx(ref["REMLcrit"], abs=1e-6)
+
+
+@pytest.mark.parametrize("start, message", [
+    ([1, 2], r"start theta has 2 values; this model's θ has 3 \(Subject.\(Intercept\)"),
+    ({"theta": [1, 0, -1]}, "Subject.Days = -1 is below its lower bound 0"),
+    ({"fixef": [1, 2]}, r"start has unknown element 'fixef' \(use 'theta'\)"),
+    ("abc", "start theta must be numbers"),
+    ([1, np.nan, 1], "start theta must be finite"),
+])
+def test_bad_starts_are_named(start, message):
+    with pytest.raises(lp.ModelError, match=message):
+        lp.lmer("Reaction ~ Days + (Days | Subject)", lp.datasets.load("sleepstudy"),
+                start=start)
+
+
+def test_glmer_start_theta_and_fixef():
+    """lme4's glmer start: with theta and fixef the first stage is skipped; fixef alone
+    starts the second stage; either way lme4's optimum (tests/reference/lme4_glmer.R)."""
+    ref = read_reference("lme4_glmer.json")["fits"]["cbpp_laplace"]
+    cbpp = lp.datasets.load("cbpp")
+    f = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    g = lp.glmer(f, cbpp, family="binomial")
+    both = lp.glmer(f, cbpp, family="binomial", start={"theta": g.theta, "fixef": g.fixef()})
+    fixef = lp.glmer(f, cbpp, family="binomial", start={"fixef": ref["fixef"]})
+    assert both.fit.optinfo["evals"] < g.fit.optinfo["evals"]
+    for fit in (both, fixef):
+        np.testing.assert_allclose(fit.fixef().to_numpy(), as_list(ref["fixef"]), rtol=1e-3)
+        assert float(fit.logLik()) == pytest.approx(float(g.logLik()), abs=1e-6)
+    with pytest.raises(lp.ModelError, match="start fixef has 2 values; the model has 4"):
+        lp.glmer(f, cbpp, family="binomial", start={"fixef": [1, 2]})
+    with pytest.raises(lp.ModelError, match="torch"):
+        lp.glmer(f, cbpp, family="binomial", engine="torch", start=[1.0])

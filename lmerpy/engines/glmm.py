@@ -331,12 +331,14 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
               control: GlmerControl | None = None, start: np.ndarray | None = None,
               fix_theta: bool = False,
               fixed: tuple[np.ndarray, ...] | None = None,
-              phi: float | None = None) -> GlmerFit:
+              phi: float | None = None, start_beta: np.ndarray | None = None) -> GlmerFit:
     """Fit a GLMM as lme4's glmer(): Laplace (nAGQ = 1), AGQ (nAGQ > 1) or nAGQ = 0.
 
     ``start`` is a starting θ and ``phi`` a starting dispersion; with ``fix_theta`` both
     stay there and only β and the modes are found (the torch engine's fit at its trained θ);
-    ``fixed`` = (θ, β) or (θ, β, φ) skips all optimisation (a loaded model).
+    ``fixed`` = (θ, β) or (θ, β, φ) skips all optimisation (a loaded model). ``start_beta``
+    starts the second stage's β (lme4's start$fixef); with ``start`` too, the first stage
+    is skipped, as in lme4.
     """
     control = control or GlmerControl()
     control.check()
@@ -366,6 +368,9 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
                    f"and standard errors are not reliable (they diverge)")
             messages.append(msg)
             warn(msg, SeparationWarning)
+    if start_beta is not None and len(start_beta) != len(names):
+        raise ModelError(f"start fixef has {len(start_beta)} values; the model has "
+                         f"{len(names)} fixed effects ({', '.join(names)})")
     pirls = PIRLS(design, X, y, w, offset, family, control)
     lower = design.theta_lower()
     k = len(lower)
@@ -393,9 +398,10 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
         phi = float(start_phi) if start_phi is not None else \
             moment_dispersion(pirls, pirls.modes(theta0, None, eta0=eta_start))
     optimise = not fix_theta and fixed is None
+    skip_stage1 = start is not None and start_beta is not None  # lme4: both given
     # both stages use the optimiser named (glmerControl(optimizer=) of length one)
     method = "bobyqa" if control.optimizer == "auto" else control.optimizer
-    if not optimise:
+    if not optimise or skip_stage1:
         theta, code, evals = theta0, 0, 0
     else:  # lme4's start and steps for θ alone; log φ's step 0.2
         step1 = np.append(np.maximum(0.1 * np.abs(theta0 / scale), 0.05), 0.2) \
@@ -406,7 +412,8 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
         theta = scale * par[:k]
         phi = float(np.exp(par[k])) if disp else 1.0
     m1 = pirls.modes(theta, None, eta0=eta_start, phi=phi, keep=True)
-    beta = m1.beta
+    beta = m1.beta if start_beta is None or not optimise or nAGQ == 0 else \
+        np.array(start_beta, dtype=np.float64)
     u_start = m1.u
     nodes = gauss_hermite(nAGQ) if nAGQ > 1 else None
 
