@@ -18,7 +18,10 @@ from rich.table import Table
 from . import datasets
 from .api import glmer, glmer_nb, lmer
 from .design import design
+from .engines.exact import LmerControl
 from .engines.family import LINKS
+from .engines.glmm import GlmerControl
+from .engines.optimizers import OPTIMIZERS
 from .errors import LmerpyError
 from .formula import parse
 
@@ -78,7 +81,10 @@ def _fit(args, console: Console) -> None:
         training["epochs"] = args.epochs
     if args.engine == "torch" or training:
         training["verbose"] = False
-    if args.family == "gaussian" and args.link in (None, "identity"):
+    lmm = args.family == "gaussian" and args.link in (None, "identity")
+    if args.optimizer:
+        training["control"] = (LmerControl if lmm else GlmerControl)(optimizer=args.optimizer)
+    if lmm:
         model = lmer(args.formula, data, REML=not args.ml, engine=args.engine, data_name=name,
                      **training)
     elif args.family == "negative.binomial":
@@ -98,6 +104,15 @@ def _fit(args, console: Console) -> None:
 
         console.print("\n" + str(emmeans(model, args.emmeans)), markup=False,
                       highlight=False)
+    if args.allfit:
+        from .allfit import allFit
+
+        refits = allFit(model)
+        console.print(f"\n{refits}\n\n{refits.summary()}", markup=False, highlight=False)
+    if args.tidy:
+        from .results.tidy import tidy
+
+        _write(args.tidy, tidy(model, conf_int=True).to_csv(index=False))
     if args.json:
         from .results.export import results_dict
 
@@ -150,6 +165,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="emmeans' marginal means, e.g. 'pairwise ~ A | B' (with contrasts)")
     f.add_argument("--anova", action="store_true",
                    help="car's type II Wald tests of the fixed-effect terms")
+    f.add_argument("--optimizer", choices=list(OPTIMIZERS),
+                   help="the exact engine's optimiser (lmerControl(optimizer=))")
+    f.add_argument("--allfit", action="store_true",
+                   help="refit with every optimiser and compare (lme4's allFit)")
+    f.add_argument("--tidy", metavar="CSV",
+                   help="write broom.mixed's tidy table (Wald intervals) to this CSV file")
     f.add_argument("--json", help="write every result as JSON to this file")
     f.add_argument("--predict", help="a .csv/.parquet of new rows to predict")
     f.add_argument("--out", help="where to write the predictions (CSV)")

@@ -123,3 +123,23 @@ def test_fit_with_emmeans_and_anova(tmp_path, capsys):
     assert all(line.rstrip() in text for line in car)
     assert main(["fit", "y ~ A + (1 | g)", str(data), "--emmeans", "~ C"]) == 2
     assert "'C' is not a variable of the fixed part" in capsys.readouterr().err
+
+
+def test_fit_with_an_optimizer_allfit_and_tidy(sleep_csv, tmp_path, capsys):
+    """--optimizer picks lmerControl(optimizer=); --allfit prints lme4's allFit lines and
+    summary; --tidy writes broom.mixed's table (tests/reference/broom_mixed.R)."""
+    tidy_csv = tmp_path / "tidy.csv"
+    assert main(["fit", "Reaction ~ Days + (Days | Subject)", str(sleep_csv), "--optimizer",
+                 "Nelder_Mead", "--allfit", "--tidy", str(tidy_csv)]) == 0
+    out = capsys.readouterr().out
+    assert "optimizers (5): bobyqa, Nelder_Mead, sbplx, Powell, lbfgsb" in out
+    assert "differences in negative log-likelihoods:" in out and "$sdcor" in out
+    ref = read_reference("broom_mixed.json")["sleep"]["tidy_wald"]
+    table = pd.read_csv(tidy_csv)
+    assert table.term.tolist() == ref["term"]
+    # (Nelder–Mead stops within its tolerance of the optimum: the correlation to ~3e-4)
+    np.testing.assert_allclose(table.estimate, ref["estimate"], rtol=1e-3)
+    with pytest.raises(SystemExit) as err:
+        main(["fit", "Reaction ~ Days + (Days | Subject)", str(sleep_csv), "--optimizer",
+              "nmkb"])
+    assert err.value.code == 2 and "invalid choice: 'nmkb'" in capsys.readouterr().err
