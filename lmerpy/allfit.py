@@ -80,13 +80,11 @@ class AllFit:
                              columns=theta_names)
         sdcor = pd.DataFrame([_sdcor(f)[1] for f in ok.values()], index=names,
                              columns=_sdcor(first)[0])
-        return AllFitSummary(
-            which_OK=which, msgs={k: list(f.optinfo["messages_conv"]) for k, f in ok.items()},
-            fixef=fixef,
-            llik=llik, sdcor=sdcor, theta=theta,
-            times=pd.Series({k: self.times[k] for k in names}, name="seconds"),
-            feval=pd.Series({k: f.fit.optinfo.get("evals", np.nan) for k, f in ok.items()},
-                            name="feval"))
+        msgs = {k: list(f.optinfo["messages_conv"]) for k, f in ok.items()}
+        times = pd.Series({k: self.times[k] for k in names}, name="seconds")
+        feval = pd.Series({k: f.fit.optinfo.get("evals", np.nan) for k, f in ok.items()},
+                          name="feval")
+        return AllFitSummary(which, msgs, fixef, llik, sdcor, theta, times, feval)
 
     def __str__(self) -> str:
         """lme4's print.allFit: the model, the optimisers, how far apart their negative
