@@ -90,7 +90,9 @@ def _scipy(method, objective, start, lower, upper, control, step):
     bounds = [(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None)
               for lo, hi in zip(lower, upper)]
     if method == "Powell":
-        options = {"xtol": float(control.xtol_abs), "ftol": 1e-12,
+        # Powell's ftol is relative: 1e-10 of a deviance of 10² to 10⁵ is about the
+        # absolute ftol_abs (1e-8) the NLopt methods stop on
+        options = {"xtol": float(control.xtol_abs), "ftol": 1e-10,
                    "maxfev": int(control.maxeval)}
         if step is not None:
             options["direc"] = np.diag(np.asarray(step, dtype=np.float64))
