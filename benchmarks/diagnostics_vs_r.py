@@ -141,7 +141,7 @@ def main() -> None:
               "both estimate the same p-value, each with a Monte Carlo error of about "
               "√(p(1 − p)/500). tidy(conf.int = TRUE) gives Wald intervals (broom.mixed's "
               "default). Per refit, lmerpy's GLMM allFit is the slower: its Powell and "
-              "Subplex take several times BOBYQA's evaluations (cbpp: 699 and 265 against "
+              "Subplex take several times BOBYQA's evaluations (cbpp: 575 and 265 against "
               "50), where lme4's list holds two BOBYQAs and two Nelder–Meads."]
     (HERE / "RESULTS_diagnostics.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
