@@ -75,6 +75,9 @@ class LmerControl:
         if self.check_scaleX not in ("warning", "ignore", "stop"):
             raise ModelError(f"check_scaleX must be 'warning', 'ignore' or 'stop', not "
                              f"{self.check_scaleX!r}")
+        self._check_optimizer()
+
+    def _check_optimizer(self) -> None:
         check_optimizer(self.optimizer, also=("auto",))
 
 

@@ -44,7 +44,7 @@ from .exact import (
     theta_scaling,
 )
 from .family import Family, gauss_hermite, warn_fractional
-from .optimizers import minimize
+from .optimizers import check_optimizer, minimize
 from .options import require_flag, require_number, require_whole
 from .pls import PLS, LambdaMap, PLSSolution, WeightedCrossProducts
 
@@ -55,7 +55,10 @@ class SeparationWarning(UserWarning):
 
 @dataclass
 class GlmerControl(LmerControl):
-    """glmerControl(): lmerControl's settings plus the PIRLS tolerance and iteration cap."""
+    """glmerControl(): lmerControl's settings plus the PIRLS tolerance and iteration cap.
+    ``optimizer`` names one optimiser for both stages, or a pair (first stage, second
+    stage) as lme4's ``optimizer = c("bobyqa", "Nelder_Mead")`` (lme4's default; lmerpy's
+    "auto" is BOBYQA for both)."""
 
     tol_pwrss: float = 1e-10
     max_pirls: int = 100
@@ -66,6 +69,23 @@ class GlmerControl(LmerControl):
         require_number("tol_pwrss", self.tol_pwrss, positive=True)
         require_whole("max_pirls", self.max_pirls, 1)
         require_flag("check_separation", self.check_separation)
+
+    def _check_optimizer(self) -> None:
+        if isinstance(self.optimizer, (tuple, list)):
+            if len(self.optimizer) != 2:
+                raise ModelError(f"optimizer takes one name or two (the first stage's and "
+                                 f"the second's), not {len(self.optimizer)}")
+            for name in self.optimizer:
+                check_optimizer(name)
+        else:
+            super()._check_optimizer()
+
+    def stages(self) -> tuple[str, str]:
+        """The optimisers of the first and the second stage."""
+        if isinstance(self.optimizer, (tuple, list)):
+            return self.optimizer[0], self.optimizer[1]
+        name = "bobyqa" if self.optimizer == "auto" else self.optimizer
+        return name, name
 
 
 @dataclass
@@ -399,15 +419,14 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
             moment_dispersion(pirls, pirls.modes(theta0, None, eta0=eta_start))
     optimise = not fix_theta and fixed is None
     skip_stage1 = start is not None and start_beta is not None  # lme4: both given
-    # both stages use the optimiser named (glmerControl(optimizer=) of length one)
-    method = "bobyqa" if control.optimizer == "auto" else control.optimizer
+    method1, method2 = control.stages()
     if not optimise or skip_stage1:
         theta, code, evals = theta0, 0, 0
     else:  # lme4's start and steps for θ alone; log φ's step 0.2
         step1 = np.append(np.maximum(0.1 * np.abs(theta0 / scale), 0.05), 0.2) \
             if disp else None
         par, code, evals = minimize(
-            method, stage1, np.append(theta0 / scale, [np.log(phi)] * n_phi),
+            method1, stage1, np.append(theta0 / scale, [np.log(phi)] * n_phi),
             np.append(lower / scale, [-np.inf] * n_phi), control, step=step1)
         theta = scale * par[:k]
         phi = float(np.exp(par[k])) if disp else 1.0
@@ -443,7 +462,7 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
         step = np.concatenate([np.maximum(0.1 * np.abs(theta / scale), 0.05),
                                0.2 * se / units, [0.1] * n_phi])
         start2 = np.concatenate([theta / scale, beta / units, [np.log(phi)] * n_phi])
-        par, code, more = minimize(method, lambda p: stage2(full * p), start2,
+        par, code, more = minimize(method2, lambda p: stage2(full * p), start2,
                                    par_lower / full, control, step=step)
         evals += more
         theta, beta, phi = unpack(full * par)
@@ -458,7 +477,9 @@ def fit_glmer(design: ModelDesign, family: Family, nAGQ: int = 1, weights=None,
     sol = PLSSolution(theta.copy(), beta.copy(), final.u, penalty, final.logdet, 0.0,
                       m1.solution.RX if final is m1 else final_rx(pirls, final, theta), value,
                       np.inf, b, penalty)
-    optinfo = {"optimizer": method, "code": code, "evals": evals, "messages": messages,
+    # the optimiser that ran last, as lme4's optinfo$optimizer
+    last = method2 if nAGQ > 0 and optimise else method1
+    optinfo = {"optimizer": last, "code": code, "evals": evals, "messages": messages,
                "warnings": [], "pirls_iterations": final.iterations, "control": control}
     fit = GlmerFit(design, False, X, names, dropped, y, offset, w_user, theta, sol, 1.0, b,
                    final.pls, optinfo, family=family, nAGQ=int(nAGQ), mu=final.mu,

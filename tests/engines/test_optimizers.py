@@ -101,3 +101,22 @@ def test_glmer_stages_use_the_optimizer(method):
     # lme4's Laplace log-likelihood sits ~3e-4 below lmerpy's (docs/migration.md)
     assert float(g.logLik()) == pytest.approx(ref["llik"], abs=1e-3)
     np.testing.assert_allclose(g.fixef().to_numpy(), ref["fixef"], rtol=2e-3)
+
+
+def test_glmer_stages_take_a_pair_of_optimizers():
+    """lme4's default glmerControl(optimizer = c("bobyqa", "Nelder_Mead")): its cbpp fit
+    (tests/reference/lme4_glmer.R) and its optinfo's optimizer, the second stage's."""
+    ref = json.loads((Path(__file__).parents[1] / "reference" / "lme4_glmer.json")
+                     .read_text())["fits"]["cbpp_laplace"]
+    g = lp.glmer(ref["formula"], lp.datasets.load("cbpp"), family="binomial",
+                 control=lp.GlmerControl(optimizer=("bobyqa", "Nelder_Mead")))
+    assert g.fit.optinfo["optimizer"] == "Nelder_Mead"
+    np.testing.assert_allclose(g.fixef().to_numpy(), ref["fixef"], rtol=1e-3)
+    assert float(g.logLik()) == pytest.approx(ref["logLik"], abs=1e-3)
+    zero = lp.glmer(ref["formula"], lp.datasets.load("cbpp"), family="binomial", nAGQ=0,
+                    control=lp.GlmerControl(optimizer=["sbplx", "Powell"]))
+    assert zero.fit.optinfo["optimizer"] == "sbplx"  # nAGQ = 0 has the first stage only
+    with pytest.raises(lp.ModelError, match="one name or two"):
+        lp.GlmerControl(optimizer=("bobyqa", "Powell", "sbplx")).check()
+    with pytest.raises(lp.ModelError, match="unknown optimizer 'nlminb'"):
+        lp.GlmerControl(optimizer=("bobyqa", "nlminb")).check()
