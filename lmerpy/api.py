@@ -27,7 +27,8 @@ def lmer(formula: str | Formula, data: pd.DataFrame, REML: bool = True,
          weights: str | np.ndarray | pd.Series | None = None,
          control: LmerControl | TorchControl | None = None, na_action: str = "omit",
          engine: str = "auto", data_name: str | None = None,
-         modules: dict | None = None, start=None, **training) -> LmerResult:
+         modules: dict | None = None, start=None, contrasts: dict | None = None,
+         **training) -> LmerResult:
     """Fit a linear mixed model, as lme4's ``lmer()``.
 
     ``weights`` is a column name or an array of prior weights. ``engine="exact"`` (the
@@ -41,13 +42,16 @@ def lmer(formula: str | Formula, data: pd.DataFrame, REML: bool = True,
     takes ``verbose`` as lme4 does: 1 (or True) prints each evaluation of the criterion,
     3 the parameters too; and ``start``, θ to start the optimiser from (an array, a Series
     such as ``m.getME("theta")``, or ``{"theta": ...}``), as lme4's ``start=``.
+    ``contrasts`` codes the fixed effects' factors, as R's ``contrasts = list(A =
+    "contr.sum")``: ``{"A": "contr.sum"}`` (also contr.treatment, contr.helmert, contr.poly).
     """
     formula = _formula(formula)
     require_flag("REML", REML)
     REML = bool(REML)
     use_torch, control = _choose_engine(formula, engine, control, training, LmerControl)
     data_name = data_name or caller_name(data) or "data"
-    d, w, weights_name, data = _design_with_weights(formula, data, weights, na_action)
+    d, w, weights_name, data = _design_with_weights(formula, data, weights, na_action,
+                                                    contrasts)
     theta0, _ = starting_values(start, d, use_torch, glmm=False)
     if use_torch:
         fit = fit_torch(d, control, modules, weights=w)
@@ -148,7 +152,8 @@ def _torch_nagq(use_torch: bool, nAGQ) -> None:
                          f"by default) and other random terms by the Laplace approximation")
 
 
-def _design_with_weights(formula: Formula, data, weights, na_action: str):
+def _design_with_weights(formula: Formula, data, weights, na_action: str,
+                         contrasts: dict | None = None):
     """The design, with prior weights (a column name or an array) taking part in NA removal."""
     weights_name = None
     w = None
@@ -167,7 +172,8 @@ def _design_with_weights(formula: Formula, data, weights, na_action: str):
         data = data.copy()
         data["(weights)"] = arr
     d = make_design(formula, data, na_action=na_action,
-                    extra_columns=["(weights)"] if weights is not None else None)
+                    extra_columns=["(weights)"] if weights is not None else None,
+                    contrasts=contrasts)
     if weights is not None:
         w = data.loc[d.index, "(weights)"].to_numpy(dtype=np.float64)
     return d, w, weights_name, data
@@ -177,7 +183,8 @@ def glmer(formula: str | Formula, data: pd.DataFrame, family: str | Family = "bi
           nAGQ: int = 1, weights: str | np.ndarray | pd.Series | None = None,
           control: GlmerControl | TorchControl | None = None, na_action: str = "omit",
           link: str | None = None, data_name: str | None = None, engine: str = "auto",
-          modules: dict | None = None, start=None, **training) -> GlmerResult:
+          modules: dict | None = None, start=None, contrasts: dict | None = None,
+          **training) -> GlmerResult:
     """Fit a generalized linear mixed model, as lme4's ``glmer()``.
 
     ``family`` is "binomial" (0/1 responses, proportions with ``weights`` = trials, or
@@ -196,21 +203,22 @@ def glmer(formula: str | Formula, data: pd.DataFrame, family: str | Family = "bi
 
     ``start`` is lme4's: θ (an array or Series) for the first stage, or a dict: "theta"
     starts the first stage, "fixef" joins the first stage's θ as the second stage's start,
-    and with both the first stage is skipped.
+    and with both the first stage is skipped. ``contrasts`` as in ``lmer()``.
     """
     formula = _formula(formula)
     fam = make_family(family, link)
     if fam.family == "gaussian" and fam.link.name == "identity":
         return _gaussian_glmer(formula, data, weights, control, na_action,
                                data_name or caller_name(data) or "data", engine, modules,
-                               training)
+                               dict(training, start=start, contrasts=contrasts))
     if engine != "torch" and not formula.nn and control is not None and \
             not isinstance(control, GlmerControl):
         raise ModelError("glmer() takes a GlmerControl as control")
     use_torch, control = _choose_engine(formula, engine, control, training, GlmerControl)
     _torch_nagq(use_torch, nAGQ)
     data_name = data_name or caller_name(data) or "data"
-    d, w, weights_name, data = _design_with_weights(formula, data, weights, na_action)
+    d, w, weights_name, data = _design_with_weights(formula, data, weights, na_action,
+                                                    contrasts)
     theta0, beta0 = starting_values(start, d, use_torch, glmm=True)
     if use_torch:
         fit = fit_torch(d, control, modules, family=fam, weights=w)
@@ -238,7 +246,8 @@ def glmer_nb(formula: str | Formula, data: pd.DataFrame, nAGQ: int = 1,
              control: GlmerControl | TorchControl | None = None, na_action: str = "omit",
              data_name: str | None = None, tol: float = 5e-5,
              theta: float | None = None, engine: str = "auto",
-             modules: dict | None = None, **training) -> GlmerResult:
+             modules: dict | None = None, contrasts: dict | None = None,
+             **training) -> GlmerResult:
     """lme4's ``glmer.nb()``: a negative binomial GLMM (log link), its θ (the size: variance
     μ + μ²/θ) estimated with the rest. As lme4: a Poisson fit, MASS's theta.ml on its
     fitted means (or ``theta=`` as the start), then θ by Brent's minimisation of −2 log L
@@ -254,14 +263,15 @@ def glmer_nb(formula: str | Formula, data: pd.DataFrame, nAGQ: int = 1,
     use_torch, control = _choose_engine(formula, engine, control, training, GlmerControl)
     _torch_nagq(use_torch, nAGQ)
     if use_torch:
-        d, w, weights_name, data = _design_with_weights(formula, data, weights, na_action)
+        d, w, weights_name, data = _design_with_weights(formula, data, weights, na_action,
+                                                        contrasts)
         fam = Family("negative.binomial", Link("log"), None if theta is None else
                      negative_binomial(theta).theta)
         fit = fit_torch(d, control, modules, family=fam, weights=w, estimate_size=True,
                         size_tol=tol)
         return GlmerResult(fit, data_name, weights_name, data)
     common = dict(nAGQ=nAGQ, weights=weights, control=control, na_action=na_action,
-                  data_name=data_name, engine="exact")
+                  data_name=data_name, engine="exact", contrasts=contrasts)
     with warnings.catch_warnings():  # the Poisson start's own warnings are not the fit's
         warnings.simplefilter("ignore")
         start = glmer(formula, data, family="poisson", **common)

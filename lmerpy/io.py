@@ -96,6 +96,7 @@ def save(m, path: str | os.PathLike) -> Path:
         "messages": list(fit.optinfo.get("messages", [])),
         "warnings": list(fit.optinfo.get("warnings", [])),
         "engine": "exact" if info is None else "torch",
+        "contrasts": dict(m.design.fixed_encoder.contrasts),
     }
     tensors = {"theta": torch.as_tensor(fit.theta),
                "beta": torch.as_tensor(fit.solution.beta)}
@@ -179,7 +180,7 @@ def _rebuild(meta: dict, columns: dict, est: dict, modules: dict | None):
         formula = written if written == formula else formula
     except LmerpyError:
         pass
-    d = make_design(formula, data, extra_columns=extra)
+    d = make_design(formula, data, extra_columns=extra, contrasts=meta.get("contrasts"))
     w = data["(weights)"].to_numpy(np.float64) if extra else None
     theta = est["theta"].numpy().astype(np.float64)
     beta = est["beta"].numpy().astype(np.float64)

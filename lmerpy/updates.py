@@ -68,6 +68,8 @@ def _own_arguments(model: LmerResult, text: str, same_data: bool) -> dict:
         args["weights"] = model._data["(weights)"].to_numpy()
     elif model.weights_name is not None:
         args["weights"] = model.weights_name
+    if model.design.fixed_encoder.contrasts:
+        args["contrasts"] = model.design.fixed_encoder.contrasts
     info = model.torch_info
     if info is not None:
         settings = {**info.get("settings", info["control"]), "checkpoint_dir": None,

@@ -26,10 +26,10 @@ from formulaic.transforms.contrasts import (
     TreatmentContrasts,
 )
 
-from ..errors import DataError
+from ..errors import DataError, ModelError, warn
 from ..formula import nodes as N
 from ..formula.expand import contrast_name, poly_degree
-from ..formula.functions import CATEGORICAL, TRANSFORMS, literal
+from ..formula.functions import CATEGORICAL, CONTRASTS, TRANSFORMS, literal
 from ..formula.terms import TermList
 from .evaluate import check_column_type, evaluate, is_numeric, numeric_column
 
@@ -149,24 +149,27 @@ class _Factor:
         return np.asarray(values, dtype=np.float64).reshape(-1, 1), [self.label]
 
 
-def _make_factor(node: N.Node, data: pd.DataFrame) -> _Factor:
+def _make_factor(node: N.Node, data: pd.DataFrame, contrasts: dict[str, str]) -> _Factor:
     label = str(node)
     if isinstance(node, N.Name):
         series = data[node.id]
         check_column_type(series, node.id)
         if is_numeric(series):
+            if node.id in contrasts:
+                raise ModelError(f"contrasts: '{node.id}' is numeric, and contrasts apply "
+                                 f"only to factors (use factor({node.id}) for a factor)")
             return _Factor(node, label)
         ordered = isinstance(series.dtype, pd.CategoricalDtype) and series.cat.ordered
-        return _Factor(node, label, level_order(series),
-                       "contr.poly" if ordered else "contr.treatment")
+        return _Factor(node, label, level_order(series), contrasts.get(
+            node.id, "contr.poly" if ordered else "contr.treatment"))
     if isinstance(node, N.Call) and node.fn in CATEGORICAL:
         arg = node.args[0]
         series = data[arg.id] if isinstance(arg, N.Name) and arg.id in data.columns else \
             pd.Series(evaluate(arg, data, label), index=data.index)
         extra = list(node.args[1:]) + [v for _, v in node.kwargs]
         ordered = isinstance(series.dtype, pd.CategoricalDtype) and series.cat.ordered
-        contrast = contrast_name(extra[0]) if extra else (
-            "contr.poly" if ordered else "contr.treatment")
+        contrast = contrast_name(extra[0]) if extra else contrasts.get(
+            label, "contr.poly" if ordered else "contr.treatment")
         return _Factor(node, label, level_order(series), contrast)
     if isinstance(node, N.Call) and node.fn in TRANSFORMS:
         return _Factor(node, label)
@@ -176,12 +179,33 @@ def _make_factor(node: N.Node, data: pd.DataFrame) -> _Factor:
     return _Factor(node, label)
 
 
+def contrast_coding(contrasts) -> dict[str, str]:
+    """R's ``contrasts = list(A = "contr.sum", ...)`` as {factor: coding}: each value
+    "contr.treatment", "contr.sum", "contr.helmert" or "contr.poly" (or without "contr.")."""
+    if contrasts is None:
+        return {}
+    if not isinstance(contrasts, dict):
+        raise ModelError(f"contrasts must be a dict such as {{'A': 'contr.sum'}}, not "
+                         f"{type(contrasts).__name__}")
+    out = {}
+    for name, value in contrasts.items():
+        if not isinstance(value, str) or value not in CONTRASTS:
+            raise ModelError(f"contrasts: {value!r} for '{name}' is not a coding (use "
+                             f"contr.treatment, contr.sum, contr.helmert or contr.poly)")
+        out[str(name)] = CONTRASTS[value]
+    return out
+
+
 class MatrixEncoder:
     """Builds the model matrix of a TermList on training data and re-applies it to new data."""
 
-    def __init__(self, terms: TermList, what: str = "fixed effects"):
+    def __init__(self, terms: TermList, what: str = "fixed effects",
+                 contrasts: dict[str, str] | None = None):
+        """``contrasts``: R's ``contrasts=`` argument, a coding per factor by name
+        (checked by ``contrast_coding``)."""
         self.terms = terms
         self.what = what
+        self.contrasts = dict(contrasts or {})
         self.factors: dict[N.Node, _Factor] = {}
         self.plan: list[list[tuple[_Factor, bool]]] = []   # per term: (factor, indicators?)
         self.names: list[str] = []
@@ -192,7 +216,12 @@ class MatrixEncoder:
         for term in self.terms.terms:
             for node in term.factors:
                 if node not in self.factors:
-                    self.factors[node] = _make_factor(node, data)
+                    self.factors[node] = _make_factor(node, data, self.contrasts)
+        absent = [name for name in self.contrasts
+                  if not any(f.label == name for f in self.factors.values())]
+        if absent:  # R's model.matrix: "variable 'A' is absent, its contrast will be ignored"
+            warn(f"contrasts for {', '.join(map(repr, absent))} ignored: no such factor in "
+                 f"the {self.what}")
         self.plan = self._coding_plan()
         X, self.names, self.term_of_column = self._build(data)
         return X

@@ -12,7 +12,7 @@ from ..errors import DataError, FormulaError, ModelError, warn
 from ..formula import nodes as N
 from ..formula import parse
 from ..formula.terms import Formula, Term, TermList
-from .encoding import MatrixEncoder
+from .encoding import MatrixEncoder, contrast_coding
 from .evaluate import LITERAL_NAMES, evaluate
 from .frame import check_frame, drop_missing, require_columns
 from .nn import NNInput, nn_input
@@ -271,12 +271,15 @@ def lme4_term_order(random: list[RandomTermDesign]) -> list[RandomTermDesign]:
 
 
 def design(formula: Formula | str, data: pd.DataFrame, na_action: str = "omit",
-           require_response: bool = True, extra_columns: list[str] | None = None
-           ) -> ModelDesign:
+           require_response: bool = True, extra_columns: list[str] | None = None,
+           contrasts: dict[str, str] | None = None) -> ModelDesign:
     """Evaluate a formula on a DataFrame: y, X, nn inputs and random terms.
 
-    ``extra_columns`` (e.g. prior weights) take part in dropping rows with missing values.
+    ``extra_columns`` (e.g. prior weights) take part in dropping rows with missing values;
+    ``contrasts`` codes the fixed effects' factors by name, as R's ``contrasts=`` (e.g.
+    ``{"A": "contr.sum"}``).
     """
+    codings = contrast_coding(contrasts)
     if isinstance(formula, str):
         formula = parse(formula)
     formula = _drop_response(formula)
@@ -291,7 +294,7 @@ def design(formula: Formula | str, data: pd.DataFrame, na_action: str = "omit",
     data = clean.data
     y = _response(formula, data) if (require_response or formula.response is not None) \
         else np.zeros(len(data))
-    fixed = MatrixEncoder(formula.fixed, "fixed effects")
+    fixed = MatrixEncoder(formula.fixed, "fixed effects", codings)
     X = fixed.fit(data)
     random = [random_design(t, data) for t in formula.random]
     random = lme4_term_order(random)

@@ -98,3 +98,67 @@ def test_text_levels_sorted_and_categorical_order_kept():
     assert lp.design("y ~ s", data).X_names == ["(Intercept)", "sb", "sc"]
     data["s"] = pd.Categorical(data["s"], categories=["c", "b", "a"])
     assert lp.design("y ~ s", data).X_names == ["(Intercept)", "sb", "sa"]
+
+
+# --- contrasts= (R's lmer(..., contrasts = list(A = "contr.sum"))) -------------------------
+
+CONTRASTS_REF = read_reference("lme4_contrasts.json")
+FAC = pd.DataFrame(CONTRASTS_REF["data"]).assign(g=lambda d: d.g.astype(str))
+SUM_HELMERT = {"A": "contr.sum", "B": "contr.helmert"}
+
+
+def test_contrasts_give_rs_columns_estimates_and_type_iii_tests():
+    ref = CONTRASTS_REF["sum_helmert"]
+    m = lp.lmer("y ~ A * x + B + (1 | g)", FAC, contrasts=SUM_HELMERT)
+    assert list(m.fixef().index) == ref["fixef_names"]
+    np.testing.assert_allclose(m.fixef().to_numpy(), ref["fixef"], rtol=1e-6)
+    np.testing.assert_allclose(np.sqrt(np.diag(m.vcov().to_numpy())), ref["se"], rtol=1e-5)
+    a3 = lp.Anova(m, type="III").table
+    assert list(a3.index) == ref["anova3"]["terms"]
+    np.testing.assert_allclose(a3["Chisq"], ref["anova3"]["chisq"], rtol=1e-5)
+    # the REML likelihood depends on X's coding (through log|R_X|), as lme4's does; the ML
+    # one does not
+    treatment = lp.lmer("y ~ A * x + B + (1 | g)", FAC)
+    assert float(m.logLik()) == pytest.approx(ref["logLik"], abs=1e-6)
+    assert float(treatment.logLik()) == pytest.approx(CONTRASTS_REF["treatment"]["logLik"],
+                                                      abs=1e-6)
+    assert float(lp.update(m, REML=False).logLik()) == pytest.approx(
+        float(lp.update(treatment, REML=False).logLik()), abs=1e-6)
+    np.testing.assert_allclose(lp.Anova(treatment, type="III").table["Chisq"],
+                               CONTRASTS_REF["treatment"]["anova3"]["chisq"], rtol=1e-5)
+
+
+def test_contrasts_reach_predictions_updates_and_saved_models(tmp_path):
+    ref = CONTRASTS_REF["sum_helmert"]
+    m = lp.lmer("y ~ A * x + B + (1 | g)", FAC, contrasts={"A": "sum", "B": "helmert"})
+    new = pd.DataFrame(CONTRASTS_REF["newdata"])
+    np.testing.assert_allclose(m.predict(new, allow_new_levels=True), ref["predict"],
+                               rtol=1e-6)
+    refitted = lp.update(m, REML=False)
+    assert list(refitted.fixef().index) == ref["fixef_names"]
+    m.save(tmp_path / "m.lmerpy")
+    loaded = lp.load(tmp_path / "m.lmerpy")
+    assert list(loaded.fixef().index) == ref["fixef_names"]
+    np.testing.assert_allclose(loaded.predict(new, allow_new_levels=True), ref["predict"],
+                               rtol=1e-6)
+    with pytest.warns(UserWarning, match="contrasts for 'B' ignored: no such factor"):
+        lp.update(m, ". ~ . - B")
+
+
+def test_glmer_contrasts():
+    ref = CONTRASTS_REF["cbpp_sum"]
+    g = lp.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                 lp.datasets.load("cbpp"), family="binomial",
+                 contrasts={"period": "contr.sum"})
+    assert list(g.fixef().index) == ref["fixef_names"]
+    np.testing.assert_allclose(g.fixef().to_numpy(), ref["fixef"], rtol=2e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("contrasts, message", [
+    ({"A": "contr.wrong"}, r"'contr.wrong' for 'A' is not a coding"),
+    ({"x": "contr.sum"}, r"'x' is numeric, and contrasts apply only to factors"),
+    (["A"], "contrasts must be a dict"),
+])
+def test_bad_contrasts_are_named(contrasts, message):
+    with pytest.raises(lp.ModelError, match=message):
+        lp.lmer("y ~ A * x + B + (1 | g)", FAC, contrasts=contrasts)
