@@ -22,7 +22,7 @@ from .engines.exact import LmerControl
 from .engines.family import LINKS
 from .engines.glmm import GlmerControl
 from .engines.optimizers import OPTIMIZERS
-from .errors import LmerpyError
+from .errors import LmerpyError, ModelError
 from .formula import parse
 
 DEMO_FORMULA = "Reaction ~ Days + (Days | Subject)"
@@ -82,6 +82,8 @@ def _fit(args, console: Console) -> None:
     if args.engine == "torch" or training:
         training["verbose"] = False
     lmm = args.family == "gaussian" and args.link in (None, "identity")
+    if args.contrasts:
+        training["contrasts"] = _contrasts(args.contrasts)
     if args.optimizer:
         training["control"] = (LmerControl if lmm else GlmerControl)(optimizer=args.optimizer)
     if lmm:
@@ -128,6 +130,18 @@ def _fit(args, console: Console) -> None:
             console.print(out.to_csv(index=False), markup=False, highlight=False)
 
 
+def _contrasts(specs: list[str]) -> dict[str, str]:
+    """``A=contr.sum`` pairs (one option each) as R's contrasts list."""
+    out = {}
+    for spec in specs:
+        name, sep, coding = spec.partition("=")
+        if not sep or not name or not coding:
+            raise ModelError(f"--contrasts takes FACTOR=CODING (e.g. A=contr.sum), not "
+                             f"{spec!r}")
+        out[name.strip()] = coding.strip()
+    return out
+
+
 def _write(path: str, text: str) -> None:
     try:
         Path(path).write_text(text)
@@ -165,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="emmeans' marginal means, e.g. 'pairwise ~ A | B' (with contrasts)")
     f.add_argument("--anova", action="store_true",
                    help="car's type II Wald tests of the fixed-effect terms")
+    f.add_argument("--contrasts", action="append", metavar="FACTOR=CODING",
+                   help="a factor's coding, as R's contrasts= (e.g. A=contr.sum; repeatable)")
     f.add_argument("--optimizer", choices=list(OPTIMIZERS),
                    help="the exact engine's optimiser (lmerControl(optimizer=))")
     f.add_argument("--allfit", action="store_true",

@@ -143,3 +143,19 @@ def test_fit_with_an_optimizer_allfit_and_tidy(sleep_csv, tmp_path, capsys):
         main(["fit", "Reaction ~ Days + (Days | Subject)", str(sleep_csv), "--optimizer",
               "nmkb"])
     assert err.value.code == 2 and "invalid choice: 'nmkb'" in capsys.readouterr().err
+
+
+def test_fit_with_contrasts(tmp_path, capsys):
+    """--contrasts A=contr.sum: R's contrasts= (tests/reference/lme4_contrasts.R)."""
+    ref = read_reference("lme4_contrasts.json")
+    data = tmp_path / "fac.csv"
+    pd.DataFrame(ref["data"]).to_csv(data, index=False)
+    out = tmp_path / "m.json"
+    assert main(["fit", "y ~ A * x + B + (1 | g)", str(data), "--contrasts", "A=contr.sum",
+                 "--contrasts", "B=contr.helmert", "--json", str(out)]) == 0
+    fixef = json.loads(out.read_text())["fixef"]
+    assert fixef["names"] == ref["sum_helmert"]["fixef_names"]
+    np.testing.assert_allclose(fixef["estimate"], ref["sum_helmert"]["fixef"], rtol=1e-6)
+    capsys.readouterr()
+    assert main(["fit", "y ~ A + (1 | g)", str(data), "--contrasts", "A"]) == 2
+    assert "--contrasts takes FACTOR=CODING" in capsys.readouterr().err
