@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats as st
 
+from ..engines.glmm import pearson_weights
 from ..engines.options import require_probability
 from ..errors import ModelError
 from .model import LmerResult
@@ -207,7 +208,7 @@ def augment(model: LmerResult) -> pd.DataFrame:
         w = np.asarray(f.prior_weights, dtype=np.float64)
         mu = np.asarray(f.mu, dtype=np.float64)
         fam = model.family
-        sqrt_r = np.sqrt(w / fam.variance(mu))
+        sqrt_r = np.sqrt(pearson_weights(f))
         sqrt_x = sqrt_r * fam.link.mu_eta(np.asarray(f.eta, dtype=np.float64))
         y = np.asarray(f.y, dtype=np.float64)
         sigma2 = model.sigma**2 if fam.has_dispersion else 1.0
