@@ -47,7 +47,7 @@ def _init_with(*own: tuple[str, object]):
     scikit-learn's get_params and clone read the parameters from ``__init__``'s signature,
     so the signature is built from TRAINING_OPTIONS: the list cannot drift from lmer's."""
     keyword = inspect.Parameter.KEYWORD_ONLY
-    shared = (("engine", "auto"), ("control", None), ("modules", None),
+    shared = (("engine", "auto"), ("control", None), ("modules", None), ("contrasts", None),
               ("allow_new_levels", True), ("re_form", None), ("verbose", False))
     signature = inspect.Signature([
         inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
@@ -115,7 +115,8 @@ class _MixedModel(BaseEstimator):
     def _fit_with(self, fitter, X: pd.DataFrame, data: pd.DataFrame, **arguments):
         """Fit by ``lmer``, ``glmer`` or ``glmer_nb`` (with the shared arguments) and keep
         the model."""
-        shared = dict(engine=self.engine, modules=self.modules, **self._training())
+        shared = dict(engine=self.engine, modules=self.modules, contrasts=self.contrasts,
+                      **self._training())
         self.model_ = fitter(self.formula, data, control=self.control, data_name="X",
                              **arguments, **shared)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
@@ -137,7 +138,8 @@ class LmerRegressor(RegressorMixin, _MixedModel):
     without nn() terms, the LMMNN torch engine with them); ``predict(X)`` gives the fitted
     model's predictions, the random effects of seen levels included; ``score`` is R².
     The training options (``lr``, ``batch_size``, ``epochs``, ``seed``, ...) are the
-    estimator's parameters; ``control`` and ``modules`` are passed on as to ``lmer``.
+    estimator's parameters; ``control``, ``modules`` and ``contrasts`` (R's coding of the
+    fixed effects' factors, e.g. ``{"A": "contr.sum"}``) are passed on as to ``lmer``.
     """
 
     __init__ = _init_with(("REML", True))

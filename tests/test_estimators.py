@@ -61,6 +61,24 @@ def test_sample_weight_is_lmers_weights():
     assert est.model_.REMLcrit() == pytest.approx(ref["REMLcrit"], rel=1e-6)
 
 
+def test_contrasts_code_the_factors_as_rs_contrasts_argument():
+    """contrasts= reaches lmer: R's sum and Helmert coding (lme4_contrasts.R), its fixef and
+    its predictions for new rows; clone keeps it, so a grid search can compare codings."""
+    ref = read_reference("lme4_contrasts.json")
+    data = pd.DataFrame(ref["data"]).assign(g=lambda d: d.g.astype(str))
+    est = LmerRegressor("y ~ A * x + B + (1 | g)",
+                        contrasts={"A": "contr.sum", "B": "contr.helmert"})
+    est.fit(data.drop(columns="y"), data.y)
+    sums = ref["sum_helmert"]
+    assert list(est.model_.fixef().index) == sums["fixef_names"]
+    np.testing.assert_allclose(est.model_.fixef().to_numpy(), sums["fixef"], rtol=1e-6)
+    np.testing.assert_allclose(est.predict(pd.DataFrame(ref["newdata"])), sums["predict"],
+                               rtol=1e-6)
+    assert clone(est).get_params()["contrasts"] == {"A": "contr.sum", "B": "contr.helmert"}
+    treatment = LmerRegressor("y ~ A * x + B + (1 | g)").fit(data.drop(columns="y"), data.y)
+    assert treatment.model_.logLik() == pytest.approx(ref["treatment"]["logLik"], abs=1e-6)
+
+
 def test_cross_validation_by_subject_predicts_new_subjects_by_the_fixed_part(sleep):
     """GroupKFold holds out whole subjects: their random effects are unseen, so each fold's
     predictions are X β̂ of the fold's fit (allow_new_levels); cross_val_score's R² equals
@@ -195,6 +213,13 @@ def test_classifier_on_one_row_per_animal_is_lme4s_cbpp_fit():
     clf = GlmerClassifier("sick ~ period + (1 | herd)").fit(rows, np.where(sick, "y", "n"))
     np.testing.assert_allclose(clf.model_.fixef().to_numpy(), ref["fixef"], rtol=1e-3)
     np.testing.assert_allclose(clf.model_.theta, ref["theta"], rtol=1e-3)
+    # with sum coding of period, lme4's glmer(..., contrasts = list(period = "contr.sum"))
+    coded = read_reference("lme4_contrasts.json")["cbpp_sum"]
+    clf = GlmerClassifier("sick ~ period + (1 | herd)", contrasts={"period": "contr.sum"})
+    clf.fit(rows, np.where(sick, "y", "n"))
+    assert list(clf.model_.fixef().index) == coded["fixef_names"]
+    np.testing.assert_allclose(clf.model_.fixef().to_numpy(), coded["fixef"], rtol=2e-3,
+                               atol=1e-3)
 
 
 def test_count_regressor_is_glmer_and_glmer_nb():
