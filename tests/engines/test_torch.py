@@ -664,14 +664,15 @@ def test_networks_by_name_give_the_fitted_values():
 
 
 def test_training_is_the_same_with_the_mlps_written_out_pass(monkeypatch):
-    # the MLP's one-node training pass (networks.MLP) changes no bit of a fit
+    # the MLP's one-node pass (networks.MLP), in training and in backfitting, changes no
+    # bit of a fit
     from lmerpy.engines.networks import MLP
 
     data = _nonlinear(3000, 30, 5)
 
     def fit():
         return lp.lmer("y ~ nn(x1 + ... + x10) + (1 | g)", data, seed=0, epochs=3,
-                       verbose=False, refine=False, backfit=False)
+                       verbose=False, refine=False)
 
     fused = fit()
     monkeypatch.setattr(MLP, "_training_plan", lambda self, x: None)
@@ -679,6 +680,10 @@ def test_training_is_the_same_with_the_mlps_written_out_pass(monkeypatch):
     pd.testing.assert_frame_equal(fused.history.drop(columns="seconds"),
                                   layered.history.drop(columns="seconds"), check_exact=True)
     np.testing.assert_array_equal(fused.fitted(), layered.fitted())
+    assert fused.torch_info["backfit"]["iterations"] > 0
+    pd.testing.assert_frame_equal(fused.torch_info["backfit"]["history"].drop(
+        columns="seconds"), layered.torch_info["backfit"]["history"].drop(columns="seconds"),
+        check_exact=True)
 
 
 def test_history_names_theta_as_lme4():
