@@ -158,7 +158,7 @@ class MLP(nn.Sequential):
     mode (dropout off). Any other use runs the layers one by one."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        plan = self._training_plan(x)
+        plan = self._one_node_plan(x)
         if plan is None:
             return super().forward(x)
         linears, dropouts, params, wide = plan
@@ -169,7 +169,7 @@ class MLP(nn.Sequential):
             masks = [None] * len(dropouts)
         return _TrainingMLP.apply(x, masks, wide, *params)
 
-    def _training_plan(self, x: torch.Tensor):
+    def _one_node_plan(self, x: torch.Tensor):
         """(linears, dropouts, parameters, widening) where the layers are Linear, ReLU,
         [Dropout], ..., Linear, gradients are on, the pass runs on the CPU and, in training,
         every dropout draws its masks from the generator; else None. The layers' pattern is

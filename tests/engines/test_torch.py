@@ -675,7 +675,7 @@ def test_training_is_the_same_with_the_mlps_written_out_pass(monkeypatch):
                        verbose=False, refine=False)
 
     fused = fit()
-    monkeypatch.setattr(MLP, "_training_plan", lambda self, x: None)
+    monkeypatch.setattr(MLP, "_one_node_plan", lambda self, x: None)
     layered = fit()
     pd.testing.assert_frame_equal(fused.history.drop(columns="seconds"),
                                   layered.history.drop(columns="seconds"), check_exact=True)
